@@ -1,0 +1,374 @@
+//! The no-alloc SimSiam head over any parameter storage.
+
+use crate::config::{LayerShape, SimSiamConfig};
+use crate::error::{SslError, SslResult, check_finite, check_len};
+use crate::kernels::{Backend, Kernels, Scalar, Simd, l2_normalize_with, relu_in_place};
+use crate::rng::LcgRng;
+
+/// Hidden units computed per block on the stack: the hidden vector of a two-layer MLP
+/// is never stored whole, so a forward pass needs `HIDDEN_BLOCK·4` bytes (1 KiB) of
+/// stack whatever the dimensions.
+pub const HIDDEN_BLOCK: usize = 256;
+
+/// One dense layer viewed in the flat parameters.
+#[derive(Debug, Clone, Copy)]
+struct DenseLayer<'a> {
+    /// Row-major `[bias.len() × d_in]`.
+    weights: &'a [f32],
+    bias: &'a [f32],
+    d_in: usize,
+}
+
+/// Cuts the flat parameters into the config's four layers.
+fn split_layers<'a>(config: &SimSiamConfig, params: &'a [f32]) -> SslResult<[DenseLayer<'a>; 4]> {
+    let expected = config.param_count()?;
+    check_len(expected, params.len())?;
+    let mut rest = params;
+    let mut take = |len: usize| -> SslResult<&'a [f32]> {
+        let (head, tail) = rest.split_at_checked(len).ok_or(SslError::DimensionMismatch {
+            expected,
+            got: params.len(),
+        })?;
+        rest = tail;
+        Ok(head)
+    };
+    let mut cut = |shape: LayerShape| -> SslResult<DenseLayer<'a>> {
+        Ok(DenseLayer {
+            weights: take(shape.weight_count()?)?,
+            bias: take(shape.d_out)?,
+            d_in: shape.d_in,
+        })
+    };
+    let [l0, l1, l2, l3] = config.layers();
+    Ok([cut(l0)?, cut(l1)?, cut(l2)?, cut(l3)?])
+}
+
+/// Writes Kaiming-normal weights and zero biases for `config` into `params`, drawing from
+/// `rng` in the reference's order (`proj_w1`, `proj_w2`, `pred_w1`, `pred_w2`): the same
+/// seed gives the same weights as `oxicuda-ssl`'s `SimSiam::new`.
+///
+/// # Errors
+/// The config's errors (see [`SimSiamConfig::param_count`]), then `DimensionMismatch`
+/// when `params.len()` is not the parameter count.
+///
+/// # Examples
+/// ```
+/// use simsiam::{LcgRng, SimSiamConfig, init_params};
+/// let config = SimSiamConfig { d_encoder: 4, d_projector: 8, d_predictor: 4, d_out: 2 };
+/// let mut params = [0.0_f32; 82];
+/// init_params(&config, &mut LcgRng::new(42), &mut params)?;
+/// # Ok::<(), simsiam::SslError>(())
+/// ```
+pub fn init_params(config: &SimSiamConfig, rng: &mut LcgRng, params: &mut [f32]) -> SslResult<()> {
+    check_len(config.param_count()?, params.len())?;
+    let mut rest = params;
+    for shape in config.layers() {
+        let (weights, tail) = core::mem::take(&mut rest)
+            .split_at_mut_checked(shape.weight_count()?)
+            .ok_or(SslError::DimensionMismatch { expected: 0, got: 0 })?;
+        let (bias, tail) = tail
+            .split_at_mut_checked(shape.d_out)
+            .ok_or(SslError::DimensionMismatch { expected: 0, got: 0 })?;
+        rest = tail;
+        rng.fill_normal(weights);
+        let scale = libm::sqrtf(2.0_f32 / shape.d_in as f32);
+        weights.iter_mut().for_each(|w| *w *= scale);
+        bias.fill(0.0);
+    }
+    Ok(())
+}
+
+/// `out = L2(W2·ReLU(W1·x + b1) + b2)` without storing the hidden vector: it is made
+/// [`HIDDEN_BLOCK`] units at a time on the stack and folded into `out` at once. The
+/// scalar twin adds in exactly the reference's order (bias first, then left to right).
+fn mlp2_into<K: Kernels>(hidden: &DenseLayer<'_>, output: &DenseLayer<'_>, x: &[f32], out: &mut [f32]) {
+    out.iter_mut().zip(output.bias).for_each(|(o, b)| *o = *b);
+    let d_hidden = hidden.bias.len();
+    let block_rows = HIDDEN_BLOCK.min(d_hidden).max(1);
+    // `block_rows·d_in ≤ d_hidden·d_in`, which `split_layers` proved fits in `usize`.
+    let block_weights = block_rows.saturating_mul(hidden.d_in).max(1);
+    let mut hidden_block = [0.0_f32; HIDDEN_BLOCK];
+    let blocks = hidden.weights.chunks(block_weights).zip(hidden.bias.chunks(block_rows));
+    for (block, (w1, b1)) in blocks.enumerate() {
+        let Some(h) = hidden_block.get_mut(..b1.len()) else { return };
+        h.iter_mut().zip(b1).for_each(|(hi, bi)| *hi = *bi);
+        K::matvec_add(w1, hidden.d_in, 0, x, h);
+        relu_in_place(h);
+        K::matvec_add(output.weights, d_hidden, block * block_rows, h, out);
+    }
+}
+
+/// L2-normalises `out` in place, or says which output overflowed.
+fn normalize_output<K: Kernels>(out: &mut [f32], location: &'static str) -> SslResult<()> {
+    if !K::sum_squares(out).is_finite() {
+        return Err(SslError::NonFinite { location });
+    }
+    l2_normalize_with::<K>(out);
+    Ok(())
+}
+
+/// The SimSiam projector + predictor head over parameter storage `S`, with no allocation.
+///
+/// `S` is anything that derefs to the flat parameters (layout in
+/// [`SimSiamConfig::param_count`]): a `&'static [f32]` in flash, used in place; a
+/// `heapless::Vec<f32, N>` owned on the device ([`SimSiamHead::from_seed`]); a `Vec<f32>`
+/// under `alloc` (that is what [`SimSiam`](crate::SimSiam) wraps). The length is checked
+/// once, at construction, with checked arithmetic, and every parameter must be finite.
+///
+/// # Memory per call
+/// `project_into`, `predict_into`: the caller's output (`d_out` floats), 1 KiB of stack
+/// for one hidden block ([`HIDDEN_BLOCK`]), no heap. `loss_with_workspace`: the caller's
+/// workspace of `4·d_out` floats, the same 1 KiB of stack, no heap.
+///
+/// # Examples
+/// ```
+/// use simsiam::{LcgRng, SimSiamConfig, SimSiamHead};
+/// let config = SimSiamConfig::default();
+/// // 16 640 parameters, owned in fixed-capacity storage, initialised on the device.
+/// let head = SimSiamHead::<heapless::Vec<f32, 16_640>>::from_seed(config, &mut LcgRng::new(0))?;
+/// let z1 = [0.5_f32; 64];
+/// let z2 = [0.25_f32; 64];
+/// let mut projected = [0.0_f32; 32];
+/// head.project_into(&z1, &mut projected)?;
+/// let mut workspace = [0.0_f32; 4 * 32];
+/// let loss = head.loss_with_workspace(&z1, &z2, &mut workspace)?;
+/// assert!((-1.0..=1.0).contains(&loss));
+/// # Ok::<(), simsiam::SslError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SimSiamHead<S> {
+    config: SimSiamConfig,
+    params: S,
+    backend: Backend,
+}
+
+impl<S: AsRef<[f32]>> SimSiamHead<S> {
+    /// A head over `params`, laid out as [`SimSiamConfig::param_count`] describes.
+    ///
+    /// # Errors
+    /// The config's errors; `DimensionMismatch { expected: param_count, got }` for a
+    /// slice of the wrong length; `NonFinite { location: "params" }` when a parameter is
+    /// NaN or infinite.
+    pub fn from_params(config: SimSiamConfig, params: S) -> SslResult<Self> {
+        split_layers(&config, params.as_ref())?;
+        check_finite(params.as_ref(), "params")?;
+        Ok(Self {
+            config,
+            params,
+            backend: Backend::Simd,
+        })
+    }
+
+    /// The same head running on the other kernel twin.
+    #[must_use]
+    pub fn with_backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Which kernel twin the head runs on ([`Backend::Simd`] unless changed).
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The dimensions.
+    #[must_use]
+    pub fn config(&self) -> &SimSiamConfig {
+        &self.config
+    }
+
+    /// The projector output dimension (= predictor input and output dimension).
+    #[must_use]
+    pub fn d_out(&self) -> usize {
+        self.config.d_out
+    }
+
+    /// The flat parameters.
+    #[must_use]
+    pub fn params(&self) -> &[f32] {
+        self.params.as_ref()
+    }
+
+    /// Gives the storage back.
+    #[must_use]
+    pub fn into_params(self) -> S {
+        self.params
+    }
+
+    fn layers(&self) -> SslResult<[DenseLayer<'_>; 4]> {
+        split_layers(&self.config, self.params.as_ref())
+    }
+
+    /// Runs one two-layer MLP then L2 on the chosen backend.
+    fn mlp2(&self, layers: [&DenseLayer<'_>; 2], x: &[f32], out: &mut [f32], location: &'static str) -> SslResult<()> {
+        let [hidden, output] = layers;
+        match self.backend {
+            Backend::Simd => {
+                mlp2_into::<Simd>(hidden, output, x, out);
+                normalize_output::<Simd>(out, location)
+            }
+            Backend::Scalar => {
+                mlp2_into::<Scalar>(hidden, output, x, out);
+                normalize_output::<Scalar>(out, location)
+            }
+        }
+    }
+
+    /// Projects an encoder output: `out = L2(W2·ReLU(W1·z + b1) + b2)`.
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `z.len() != d_encoder`, then when `out.len() != d_out`;
+    /// `NonFinite { location: "z" }` for a NaN/infinite input and
+    /// `NonFinite { location: "projector output" }` when the result overflows.
+    pub fn project_into(&self, z: &[f32], out: &mut [f32]) -> SslResult<()> {
+        check_len(self.config.d_encoder, z.len())?;
+        check_len(self.config.d_out, out.len())?;
+        check_finite(z, "z")?;
+        let [w1, w2, _, _] = self.layers()?;
+        self.mlp2([&w1, &w2], z, out, "projector output")
+    }
+
+    /// Applies the predictor to a projection: `out = L2(W2·ReLU(W1·p + b1) + b2)`.
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `p.len() != d_out`, then when `out.len() != d_out`;
+    /// `NonFinite { location: "p" }` or `{ location: "predictor output" }`.
+    pub fn predict_into(&self, p: &[f32], out: &mut [f32]) -> SslResult<()> {
+        check_len(self.config.d_out, p.len())?;
+        check_len(self.config.d_out, out.len())?;
+        check_finite(p, "p")?;
+        let [_, _, w1, w2] = self.layers()?;
+        self.mlp2([&w1, &w2], p, out, "predictor output")
+    }
+
+    /// The symmetric SimSiam loss `(D(p1, z2') + D(p2, z1')) / 2`, `D(a, b) = −a·b`,
+    /// where `zi' = project(zi)` and `pi = predict(zi')`. In `[-1, 1]` up to rounding.
+    ///
+    /// `workspace` holds the two projections and the two predictions; it must hold at
+    /// least [`SimSiamConfig::loss_workspace_len`] = `4·d_out` floats (extra is unused).
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `z1` or then `z2` is not `d_encoder` long;
+    /// `CapacityTooSmall` for a short workspace; `NonFinite` as in
+    /// [`project_into`](Self::project_into) (locations `"z1"`, `"z2"`).
+    pub fn loss_with_workspace(&self, z1: &[f32], z2: &[f32], workspace: &mut [f32]) -> SslResult<f32> {
+        check_len(self.config.d_encoder, z1.len())?;
+        check_len(self.config.d_encoder, z2.len())?;
+        let needed = self.config.loss_workspace_len()?;
+        let too_small = SslError::CapacityTooSmall {
+            needed,
+            capacity: workspace.len(),
+        };
+        let mut parts = workspace.chunks_exact_mut(self.config.d_out);
+        let (Some(z1p), Some(z2p), Some(p1), Some(p2)) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(too_small);
+        };
+        check_finite(z1, "z1")?;
+        check_finite(z2, "z2")?;
+        let [pw1, pw2, qw1, qw2] = self.layers()?;
+        self.mlp2([&pw1, &pw2], z1, z1p, "projector output")?;
+        self.mlp2([&pw1, &pw2], z2, z2p, "projector output")?;
+        self.mlp2([&qw1, &qw2], z1p, p1, "predictor output")?;
+        self.mlp2([&qw1, &qw2], z2p, p2, "predictor output")?;
+        let dot = |a: &[f32], b: &[f32]| match self.backend {
+            Backend::Simd => Simd::dot_add(0.0, a, b),
+            Backend::Scalar => Scalar::dot_add(0.0, a, b),
+        };
+        Ok((-dot(p1, z2p) + -dot(p2, z1p)) * 0.5)
+    }
+
+    /// [`project_into`](Self::project_into) returning a fixed-capacity vector.
+    ///
+    /// # Errors
+    /// `CapacityTooSmall` when `N < d_out`; otherwise as `project_into`.
+    pub fn project_heapless<const N: usize>(&self, z: &[f32]) -> SslResult<heapless::Vec<f32, N>> {
+        let mut out = zeroed_heapless::<N>(self.config.d_out)?;
+        self.project_into(z, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`predict_into`](Self::predict_into) returning a fixed-capacity vector.
+    ///
+    /// # Errors
+    /// `CapacityTooSmall` when `N < d_out`; otherwise as `predict_into`.
+    pub fn predict_heapless<const N: usize>(&self, p: &[f32]) -> SslResult<heapless::Vec<f32, N>> {
+        let mut out = zeroed_heapless::<N>(self.config.d_out)?;
+        self.predict_into(p, &mut out)?;
+        Ok(out)
+    }
+}
+
+fn zeroed_heapless<const N: usize>(len: usize) -> SslResult<heapless::Vec<f32, N>> {
+    let mut out = heapless::Vec::new();
+    out.resize(len, 0.0).map_err(|_| SslError::CapacityTooSmall {
+        needed: len,
+        capacity: N,
+    })?;
+    Ok(out)
+}
+
+impl<S: AsRef<[f32]> + AsMut<[f32]>> SimSiamHead<S> {
+    /// Replaces the predictor with an exact identity: `pred_w1` row `i` is `+e_i`, row
+    /// `d_out + i` is `−e_i`; `pred_w2` row `i` is `+1` at column `i`, `−1` at column
+    /// `d_out + i`; biases zero. Then `predict(project(z)) == project(z)` and
+    /// `loss(z, z) == −1` up to rounding.
+    ///
+    /// # Errors
+    /// `InvalidParameter { name: "d_predictor", .. }` unless `d_predictor == 2·d_out`.
+    pub fn set_identity_predictor(&mut self) -> SslResult<()> {
+        let d_out = self.config.d_out;
+        if Some(self.config.d_predictor) != d_out.checked_mul(2) {
+            return Err(SslError::InvalidParameter {
+                name: "d_predictor",
+                reason: "identity predictor requires d_predictor == 2 * d_out",
+            });
+        }
+        let [proj1, proj2, pred1, _] = self.config.layers();
+        let start = proj1.param_count()? + proj2.param_count()?;
+        let predictor = self.params.as_mut().get_mut(start..).ok_or(SslError::DimensionMismatch {
+            expected: start,
+            got: 0,
+        })?;
+        predictor.fill(0.0);
+        let (w1, rest) = predictor
+            .split_at_mut_checked(pred1.weight_count()?)
+            .ok_or(SslError::DimensionMismatch { expected: 0, got: 0 })?;
+        // rest = b1 [2·d_out], w2 [d_out × 2·d_out], b2 [d_out]
+        let w2 = rest.get_mut(pred1.d_out..).unwrap_or_default();
+        for (i, row) in w1.chunks_exact_mut(d_out).enumerate() {
+            let (column, sign) = if i < d_out { (i, 1.0) } else { (i - d_out, -1.0) };
+            if let Some(w) = row.get_mut(column) {
+                *w = sign;
+            }
+        }
+        for (i, row) in w2.chunks_exact_mut(2 * d_out).take(d_out).enumerate() {
+            if let Some(w) = row.get_mut(i) {
+                *w = 1.0;
+            }
+            if let Some(w) = row.get_mut(d_out + i) {
+                *w = -1.0;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<const N: usize> SimSiamHead<heapless::Vec<f32, N>> {
+    /// Initialises parameters on the device from a seed, into fixed-capacity storage:
+    /// the same weights as [`SimSiam::new`](crate::SimSiam) with the same seed.
+    ///
+    /// `N` must be at least [`SimSiamConfig::param_count`]. The vector is built in place
+    /// in the return value; for a large `N`, keep the head in a `static` rather than on a
+    /// small stack.
+    ///
+    /// # Errors
+    /// The config's errors; `CapacityTooSmall` when `N` is too small.
+    pub fn from_seed(config: SimSiamConfig, rng: &mut LcgRng) -> SslResult<Self> {
+        let count = config.param_count()?;
+        let mut params = zeroed_heapless::<N>(count)?;
+        init_params(&config, rng, &mut params)?;
+        Self::from_params(config, params)
+    }
+}

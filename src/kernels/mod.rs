@@ -1,0 +1,192 @@
+//! Slice kernels, each in two twins with the same names and signatures:
+//! [`simd`] on `wide` lanes and [`scalar`], the plain loops of the reference crate.
+//!
+//! Both twins are always compiled. The model picks one at run time through
+//! [`Backend`]; generic code picks one at compile time through [`Kernels`].
+//!
+//! # Error bound between the twins
+//! The twins sum in different orders (SIMD keeps several lane accumulators, the scalar
+//! twin adds left to right), so their results differ by rounding. For a sum of `k`
+//! products `s = Σ a_i·b_i`, any order (with or without FMA) satisfies
+//! `|fl(s) − s| ≤ γ(k)·Σ|a_i·b_i|`, with `γ(k) = k·u / (1 − k·u)` and `u = 2⁻²⁴`
+//! (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1). Two twins therefore
+//! differ by at most `2·γ(k)·Σ|a_i·b_i|`: that is [`sum_error_bound`], and the property
+//! suite checks exactly this. On inputs where no rounding happens (small integers) the
+//! twins agree exactly.
+
+mod scalar_impl;
+mod simd_impl;
+
+use crate::error::{SslError, SslResult, check_len};
+
+pub use scalar_impl::Scalar;
+pub use simd_impl::{LANES, Simd};
+
+/// The floor the reference puts under a norm before dividing by it.
+pub const NORM_FLOOR: f32 = 1e-12;
+
+/// The primitive operations a backend provides. Shapes are *not* checked here: the
+/// checked entry points are the functions of [`simd`] and [`scalar`], and the model,
+/// which validates shapes once. On mismatched lengths these primitives use the common
+/// prefix (iterators stop at the shorter slice); they never panic.
+pub trait Kernels {
+    /// `acc + Σ a_i·b_i` over the common prefix of `a` and `b`.
+    fn dot_add(acc: f32, a: &[f32], b: &[f32]) -> f32;
+
+    /// For each `i`: `y[i] += W[i, offset .. offset + x.len()] · x`, where row `i` of `W`
+    /// starts at `w[i·row_stride]`. Rows that are missing or short count as empty.
+    fn matvec_add(w: &[f32], row_stride: usize, offset: usize, x: &[f32], y: &mut [f32]);
+
+    /// `v[i] /= divisor` for every element (a true division, as the reference does).
+    fn divide(v: &mut [f32], divisor: f32);
+
+    /// `Σ v_i²`.
+    #[inline]
+    fn sum_squares(v: &[f32]) -> f32 {
+        Self::dot_add(0.0, v, v)
+    }
+}
+
+/// Which kernel twin a model runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// The `wide` lanes (width chosen at compile time, see [`LANES`]).
+    #[default]
+    Simd,
+    /// The reference crate's scalar loops: bit-for-bit its summation order.
+    Scalar,
+}
+
+/// The largest difference the twins may show for a sum of `terms` products whose
+/// absolute values add up to `sum_abs`: `2·γ(terms)·sum_abs` (see the module docs).
+///
+/// Returns `f64::INFINITY` when `terms·u ≥ 1`, where the bound says nothing.
+///
+/// # Examples
+/// ```
+/// use simsiam::kernels::{scalar, simd, sum_error_bound};
+/// let a = [0.1_f32; 100];
+/// let b = [0.3_f32; 100];
+/// let diff = (simd::dot(&a, &b)? - scalar::dot(&a, &b)?).abs();
+/// assert!(f64::from(diff) <= sum_error_bound(100, 100.0 * 0.03));
+/// # Ok::<(), simsiam::SslError>(())
+/// ```
+#[must_use]
+pub fn sum_error_bound(terms: usize, sum_abs: f64) -> f64 {
+    let unit_roundoff = f64::from(f32::EPSILON) / 2.0;
+    let k_u = terms as f64 * unit_roundoff;
+    if k_u >= 1.0 {
+        return f64::INFINITY;
+    }
+    2.0 * k_u / (1.0 - k_u) * sum_abs
+}
+
+/// Rows × cols with overflow turned into an error.
+pub(crate) fn checked_area(rows: usize, cols: usize) -> SslResult<usize> {
+    rows.checked_mul(cols).ok_or(SslError::InvalidParameter {
+        name: "w",
+        reason: "rows × cols overflows usize",
+    })
+}
+
+/// `y = b` then `y += W·x`, shapes checked: `W` is `[y.len() × x.len()]` row-major.
+fn checked_matvec_bias<K: Kernels>(w: &[f32], x: &[f32], b: &[f32], y: &mut [f32]) -> SslResult<()> {
+    check_len(y.len(), b.len())?;
+    check_len(checked_area(y.len(), x.len())?, w.len())?;
+    y.iter_mut().zip(b).for_each(|(yi, bi)| *yi = *bi);
+    K::matvec_add(w, x.len(), 0, x, y);
+    Ok(())
+}
+
+/// `v_i = max(v_i, 0)`; one loop for both twins (it does no arithmetic to reorder).
+#[inline]
+pub(crate) fn relu_in_place(v: &mut [f32]) {
+    v.iter_mut().for_each(|x| *x = x.max(0.0));
+}
+
+/// `v / max(‖v‖₂, 1e-12)` in place; returns the divisor used.
+#[inline]
+pub(crate) fn l2_normalize_with<K: Kernels>(v: &mut [f32]) -> f32 {
+    let norm = libm::sqrtf(K::sum_squares(v)).max(NORM_FLOOR);
+    K::divide(v, norm);
+    norm
+}
+
+/// Writes one twin's public, shape-checked kernel functions.
+macro_rules! kernel_twin {
+    ($(#[$doc:meta])* $module:ident, $backend:ty) => {
+        $(#[$doc])*
+        pub mod $module {
+            use crate::error::{SslResult, check_len};
+
+            /// Dot product `Σ a_i·b_i`.
+            ///
+            /// # Errors
+            /// [`SslError::DimensionMismatch`](crate::SslError::DimensionMismatch) when
+            /// `b.len() != a.len()`.
+            pub fn dot(a: &[f32], b: &[f32]) -> SslResult<f32> {
+                check_len(a.len(), b.len())?;
+                Ok(<$backend as super::Kernels>::dot_add(0.0, a, b))
+            }
+
+            /// Matrix–vector product with bias, `y = W·x + b`, for a row-major `W` of
+            /// shape `[y.len() × x.len()]`.
+            ///
+            /// # Errors
+            /// `DimensionMismatch` when `b.len() != y.len()` or
+            /// `w.len() != y.len()·x.len()`; `InvalidParameter` when that product
+            /// overflows `usize`.
+            pub fn matvec_bias(w: &[f32], x: &[f32], b: &[f32], y: &mut [f32]) -> SslResult<()> {
+                super::checked_matvec_bias::<$backend>(w, x, b, y)
+            }
+
+            /// [`matvec_bias`] followed by ReLU: `y = max(W·x + b, 0)`.
+            ///
+            /// # Errors
+            /// As [`matvec_bias`].
+            pub fn matvec_bias_relu(w: &[f32], x: &[f32], b: &[f32], y: &mut [f32]) -> SslResult<()> {
+                super::checked_matvec_bias::<$backend>(w, x, b, y)?;
+                super::relu_in_place(y);
+                Ok(())
+            }
+
+            /// Accumulating matrix–vector product `y += W·x` for a row-major `W` of
+            /// shape `[y.len() × x.len()]`.
+            ///
+            /// # Errors
+            /// `DimensionMismatch` when `w.len() != y.len()·x.len()`; `InvalidParameter`
+            /// when that product overflows `usize`.
+            pub fn matvec_accumulate(w: &[f32], x: &[f32], y: &mut [f32]) -> SslResult<()> {
+                check_len(super::checked_area(y.len(), x.len())?, w.len())?;
+                <$backend as super::Kernels>::matvec_add(w, x.len(), 0, x, y);
+                Ok(())
+            }
+
+            /// In-place L2 normalisation with the reference's floor:
+            /// `v / max(‖v‖₂, 1e-12)`. Returns the divisor used. The result has norm 1
+            /// (within rounding) unless `‖v‖₂ < 1e-12`; a zero vector stays zero.
+            /// Non-finite input gives non-finite output (the model checks; this kernel
+            /// does not).
+            #[must_use = "the norm is often needed; ignore it with `let _ =`"]
+            pub fn l2_normalize(v: &mut [f32]) -> f32 {
+                super::l2_normalize_with::<$backend>(v)
+            }
+
+            /// In-place ReLU, `v_i = max(v_i, 0)` (`NaN` becomes `0`, as `f32::max` does).
+            pub fn relu(v: &mut [f32]) {
+                super::relu_in_place(v);
+            }
+        }
+    };
+}
+
+kernel_twin!(
+    /// SIMD twins on `wide` lanes ([`LANES`](super::LANES) wide, chosen at compile time).
+    simd,
+    super::Simd
+);
+kernel_twin!(
+    /// Scalar twins: the reference crate's loops, summing left to right. The baseline.
+    scalar,
+    super::Scalar
+);

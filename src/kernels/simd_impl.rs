@@ -1,0 +1,138 @@
+//! The SIMD twin on `wide` lanes.
+//!
+//! The lane type is picked at compile time: `f32x16` when the build enables `avx512f`,
+//! else `f32x8` (which `wide` lowers to one AVX register, two SSE registers, two NEON
+//! registers, or eight scalars, depending on the target features). Several independent
+//! accumulators keep the FMA latency from bounding the loops.
+
+use super::Kernels;
+
+#[cfg(target_feature = "avx512f")]
+type Lanes = wide::f32x16;
+#[cfg(not(target_feature = "avx512f"))]
+type Lanes = wide::f32x8;
+
+/// How many `f32` one SIMD vector holds in this build (16 with `avx512f`, else 8).
+#[cfg(target_feature = "avx512f")]
+pub const LANES: usize = 16;
+/// How many `f32` one SIMD vector holds in this build (16 with `avx512f`, else 8).
+#[cfg(not(target_feature = "avx512f"))]
+pub const LANES: usize = 8;
+
+/// Independent accumulators in a one-row dot product.
+const DOT_CHAINS: usize = 4;
+/// Elements consumed per step of the one-row dot product.
+const DOT_STEP: usize = DOT_CHAINS * LANES;
+/// Rows computed together in a matrix–vector product (each `x` load feeds them all).
+const ROW_BLOCK: usize = 4;
+/// Elements per row consumed per step of the blocked product (two chains per row).
+const ROW_STEP: usize = 2 * LANES;
+
+/// SIMD kernels on `wide` lanes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Simd;
+
+#[inline(always)]
+fn load(chunk: &[f32; LANES]) -> Lanes {
+    Lanes::from(*chunk)
+}
+
+/// The two halves of a `ROW_STEP` chunk as lanes.
+#[inline(always)]
+fn load_pair(chunk: &[f32; ROW_STEP]) -> (Lanes, Lanes) {
+    let (halves, _) = chunk.as_chunks::<LANES>();
+    match halves {
+        [lo, hi] => (load(lo), load(hi)),
+        // `ROW_STEP == 2 * LANES`, so there are always exactly two halves.
+        _ => (Lanes::ZERO, Lanes::ZERO),
+    }
+}
+
+/// `Σ a_i·b_i` over equal-length scalar tails.
+#[inline(always)]
+fn tail_dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0, |acc, (ai, bi)| acc + ai * bi)
+}
+
+/// `acc + a·b` on four rows at once over a shared `x`. All slices are cut to the common
+/// length first, so a short row shortens the product instead of panicking.
+#[inline(always)]
+fn dot_add_rows(acc: [f32; ROW_BLOCK], rows: [&[f32]; ROW_BLOCK], x: &[f32]) -> [f32; ROW_BLOCK] {
+    let n = rows.iter().fold(x.len(), |n, row| n.min(row.len()));
+    let x = x.get(..n).unwrap_or_default();
+    let rows = rows.map(|row| row.get(..n).unwrap_or_default());
+    let (x_steps, x_tail) = x.as_chunks::<ROW_STEP>();
+    let [r0, r1, r2, r3] = rows.map(|row| row.as_chunks::<ROW_STEP>());
+
+    let mut lo = [Lanes::ZERO; ROW_BLOCK];
+    let mut hi = [Lanes::ZERO; ROW_BLOCK];
+    let steps = x_steps.iter().zip(r0.0).zip(r1.0).zip(r2.0).zip(r3.0);
+    for ((((xs, w0), w1), w2), w3) in steps {
+        let (x_lo, x_hi) = load_pair(xs);
+        for ((lo, hi), w) in lo.iter_mut().zip(hi.iter_mut()).zip([w0, w1, w2, w3]) {
+            let (w_lo, w_hi) = load_pair(w);
+            *lo = w_lo.mul_add(x_lo, *lo);
+            *hi = w_hi.mul_add(x_hi, *hi);
+        }
+    }
+
+    let tails = [r0.1, r1.1, r2.1, r3.1];
+    let mut out = acc;
+    for (((out, lo), hi), tail) in out.iter_mut().zip(lo).zip(hi).zip(tails) {
+        *out += (lo + hi).reduce_add() + tail_dot(tail, x_tail);
+    }
+    out
+}
+
+impl Kernels for Simd {
+    #[inline]
+    fn dot_add(acc: f32, a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (a.get(..n).unwrap_or_default(), b.get(..n).unwrap_or_default());
+        let (a_steps, a_rest) = a.as_chunks::<DOT_STEP>();
+        let (b_steps, b_rest) = b.as_chunks::<DOT_STEP>();
+
+        let mut chains = [Lanes::ZERO; DOT_CHAINS];
+        for (a_step, b_step) in a_steps.iter().zip(b_steps) {
+            let (a_lanes, _) = a_step.as_chunks::<LANES>();
+            let (b_lanes, _) = b_step.as_chunks::<LANES>();
+            for ((chain, x), y) in chains.iter_mut().zip(a_lanes).zip(b_lanes) {
+                *chain = load(x).mul_add(load(y), *chain);
+            }
+        }
+        // What is left is shorter than `DOT_STEP`: whole vectors into chain 0, then scalars.
+        let (a_lanes, a_tail) = a_rest.as_chunks::<LANES>();
+        let (b_lanes, b_tail) = b_rest.as_chunks::<LANES>();
+        let [c0, c1, c2, c3] = chains;
+        let mut c0 = c0;
+        for (x, y) in a_lanes.iter().zip(b_lanes) {
+            c0 = load(x).mul_add(load(y), c0);
+        }
+        acc + ((c0 + c1) + (c2 + c3)).reduce_add() + tail_dot(a_tail, b_tail)
+    }
+
+    #[inline]
+    fn matvec_add(w: &[f32], row_stride: usize, offset: usize, x: &[f32], y: &mut [f32]) {
+        let mut rows = w
+            .chunks(row_stride.max(1))
+            .map(|row| row.get(offset..).unwrap_or_default());
+        let (y_blocks, y_rest) = y.as_chunks_mut::<ROW_BLOCK>();
+        for y_block in y_blocks {
+            let block = [(); ROW_BLOCK].map(|()| rows.next().unwrap_or_default());
+            *y_block = dot_add_rows(*y_block, block, x);
+        }
+        for (yi, row) in y_rest.iter_mut().zip(rows) {
+            *yi = Self::dot_add(*yi, row, x);
+        }
+    }
+
+    #[inline]
+    fn divide(v: &mut [f32], divisor: f32) {
+        let (vectors, tail) = v.as_chunks_mut::<LANES>();
+        let d = Lanes::splat(divisor);
+        for chunk in vectors {
+            *chunk = (load(chunk) / d).to_array();
+        }
+        tail.iter_mut().for_each(|x| *x /= divisor);
+    }
+}

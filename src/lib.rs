@@ -1,0 +1,54 @@
+//! The SimSiam projector + predictor head (Chen & He, CVPR 2021) as a `#![no_std]`,
+//! allocation-free, panic-free SIMD kernel library.
+//!
+//! It reproduces `SimSiam` of `oxicuda-ssl` 0.5.5 — same API (feature `alloc`), same
+//! weights for the same seed, same outputs — on a core that needs no allocator and can
+//! keep its weights in flash.
+//!
+//! - [`kernels`]: dot, matrix–vector with fused bias/ReLU, L2 normalisation, each as a
+//!   SIMD twin ([`kernels::simd`]) and a scalar twin ([`kernels::scalar`]).
+//! - [`SimSiamHead`]: the model over any parameter storage (`&'static [f32]`,
+//!   `heapless::Vec`, `Vec`), writing into caller buffers.
+//! - `SimSiam` (feature `alloc`): the reference's `Vec`-returning API over the head.
+//!
+//! # Never panics
+//! No public function panics on any input: every bad input is a typed [`SslError`].
+//! Shapes are validated with checked arithmetic; inner loops use iterators and
+//! `as_chunks`, not indexing.
+//!
+//! # Examples
+//! ```
+//! use simsiam::{LcgRng, SimSiamConfig, SimSiamHead, init_params};
+//! let config = SimSiamConfig { d_encoder: 8, d_projector: 16, d_predictor: 8, d_out: 4 };
+//! let mut params = [0.0_f32; 8 * 16 + 16 + 16 * 4 + 4 + 4 * 8 + 8 + 8 * 4 + 4];
+//! init_params(&config, &mut LcgRng::new(1), &mut params)?;
+//! let head = SimSiamHead::from_params(config, &params[..])?;
+//! let mut z = [0.0_f32; 4];
+//! head.project_into(&[1.0; 8], &mut z)?;
+//! let norm: f32 = z.iter().map(|x| x * x).sum::<f32>().sqrt();
+//! assert!((norm - 1.0).abs() < 1e-6);
+//! # Ok::<(), simsiam::SslError>(())
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+mod config;
+mod error;
+mod head;
+pub mod kernels;
+mod rng;
+#[cfg(feature = "alloc")]
+mod simsiam;
+
+pub use config::{LayerShape, SimSiamConfig};
+pub use error::{SslError, SslResult};
+pub use head::{HIDDEN_BLOCK, SimSiamHead, init_params};
+pub use kernels::Backend;
+pub use rng::LcgRng;
+#[cfg(feature = "alloc")]
+pub use simsiam::SimSiam;

@@ -1,0 +1,231 @@
+//! Parity with the real reference, `oxicuda-ssl` 0.5.5: weights, outputs, loss, errors.
+//!
+//! Tolerances (measured maxima are printed by `cargo test -- --nocapture`):
+//! - normal samples: within 3 ulp, weights (a normal times the Kaiming scale): within
+//!   4 ulp. Each sample composes `ln`, `sqrt`, `cos`/`sin` and a product in `f32`; ours
+//!   uses libm's (correctly rounded via `f64`), the reference the platform's `logf`,
+//!   `cosf`, `sinf`, which are not always correctly rounded. One ulp in `cos` and one
+//!   in `ln` compound through the products, so 2 ulp cannot be guaranteed; measured
+//!   over 20 million draws, 98.5 % of samples are bit-identical and none is 4 ulp off.
+//!   The uniform draws are bit-exact;
+//! - outputs of the scalar twin: the reference's summation order exactly, so differences
+//!   come only from those weight ulps: within `OUTPUT_TOL`;
+//! - outputs of the SIMD twin: additionally the reordering bound of the kernels; unit
+//!   vectors whose entries are sums of O(d) terms of size O(1/√d): within `OUTPUT_TOL`.
+#![cfg(feature = "alloc")]
+
+use oxicuda_ssl::handle::LcgRng as RefRng;
+use oxicuda_ssl::ssl::sim_siam::{SimSiam as RefSimSiam, SimSiamConfig as RefConfig};
+use simsiam::{Backend, LcgRng, SimSiam, SimSiamConfig, SimSiamHead, SslError};
+
+/// Largest allowed ulp distance of a normal sample and of a weight from the reference's.
+const NORMAL_ULPS: u32 = 3;
+const WEIGHT_ULPS: u32 = 4;
+
+/// Largest allowed |ours − reference| on a unit-vector entry or the loss.
+const OUTPUT_TOL: f32 = 2e-5;
+
+fn ref_config(c: &SimSiamConfig) -> RefConfig {
+    RefConfig {
+        d_encoder: c.d_encoder,
+        d_projector: c.d_projector,
+        d_predictor: c.d_predictor,
+        d_out: c.d_out,
+    }
+}
+
+const CONFIGS: [[usize; 4]; 10] = [
+    [1, 1, 1, 1],
+    [3, 3, 3, 3],
+    [17, 33, 3, 1],
+    [33, 17, 1, 3],
+    [1, 33, 17, 33],
+    [64, 128, 64, 32],
+    [9, 7, 16, 8],
+    [5, 300, 40, 20],
+    [100, 257, 70, 9],
+    [256, 512, 128, 64],
+];
+
+fn config(dims: [usize; 4]) -> SimSiamConfig {
+    let [d_encoder, d_projector, d_predictor, d_out] = dims;
+    SimSiamConfig { d_encoder, d_projector, d_predictor, d_out }
+}
+
+/// The reference keeps its weights private; its derived `Debug` prints them with
+/// round-trip precision, so parsing it gives them back bit for bit.
+fn reference_params(model: &RefSimSiam) -> Vec<f32> {
+    let text = format!("{model:?}");
+    let mut params = Vec::new();
+    for field in ["proj_w1", "proj_b1", "proj_w2", "proj_b2", "pred_w1", "pred_b1", "pred_w2", "pred_b2"] {
+        let start = text.find(&format!("{field}: [")).expect("field in Debug") + field.len() + 3;
+        let end = start + text[start..].find(']').expect("closing bracket");
+        params.extend(text[start..end].split(", ").filter(|s| !s.is_empty()).map(|s| s.parse::<f32>().expect("float")));
+    }
+    params
+}
+
+fn ulps(a: f32, b: f32) -> u32 {
+    let key = |x: f32| {
+        let bits = x.to_bits() as i32;
+        if bits < 0 { i32::MIN - bits } else { bits }
+    };
+    key(a).abs_diff(key(b))
+}
+
+fn input(rng: &mut LcgRng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.next_f32() * 4.0 - 2.0).collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn rng_streams_are_bit_identical() {
+    for seed in [0, 1, 42, u64::MAX, 0xdead_beef] {
+        let (mut ours, mut theirs) = (LcgRng::new(seed), RefRng::new(seed));
+        for _ in 0..1000 {
+            assert_eq!(ours.next_u32(), theirs.next_u32());
+            assert_eq!(ours.next_f32().to_bits(), theirs.next_f32().to_bits());
+            assert_eq!(ours.next_usize(17), theirs.next_usize(17));
+            assert_eq!(ours.next_usize(0), theirs.next_usize(0));
+        }
+        let mut a: Vec<u32> = (0..100).collect();
+        let mut b = a.clone();
+        ours.shuffle(&mut a);
+        theirs.shuffle(&mut b);
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn normal_samples_within_three_ulp() {
+    let mut worst = 0;
+    for seed in 0..50 {
+        let (mut ours, mut theirs) = (LcgRng::new(seed), RefRng::new(seed));
+        for len in [0, 1, 2, 7, 100] {
+            let mut a = vec![0.0; len];
+            let mut b = vec![0.0; len];
+            ours.fill_normal(&mut a);
+            theirs.fill_normal(&mut b);
+            for (x, y) in a.iter().zip(&b) {
+                worst = worst.max(ulps(*x, *y));
+            }
+        }
+    }
+    println!("normal samples: worst difference {worst} ulp");
+    assert!(worst <= NORMAL_ULPS, "{worst} ulp");
+}
+
+#[test]
+fn weights_match_reference_within_four_ulp() {
+    let mut worst = 0;
+    let mut bitwise = 0usize;
+    let mut total = 0usize;
+    for dims in CONFIGS {
+        for seed in [0, 7, 12345] {
+            let c = config(dims);
+            let ours = SimSiam::new(c, &mut LcgRng::new(seed)).unwrap();
+            let theirs = RefSimSiam::new(ref_config(&c), &mut RefRng::new(seed)).unwrap();
+            let want = reference_params(&theirs);
+            let got = ours.head().params();
+            assert_eq!(got.len(), want.len());
+            for (x, y) in got.iter().zip(&want) {
+                let d = ulps(*x, *y);
+                worst = worst.max(d);
+                bitwise += usize::from(d == 0);
+                total += 1;
+            }
+        }
+    }
+    println!("weights: {bitwise}/{total} bitwise equal, worst {worst} ulp");
+    assert!(worst <= WEIGHT_ULPS, "{worst} ulp");
+}
+
+#[test]
+fn outputs_and_loss_match_reference() {
+    for backend in [Backend::Simd, Backend::Scalar] {
+        let (mut worst_project, mut worst_predict, mut worst_loss) = (0.0_f32, 0.0_f32, 0.0_f32);
+        for dims in CONFIGS {
+            for seed in [0, 3, 99] {
+                let c = config(dims);
+                let ours = SimSiam::new(c, &mut LcgRng::new(seed)).unwrap().with_backend(backend);
+                let theirs = RefSimSiam::new(ref_config(&c), &mut RefRng::new(seed)).unwrap();
+                let flat = ours.head().params().to_vec();
+                let no_alloc = SimSiamHead::from_params(c, &flat[..]).unwrap().with_backend(backend);
+                let mut data = LcgRng::new(seed ^ 0x5eed);
+                for _ in 0..4 {
+                    let z1 = input(&mut data, c.d_encoder);
+                    let z2 = input(&mut data, c.d_encoder);
+                    let p = input(&mut data, c.d_out);
+
+                    let want = theirs.project(&z1).unwrap();
+                    let got = ours.project(&z1).unwrap();
+                    worst_project = worst_project.max(max_abs_diff(&got, &want));
+                    let mut got_core = vec![0.0; c.d_out];
+                    no_alloc.project_into(&z1, &mut got_core).unwrap();
+                    assert_eq!(got, got_core, "alloc API and core disagree");
+
+                    let want = theirs.predict(&p).unwrap();
+                    let got = ours.predict(&p).unwrap();
+                    worst_predict = worst_predict.max(max_abs_diff(&got, &want));
+                    no_alloc.predict_into(&p, &mut got_core).unwrap();
+                    assert_eq!(got, got_core, "alloc API and core disagree");
+
+                    let want = theirs.loss(&z1, &z2).unwrap();
+                    let got = ours.loss(&z1, &z2).unwrap();
+                    worst_loss = worst_loss.max((got - want).abs());
+                    let mut workspace = vec![0.0; 4 * c.d_out];
+                    assert_eq!(got, no_alloc.loss_with_workspace(&z1, &z2, &mut workspace).unwrap());
+                }
+            }
+        }
+        println!("{backend:?}: worst |Δ| project {worst_project:e}, predict {worst_predict:e}, loss {worst_loss:e}");
+        assert!(worst_project <= OUTPUT_TOL && worst_predict <= OUTPUT_TOL && worst_loss <= OUTPUT_TOL);
+    }
+}
+
+#[test]
+fn identity_predictor_matches_reference() {
+    let c = config([17, 33, 6, 3]);
+    let mut ours = SimSiam::new(c, &mut LcgRng::new(5)).unwrap();
+    let mut theirs = RefSimSiam::new(ref_config(&c), &mut RefRng::new(5)).unwrap();
+    ours.set_identity_predictor().unwrap();
+    theirs.set_identity_predictor().unwrap();
+    // The identity part is exact; the projector keeps its (ulp-close) random weights.
+    let theirs_params = reference_params(&theirs);
+    let predictor_start = 17 * 33 + 33 + 33 * 3 + 3;
+    assert_eq!(ours.head().params()[predictor_start..], theirs_params[predictor_start..]);
+    let z = input(&mut LcgRng::new(1), 17);
+    let projected = ours.project(&z).unwrap();
+    let predicted = ours.predict(&projected).unwrap();
+    assert!(max_abs_diff(&projected, &predicted) <= 2.0 * f32::EPSILON);
+    assert!((ours.loss(&z, &z).unwrap() + 1.0).abs() <= 4.0 * f32::EPSILON);
+}
+
+#[test]
+fn errors_match_reference() {
+    for field in 0..4 {
+        let mut dims = [4, 5, 6, 3];
+        dims[field] = 0;
+        let c = config(dims);
+        let ours = SimSiam::new(c, &mut LcgRng::new(0)).unwrap_err();
+        let theirs = RefSimSiam::new(ref_config(&c), &mut RefRng::new(0)).unwrap_err();
+        assert_eq!(ours.to_string(), theirs.to_string());
+    }
+    let c = config([4, 5, 7, 3]);
+    let mut ours = SimSiam::new(c, &mut LcgRng::new(0)).unwrap();
+    let mut theirs = RefSimSiam::new(ref_config(&c), &mut RefRng::new(0)).unwrap();
+    for (a, b) in [
+        (ours.project(&[0.0; 3]).unwrap_err(), theirs.project(&[0.0; 3]).unwrap_err()),
+        (ours.predict(&[0.0; 4]).unwrap_err(), theirs.predict(&[0.0; 4]).unwrap_err()),
+        (ours.loss(&[0.0; 4], &[0.0; 5]).unwrap_err(), theirs.loss(&[0.0; 4], &[0.0; 5]).unwrap_err()),
+        (ours.loss(&[0.0; 5], &[0.0; 4]).unwrap_err(), theirs.loss(&[0.0; 5], &[0.0; 4]).unwrap_err()),
+        (ours.set_identity_predictor().unwrap_err(), theirs.set_identity_predictor().unwrap_err()),
+    ] {
+        assert_eq!(a.to_string(), b.to_string());
+    }
+    assert_eq!(ours.project(&[0.0; 3]).unwrap_err(), SslError::DimensionMismatch { expected: 4, got: 3 });
+}
