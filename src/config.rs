@@ -97,10 +97,26 @@ impl SimSiamConfig {
     #[must_use]
     pub const fn layers(&self) -> [LayerShape; 4] {
         [
-            LayerShape { d_in: self.d_encoder, d_out: self.d_projector, relu: true },
-            LayerShape { d_in: self.d_projector, d_out: self.d_out, relu: false },
-            LayerShape { d_in: self.d_out, d_out: self.d_predictor, relu: true },
-            LayerShape { d_in: self.d_predictor, d_out: self.d_out, relu: false },
+            LayerShape {
+                d_in: self.d_encoder,
+                d_out: self.d_projector,
+                relu: true,
+            },
+            LayerShape {
+                d_in: self.d_projector,
+                d_out: self.d_out,
+                relu: false,
+            },
+            LayerShape {
+                d_in: self.d_out,
+                d_out: self.d_predictor,
+                relu: true,
+            },
+            LayerShape {
+                d_in: self.d_predictor,
+                d_out: self.d_out,
+                relu: false,
+            },
         ]
     }
 
@@ -116,9 +132,9 @@ impl SimSiamConfig {
     /// when the count overflows `usize`.
     pub fn param_count(&self) -> SslResult<usize> {
         self.validate()?;
-        self.layers()
-            .iter()
-            .try_fold(0_usize, |total, layer| total.checked_add(layer.param_count()?).ok_or(OVERFLOW))
+        self.layers().iter().try_fold(0_usize, |total, layer| {
+            total.checked_add(layer.param_count()?).ok_or(OVERFLOW)
+        })
     }
 
     /// How many `f32` the `workspace` of

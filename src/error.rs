@@ -60,7 +60,9 @@ impl fmt::Display for SslError {
             Self::CapacityTooSmall { needed, capacity } => {
                 write!(f, "capacity too small: need {needed} f32, have {capacity}")
             }
-            Self::OutOfMemory { floats } => write!(f, "out of memory: could not allocate {floats} f32"),
+            Self::OutOfMemory { floats } => {
+                write!(f, "out of memory: could not allocate {floats} f32")
+            }
         }
     }
 }

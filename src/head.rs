@@ -25,10 +25,12 @@ fn split_layers<'a>(config: &SimSiamConfig, params: &'a [f32]) -> SslResult<[Den
     check_len(expected, params.len())?;
     let mut rest = params;
     let mut take = |len: usize| -> SslResult<&'a [f32]> {
-        let (head, tail) = rest.split_at_checked(len).ok_or(SslError::DimensionMismatch {
-            expected,
-            got: params.len(),
-        })?;
+        let (head, tail) = rest
+            .split_at_checked(len)
+            .ok_or(SslError::DimensionMismatch {
+                expected,
+                got: params.len(),
+            })?;
         rest = tail;
         Ok(head)
     };
@@ -65,10 +67,16 @@ pub fn init_params(config: &SimSiamConfig, rng: &mut LcgRng, params: &mut [f32])
     for shape in config.layers() {
         let (weights, tail) = core::mem::take(&mut rest)
             .split_at_mut_checked(shape.weight_count()?)
-            .ok_or(SslError::DimensionMismatch { expected: 0, got: 0 })?;
-        let (bias, tail) = tail
-            .split_at_mut_checked(shape.d_out)
-            .ok_or(SslError::DimensionMismatch { expected: 0, got: 0 })?;
+            .ok_or(SslError::DimensionMismatch {
+                expected: 0,
+                got: 0,
+            })?;
+        let (bias, tail) =
+            tail.split_at_mut_checked(shape.d_out)
+                .ok_or(SslError::DimensionMismatch {
+                    expected: 0,
+                    got: 0,
+                })?;
         rest = tail;
         rng.fill_normal(weights);
         let scale = libm::sqrtf(2.0_f32 / shape.d_in as f32);
@@ -81,16 +89,26 @@ pub fn init_params(config: &SimSiamConfig, rng: &mut LcgRng, params: &mut [f32])
 /// `out = L2(W2·ReLU(W1·x + b1) + b2)` without storing the hidden vector: it is made
 /// [`HIDDEN_BLOCK`] units at a time on the stack and folded into `out` at once. The
 /// scalar twin adds in exactly the reference's order (bias first, then left to right).
-fn mlp2_into<K: Kernels>(hidden: &DenseLayer<'_>, output: &DenseLayer<'_>, x: &[f32], out: &mut [f32]) {
+fn mlp2_into<K: Kernels>(
+    hidden: &DenseLayer<'_>,
+    output: &DenseLayer<'_>,
+    x: &[f32],
+    out: &mut [f32],
+) {
     out.iter_mut().zip(output.bias).for_each(|(o, b)| *o = *b);
     let d_hidden = hidden.bias.len();
     let block_rows = HIDDEN_BLOCK.min(d_hidden).max(1);
     // `block_rows·d_in ≤ d_hidden·d_in`, which `split_layers` proved fits in `usize`.
     let block_weights = block_rows.saturating_mul(hidden.d_in).max(1);
     let mut hidden_block = [0.0_f32; HIDDEN_BLOCK];
-    let blocks = hidden.weights.chunks(block_weights).zip(hidden.bias.chunks(block_rows));
+    let blocks = hidden
+        .weights
+        .chunks(block_weights)
+        .zip(hidden.bias.chunks(block_rows));
     for (block, (w1, b1)) in blocks.enumerate() {
-        let Some(h) = hidden_block.get_mut(..b1.len()) else { return };
+        let Some(h) = hidden_block.get_mut(..b1.len()) else {
+            return;
+        };
         h.iter_mut().zip(b1).for_each(|(hi, bi)| *hi = *bi);
         K::matvec_add(w1, hidden.d_in, 0, x, h);
         relu_in_place(h);
@@ -98,8 +116,16 @@ fn mlp2_into<K: Kernels>(hidden: &DenseLayer<'_>, output: &DenseLayer<'_>, x: &[
     }
 }
 
-/// L2-normalises `out` in place, or says which output overflowed.
-fn normalize_output<K: Kernels>(out: &mut [f32], location: &'static str) -> SslResult<()> {
+/// [`mlp2_into`] then L2 normalisation, or `NonFinite { location }` when the output
+/// overflowed.
+fn mlp2_normalized<K: Kernels>(
+    hidden: &DenseLayer<'_>,
+    output: &DenseLayer<'_>,
+    x: &[f32],
+    out: &mut [f32],
+    location: &'static str,
+) -> SslResult<()> {
+    mlp2_into::<K>(hidden, output, x, out);
     if !K::sum_squares(out).is_finite() {
         return Err(SslError::NonFinite { location });
     }
@@ -200,21 +226,6 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
         split_layers(&self.config, self.params.as_ref())
     }
 
-    /// Runs one two-layer MLP then L2 on the chosen backend.
-    fn mlp2(&self, layers: [&DenseLayer<'_>; 2], x: &[f32], out: &mut [f32], location: &'static str) -> SslResult<()> {
-        let [hidden, output] = layers;
-        match self.backend {
-            Backend::Simd => {
-                mlp2_into::<Simd>(hidden, output, x, out);
-                normalize_output::<Simd>(out, location)
-            }
-            Backend::Scalar => {
-                mlp2_into::<Scalar>(hidden, output, x, out);
-                normalize_output::<Scalar>(out, location)
-            }
-        }
-    }
-
     /// Projects an encoder output: `out = L2(W2·ReLU(W1·z + b1) + b2)`.
     ///
     /// # Errors
@@ -222,11 +233,23 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
     /// `NonFinite { location: "z" }` for a NaN/infinite input and
     /// `NonFinite { location: "projector output" }` when the result overflows.
     pub fn project_into(&self, z: &[f32], out: &mut [f32]) -> SslResult<()> {
+        match self.backend {
+            Backend::Simd => self.project_into_with::<Simd>(z, out),
+            Backend::Scalar => self.project_into_with::<Scalar>(z, out),
+        }
+    }
+
+    /// [`project_into`](Self::project_into) on the kernels `K` chosen at compile time,
+    /// whatever the head's [`Backend`]: only `K`'s code is linked.
+    ///
+    /// # Errors
+    /// As [`project_into`](Self::project_into).
+    pub fn project_into_with<K: Kernels>(&self, z: &[f32], out: &mut [f32]) -> SslResult<()> {
         check_len(self.config.d_encoder, z.len())?;
         check_len(self.config.d_out, out.len())?;
         check_finite(z, "z")?;
         let [w1, w2, _, _] = self.layers()?;
-        self.mlp2([&w1, &w2], z, out, "projector output")
+        mlp2_normalized::<K>(&w1, &w2, z, out, "projector output")
     }
 
     /// Applies the predictor to a projection: `out = L2(W2·ReLU(W1·p + b1) + b2)`.
@@ -235,11 +258,22 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
     /// `DimensionMismatch` when `p.len() != d_out`, then when `out.len() != d_out`;
     /// `NonFinite { location: "p" }` or `{ location: "predictor output" }`.
     pub fn predict_into(&self, p: &[f32], out: &mut [f32]) -> SslResult<()> {
+        match self.backend {
+            Backend::Simd => self.predict_into_with::<Simd>(p, out),
+            Backend::Scalar => self.predict_into_with::<Scalar>(p, out),
+        }
+    }
+
+    /// [`predict_into`](Self::predict_into) on the kernels `K` chosen at compile time.
+    ///
+    /// # Errors
+    /// As [`predict_into`](Self::predict_into).
+    pub fn predict_into_with<K: Kernels>(&self, p: &[f32], out: &mut [f32]) -> SslResult<()> {
         check_len(self.config.d_out, p.len())?;
         check_len(self.config.d_out, out.len())?;
         check_finite(p, "p")?;
         let [_, _, w1, w2] = self.layers()?;
-        self.mlp2([&w1, &w2], p, out, "predictor output")
+        mlp2_normalized::<K>(&w1, &w2, p, out, "predictor output")
     }
 
     /// The symmetric SimSiam loss `(D(p1, z2') + D(p2, z1')) / 2`, `D(a, b) = −a·b`,
@@ -252,7 +286,29 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
     /// `DimensionMismatch` when `z1` or then `z2` is not `d_encoder` long;
     /// `CapacityTooSmall` for a short workspace; `NonFinite` as in
     /// [`project_into`](Self::project_into) (locations `"z1"`, `"z2"`).
-    pub fn loss_with_workspace(&self, z1: &[f32], z2: &[f32], workspace: &mut [f32]) -> SslResult<f32> {
+    pub fn loss_with_workspace(
+        &self,
+        z1: &[f32],
+        z2: &[f32],
+        workspace: &mut [f32],
+    ) -> SslResult<f32> {
+        match self.backend {
+            Backend::Simd => self.loss_with_workspace_with::<Simd>(z1, z2, workspace),
+            Backend::Scalar => self.loss_with_workspace_with::<Scalar>(z1, z2, workspace),
+        }
+    }
+
+    /// [`loss_with_workspace`](Self::loss_with_workspace) on the kernels `K` chosen at
+    /// compile time.
+    ///
+    /// # Errors
+    /// As [`loss_with_workspace`](Self::loss_with_workspace).
+    pub fn loss_with_workspace_with<K: Kernels>(
+        &self,
+        z1: &[f32],
+        z2: &[f32],
+        workspace: &mut [f32],
+    ) -> SslResult<f32> {
         check_len(self.config.d_encoder, z1.len())?;
         check_len(self.config.d_encoder, z2.len())?;
         let needed = self.config.loss_workspace_len()?;
@@ -261,22 +317,19 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
             capacity: workspace.len(),
         };
         let mut parts = workspace.chunks_exact_mut(self.config.d_out);
-        let (Some(z1p), Some(z2p), Some(p1), Some(p2)) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(z1p), Some(z2p), Some(p1), Some(p2)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(too_small);
         };
         check_finite(z1, "z1")?;
         check_finite(z2, "z2")?;
         let [pw1, pw2, qw1, qw2] = self.layers()?;
-        self.mlp2([&pw1, &pw2], z1, z1p, "projector output")?;
-        self.mlp2([&pw1, &pw2], z2, z2p, "projector output")?;
-        self.mlp2([&qw1, &qw2], z1p, p1, "predictor output")?;
-        self.mlp2([&qw1, &qw2], z2p, p2, "predictor output")?;
-        let dot = |a: &[f32], b: &[f32]| match self.backend {
-            Backend::Simd => Simd::dot_add(0.0, a, b),
-            Backend::Scalar => Scalar::dot_add(0.0, a, b),
-        };
-        Ok((-dot(p1, z2p) + -dot(p2, z1p)) * 0.5)
+        mlp2_normalized::<K>(&pw1, &pw2, z1, z1p, "projector output")?;
+        mlp2_normalized::<K>(&pw1, &pw2, z2, z2p, "projector output")?;
+        mlp2_normalized::<K>(&qw1, &qw2, z1p, p1, "predictor output")?;
+        mlp2_normalized::<K>(&qw1, &qw2, z2p, p2, "predictor output")?;
+        Ok((-K::dot_add(0.0, p1, z2p) + -K::dot_add(0.0, p2, z1p)) * 0.5)
     }
 
     /// [`project_into`](Self::project_into) returning a fixed-capacity vector.
@@ -302,10 +355,11 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
 
 fn zeroed_heapless<const N: usize>(len: usize) -> SslResult<heapless::Vec<f32, N>> {
     let mut out = heapless::Vec::new();
-    out.resize(len, 0.0).map_err(|_| SslError::CapacityTooSmall {
-        needed: len,
-        capacity: N,
-    })?;
+    out.resize(len, 0.0)
+        .map_err(|_| SslError::CapacityTooSmall {
+            needed: len,
+            capacity: N,
+        })?;
     Ok(out)
 }
 
@@ -327,18 +381,29 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> SimSiamHead<S> {
         }
         let [proj1, proj2, pred1, _] = self.config.layers();
         let start = proj1.param_count()? + proj2.param_count()?;
-        let predictor = self.params.as_mut().get_mut(start..).ok_or(SslError::DimensionMismatch {
-            expected: start,
-            got: 0,
-        })?;
+        let predictor =
+            self.params
+                .as_mut()
+                .get_mut(start..)
+                .ok_or(SslError::DimensionMismatch {
+                    expected: start,
+                    got: 0,
+                })?;
         predictor.fill(0.0);
         let (w1, rest) = predictor
             .split_at_mut_checked(pred1.weight_count()?)
-            .ok_or(SslError::DimensionMismatch { expected: 0, got: 0 })?;
+            .ok_or(SslError::DimensionMismatch {
+                expected: 0,
+                got: 0,
+            })?;
         // rest = b1 [2·d_out], w2 [d_out × 2·d_out], b2 [d_out]
         let w2 = rest.get_mut(pred1.d_out..).unwrap_or_default();
         for (i, row) in w1.chunks_exact_mut(d_out).enumerate() {
-            let (column, sign) = if i < d_out { (i, 1.0) } else { (i - d_out, -1.0) };
+            let (column, sign) = if i < d_out {
+                (i, 1.0)
+            } else {
+                (i - d_out, -1.0)
+            };
             if let Some(w) = row.get_mut(column) {
                 *w = sign;
             }

@@ -49,7 +49,12 @@ const CONFIGS: [[usize; 4]; 10] = [
 
 fn config(dims: [usize; 4]) -> SimSiamConfig {
     let [d_encoder, d_projector, d_predictor, d_out] = dims;
-    SimSiamConfig { d_encoder, d_projector, d_predictor, d_out }
+    SimSiamConfig {
+        d_encoder,
+        d_projector,
+        d_predictor,
+        d_out,
+    }
 }
 
 /// The reference keeps its weights private; its derived `Debug` prints them with
@@ -57,10 +62,17 @@ fn config(dims: [usize; 4]) -> SimSiamConfig {
 fn reference_params(model: &RefSimSiam) -> Vec<f32> {
     let text = format!("{model:?}");
     let mut params = Vec::new();
-    for field in ["proj_w1", "proj_b1", "proj_w2", "proj_b2", "pred_w1", "pred_b1", "pred_w2", "pred_b2"] {
+    for field in [
+        "proj_w1", "proj_b1", "proj_w2", "proj_b2", "pred_w1", "pred_b1", "pred_w2", "pred_b2",
+    ] {
         let start = text.find(&format!("{field}: [")).expect("field in Debug") + field.len() + 3;
         let end = start + text[start..].find(']').expect("closing bracket");
-        params.extend(text[start..end].split(", ").filter(|s| !s.is_empty()).map(|s| s.parse::<f32>().expect("float")));
+        params.extend(
+            text[start..end]
+                .split(", ")
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<f32>().expect("float")),
+        );
     }
     params
 }
@@ -79,7 +91,10 @@ fn input(rng: &mut LcgRng, len: usize) -> Vec<f32> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -151,10 +166,14 @@ fn outputs_and_loss_match_reference() {
         for dims in CONFIGS {
             for seed in [0, 3, 99] {
                 let c = config(dims);
-                let ours = SimSiam::new(c, &mut LcgRng::new(seed)).unwrap().with_backend(backend);
+                let ours = SimSiam::new(c, &mut LcgRng::new(seed))
+                    .unwrap()
+                    .with_backend(backend);
                 let theirs = RefSimSiam::new(ref_config(&c), &mut RefRng::new(seed)).unwrap();
                 let flat = ours.head().params().to_vec();
-                let no_alloc = SimSiamHead::from_params(c, &flat[..]).unwrap().with_backend(backend);
+                let no_alloc = SimSiamHead::from_params(c, &flat[..])
+                    .unwrap()
+                    .with_backend(backend);
                 let mut data = LcgRng::new(seed ^ 0x5eed);
                 for _ in 0..4 {
                     let z1 = input(&mut data, c.d_encoder);
@@ -178,12 +197,21 @@ fn outputs_and_loss_match_reference() {
                     let got = ours.loss(&z1, &z2).unwrap();
                     worst_loss = worst_loss.max((got - want).abs());
                     let mut workspace = vec![0.0; 4 * c.d_out];
-                    assert_eq!(got, no_alloc.loss_with_workspace(&z1, &z2, &mut workspace).unwrap());
+                    assert_eq!(
+                        got,
+                        no_alloc
+                            .loss_with_workspace(&z1, &z2, &mut workspace)
+                            .unwrap()
+                    );
                 }
             }
         }
-        println!("{backend:?}: worst |Δ| project {worst_project:e}, predict {worst_predict:e}, loss {worst_loss:e}");
-        assert!(worst_project <= OUTPUT_TOL && worst_predict <= OUTPUT_TOL && worst_loss <= OUTPUT_TOL);
+        println!(
+            "{backend:?}: worst |Δ| project {worst_project:e}, predict {worst_predict:e}, loss {worst_loss:e}"
+        );
+        assert!(
+            worst_project <= OUTPUT_TOL && worst_predict <= OUTPUT_TOL && worst_loss <= OUTPUT_TOL
+        );
     }
 }
 
@@ -197,7 +225,10 @@ fn identity_predictor_matches_reference() {
     // The identity part is exact; the projector keeps its (ulp-close) random weights.
     let theirs_params = reference_params(&theirs);
     let predictor_start = 17 * 33 + 33 + 33 * 3 + 3;
-    assert_eq!(ours.head().params()[predictor_start..], theirs_params[predictor_start..]);
+    assert_eq!(
+        ours.head().params()[predictor_start..],
+        theirs_params[predictor_start..]
+    );
     let z = input(&mut LcgRng::new(1), 17);
     let projected = ours.project(&z).unwrap();
     let predicted = ours.predict(&projected).unwrap();
@@ -219,13 +250,34 @@ fn errors_match_reference() {
     let mut ours = SimSiam::new(c, &mut LcgRng::new(0)).unwrap();
     let mut theirs = RefSimSiam::new(ref_config(&c), &mut RefRng::new(0)).unwrap();
     for (a, b) in [
-        (ours.project(&[0.0; 3]).unwrap_err(), theirs.project(&[0.0; 3]).unwrap_err()),
-        (ours.predict(&[0.0; 4]).unwrap_err(), theirs.predict(&[0.0; 4]).unwrap_err()),
-        (ours.loss(&[0.0; 4], &[0.0; 5]).unwrap_err(), theirs.loss(&[0.0; 4], &[0.0; 5]).unwrap_err()),
-        (ours.loss(&[0.0; 5], &[0.0; 4]).unwrap_err(), theirs.loss(&[0.0; 5], &[0.0; 4]).unwrap_err()),
-        (ours.set_identity_predictor().unwrap_err(), theirs.set_identity_predictor().unwrap_err()),
+        (
+            ours.project(&[0.0; 3]).unwrap_err(),
+            theirs.project(&[0.0; 3]).unwrap_err(),
+        ),
+        (
+            ours.predict(&[0.0; 4]).unwrap_err(),
+            theirs.predict(&[0.0; 4]).unwrap_err(),
+        ),
+        (
+            ours.loss(&[0.0; 4], &[0.0; 5]).unwrap_err(),
+            theirs.loss(&[0.0; 4], &[0.0; 5]).unwrap_err(),
+        ),
+        (
+            ours.loss(&[0.0; 5], &[0.0; 4]).unwrap_err(),
+            theirs.loss(&[0.0; 5], &[0.0; 4]).unwrap_err(),
+        ),
+        (
+            ours.set_identity_predictor().unwrap_err(),
+            theirs.set_identity_predictor().unwrap_err(),
+        ),
     ] {
         assert_eq!(a.to_string(), b.to_string());
     }
-    assert_eq!(ours.project(&[0.0; 3]).unwrap_err(), SslError::DimensionMismatch { expected: 4, got: 3 });
+    assert_eq!(
+        ours.project(&[0.0; 3]).unwrap_err(),
+        SslError::DimensionMismatch {
+            expected: 4,
+            got: 3
+        }
+    );
 }

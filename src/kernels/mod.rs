@@ -90,7 +90,12 @@ pub(crate) fn checked_area(rows: usize, cols: usize) -> SslResult<usize> {
 }
 
 /// `y = b` then `y += W·x`, shapes checked: `W` is `[y.len() × x.len()]` row-major.
-fn checked_matvec_bias<K: Kernels>(w: &[f32], x: &[f32], b: &[f32], y: &mut [f32]) -> SslResult<()> {
+fn checked_matvec_bias<K: Kernels>(
+    w: &[f32],
+    x: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+) -> SslResult<()> {
     check_len(y.len(), b.len())?;
     check_len(checked_area(y.len(), x.len())?, w.len())?;
     y.iter_mut().zip(b).for_each(|(yi, bi)| *yi = *bi);

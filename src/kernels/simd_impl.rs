@@ -88,7 +88,10 @@ impl Kernels for Simd {
     #[inline]
     fn dot_add(acc: f32, a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
-        let (a, b) = (a.get(..n).unwrap_or_default(), b.get(..n).unwrap_or_default());
+        let (a, b) = (
+            a.get(..n).unwrap_or_default(),
+            b.get(..n).unwrap_or_default(),
+        );
         let (a_steps, a_rest) = a.as_chunks::<DOT_STEP>();
         let (b_steps, b_rest) = b.as_chunks::<DOT_STEP>();
 
