@@ -1,0 +1,221 @@
+//! One property suite for both kernel twins, plus the twins against each other.
+//!
+//! Every property in `twin_properties!` runs on `kernels::simd` and on `kernels::scalar`
+//! against an `f64` reference. The bounds (see `simsiam::kernels` docs):
+//! - a sum of `k` products, in any order, is within `γ(k)·Σ|terms|` of the exact value,
+//!   `γ(k) = k·u/(1 − k·u)`, `u = 2⁻²⁴`; so two twins differ by at most
+//!   `sum_error_bound(k, Σ|terms|) = 2·γ(k)·Σ|terms|`;
+//! - on small integers nothing rounds, and every twin is exact;
+//! - after L2 normalisation the norm is within `γ(n) + 4u` of 1, and the twins agree
+//!   element-wise within `(γ(n) + 4u)·|x_i|` (sum of squares: `γ(n)` relative; the
+//!   square root halves it and adds `u`; the division adds `u`).
+//!
+//! Set `PROPTEST_CASES` to change the number of cases (default 256).
+
+use proptest::prelude::*;
+use simsiam::SslError;
+use simsiam::kernels::{scalar, simd, sum_error_bound};
+
+const U: f64 = f32::EPSILON as f64 / 2.0;
+
+fn gamma(k: usize) -> f64 {
+    sum_error_bound(k, 1.0) / 2.0
+}
+
+/// `f64` reference of `b + Σ w_i x_i` and `|b| + Σ |w_i x_i|`.
+fn exact_affine(w: &[f32], x: &[f32], b: f32) -> (f64, f64) {
+    w.iter()
+        .zip(x)
+        .fold((f64::from(b), f64::from(b).abs()), |(s, a), (wi, xi)| {
+            let t = f64::from(*wi) * f64::from(*xi);
+            (s + t, a + t.abs())
+        })
+}
+
+fn vector(len: impl Into<prop::collection::SizeRange>) -> impl Strategy<Value = Vec<f32>> {
+    prop::collection::vec(-100.0_f32..100.0, len)
+}
+
+fn small_integers(len: impl Into<prop::collection::SizeRange>) -> impl Strategy<Value = Vec<f32>> {
+    prop::collection::vec((-8_i8..=8).prop_map(f32::from), len)
+}
+
+/// A matrix `[rows × cols]`, an input `[cols]` and a bias `[rows]`.
+fn affine_case(
+    max_rows: usize,
+    max_cols: usize,
+) -> impl Strategy<Value = (Vec<f32>, Vec<f32>, Vec<f32>)> {
+    (0..=max_rows, 0..=max_cols)
+        .prop_flat_map(|(rows, cols)| (vector(rows * cols), vector(cols), vector(rows)))
+}
+
+macro_rules! twin_properties {
+    ($name:ident, $twin:path) => {
+        mod $name {
+            use super::*;
+            use $twin as k;
+
+            proptest! {
+                #[test]
+                fn dot_within_bound_of_exact(pair in (0_usize..=33).prop_flat_map(|n| (vector(n), vector(n)))) {
+                    let (a, b) = pair;
+                    let (exact, abs) = exact_affine(&a, &b, 0.0);
+                    let got = f64::from(k::dot(&a, &b).unwrap());
+                    prop_assert!((got - exact).abs() <= gamma(a.len()) * abs, "{got} vs {exact}");
+                }
+
+                #[test]
+                fn dot_exact_on_small_integers(pair in (0_usize..=4096).prop_flat_map(|n| (small_integers(n), small_integers(n)))) {
+                    let (a, b) = pair;
+                    let (exact, _) = exact_affine(&a, &b, 0.0);
+                    prop_assert_eq!(f64::from(k::dot(&a, &b).unwrap()), exact);
+                }
+
+                #[test]
+                fn matvec_bias_within_bound_of_exact(case in affine_case(9, 33)) {
+                    let (w, x, b) = case;
+                    let mut y = vec![f32::NAN; b.len()];
+                    k::matvec_bias(&w, &x, &b, &mut y).unwrap();
+                    for ((yi, row), bi) in y.iter().zip(w.chunks(x.len().max(1))).zip(&b) {
+                        let (exact, abs) = exact_affine(row, &x, *bi);
+                        prop_assert!((f64::from(*yi) - exact).abs() <= gamma(x.len() + 1) * abs);
+                    }
+                }
+
+                #[test]
+                fn matvec_exact_on_small_integers(rows in 0_usize..=9, cols in 0_usize..=300, seed in any::<u64>()) {
+                    let mut rng = simsiam::LcgRng::new(seed);
+                    let mut ints = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.next_usize(17) as f32 - 8.0).collect() };
+                    let (w, x, b) = (ints(rows * cols), ints(cols), ints(rows));
+                    let mut y = vec![0.0; rows];
+                    k::matvec_bias(&w, &x, &b, &mut y).unwrap();
+                    for ((yi, row), bi) in y.iter().zip(w.chunks(cols.max(1))).zip(&b) {
+                        prop_assert_eq!(f64::from(*yi), exact_affine(row, &x, *bi).0);
+                    }
+                }
+
+                #[test]
+                fn matvec_bias_relu_is_relu_of_matvec_bias(case in affine_case(9, 33)) {
+                    let (w, x, b) = case;
+                    let (mut plain, mut relu) = (vec![0.0; b.len()], vec![0.0; b.len()]);
+                    k::matvec_bias(&w, &x, &b, &mut plain).unwrap();
+                    k::matvec_bias_relu(&w, &x, &b, &mut relu).unwrap();
+                    for (p, r) in plain.iter().zip(&relu) {
+                        prop_assert!(*r >= 0.0);
+                        prop_assert_eq!(*r, p.max(0.0));
+                    }
+                }
+
+                #[test]
+                fn matvec_accumulate_adds_to_y(case in affine_case(9, 33)) {
+                    let (w, x, b) = case;
+                    let (mut with_bias, mut accumulated) = (vec![0.0; b.len()], b.clone());
+                    k::matvec_bias(&w, &x, &b, &mut with_bias).unwrap();
+                    k::matvec_accumulate(&w, &x, &mut accumulated).unwrap();
+                    prop_assert_eq!(with_bias, accumulated);
+                }
+
+                #[test]
+                fn l2_normalize_gives_unit_norm_or_zero(mut v in prop_oneof![vector(0..=33), vector(4096..=4096), Just(vec![0.0; 17])]) {
+                    let exact_norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+                    let _ = k::l2_normalize(&mut v);
+                    let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+                    if exact_norm == 0.0 {
+                        prop_assert!(v.iter().all(|x| *x == 0.0));
+                    } else {
+                        prop_assert!((norm - 1.0).abs() <= gamma(v.len()) + 4.0 * U, "norm {norm}");
+                    }
+                }
+
+                #[test]
+                fn l2_normalize_floors_tiny_norms(v in prop::collection::vec(-1e-14_f32..1e-14, 1..=8)) {
+                    let mut out = v.clone();
+                    let divisor = k::l2_normalize(&mut out);
+                    prop_assert_eq!(divisor, 1e-12);
+                    for (o, x) in out.iter().zip(&v) {
+                        prop_assert_eq!(*o, x / 1e-12);
+                    }
+                }
+
+                #[test]
+                fn mismatched_lengths_are_errors(a in vector(0..=20), b in vector(0..=20), extra in 1_usize..5) {
+                    if a.len() != b.len() {
+                        prop_assert_eq!(k::dot(&a, &b), Err(SslError::DimensionMismatch { expected: a.len(), got: b.len() }));
+                    }
+                    // w one row short, bias one element long, y of the right length
+                    let rows = b.len();
+                    let w = vec![1.0; (rows * a.len()).saturating_sub(extra)];
+                    let mut y = vec![0.0; rows];
+                    if !w.len().eq(&(rows * a.len())) {
+                        prop_assert_eq!(
+                            k::matvec_bias(&w, &a, &b, &mut y),
+                            Err(SslError::DimensionMismatch { expected: rows * a.len(), got: w.len() })
+                        );
+                        prop_assert_eq!(
+                            k::matvec_accumulate(&w, &a, &mut y),
+                            Err(SslError::DimensionMismatch { expected: rows * a.len(), got: w.len() })
+                        );
+                    }
+                    let long_bias = vec![0.0; rows + extra];
+                    prop_assert_eq!(
+                        k::matvec_bias_relu(&vec![0.0; rows * a.len()], &a, &long_bias, &mut y),
+                        Err(SslError::DimensionMismatch { expected: rows, got: rows + extra })
+                    );
+                }
+            }
+        }
+    };
+}
+
+twin_properties!(simd_twin, simsiam::kernels::simd);
+twin_properties!(scalar_twin, simsiam::kernels::scalar);
+
+proptest! {
+    #[test]
+    fn twins_agree_on_dot(pair in prop_oneof![0_usize..=33, Just(4096)].prop_flat_map(|n| (vector(n), vector(n)))) {
+        let (a, b) = pair;
+        let (_, abs) = exact_affine(&a, &b, 0.0);
+        let diff = f64::from(simd::dot(&a, &b).unwrap() - scalar::dot(&a, &b).unwrap()).abs();
+        prop_assert!(diff <= sum_error_bound(a.len(), abs), "{diff}");
+    }
+
+    #[test]
+    fn twins_agree_on_matvec(case in affine_case(13, 70)) {
+        let (w, x, b) = case;
+        let (mut s, mut v) = (vec![0.0; b.len()], vec![0.0; b.len()]);
+        scalar::matvec_bias(&w, &x, &b, &mut s).unwrap();
+        simd::matvec_bias(&w, &x, &b, &mut v).unwrap();
+        for (((si, vi), row), bi) in s.iter().zip(&v).zip(w.chunks(x.len().max(1))).zip(&b) {
+            let (_, abs) = exact_affine(row, &x, *bi);
+            prop_assert!(f64::from(si - vi).abs() <= sum_error_bound(x.len() + 1, abs));
+        }
+    }
+
+    #[test]
+    fn twins_agree_on_l2_normalize(v in prop_oneof![vector(0..=33), vector(4096..=4096)]) {
+        let (mut s, mut m) = (v.clone(), v.clone());
+        let _ = scalar::l2_normalize(&mut s);
+        let _ = simd::l2_normalize(&mut m);
+        let tolerance = gamma(v.len()) + 4.0 * U;
+        for (si, mi) in s.iter().zip(&m) {
+            prop_assert!(f64::from(si - mi).abs() <= tolerance * f64::from(si.abs()).max(f64::from(f32::MIN_POSITIVE)));
+        }
+    }
+}
+
+#[test]
+fn large_matvec_twins_agree() {
+    let mut rng = simsiam::LcgRng::new(9);
+    let (rows, cols) = (64, 2048);
+    let w: Vec<f32> = (0..rows * cols).map(|_| rng.next_f32() - 0.5).collect();
+    let x: Vec<f32> = (0..cols).map(|_| rng.next_f32() - 0.5).collect();
+    let b: Vec<f32> = (0..rows).map(|_| rng.next_f32() - 0.5).collect();
+    let (mut s, mut v) = (vec![0.0; rows], vec![0.0; rows]);
+    scalar::matvec_bias(&w, &x, &b, &mut s).unwrap();
+    simd::matvec_bias(&w, &x, &b, &mut v).unwrap();
+    for (((si, vi), row), bi) in s.iter().zip(&v).zip(w.chunks(cols)).zip(&b) {
+        let (exact, abs) = exact_affine(row, &x, *bi);
+        assert!(f64::from(si - vi).abs() <= sum_error_bound(cols + 1, abs));
+        assert!((f64::from(*vi) - exact).abs() <= gamma(cols + 1) * abs);
+    }
+}

@@ -1,0 +1,111 @@
+//! The core makes zero heap allocations: every no-alloc entry point runs under a counting
+//! global allocator, whose counter is per thread so parallel tests do not interfere.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use simsiam::kernels::{Scalar, Simd, scalar, simd};
+use simsiam::{Backend, LcgRng, SimSiamConfig, SimSiamHead, init_params};
+
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to `System` unchanged; only counts calls in a const-initialised
+// thread-local `Cell`, which itself never allocates.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// How many allocations `f` makes on this thread.
+fn allocations_in(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+const CONFIG: SimSiamConfig = SimSiamConfig::DEFAULT;
+const PARAMS: usize = 16_640;
+
+#[test]
+fn the_counter_sees_allocations() {
+    assert!(allocations_in(|| drop(std::hint::black_box(vec![1.0_f32; 10]))) >= 1);
+}
+
+#[test]
+fn core_inference_makes_no_allocation() {
+    let mut params = vec![0.0_f32; PARAMS]; // the test's own storage, made before counting
+    let z1: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin()).collect();
+    let z2: Vec<f32> = z1.iter().map(|x| x * 0.9 + 0.05).collect();
+    let count = allocations_in(|| {
+        init_params(&CONFIG, &mut LcgRng::new(3), &mut params).unwrap();
+        for backend in [Backend::Simd, Backend::Scalar] {
+            let head = SimSiamHead::from_params(CONFIG, &params[..])
+                .unwrap()
+                .with_backend(backend);
+            let mut projected = [0.0_f32; 32];
+            let mut predicted = [0.0_f32; 32];
+            let mut workspace = [0.0_f32; 128];
+            head.project_into(&z1, &mut projected).unwrap();
+            head.predict_into(&projected, &mut predicted).unwrap();
+            let loss = head.loss_with_workspace(&z1, &z2, &mut workspace).unwrap();
+            assert!((-1.0..=1.0).contains(&loss));
+            head.project_into_with::<Simd>(&z1, &mut projected).unwrap();
+            head.predict_into_with::<Scalar>(&projected, &mut predicted)
+                .unwrap();
+            let v: heapless::Vec<f32, 32> = head.project_heapless(&z1).unwrap();
+            assert_eq!(v.len(), 32);
+            // errors are allocation-free too
+            assert!(head.project_into(&z1[..10], &mut projected).is_err());
+            assert!(
+                head.loss_with_workspace(&z1, &z2, &mut workspace[..5])
+                    .is_err()
+            );
+        }
+    });
+    assert_eq!(count, 0, "the core allocated {count} times");
+}
+
+#[test]
+fn kernels_and_heapless_owner_make_no_allocation() {
+    let w = vec![0.5_f32; 64 * 128];
+    let x = vec![0.25_f32; 128];
+    let b = vec![0.0_f32; 64];
+    let mut y = vec![0.0_f32; 64];
+    let count = allocations_in(|| {
+        simd::matvec_bias_relu(&w, &x, &b, &mut y).unwrap();
+        scalar::matvec_bias(&w, &x, &b, &mut y).unwrap();
+        let _ = simd::l2_normalize(&mut y);
+        let _ = simd::dot(&x, &x).unwrap();
+        let mut head =
+            SimSiamHead::<heapless::Vec<f32, PARAMS>>::from_seed(CONFIG, &mut LcgRng::new(1))
+                .unwrap();
+        let mut out = [0.0_f32; 32];
+        head.project_into(&x[..64], &mut out).unwrap();
+        head.set_identity_predictor().unwrap(); // d_predictor 64 == 2·d_out
+        let mut workspace = [0.0_f32; 128];
+        let loss = head
+            .loss_with_workspace(&x[..64], &x[..64], &mut workspace)
+            .unwrap();
+        assert!((loss + 1.0).abs() <= 1e-6);
+    });
+    assert_eq!(count, 0, "allocated {count} times");
+}
