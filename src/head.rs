@@ -105,14 +105,19 @@ fn mlp2_into<K: Kernels>(
         .weights
         .chunks(block_weights)
         .zip(hidden.bias.chunks(block_rows));
-    for (block, (w1, b1)) in blocks.enumerate() {
+    // The first hidden unit of the current block: a running sum rather than
+    // `index * block_rows`, so no arithmetic here can overflow (or panic when a build
+    // turns on overflow checks).
+    let mut first_unit = 0_usize;
+    for (w1, b1) in blocks {
         let Some(h) = hidden_block.get_mut(..b1.len()) else {
             return;
         };
         h.iter_mut().zip(b1).for_each(|(hi, bi)| *hi = *bi);
         K::matvec_add(w1, hidden.d_in, 0, x, h);
         relu_in_place(h);
-        K::matvec_add(output.weights, d_hidden, block * block_rows, h, out);
+        K::matvec_add(output.weights, d_hidden, first_unit, h, out);
+        first_unit = first_unit.saturating_add(b1.len());
     }
 }
 
@@ -316,7 +321,9 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
             needed,
             capacity: workspace.len(),
         };
-        let mut parts = workspace.chunks_exact_mut(self.config.d_out);
+        // `d_out > 0` for every constructed head; `max(1)` lets the compiler see that
+        // `chunks_exact_mut` cannot panic even where it cannot see the construction.
+        let mut parts = workspace.chunks_exact_mut(self.config.d_out.max(1));
         let (Some(z1p), Some(z2p), Some(p1), Some(p2)) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
@@ -380,7 +387,9 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> SimSiamHead<S> {
             });
         }
         let [proj1, proj2, pred1, _] = self.config.layers();
-        let start = proj1.param_count()? + proj2.param_count()?;
+        // Both counts fit in `usize` (construction checked the total); saturating keeps
+        // the sum panic-free under overflow checks too.
+        let start = proj1.param_count()?.saturating_add(proj2.param_count()?);
         let predictor =
             self.params
                 .as_mut()
@@ -398,22 +407,27 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> SimSiamHead<S> {
             })?;
         // rest = b1 [2·d_out], w2 [d_out × 2·d_out], b2 [d_out]
         let w2 = rest.get_mut(pred1.d_out..).unwrap_or_default();
-        for (i, row) in w1.chunks_exact_mut(d_out).enumerate() {
-            let (column, sign) = if i < d_out {
-                (i, 1.0)
-            } else {
-                (i - d_out, -1.0)
-            };
+        // Rows and their targets are paired by `zip` over ranges, not computed from an
+        // index, so nothing here can overflow; `max(1)` because `d_out > 0` is known only
+        // from construction.
+        let targets = (0..d_out)
+            .map(|column| (column, 1.0))
+            .chain((0..d_out).map(|column| (column, -1.0)));
+        for (row, (column, sign)) in w1.chunks_exact_mut(d_out.max(1)).zip(targets) {
             if let Some(w) = row.get_mut(column) {
                 *w = sign;
             }
         }
-        for (i, row) in w2.chunks_exact_mut(2 * d_out).take(d_out).enumerate() {
-            if let Some(w) = row.get_mut(i) {
-                *w = 1.0;
-            }
-            if let Some(w) = row.get_mut(d_out + i) {
-                *w = -1.0;
+        let w2_rows = w2.chunks_exact_mut(self.config.d_predictor.max(1));
+        for (row, i) in w2_rows.zip(0..d_out) {
+            // Row `i`: `+1` at column `i`, `−1` at column `d_out + i`.
+            if let Some((plus, minus)) = row.split_at_mut_checked(d_out) {
+                if let Some(w) = plus.get_mut(i) {
+                    *w = 1.0;
+                }
+                if let Some(w) = minus.get_mut(i) {
+                    *w = -1.0;
+                }
             }
         }
         Ok(())

@@ -1,0 +1,169 @@
+//! Link-time proof that `simsiam`'s no-alloc path cannot panic.
+//!
+//! Built in release for `thumbv7em-none-eabihf`. The `#[panic_handler]` calls a function
+//! that is declared but defined nowhere, so the link fails with an undefined-symbol
+//! error if any call to it — any panic path in the code reachable from `_start` —
+//! survives optimisation. Every input (config, parameters, vectors, workspace) goes
+//! through `core::hint::black_box`, so the optimiser cannot use known shapes or values
+//! to delete a check: what is proved holds for all inputs.
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+
+use simsiam::kernels::{Kernels, Scalar, Simd, scalar, simd};
+use simsiam::{Backend, SimSiamConfig, SimSiamHead, SslResult};
+#[cfg(feature = "init")]
+use simsiam::{LcgRng, init_params};
+
+const CONFIG: SimSiamConfig = SimSiamConfig {
+    d_encoder: 8,
+    d_projector: 16,
+    d_predictor: 8,
+    d_out: 4,
+};
+const PARAM_COUNT: usize = 8 * 16 + 16 + 16 * 4 + 4 + 4 * 8 + 8 + 8 * 4 + 4;
+
+/// Parameters "in flash": a `static` slice used in place.
+static PARAMS: [f32; PARAM_COUNT] = [0.125; PARAM_COUNT];
+static Z1: [f32; 8] = [0.5; 8];
+static Z2: [f32; 8] = [-0.25; 8];
+
+/// Opaque to the optimiser: a slice of unknown length and contents.
+fn opaque(values: &'static [f32]) -> &'static [f32] {
+    black_box(values)
+}
+
+fn observe<T>(value: SslResult<T>) {
+    black_box(value.is_ok());
+    if let Ok(v) = value {
+        black_box(v);
+    }
+}
+
+/// Inference on a parameter view, through kernels `K` chosen at compile time.
+fn infer_with<K: Kernels>(head: &SimSiamHead<&'static [f32]>) {
+    let mut out = black_box([0.0_f32; 4]);
+    let out_len = black_box(4);
+    let out = out.get_mut(..out_len).unwrap_or_default();
+    observe(head.project_into_with::<K>(opaque(&Z1), out));
+    black_box(&*out);
+    observe(head.predict_into_with::<K>(opaque(&Z1[..4]), out));
+    black_box(&*out);
+    let mut workspace = black_box([0.0_f32; 16]);
+    let ws_len = black_box(16);
+    let workspace = workspace.get_mut(..ws_len).unwrap_or_default();
+    observe(head.loss_with_workspace_with::<K>(opaque(&Z1), opaque(&Z2), workspace));
+}
+
+/// The run-time-dispatched calls and the fixed-capacity outputs.
+fn infer_dispatch(head: &SimSiamHead<&'static [f32]>) {
+    let backend = if black_box(true) {
+        Backend::Simd
+    } else {
+        Backend::Scalar
+    };
+    let head = head.clone().with_backend(backend);
+    let mut out = black_box([0.0_f32; 4]);
+    observe(head.project_into(opaque(&Z1), &mut out));
+    observe(head.predict_into(opaque(&Z1[..4]), &mut out));
+    let mut workspace = black_box([0.0_f32; 16]);
+    observe(head.loss_with_workspace(opaque(&Z1), opaque(&Z2), &mut workspace));
+    observe(head.project_heapless::<8>(opaque(&Z1)));
+    observe(head.predict_heapless::<8>(opaque(&Z1)));
+}
+
+/// The public shape-checked kernels of both twins.
+fn kernels() {
+    let (a, b) = (opaque(&Z1), opaque(&Z2));
+    observe(simd::dot(a, b));
+    observe(scalar::dot(a, b));
+    let mut y = black_box([0.0_f32; 4]);
+    let w = opaque(&PARAMS[..32]);
+    let bias = opaque(&Z2[..4]);
+    observe(simd::matvec_bias(w, a, bias, &mut y));
+    observe(scalar::matvec_bias(w, a, bias, &mut y));
+    observe(simd::matvec_bias_relu(w, a, bias, &mut y));
+    observe(scalar::matvec_bias_relu(w, a, bias, &mut y));
+    observe(simd::matvec_accumulate(w, a, &mut y));
+    observe(scalar::matvec_accumulate(w, a, &mut y));
+    black_box(simd::l2_normalize(&mut y));
+    black_box(scalar::l2_normalize(&mut y));
+    simd::relu(&mut y);
+    scalar::relu(&mut y);
+    black_box(&y);
+}
+
+/// On-device initialisation into fixed-capacity storage, and the identity predictor.
+#[cfg(feature = "init")]
+fn construction() {
+    let config = black_box(CONFIG);
+    observe(config.param_count());
+    observe(config.loss_workspace_len());
+    let mut rng = LcgRng::new(black_box(7));
+    let mut params = black_box([0.0_f32; PARAM_COUNT]);
+    let len = black_box(PARAM_COUNT);
+    observe(init_params(
+        &config,
+        &mut rng,
+        params.get_mut(..len).unwrap_or_default(),
+    ));
+    let mut shuffled = black_box([1_u32, 2, 3, 4]);
+    rng.shuffle(&mut shuffled);
+    black_box(rng.next_usize(black_box(3)));
+    if let Ok(mut head) =
+        SimSiamHead::<heapless::Vec<f32, PARAM_COUNT>>::from_seed(config, &mut rng)
+    {
+        head = black_box(head);
+        observe(head.set_identity_predictor());
+        let mut out = black_box([0.0_f32; 4]);
+        observe(head.project_into(opaque(&Z1), &mut out));
+    }
+}
+
+#[cfg(feature = "canary")]
+fn canary() {
+    let values = black_box([1.0_f32; 4]);
+    black_box(values[black_box(9)]);
+}
+
+/// The entry point: keeps everything above alive through the link.
+#[unsafe(no_mangle)]
+pub extern "C" fn _start() -> ! {
+    loop {
+        if let Ok(head) = SimSiamHead::from_params(black_box(CONFIG), opaque(&PARAMS)) {
+            // Forget what construction proved about the config (non-zero dimensions,
+            // no overflow): the calls below must be panic-free on their own.
+            let head = black_box(head);
+            infer_with::<Simd>(&head);
+            infer_with::<Scalar>(&head);
+            infer_dispatch(&head);
+        }
+        kernels();
+        #[cfg(feature = "init")]
+        construction();
+        #[cfg(feature = "canary")]
+        canary();
+    }
+}
+
+#[cfg(not(feature = "diagnose"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    unsafe extern "C" {
+        /// Defined nowhere: any surviving reference to it fails the link.
+        fn simsiam_nopanic__a_panic_path_survived_optimisation() -> !;
+    }
+    // SAFETY: never runs; the link fails first if this is reachable at all.
+    unsafe { simsiam_nopanic__a_panic_path_survived_optimisation() }
+}
+
+/// With `--features diagnose` the link succeeds, so that a disassembly can show which
+/// function still calls into `core::panicking` (see `.ci/steps/30-nopanic.sh`).
+#[cfg(feature = "diagnose")]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
