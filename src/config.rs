@@ -147,4 +147,27 @@ impl SimSiamConfig {
         self.validate()?;
         self.d_out.checked_mul(4).ok_or(OVERFLOW)
     }
+
+    /// How many `f32` the `workspace` of
+    /// [`SimSiamHead::loss_batch_with_workspace`](crate::SimSiamHead::loss_batch_with_workspace)
+    /// must hold for `n` pairs: `4·d_out·min(n, 4)` (both projections and both
+    /// predictions of the four pairs processed together). `0` for `n = 0`; equal to
+    /// [`loss_workspace_len`](Self::loss_workspace_len) for `n = 1`.
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate); `InvalidParameter` on overflow.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::SimSiamConfig;
+    /// let config = SimSiamConfig::default();
+    /// assert_eq!(config.batch_loss_workspace_len(1)?, config.loss_workspace_len()?);
+    /// assert_eq!(config.batch_loss_workspace_len(64)?, 4 * 32 * 4);
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn batch_loss_workspace_len(&self, n: usize) -> SslResult<usize> {
+        self.loss_workspace_len()?
+            .checked_mul(n.min(crate::batch::BATCH_PAIRS))
+            .ok_or(OVERFLOW)
+    }
 }

@@ -2,7 +2,9 @@
 
 use crate::config::{LayerShape, SimSiamConfig};
 use crate::error::{SslError, SslResult, check_finite, check_len};
-use crate::kernels::{Backend, Kernels, Scalar, Simd, l2_normalize_with, relu_in_place};
+use crate::kernels::{
+    Backend, Kernels, Scalar, Simd, l2_normalize_with, matmat_add, relu_in_place,
+};
 use crate::rng::LcgRng;
 
 /// Hidden units computed per block on the stack: the hidden vector of a two-layer MLP
@@ -12,11 +14,11 @@ pub const HIDDEN_BLOCK: usize = 256;
 
 /// One dense layer viewed in the flat parameters.
 #[derive(Debug, Clone, Copy)]
-struct DenseLayer<'a> {
+pub(crate) struct DenseLayer<'a> {
     /// Row-major `[bias.len() × d_in]`.
-    weights: &'a [f32],
-    bias: &'a [f32],
-    d_in: usize,
+    pub(crate) weights: &'a [f32],
+    pub(crate) bias: &'a [f32],
+    pub(crate) d_in: usize,
 }
 
 /// Cuts the flat parameters into the config's four layers.
@@ -138,6 +140,67 @@ fn mlp2_normalized<K: Kernels>(
     Ok(())
 }
 
+/// L2-normalises `out` in place, or `NonFinite { location }` when it overflowed.
+pub(crate) fn normalize_checked<K: Kernels>(
+    out: &mut [f32],
+    location: &'static str,
+) -> SslResult<()> {
+    if !K::sum_squares(out).is_finite() {
+        return Err(SslError::NonFinite { location });
+    }
+    l2_normalize_with::<K>(out);
+    Ok(())
+}
+
+/// [`mlp2_into`] for up to `G` inputs at once, sharing every weight load among them:
+/// `outs[j] = W2·ReLU(W1·xs[j] + b1) + b2` (not normalised). The hidden layer is made
+/// [`HIDDEN_BLOCK`] units at a time for all inputs (`G·HIDDEN_BLOCK·4` bytes of stack)
+/// by [`matmat_add`], then folded into the outputs, so each weight is read from memory
+/// once per call. Inputs beyond `G` (or beyond the shorter of `xs`, `outs`) are ignored.
+///
+/// Every output is summed in the same order as [`mlp2_into`] on the same twin, except
+/// that the SIMD twin splits rows into [`matmat_add`]'s panels: on the scalar twin the
+/// results equal `G` single calls bit for bit.
+pub(crate) fn mlp2_group<K: Kernels, const G: usize>(
+    hidden: &DenseLayer<'_>,
+    output: &DenseLayer<'_>,
+    xs: &[&[f32]],
+    outs: &mut [&mut [f32]],
+) {
+    let count = xs.len().min(outs.len()).min(G);
+    let xs = xs.get(..count).unwrap_or_default();
+    let outs = outs.get_mut(..count).unwrap_or_default();
+    for out in outs.iter_mut() {
+        out.iter_mut().zip(output.bias).for_each(|(o, b)| *o = *b);
+    }
+    let d_hidden = hidden.bias.len();
+    let block_rows = HIDDEN_BLOCK.min(d_hidden).max(1);
+    // `block_rows·d_in ≤ d_hidden·d_in`, which `split_layers` proved fits in `usize`.
+    let block_weights = block_rows.saturating_mul(hidden.d_in).max(1);
+    let mut hidden_blocks = [[0.0_f32; HIDDEN_BLOCK]; G];
+    let blocks = hidden
+        .weights
+        .chunks(block_weights)
+        .zip(hidden.bias.chunks(block_rows));
+    let mut first_unit = 0_usize;
+    for (w1, b1) in blocks {
+        let mut hs = hidden_blocks
+            .each_mut()
+            .map(|h| h.get_mut(..b1.len()).unwrap_or_default());
+        let hs = hs.get_mut(..count).unwrap_or_default();
+        for h in hs.iter_mut() {
+            h.iter_mut().zip(b1).for_each(|(hi, bi)| *hi = *bi);
+        }
+        matmat_add::<K>(w1, hidden.d_in, 0, xs, hs);
+        hs.iter_mut().for_each(|h| relu_in_place(h));
+        let mut views: [&[f32]; G] = [&[]; G];
+        views.iter_mut().zip(hs.iter()).for_each(|(v, h)| *v = h);
+        let views = views.get(..count).unwrap_or_default();
+        matmat_add::<K>(output.weights, d_hidden, first_unit, views, outs);
+        first_unit = first_unit.saturating_add(b1.len());
+    }
+}
+
 /// The SimSiam projector + predictor head over parameter storage `S`, with no allocation.
 ///
 /// `S` is anything that derefs to the flat parameters (layout in
@@ -227,7 +290,7 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
         self.params
     }
 
-    fn layers(&self) -> SslResult<[DenseLayer<'_>; 4]> {
+    pub(crate) fn layers(&self) -> SslResult<[DenseLayer<'_>; 4]> {
         split_layers(&self.config, self.params.as_ref())
     }
 
@@ -332,10 +395,13 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
         check_finite(z1, "z1")?;
         check_finite(z2, "z2")?;
         let [pw1, pw2, qw1, qw2] = self.layers()?;
-        mlp2_normalized::<K>(&pw1, &pw2, z1, z1p, "projector output")?;
-        mlp2_normalized::<K>(&pw1, &pw2, z2, z2p, "projector output")?;
-        mlp2_normalized::<K>(&qw1, &qw2, z1p, p1, "predictor output")?;
-        mlp2_normalized::<K>(&qw1, &qw2, z2p, p2, "predictor output")?;
+        // Two-view passes: each weight matrix is read once for both views.
+        mlp2_group::<K, 2>(&pw1, &pw2, &[z1, z2], &mut [&mut *z1p, &mut *z2p]);
+        normalize_checked::<K>(z1p, "projector output")?;
+        normalize_checked::<K>(z2p, "projector output")?;
+        mlp2_group::<K, 2>(&qw1, &qw2, &[&*z1p, &*z2p], &mut [&mut *p1, &mut *p2]);
+        normalize_checked::<K>(p1, "predictor output")?;
+        normalize_checked::<K>(p2, "predictor output")?;
         Ok((-K::dot_add(0.0, p1, z2p) + -K::dot_add(0.0, p2, z1p)) * 0.5)
     }
 

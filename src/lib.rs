@@ -37,6 +37,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+mod batch;
 mod config;
 mod error;
 mod head;
@@ -45,6 +46,7 @@ mod rng;
 #[cfg(feature = "alloc")]
 mod simsiam;
 
+pub use batch::BATCH_GROUP;
 pub use config::{LayerShape, SimSiamConfig};
 pub use error::{SslError, SslResult};
 pub use head::{HIDDEN_BLOCK, SimSiamHead, init_params};

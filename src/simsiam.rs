@@ -18,6 +18,21 @@ fn try_zeros(len: usize) -> SslResult<Vec<f32>> {
     Ok(v)
 }
 
+/// `(len / width)·out_width` floats for a batch output, with `DimensionMismatch` when
+/// `len` is not a multiple of `width` (`width > 0`: the config is validated).
+fn batch_len(len: usize, width: usize, out_width: usize) -> SslResult<usize> {
+    let n = len.checked_div(width).unwrap_or(0);
+    let whole = n.saturating_mul(width);
+    if whole != len {
+        return Err(SslError::DimensionMismatch {
+            expected: whole,
+            got: len,
+        });
+    }
+    n.checked_mul(out_width)
+        .ok_or(SslError::OutOfMemory { floats: usize::MAX })
+}
+
 /// The SimSiam head with the API of `oxicuda_ssl::ssl::sim_siam::SimSiam` 0.5.5.
 ///
 /// Each call allocates its output (as the reference does); the arithmetic is the
@@ -82,6 +97,48 @@ impl SimSiam {
     pub fn loss(&self, z1: &[f32], z2: &[f32]) -> SslResult<f32> {
         let mut workspace = try_zeros(self.head.config().loss_workspace_len()?)?;
         self.head.loss_with_workspace(z1, z2, &mut workspace)
+    }
+
+    /// Projects `n` encoder outputs (`zs` is `n × d_encoder` row-major) into `n × d_out`;
+    /// see [`SimSiamHead::project_batch_into`].
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `zs.len()` is not a multiple of `d_encoder`; `NonFinite`;
+    /// `OutOfMemory`.
+    pub fn project_batch(&self, zs: &[f32]) -> SslResult<Vec<f32>> {
+        let config = self.head.config();
+        let mut out = try_zeros(batch_len(zs.len(), config.d_encoder, config.d_out)?)?;
+        self.head.project_batch_into(zs, &mut out)?;
+        Ok(out)
+    }
+
+    /// Applies the predictor to `n` projections (`ps` is `n × d_out` row-major); see
+    /// [`SimSiamHead::predict_batch_into`].
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `ps.len()` is not a multiple of `d_out`; `NonFinite`;
+    /// `OutOfMemory`.
+    pub fn predict_batch(&self, ps: &[f32]) -> SslResult<Vec<f32>> {
+        let d_out = self.head.d_out();
+        let mut out = try_zeros(batch_len(ps.len(), d_out, d_out)?)?;
+        self.head.predict_batch_into(ps, &mut out)?;
+        Ok(out)
+    }
+
+    /// The losses of `n` pairs of views (`z1s`, `z2s` both `n × d_encoder` row-major);
+    /// see [`SimSiamHead::loss_batch_with_workspace`].
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `z1s.len()` is not a multiple of `d_encoder` or `z2s`
+    /// has another length; `NonFinite`; `OutOfMemory`.
+    pub fn loss_batch(&self, z1s: &[f32], z2s: &[f32]) -> SslResult<Vec<f32>> {
+        let config = self.head.config();
+        let n = batch_len(z1s.len(), config.d_encoder, 1)?;
+        let mut losses = try_zeros(n)?;
+        let mut workspace = try_zeros(config.batch_loss_workspace_len(n)?)?;
+        self.head
+            .loss_batch_with_workspace(z1s, z2s, &mut losses, &mut workspace)?;
+        Ok(losses)
     }
 
     /// The projector output dimension.

@@ -37,6 +37,16 @@ pub trait Kernels {
     /// starts at `w[i·row_stride]`. Rows that are missing or short count as empty.
     fn matvec_add(w: &[f32], row_stride: usize, offset: usize, x: &[f32], y: &mut [f32]);
 
+    /// Two inputs through the same rows, each weight load feeding both products: for each
+    /// `i`, `y[0][i] += W[i, offset ..]·x[0]` and `y[1][i] += W[i, offset ..]·x[1]`, with
+    /// `W` as in [`matvec_add`](Self::matvec_add). Each product runs over the common prefix
+    /// of the row, `x[0]` and `x[1]`; rows beyond the shorter `y` are skipped.
+    ///
+    /// The scalar twin sums every output exactly as [`matvec_add`](Self::matvec_add) does
+    /// (start value, then left to right, no FMA: the reference's order, bit for bit); the
+    /// SIMD twin keeps one lane accumulator per row and input, within [`sum_error_bound`].
+    fn matvec2_add(w: &[f32], row_stride: usize, offset: usize, x: [&[f32]; 2], y: [&mut [f32]; 2]);
+
     /// `v[i] /= divisor` for every element (a true division, as the reference does).
     fn divide(v: &mut [f32], divisor: f32);
 
@@ -103,6 +113,82 @@ fn checked_matvec_bias<K: Kernels>(
     Ok(())
 }
 
+/// `y1 = b`, `y2 = b`, then both `+= W·x` in one pass over `W`, shapes checked.
+fn checked_matvec2_bias<K: Kernels>(
+    w: &[f32],
+    x: [&[f32]; 2],
+    b: &[f32],
+    y: [&mut [f32]; 2],
+) -> SslResult<()> {
+    let [x1, x2] = x;
+    let [y1, y2] = y;
+    check_len(x1.len(), x2.len())?;
+    check_len(y1.len(), b.len())?;
+    check_len(b.len(), y2.len())?;
+    check_len(checked_area(y1.len(), x1.len())?, w.len())?;
+    y1.copy_from_slice(b);
+    y2.copy_from_slice(b);
+    K::matvec2_add(w, x1.len(), 0, [x1, x2], [y1, y2]);
+    Ok(())
+}
+
+/// Rows of `W` per panel in [`matmat_add`]: the SIMD twin's register block.
+const PANEL_ROWS: usize = 4;
+/// Columns per panel in [`matmat_add`]: a `PANEL_ROWS × PANEL_COLS` panel of `W` is 8 KiB
+/// and a group of eight inputs' matching columns 16 KiB, so both stay in a 32 KiB L1
+/// while every input pair of the group passes over the panel.
+const PANEL_COLS: usize = 512;
+
+/// Matrix × matrix for a group of inputs: for every `j` and row `i`,
+/// `ys[j][i] += W[i, offset .. offset + k]·xs[j]`, with `W` row-major at `row_stride`
+/// (as [`Kernels::matvec_add`]) and `k` the shortest input. Register- and cache-blocked:
+/// the weights are walked in panels of [`PANEL_ROWS`] rows × [`PANEL_COLS`] columns, and
+/// each panel feeds every input pair through [`Kernels::matvec2_add`] (an odd last
+/// input through [`Kernels::matvec_add`]) before the next panel is read. So `W` is read
+/// from memory once per call whatever the number of inputs.
+///
+/// Each output still sums its terms from its start value in column order, panel after
+/// panel, so on the scalar twin the result is bit for bit that of one `matvec_add` per
+/// input; on the SIMD twin it is within [`sum_error_bound`] of it.
+pub(crate) fn matmat_add<K: Kernels>(
+    w: &[f32],
+    row_stride: usize,
+    offset: usize,
+    xs: &[&[f32]],
+    ys: &mut [&mut [f32]],
+) {
+    let k = xs.iter().map(|x| x.len()).min().unwrap_or(0);
+    let rows = ys.iter().map(|y| y.len()).min().unwrap_or(0);
+    let panel_len = row_stride.saturating_mul(PANEL_ROWS).max(1);
+    for (panel, r0) in w.chunks(panel_len).zip((0..rows).step_by(PANEL_ROWS)) {
+        let r1 = r0.saturating_add(PANEL_ROWS).min(rows);
+        for k0 in (0..k).step_by(PANEL_COLS) {
+            let k1 = k0.saturating_add(PANEL_COLS).min(k);
+            let column = offset.saturating_add(k0);
+            let mut x_pairs = xs.chunks_exact(2);
+            let mut y_pairs = ys.chunks_exact_mut(2);
+            for (x_pair, y_pair) in x_pairs.by_ref().zip(y_pairs.by_ref()) {
+                if let ([x1, x2], [y1, y2]) = (x_pair, y_pair) {
+                    let x = [
+                        x1.get(k0..k1).unwrap_or_default(),
+                        x2.get(k0..k1).unwrap_or_default(),
+                    ];
+                    let y = [
+                        y1.get_mut(r0..r1).unwrap_or_default(),
+                        y2.get_mut(r0..r1).unwrap_or_default(),
+                    ];
+                    K::matvec2_add(panel, row_stride, column, x, y);
+                }
+            }
+            if let ([x], [y]) = (x_pairs.remainder(), y_pairs.into_remainder()) {
+                let x = x.get(k0..k1).unwrap_or_default();
+                let y = y.get_mut(r0..r1).unwrap_or_default();
+                K::matvec_add(panel, row_stride, column, x, y);
+            }
+        }
+    }
+}
+
 /// `v_i = max(v_i, 0)`; one loop for both twins (it does no arithmetic to reorder).
 #[inline]
 pub(crate) fn relu_in_place(v: &mut [f32]) {
@@ -153,6 +239,37 @@ macro_rules! kernel_twin {
                 super::checked_matvec_bias::<$backend>(w, x, b, y)?;
                 super::relu_in_place(y);
                 Ok(())
+            }
+
+            /// Two inputs through one matrix in one pass over it (each weight load feeds
+            /// two products): `y1 = W·x1 + b` and `y2 = W·x2 + b`, `W` row-major of shape
+            /// `[b.len() × x1.len()]`. Each output is within
+            /// [`sum_error_bound`](super::sum_error_bound) of the other twin's, and the
+            /// scalar twin equals two [`matvec_bias`] calls bit for bit.
+            ///
+            /// # Errors
+            /// `DimensionMismatch` when `x2.len() != x1.len()`, `y1.len() != b.len()`,
+            /// `y2.len() != b.len()` or `w.len() != b.len()·x1.len()` (checked in that
+            /// order); `InvalidParameter` when that product overflows `usize`.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("use simsiam::kernels::", stringify!($module), ";")]
+            /// let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 × 3
+            /// let (mut y1, mut y2) = ([0.0; 2], [0.0; 2]);
+            #[doc = concat!(stringify!($module), "::matvec2_bias(&w, &[1.0, 0.0, 0.0], &[0.0, 0.0, 1.0], &[0.5, 0.5], &mut y1, &mut y2)?;")]
+            /// assert_eq!((y1, y2), ([1.5, 4.5], [3.5, 6.5]));
+            /// # Ok::<(), simsiam::SslError>(())
+            /// ```
+            pub fn matvec2_bias(
+                w: &[f32],
+                x1: &[f32],
+                x2: &[f32],
+                b: &[f32],
+                y1: &mut [f32],
+                y2: &mut [f32],
+            ) -> SslResult<()> {
+                super::checked_matvec2_bias::<$backend>(w, [x1, x2], b, [y1, y2])
             }
 
             /// Accumulating matrix–vector product `y += W·x` for a row-major `W` of

@@ -21,6 +21,37 @@ impl Kernels for Scalar {
     }
 
     #[inline]
+    fn matvec2_add(
+        w: &[f32],
+        row_stride: usize,
+        offset: usize,
+        x: [&[f32]; 2],
+        y: [&mut [f32]; 2],
+    ) {
+        let [x1, x2] = x;
+        let n = x1.len().min(x2.len());
+        let (x1, x2) = (
+            x1.get(..n).unwrap_or_default(),
+            x2.get(..n).unwrap_or_default(),
+        );
+        let [y1, y2] = y;
+        let rows = w
+            .chunks(row_stride.max(1))
+            .map(|row| row.get(offset..).unwrap_or_default());
+        for ((y1i, y2i), row) in y1.iter_mut().zip(y2.iter_mut()).zip(rows) {
+            // One pass over the row; each output still adds left to right from its start.
+            let (a, b) = row
+                .iter()
+                .zip(x1.iter().zip(x2))
+                .fold((*y1i, *y2i), |(a, b), (wi, (p, q))| {
+                    (a + wi * p, b + wi * q)
+                });
+            *y1i = a;
+            *y2i = b;
+        }
+    }
+
+    #[inline]
     fn divide(v: &mut [f32], divisor: f32) {
         v.iter_mut().for_each(|x| *x /= divisor);
     }

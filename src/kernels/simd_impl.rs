@@ -84,6 +84,58 @@ fn dot_add_rows(acc: [f32; ROW_BLOCK], rows: [&[f32]; ROW_BLOCK], x: &[f32]) -> 
     out
 }
 
+/// The first `n` elements (all of `s` when it is shorter).
+#[inline(always)]
+fn prefix(s: &[f32], n: usize) -> &[f32] {
+    s.get(..n).unwrap_or(s)
+}
+
+/// `acc[j] + rows[r]·x[j]` for four rows and two inputs at once: each weight vector is
+/// loaded once and feeds two FMAs, into eight independent accumulators (enough to cover
+/// the FMA latency on two pipes). Slices are cut to the common length first.
+#[inline(always)]
+fn dot2_add_rows(
+    acc: [[f32; ROW_BLOCK]; 2],
+    rows: [&[f32]; ROW_BLOCK],
+    x: [&[f32]; 2],
+) -> [[f32; ROW_BLOCK]; 2] {
+    let [x1, x2] = x;
+    let n = rows
+        .iter()
+        .fold(x1.len().min(x2.len()), |n, row| n.min(row.len()));
+    let cut = |s| prefix(s, n);
+    let (x1_lanes, x1_tail) = cut(x1).as_chunks::<LANES>();
+    let (x2_lanes, x2_tail) = cut(x2).as_chunks::<LANES>();
+    let [r0, r1, r2, r3] = rows.map(|row| cut(row).as_chunks::<LANES>());
+
+    let mut s1 = [Lanes::ZERO; ROW_BLOCK];
+    let mut s2 = [Lanes::ZERO; ROW_BLOCK];
+    let steps = x1_lanes
+        .iter()
+        .zip(x2_lanes)
+        .zip(r0.0)
+        .zip(r1.0)
+        .zip(r2.0)
+        .zip(r3.0);
+    for (((((p, q), w0), w1), w2), w3) in steps {
+        let (p, q) = (load(p), load(q));
+        for ((s1, s2), w) in s1.iter_mut().zip(s2.iter_mut()).zip([w0, w1, w2, w3]) {
+            let w = load(w);
+            *s1 = w.mul_add(p, *s1);
+            *s2 = w.mul_add(q, *s2);
+        }
+    }
+
+    let tails = [r0.1, r1.1, r2.1, r3.1];
+    let [mut out1, mut out2] = acc;
+    let sums = s1.iter().zip(&s2).zip(tails);
+    for ((o1, o2), ((s1, s2), tail)) in out1.iter_mut().zip(out2.iter_mut()).zip(sums) {
+        *o1 += s1.reduce_add() + tail_dot(tail, x1_tail);
+        *o2 += s2.reduce_add() + tail_dot(tail, x2_tail);
+    }
+    [out1, out2]
+}
+
 impl Kernels for Simd {
     #[inline]
     fn dot_add(acc: f32, a: &[f32], b: &[f32]) -> f32 {
@@ -126,6 +178,51 @@ impl Kernels for Simd {
         }
         for (yi, row) in y_rest.iter_mut().zip(rows) {
             *yi = Self::dot_add(*yi, row, x);
+        }
+    }
+
+    #[inline]
+    fn matvec2_add(
+        w: &[f32],
+        row_stride: usize,
+        offset: usize,
+        x: [&[f32]; 2],
+        y: [&mut [f32]; 2],
+    ) {
+        let mut rows = w
+            .chunks(row_stride.max(1))
+            .map(|row| row.get(offset..).unwrap_or_default());
+        let [y1, y2] = y;
+        let (y1_blocks, y1_rest) = y1.as_chunks_mut::<ROW_BLOCK>();
+        let (y2_blocks, y2_rest) = y2.as_chunks_mut::<ROW_BLOCK>();
+        let blocks = y1_blocks.len().min(y2_blocks.len());
+        for (b1, b2) in y1_blocks.iter_mut().zip(y2_blocks.iter_mut()) {
+            let block = [(); ROW_BLOCK].map(|()| rows.next().unwrap_or_default());
+            [*b1, *b2] = dot2_add_rows([*b1, *b2], block, x);
+        }
+        // Rows after the last whole block of the shorter output (at most three when the
+        // outputs have equal length): one row at a time.
+        let y1_rest = y1_blocks
+            .get_mut(blocks..)
+            .unwrap_or_default()
+            .as_flattened_mut()
+            .iter_mut()
+            .chain(y1_rest.iter_mut());
+        let y2_rest = y2_blocks
+            .get_mut(blocks..)
+            .unwrap_or_default()
+            .as_flattened_mut()
+            .iter_mut()
+            .chain(y2_rest.iter_mut());
+        let [x1, x2] = x;
+        let n = x1.len().min(x2.len());
+        let (x1, x2) = (
+            x1.get(..n).unwrap_or_default(),
+            x2.get(..n).unwrap_or_default(),
+        );
+        for ((y1i, y2i), row) in y1_rest.zip(y2_rest).zip(rows) {
+            *y1i = Self::dot_add(*y1i, row, x1);
+            *y2i = Self::dot_add(*y2i, row, x2);
         }
     }
 
