@@ -64,6 +64,15 @@ fn main() -> SslResult<()> {
     println!("  predict(project(view1))[..4] = {:?}", &p1[..4]);
     println!("  loss(view1, noisy copy)      = {loss:+.6}");
     println!("  loss(view1, unrelated)       = {unrelated:+.6}");
+    // With the exact identity predictor (d_predictor == 2·d_out here), SimSiam's loss
+    // measures how well the projections of the two views align.
+    let mut identity = head.clone();
+    identity.set_identity_predictor()?;
+    let same = identity.loss_with_workspace(&view1, &view1, &mut workspace)?;
+    let noisy = identity.loss_with_workspace(&view1, &view2, &mut workspace)?;
+    println!(
+        "  with the identity predictor: loss(view1, view1) = {same:+.6}, loss(view1, noisy copy) = {noisy:+.6}"
+    );
     println!("memory");
     println!(
         "  parameters                = {} bytes ({PARAMS} f32)",
