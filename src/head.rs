@@ -59,7 +59,7 @@ fn split_layers<'a>(config: &SimSiamConfig, params: &'a [f32]) -> SslResult<[Den
 /// ```
 /// use simsiam::{LcgRng, SimSiamConfig, init_params};
 /// let config = SimSiamConfig { d_encoder: 4, d_projector: 8, d_predictor: 4, d_out: 2 };
-/// let mut params = [0.0_f32; 82];
+/// let mut params = [0.0_f32; 80];
 /// init_params(&config, &mut LcgRng::new(42), &mut params)?;
 /// # Ok::<(), simsiam::SslError>(())
 /// ```

@@ -54,3 +54,8 @@ pub use kernels::Backend;
 pub use rng::LcgRng;
 #[cfg(feature = "alloc")]
 pub use simsiam::SimSiam;
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
