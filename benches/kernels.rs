@@ -21,6 +21,8 @@ fn random(rng: &mut LcgRng, len: usize) -> Vec<f32> {
 }
 
 type Matvec = fn(&[f32], &[f32], &[f32], &mut [f32]) -> simsiam::SslResult<()>;
+type Dot = fn(&[f32], &[f32]) -> simsiam::SslResult<f32>;
+type Normalize = fn(&mut [f32]) -> f32;
 
 fn bench_matvec(c: &mut Criterion, name: &str, twins: [(&str, Matvec); 2]) {
     let mut group = c.benchmark_group(name);
@@ -70,8 +72,7 @@ fn kernels(c: &mut Criterion) {
         let n = rows * cols;
         let (a, b) = (random(&mut rng, n), random(&mut rng, n));
         group.throughput(Throughput::Elements(n as u64));
-        let twins: [(&str, fn(&[f32], &[f32]) -> simsiam::SslResult<f32>); 2] =
-            [("scalar", scalar::dot), ("simd", simd::dot)];
+        let twins: [(&str, Dot); 2] = [("scalar", scalar::dot), ("simd", simd::dot)];
         for (twin, f) in twins {
             group.bench_function(BenchmarkId::new(twin, format!("{rows}x{cols}")), |bench| {
                 bench.iter(|| f(black_box(&a), black_box(&b)));
@@ -86,7 +87,7 @@ fn kernels(c: &mut Criterion) {
         let v = random(&mut rng, n);
         let mut work = v.clone();
         group.throughput(Throughput::Elements(n as u64));
-        let twins: [(&str, fn(&mut [f32]) -> f32); 2] = [
+        let twins: [(&str, Normalize); 2] = [
             ("scalar", scalar::l2_normalize),
             ("simd", simd::l2_normalize),
         ];
