@@ -254,8 +254,8 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
                     capacity: 0,
                 })?;
         let pairs = z1s
-            .chunks_exact(d_encoder)
-            .zip(z2s.chunks_exact(d_encoder))
+            .chunks_exact(d_encoder.max(1))
+            .zip(z2s.chunks_exact(d_encoder.max(1)))
             .zip(losses.iter_mut());
         let mut pairs = pairs.peekable();
         while pairs.peek().is_some() {
@@ -278,7 +278,7 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
 
             let mut zp: [&mut [f32]; BATCH_GROUP] = Default::default();
             zp.iter_mut()
-                .zip(projections.chunks_exact_mut(d_out))
+                .zip(projections.chunks_exact_mut(d_out.max(1)))
                 .for_each(|(slot, part)| *slot = part);
             let zp = zp.get_mut(..inputs).unwrap_or_default();
             mlp2_group::<K, BATCH_GROUP>(&pw1, &pw2, xs, zp);
@@ -291,7 +291,7 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
             let zp_views = zp_views.get(..inputs).unwrap_or_default();
             let mut pp: [&mut [f32]; BATCH_GROUP] = Default::default();
             pp.iter_mut()
-                .zip(predictions.chunks_exact_mut(d_out))
+                .zip(predictions.chunks_exact_mut(d_out.max(1)))
                 .for_each(|(slot, part)| *slot = part);
             let pp = pp.get_mut(..inputs).unwrap_or_default();
             mlp2_group::<K, BATCH_GROUP>(&qw1, &qw2, zp_views, pp);
