@@ -119,6 +119,15 @@ SimsiamStatus simsiam_param_count(struct SimsiamConfig config, size_t *count);
 // `len` must be NULL or valid for writing one `size_t`.
 SimsiamStatus simsiam_loss_workspace_len(struct SimsiamConfig config, size_t *len);
 
+// Writes to `*len` how many floats the `workspace` of `simsiam_loss_batch` needs for
+// `n` pairs: `4 * d_out * min(n, 4)`.
+//
+// Errors: as `simsiam_param_count`.
+//
+// # Safety
+// `len` must be NULL or valid for writing one `size_t`.
+SimsiamStatus simsiam_batch_loss_workspace_len(struct SimsiamConfig config, size_t n, size_t *len);
+
 // Fills `params` with the Kaiming-normal weights and zero biases of `config` drawn from
 // the generator seeded with `seed`: the same floats as `simsiam::init_params` (and as
 // `oxicuda-ssl`'s `SimSiam::new`) with that seed.
@@ -155,7 +164,8 @@ SimsiamStatus simsiam_model_init(struct SimsiamModel *model,
 // Errors: `DIMENSION_MISMATCH` unless `z_len == d_encoder` and `out_len == d_out`;
 // `NON_FINITE` for a NaN/infinite input or an overflowing result; `NULL_POINTER`,
 // `MISALIGNED`, `OVERLAP` (`out` meets `z` or the parameters), `INVALID_BACKEND`,
-// and the model's own errors if it was changed after `simsiam_model_init`.
+// and the model's own errors if it was changed after `simsiam_model_init`. On error
+// `out` is untouched, except for `NON_FINITE` from an overflowing result.
 //
 // # Safety
 // `model` must be NULL or point to a `SimsiamModel` whose `params`/`params_len` are
@@ -190,7 +200,8 @@ SimsiamStatus simsiam_predict(const struct SimsiamModel *model,
 // Errors: `DIMENSION_MISMATCH` unless `z1_len == z2_len == d_encoder`;
 // `CAPACITY_TOO_SMALL` for a short workspace; `NON_FINITE`; `NULL_POINTER`,
 // `MISALIGNED`, `OVERLAP` (`workspace` meets `z1`, `z2` or the parameters),
-// `INVALID_BACKEND`. `*loss` is written only on success.
+// `INVALID_BACKEND`. `*loss` is written only on success; the workspace only once
+// every check has passed (a `NON_FINITE` result leaves partial values in it).
 //
 // # Safety
 // `model` as in `simsiam_project`; `z1`, `z2` must be NULL or valid for reading
@@ -205,6 +216,62 @@ SimsiamStatus simsiam_loss(const struct SimsiamModel *model,
                            float *workspace,
                            size_t workspace_len,
                            float *loss);
+
+// Projects `n` encoder outputs at once: `zs` is `n × d_encoder` row-major
+// (`zs_len = n * d_encoder`), row `j` of `out` (`n × d_out`) is `simsiam_project` of
+// row `j` of `zs`, up to summation order. Each weight is read once per group of 8 inputs.
+// Stack: about 8 KiB.
+//
+// Errors: `DIMENSION_MISMATCH` unless `zs_len` is a multiple of `d_encoder` and
+// `out_len == n * d_out`; otherwise as `simsiam_project`. On error `out` may be partly
+// written (only once every pointer and length check has passed).
+//
+// # Safety
+// As `simsiam_project`, with `zs`/`zs_len` in place of `z`/`z_len`.
+SimsiamStatus simsiam_project_batch(const struct SimsiamModel *model,
+                                    const float *zs,
+                                    size_t zs_len,
+                                    float *out,
+                                    size_t out_len);
+
+// Applies the predictor to `n` projections at once: `ps` and `out` are `n × d_out`
+// row-major (`ps_len = out_len = n * d_out`).
+//
+// Errors: as `simsiam_project_batch`, with `ps_len` a multiple of `d_out`.
+//
+// # Safety
+// As `simsiam_project`, with `ps`/`ps_len` in place of `z`/`z_len`.
+SimsiamStatus simsiam_predict_batch(const struct SimsiamModel *model,
+                                    const float *ps,
+                                    size_t ps_len,
+                                    float *out,
+                                    size_t out_len);
+
+// The SimSiam loss of `n` pairs of views at once: `losses[j]` (`n` floats) is
+// `simsiam_loss` of row `j` of `z1s` and of `z2s` (both `n × d_encoder` row-major,
+// `z1s_len = z2s_len = n * d_encoder`), up to summation order. `workspace` must hold
+// `simsiam_batch_loss_workspace_len(n)` = `4 * d_out * min(n, 4)` floats. Stack: about
+// 8 KiB.
+//
+// Errors: `DIMENSION_MISMATCH` unless `z1s_len == z2s_len == n * d_encoder`;
+// `CAPACITY_TOO_SMALL` for a short workspace; `NON_FINITE`; `NULL_POINTER`,
+// `MISALIGNED`, `OVERLAP` (`losses` or `workspace` meets an input, the parameters or each
+// other), `INVALID_BACKEND`. On error `losses` and `workspace` may be partly written
+// (only once every pointer and length check has passed).
+//
+// # Safety
+// `model` as in `simsiam_project`; `z1s`, `z2s` must be NULL or valid for reading
+// `z1s_len`, `z2s_len` floats; `losses` and `workspace` must be NULL or valid for
+// writing `n` and `workspace_len` floats, and not accessed otherwise during the call.
+SimsiamStatus simsiam_loss_batch(const struct SimsiamModel *model,
+                                 const float *z1s,
+                                 size_t z1s_len,
+                                 const float *z2s,
+                                 size_t z2s_len,
+                                 float *losses,
+                                 size_t n,
+                                 float *workspace,
+                                 size_t workspace_len);
 
 // Replaces the predictor part of the caller's `params` with an exact identity
 // (`pred_w1` row `i` = `+e_i`, row `d_out + i` = `-e_i`; `pred_w2` row `i` = `+1` at

@@ -321,6 +321,30 @@ pub unsafe extern "C" fn simsiam_loss_workspace_len(
     )
 }
 
+/// Writes to `*len` how many floats the `workspace` of `simsiam_loss_batch` needs for
+/// `n` pairs: `4 * d_out * min(n, 4)`.
+///
+/// Errors: as `simsiam_param_count`.
+///
+/// # Safety
+/// `len` must be NULL or valid for writing one `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simsiam_batch_loss_workspace_len(
+    config: SimsiamConfig,
+    n: usize,
+    len: *mut usize,
+) -> SimsiamStatus {
+    status(
+        SimSiamConfig::from(config)
+            .batch_loss_workspace_len(n)
+            .map_err(SimsiamStatus::from)
+            .and_then(
+                // SAFETY: forwarded from this function's contract.
+                |count| unsafe { write_out(len, count) },
+            ),
+    )
+}
+
 /// Fills `params` with the Kaiming-normal weights and zero biases of `config` drawn from
 /// the generator seeded with `seed`: the same floats as `simsiam::init_params` (and as
 /// `oxicuda-ssl`'s `SimSiam::new`) with that seed.
@@ -427,9 +451,11 @@ pub unsafe extern "C" fn simsiam_predict(
 enum Mlp {
     Projector,
     Predictor,
+    ProjectorBatch,
+    PredictorBatch,
 }
 
-/// The body of `simsiam_project` and `simsiam_predict`.
+/// The body of `simsiam_project`, `simsiam_predict` and their batch forms.
 ///
 /// # Safety
 /// As `simsiam_project`.
@@ -465,6 +491,8 @@ unsafe fn run_mlp(
         match which {
             Mlp::Projector => head.project_into_with::<K>(x, out),
             Mlp::Predictor => head.predict_into_with::<K>(x, out),
+            Mlp::ProjectorBatch => head.project_batch_into_with::<K>(x, out),
+            Mlp::PredictorBatch => head.predict_batch_into_with::<K>(x, out),
         }
     }
     Ok(match backend_of(model.backend)? {
@@ -531,6 +559,107 @@ pub unsafe extern "C" fn simsiam_loss(
             SimsiamBackend::Scalar => head.loss_with_workspace_with::<Scalar>(z1, z2, workspace),
         }?;
         unsafe { write_out(loss, value) }
+    })())
+}
+
+/// Projects `n` encoder outputs at once: `zs` is `n × d_encoder` row-major
+/// (`zs_len = n * d_encoder`), row `j` of `out` (`n × d_out`) is `simsiam_project` of
+/// row `j` of `zs`, up to summation order. Each weight is read once per group of 8 inputs.
+/// Stack: about 8 KiB.
+///
+/// Errors: `DIMENSION_MISMATCH` unless `zs_len` is a multiple of `d_encoder` and
+/// `out_len == n * d_out`; otherwise as `simsiam_project`. On error `out` may be partly
+/// written (only once every pointer and length check has passed).
+///
+/// # Safety
+/// As `simsiam_project`, with `zs`/`zs_len` in place of `z`/`z_len`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simsiam_project_batch(
+    model: *const SimsiamModel,
+    zs: *const f32,
+    zs_len: usize,
+    out: *mut f32,
+    out_len: usize,
+) -> SimsiamStatus {
+    // SAFETY: forwarded from this function's contract.
+    status(unsafe { run_mlp(model, zs, zs_len, out, out_len, Mlp::ProjectorBatch) })
+}
+
+/// Applies the predictor to `n` projections at once: `ps` and `out` are `n × d_out`
+/// row-major (`ps_len = out_len = n * d_out`).
+///
+/// Errors: as `simsiam_project_batch`, with `ps_len` a multiple of `d_out`.
+///
+/// # Safety
+/// As `simsiam_project`, with `ps`/`ps_len` in place of `z`/`z_len`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simsiam_predict_batch(
+    model: *const SimsiamModel,
+    ps: *const f32,
+    ps_len: usize,
+    out: *mut f32,
+    out_len: usize,
+) -> SimsiamStatus {
+    // SAFETY: forwarded from this function's contract.
+    status(unsafe { run_mlp(model, ps, ps_len, out, out_len, Mlp::PredictorBatch) })
+}
+
+/// The SimSiam loss of `n` pairs of views at once: `losses[j]` (`n` floats) is
+/// `simsiam_loss` of row `j` of `z1s` and of `z2s` (both `n × d_encoder` row-major,
+/// `z1s_len = z2s_len = n * d_encoder`), up to summation order. `workspace` must hold
+/// `simsiam_batch_loss_workspace_len(n)` = `4 * d_out * min(n, 4)` floats. Stack: about
+/// 8 KiB.
+///
+/// Errors: `DIMENSION_MISMATCH` unless `z1s_len == z2s_len == n * d_encoder`;
+/// `CAPACITY_TOO_SMALL` for a short workspace; `NON_FINITE`; `NULL_POINTER`,
+/// `MISALIGNED`, `OVERLAP` (`losses` or `workspace` meets an input, the parameters or each
+/// other), `INVALID_BACKEND`. On error `losses` and `workspace` may be partly written
+/// (only once every pointer and length check has passed).
+///
+/// # Safety
+/// `model` as in `simsiam_project`; `z1s`, `z2s` must be NULL or valid for reading
+/// `z1s_len`, `z2s_len` floats; `losses` and `workspace` must be NULL or valid for
+/// writing `n` and `workspace_len` floats, and not accessed otherwise during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simsiam_loss_batch(
+    model: *const SimsiamModel,
+    z1s: *const f32,
+    z1s_len: usize,
+    z2s: *const f32,
+    z2s_len: usize,
+    losses: *mut f32,
+    n: usize,
+    workspace: *mut f32,
+    workspace_len: usize,
+) -> SimsiamStatus {
+    status((|| {
+        // SAFETY (all blocks): forwarded from this function's contract.
+        let model = unsafe { read_model(model) }?;
+        let z1s = unsafe { input(z1s, z1s_len) }?;
+        let z2s = unsafe { input(z2s, z2s_len) }?;
+        check_raw(losses, n)?;
+        check_raw(workspace, workspace_len)?;
+        check_raw(model.params, model.params_len)?;
+        let inputs = [
+            (z1s.as_ptr(), z1s.len()),
+            (z2s.as_ptr(), z2s.len()),
+            (model.params, model.params_len),
+        ];
+        check_disjoint((workspace, workspace_len), &inputs)?;
+        check_disjoint((losses, n), &inputs)?;
+        check_disjoint((losses, n), &[(workspace, workspace_len)])?;
+        // Disjoint from the inputs and from each other (checked above).
+        let losses = unsafe { output(losses, n) }?;
+        let workspace = unsafe { output(workspace, workspace_len) }?;
+        let head = unsafe { head(&model) }?;
+        Ok(match backend_of(model.backend)? {
+            SimsiamBackend::Simd => {
+                head.loss_batch_with_workspace_with::<Simd>(z1s, z2s, losses, workspace)
+            }
+            SimsiamBackend::Scalar => {
+                head.loss_batch_with_workspace_with::<Scalar>(z1s, z2s, losses, workspace)
+            }
+        }?)
     })())
 }
 

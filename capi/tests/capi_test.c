@@ -117,6 +117,100 @@ static void run_backend(SimsiamModel model, uint32_t backend, const char *name,
   free(workspace);
 }
 
+static float max_diff(const float *a, const float *b, size_t n) {
+  float worst = 0.0f;
+  for (size_t i = 0; i < n; i++) worst = fmaxf(worst, fabsf(a[i] - b[i]));
+  return worst;
+}
+
+static void test_batch(const SimsiamModel *model, const float *z1, const float *z2,
+                       size_t d_enc, size_t d_out) {
+  const size_t n = 3;
+  float *zs = alloc_floats(n * d_enc), *zs2 = alloc_floats(n * d_enc);
+  for (size_t j = 0; j < n; j++) {
+    memcpy(zs + j * d_enc, j == 1 ? z2 : z1, d_enc * sizeof(float));
+    memcpy(zs2 + j * d_enc, j == 1 ? z1 : z2, d_enc * sizeof(float));
+  }
+  float *out = alloc_floats(n * d_out), *pred = alloc_floats(n * d_out);
+  float *single = alloc_floats(d_out), *single_pred = alloc_floats(d_out);
+  float *losses = alloc_floats(n);
+  size_t ws_len = 0;
+  EXPECT(simsiam_batch_loss_workspace_len(model->config, n, &ws_len), SIMSIAM_STATUS_OK);
+  CHECK(ws_len == 4 * d_out * n);
+  size_t ws_len_64 = 0;
+  EXPECT(simsiam_batch_loss_workspace_len(model->config, 64, &ws_len_64), SIMSIAM_STATUS_OK);
+  CHECK(ws_len_64 == 4 * d_out * 4);
+  EXPECT(simsiam_batch_loss_workspace_len(model->config, 1, NULL), SIMSIAM_STATUS_NULL_POINTER);
+  float *ws = alloc_floats(ws_len), *single_ws = alloc_floats(4 * d_out);
+  for (uint32_t backend = 0; backend < 2; backend++) {
+    SimsiamModel m = *model;
+    m.backend = backend;
+    EXPECT(simsiam_project_batch(&m, zs, n * d_enc, out, n * d_out), SIMSIAM_STATUS_OK);
+    EXPECT(simsiam_predict_batch(&m, out, n * d_out, pred, n * d_out), SIMSIAM_STATUS_OK);
+    EXPECT(simsiam_loss_batch(&m, zs, n * d_enc, zs2, n * d_enc, losses, n, ws, ws_len),
+           SIMSIAM_STATUS_OK);
+    for (size_t j = 0; j < n; j++) {
+      float loss = SENTINEL;
+      EXPECT(simsiam_project(&m, zs + j * d_enc, d_enc, single, d_out), SIMSIAM_STATUS_OK);
+      EXPECT(simsiam_predict(&m, out + j * d_out, d_out, single_pred, d_out),
+             SIMSIAM_STATUS_OK);
+      EXPECT(simsiam_loss(&m, zs + j * d_enc, d_enc, zs2 + j * d_enc, d_enc, single_ws,
+                          4 * d_out, &loss),
+             SIMSIAM_STATUS_OK);
+      CHECK(max_diff(out + j * d_out, single, d_out) <= 2e-5f);
+      CHECK(max_diff(pred + j * d_out, single_pred, d_out) <= 2e-5f);
+      CHECK(fabsf(losses[j] - loss) <= 2e-5f);
+    }
+  }
+  /* Bad batch inputs: lengths not multiples of the width, mismatched rows, NULLs,
+   * a short workspace, overlaps. */
+  EXPECT(simsiam_project_batch(model, zs, n * d_enc - 1, out, n * d_out),
+         SIMSIAM_STATUS_DIMENSION_MISMATCH);
+  EXPECT(simsiam_project_batch(model, zs, n * d_enc, out, n * d_out - d_out),
+         SIMSIAM_STATUS_DIMENSION_MISMATCH);
+  EXPECT(simsiam_predict_batch(model, out, n * d_out - 1, pred, n * d_out),
+         SIMSIAM_STATUS_DIMENSION_MISMATCH);
+  EXPECT(simsiam_predict_batch(model, out, n * d_out, pred, n * d_out - 1),
+         SIMSIAM_STATUS_DIMENSION_MISMATCH);
+  EXPECT(simsiam_project_batch(NULL, zs, n * d_enc, out, n * d_out),
+         SIMSIAM_STATUS_NULL_POINTER);
+  EXPECT(simsiam_project_batch(model, NULL, n * d_enc, out, n * d_out),
+         SIMSIAM_STATUS_NULL_POINTER);
+  EXPECT(simsiam_predict_batch(model, out, n * d_out, NULL, n * d_out),
+         SIMSIAM_STATUS_NULL_POINTER);
+  EXPECT(simsiam_predict_batch(model, out, n * d_out, out, n * d_out), SIMSIAM_STATUS_OVERLAP);
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc - 1, losses, n, ws, ws_len),
+         SIMSIAM_STATUS_DIMENSION_MISMATCH);
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, losses, n - 1, ws, ws_len),
+         SIMSIAM_STATUS_DIMENSION_MISMATCH);
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, losses, n, ws, ws_len - 1),
+         SIMSIAM_STATUS_CAPACITY_TOO_SMALL);
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, NULL, n, ws, ws_len),
+         SIMSIAM_STATUS_NULL_POINTER);
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, losses, n, NULL, ws_len),
+         SIMSIAM_STATUS_NULL_POINTER);
+  EXPECT(simsiam_loss_batch(model, NULL, n * d_enc, zs2, n * d_enc, losses, n, ws, ws_len),
+         SIMSIAM_STATUS_NULL_POINTER);
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, losses, n, ws + 1, 2),
+         SIMSIAM_STATUS_CAPACITY_TOO_SMALL);
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, ws, n, ws, ws_len),
+         SIMSIAM_STATUS_OVERLAP);
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, losses, n, zs2, n * d_enc),
+         SIMSIAM_STATUS_OVERLAP);
+  zs2[5] = NAN;
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, losses, n, ws, ws_len),
+         SIMSIAM_STATUS_NON_FINITE);
+  free(zs);
+  free(zs2);
+  free(out);
+  free(pred);
+  free(single);
+  free(single_pred);
+  free(losses);
+  free(ws);
+  free(single_ws);
+}
+
 static void test_config_errors(void) {
   SimsiamConfig good = simsiam_config_default();
   size_t n = 0;
@@ -205,6 +299,9 @@ int main(void) {
     free(ws);
     free(identity);
   }
+
+  /* Batch: 3 rows (z1, z2, z1) equal single calls up to summation order. */
+  test_batch(&model, z1, z2, d_enc, d_out);
 
   /* Bad inputs. */
   test_config_errors();
