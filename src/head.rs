@@ -253,6 +253,34 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
         })
     }
 
+    /// [`from_params`](Self::from_params) without the O(n) finiteness scan, for storage
+    /// already checked by an earlier `from_params` (the C API checks once in
+    /// `simsiam_model_init`, then rebuilds the head per call). Shapes are still checked,
+    /// in O(1). A non-finite parameter is never unsafe and never panics: it gives a
+    /// `NonFinite` output error or an unspecified finite output.
+    ///
+    /// # Errors
+    /// As [`from_params`](Self::from_params), except `NonFinite`.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::{SimSiamConfig, SimSiamHead};
+    /// let config = SimSiamConfig { d_encoder: 1, d_projector: 1, d_predictor: 1, d_out: 1 };
+    /// let params = [1.0_f32; 8];
+    /// let checked = SimSiamHead::from_params(config, &params[..])?;
+    /// let again = SimSiamHead::from_checked_params(config, checked.params())?;
+    /// assert_eq!(again.d_out(), 1);
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn from_checked_params(config: SimSiamConfig, params: S) -> SslResult<Self> {
+        split_layers(&config, params.as_ref())?;
+        Ok(Self {
+            config,
+            params,
+            backend: Backend::Simd,
+        })
+    }
+
     /// The same head running on the other kernel twin.
     #[must_use]
     pub fn with_backend(mut self, backend: Backend) -> Self {
