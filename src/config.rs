@@ -150,8 +150,8 @@ impl SimSiamConfig {
 
     /// How many `f32` the `workspace` of
     /// [`SimSiamHead::loss_batch_with_workspace`](crate::SimSiamHead::loss_batch_with_workspace)
-    /// must hold for `n` pairs: `4·d_out·min(n, 4)` (both projections and both
-    /// predictions of the four pairs processed together). `0` for `n = 0`; equal to
+    /// must hold for `n` pairs: `4·d_out·min(n, 8)` (both projections and both
+    /// predictions of the eight pairs processed together). `0` for `n = 0`; equal to
     /// [`loss_workspace_len`](Self::loss_workspace_len) for `n = 1`.
     ///
     /// # Errors
@@ -162,7 +162,7 @@ impl SimSiamConfig {
     /// use simsiam::SimSiamConfig;
     /// let config = SimSiamConfig::default();
     /// assert_eq!(config.batch_loss_workspace_len(1)?, config.loss_workspace_len()?);
-    /// assert_eq!(config.batch_loss_workspace_len(64)?, 4 * 32 * 4);
+    /// assert_eq!(config.batch_loss_workspace_len(64)?, 4 * 32 * 8);
     /// # Ok::<(), simsiam::SslError>(())
     /// ```
     pub fn batch_loss_workspace_len(&self, n: usize) -> SslResult<usize> {

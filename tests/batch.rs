@@ -201,11 +201,17 @@ fn check_batch(c: SimSiamConfig, seed: u64, n: usize) {
             .enumerate()
         {
             let want = head.loss_with_workspace(z1, z2, &mut ws).unwrap();
-            assert_eq!(
-                losses[j].to_bits(),
-                want.to_bits(),
-                "{backend:?} loss row {j}"
-            );
+            if exact || n == 1 {
+                assert_eq!(
+                    losses[j].to_bits(),
+                    want.to_bits(),
+                    "{backend:?} loss row {j}"
+                );
+            } else {
+                let bound = loss_bound(&c, &params, z1, z2).1;
+                let diff = f64::from((losses[j] - want).abs());
+                assert!(diff <= bound, "SIMD loss row {j}: {diff:e} > {bound:e}");
+            }
         }
     }
 }
@@ -305,8 +311,13 @@ proptest! {
 fn batch_sizes_on_fixed_configs() {
     // The default config, and shapes past the panel width (512 columns) and the hidden
     // block (256 units), with odd sizes everywhere.
-    for dims in [[64, 128, 64, 32], [700, 300, 33, 17], [5, 513, 257, 3]] {
-        for n in [0, 1, 2, 7, 8, 9] {
+    for dims in [
+        [64, 128, 64, 32],
+        [700, 300, 33, 17],
+        [5, 513, 257, 3],
+        [130, 140, 70, 70],
+    ] {
+        for n in [0, 1, 2, 7, 8, 9, 17] {
             check_batch(config(dims), 11, n);
         }
         check_two_view(config(dims), 5);
@@ -455,6 +466,15 @@ fn vec_api_is_the_core() {
         .predict_batch_into(&projected, &mut out)
         .unwrap();
     assert_eq!(model.predict_batch(&projected).unwrap(), out);
+    let losses = model.loss_batch(&z1s, &z2s).unwrap();
+    let mut core = vec![0.0; 5];
+    let mut ws = vec![0.0; c.batch_loss_workspace_len(5).unwrap()];
+    model
+        .head()
+        .loss_batch_with_workspace(&z1s, &z2s, &mut core, &mut ws)
+        .unwrap();
+    assert_eq!(losses, core);
+    let model = model.with_backend(Backend::Scalar);
     let losses = model.loss_batch(&z1s, &z2s).unwrap();
     for (j, loss) in losses.iter().enumerate() {
         let single = model.loss(&z1s[j * 9..][..9], &z2s[j * 9..][..9]).unwrap();

@@ -22,6 +22,9 @@ use crate::error::{SslError, SslResult, check_len};
 pub use scalar_impl::Scalar;
 pub use simd_impl::{LANES, Simd};
 
+/// Inputs one [`Kernels::matmat_t_add`] call carries side by side (the batch API's group).
+pub const BATCH_LANES: usize = 16;
+
 /// The floor the reference puts under a norm before dividing by it.
 pub const NORM_FLOOR: f32 = 1e-12;
 
@@ -46,6 +49,23 @@ pub trait Kernels {
     /// (start value, then left to right, no FMA: the reference's order, bit for bit); the
     /// SIMD twin keeps one lane accumulator per row and input, within [`sum_error_bound`].
     fn matvec2_add(w: &[f32], row_stride: usize, offset: usize, x: [&[f32]; 2], y: [&mut [f32]; 2]);
+
+    /// [`BATCH_LANES`] inputs at once, in transposed layout: `xt[c]` holds column `c` of
+    /// every input and `yt[i]` output `i` of every input. For each row `i`:
+    /// `yt[i][j] += Σ_c W[i, offset + c]·xt[c][j]`, with `W` as in
+    /// [`matvec_add`](Self::matvec_add), `c` over the common length of the row and `xt`;
+    /// rows beyond `yt` are skipped.
+    ///
+    /// Every output is one running sum from its start value, column after column: the
+    /// scalar twin is exactly the reference's order (no FMA), the SIMD twin the same order
+    /// with a fused multiply-add, vectorised across the inputs. No horizontal reduction.
+    fn matmat_t_add(
+        w: &[f32],
+        row_stride: usize,
+        offset: usize,
+        xt: &[[f32; BATCH_LANES]],
+        yt: &mut [[f32; BATCH_LANES]],
+    );
 
     /// `v[i] /= divisor` for every element (a true division, as the reference does).
     fn divide(v: &mut [f32], divisor: f32);

@@ -1,6 +1,6 @@
 //! The scalar twin: the reference crate's loops, left to right, no FMA.
 
-use super::Kernels;
+use super::{BATCH_LANES, Kernels};
 
 /// Scalar kernels: `acc += a_i * b_i` left to right, exactly as `oxicuda-ssl` sums.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,6 +48,23 @@ impl Kernels for Scalar {
                 });
             *y1i = a;
             *y2i = b;
+        }
+    }
+
+    #[inline]
+    fn matmat_t_add(
+        w: &[f32],
+        row_stride: usize,
+        offset: usize,
+        xt: &[[f32; BATCH_LANES]],
+        yt: &mut [[f32; BATCH_LANES]],
+    ) {
+        for (y, row) in yt.iter_mut().zip(w.chunks(row_stride.max(1))) {
+            let row = row.get(offset..).unwrap_or_default();
+            for (wc, xc) in row.iter().zip(xt) {
+                // Each `y[j]` still adds its terms left to right, one at a time.
+                y.iter_mut().zip(xc).for_each(|(yj, xj)| *yj += wc * xj);
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 //! registers, or eight scalars, depending on the target features). Several independent
 //! accumulators keep the FMA latency from bounding the loops.
 
-use super::Kernels;
+use super::{BATCH_LANES, Kernels};
 
 #[cfg(target_feature = "avx512f")]
 type Lanes = wide::f32x16;
@@ -27,6 +27,50 @@ const DOT_STEP: usize = DOT_CHAINS * LANES;
 const ROW_BLOCK: usize = 4;
 /// Elements per row consumed per step of the blocked product (two chains per row).
 const ROW_STEP: usize = 2 * LANES;
+
+/// The lanes of [`Kernels::matmat_t_add`]: one input per lane.
+type BatchLanes = wide::f32x16;
+
+/// Rows per register block in [`Kernels::matmat_t_add`]: `BATCH_ROWS` accumulators of
+/// sixteen lanes, enough independent FMA chains to cover latency × pipes, few enough to
+/// stay in registers (32 zmm with AVX-512; 16 ymm with AVX, where an `f32x16` is two).
+#[cfg(target_feature = "avx512f")]
+const BATCH_ROWS: usize = 12;
+#[cfg(all(target_feature = "avx", not(target_feature = "avx512f")))]
+const BATCH_ROWS: usize = 6;
+#[cfg(not(target_feature = "avx"))]
+const BATCH_ROWS: usize = 2;
+
+/// `yt[r] += rows[r]·xt` for `R` rows, over the common length, sixteen inputs per lane:
+/// per column, one load of `xt[c]`, `R` broadcast weights and `R` FMAs.
+#[inline(always)]
+fn batch_rows<const R: usize>(
+    rows: [&[f32]; R],
+    xt: &[[f32; BATCH_LANES]],
+    yt: &mut [[f32; BATCH_LANES]; R],
+) {
+    let k = rows.iter().fold(xt.len(), |k, row| k.min(row.len()));
+    let Some(xt) = xt.get(..k) else {
+        return;
+    };
+    let mut cut: [&[f32]; R] = [&[]; R];
+    for (slot, row) in cut.iter_mut().zip(rows) {
+        match row.get(..k) {
+            Some(row) => *slot = row,
+            None => return,
+        }
+    }
+    let mut acc = yt.map(BatchLanes::from);
+    for (c, x) in xt.iter().enumerate() {
+        let x = BatchLanes::from(*x);
+        for (a, row) in acc.iter_mut().zip(&cut) {
+            if let Some(w) = row.get(c) {
+                *a = BatchLanes::splat(*w).mul_add(x, *a);
+            }
+        }
+    }
+    *yt = acc.map(|a| a.to_array());
+}
 
 /// SIMD kernels on `wide` lanes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -223,6 +267,27 @@ impl Kernels for Simd {
         for ((y1i, y2i), row) in y1_rest.zip(y2_rest).zip(rows) {
             *y1i = Self::dot_add(*y1i, row, x1);
             *y2i = Self::dot_add(*y2i, row, x2);
+        }
+    }
+
+    #[inline]
+    fn matmat_t_add(
+        w: &[f32],
+        row_stride: usize,
+        offset: usize,
+        xt: &[[f32; BATCH_LANES]],
+        yt: &mut [[f32; BATCH_LANES]],
+    ) {
+        let mut rows = w
+            .chunks(row_stride.max(1))
+            .map(|row| row.get(offset..).unwrap_or_default());
+        let (blocks, rest) = yt.as_chunks_mut::<BATCH_ROWS>();
+        for block in blocks {
+            let block_rows = [(); BATCH_ROWS].map(|()| rows.next().unwrap_or_default());
+            batch_rows(block_rows, xt, block);
+        }
+        for (y, row) in rest.iter_mut().zip(rows) {
+            batch_rows([row], xt, core::array::from_mut(y));
         }
     }
 
