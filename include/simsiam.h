@@ -81,6 +81,10 @@ typedef struct SimsiamConfig {
 // A head over the caller's parameters, owned by the caller. Fill it with
 // `simsiam_model_init`; the parameters are borrowed, not copied, and must stay valid
 // and unchanged while the model is used. Plain data: copying the struct is fine.
+//
+// `simsiam_model_init` checks that every parameter is finite; later calls check only
+// the shapes (O(1)), so after changing the parameters call `simsiam_model_init` again
+// (a NaN slipped in later is never unsafe: it gives `NON_FINITE` or a meaningless value).
 typedef struct SimsiamModel {
   // The dimensions.
   struct SimsiamConfig config;

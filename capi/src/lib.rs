@@ -106,6 +106,10 @@ impl From<SimsiamConfig> for SimSiamConfig {
 /// A head over the caller's parameters, owned by the caller. Fill it with
 /// `simsiam_model_init`; the parameters are borrowed, not copied, and must stay valid
 /// and unchanged while the model is used. Plain data: copying the struct is fine.
+///
+/// `simsiam_model_init` checks that every parameter is finite; later calls check only
+/// the shapes (O(1)), so after changing the parameters call `simsiam_model_init` again
+/// (a NaN slipped in later is never unsafe: it gives `NON_FINITE` or a meaningless value).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct SimsiamModel {
@@ -239,7 +243,8 @@ unsafe fn read_model(model: *const SimsiamModel) -> Result<SimsiamModel, Simsiam
     Ok(unsafe { model.read() })
 }
 
-/// The model's parameters as a checked head, and its backend.
+/// The model's parameters as a head. Shapes are checked (O(1)); finiteness was checked
+/// once by `simsiam_model_init` and is not scanned again per call.
 ///
 /// # Safety
 /// `model.params` must be valid for reads of `model.params_len` floats and not written
@@ -247,7 +252,10 @@ unsafe fn read_model(model: *const SimsiamModel) -> Result<SimsiamModel, Simsiam
 unsafe fn head<'a>(model: &SimsiamModel) -> Result<SimSiamHead<&'a [f32]>, SimsiamStatus> {
     // SAFETY: forwarded from this function's contract.
     let params = unsafe { input(model.params, model.params_len) }?;
-    Ok(SimSiamHead::from_params(model.config.into(), params)?)
+    Ok(SimSiamHead::from_checked_params(
+        model.config.into(),
+        params,
+    )?)
 }
 
 /// The backend a model's raw `backend` field names.
@@ -398,7 +406,8 @@ pub unsafe extern "C" fn simsiam_model_init(
             return Err(SimsiamStatus::NullPointer);
         }
         // SAFETY: forwarded from this function's contract.
-        unsafe { head(&new) }?;
+        let params = unsafe { input(params, params_len) }?;
+        SimSiamHead::from_params(config.into(), params)?;
         // SAFETY: forwarded from this function's contract.
         unsafe { write_out(model, new) }
     })())

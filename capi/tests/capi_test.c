@@ -136,10 +136,11 @@ static void test_batch(const SimsiamModel *model, const float *z1, const float *
   float *losses = alloc_floats(n);
   size_t ws_len = 0;
   EXPECT(simsiam_batch_loss_workspace_len(model->config, n, &ws_len), SIMSIAM_STATUS_OK);
-  CHECK(ws_len == 4 * d_out * n);
+  CHECK(ws_len % (4 * d_out) == 0 && ws_len >= 4 * d_out && ws_len <= 4 * d_out * n);
   size_t ws_len_64 = 0;
   EXPECT(simsiam_batch_loss_workspace_len(model->config, 64, &ws_len_64), SIMSIAM_STATUS_OK);
-  CHECK(ws_len_64 == 4 * d_out * 4);
+  /* Bounded by a group of pairs, whatever n: a multiple of 4 * d_out, far below 64 pairs. */
+  CHECK(ws_len_64 % (4 * d_out) == 0 && ws_len_64 >= ws_len && ws_len_64 < 4 * d_out * 64);
   EXPECT(simsiam_batch_loss_workspace_len(model->config, 1, NULL), SIMSIAM_STATUS_NULL_POINTER);
   float *ws = alloc_floats(ws_len), *single_ws = alloc_floats(4 * d_out);
   for (uint32_t backend = 0; backend < 2; backend++) {

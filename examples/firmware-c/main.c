@@ -110,7 +110,7 @@ static int run(SimsiamModel model, uint32_t backend, const char *twin) {
   print_values("predict", twin, predicted, D_OUT);
   print_values("loss", twin, &loss, 1);
   printf("# %s: loss = %.6f\n", twin, (double)loss);
-  printf("# %s instructions (C API, each call re-validates the parameters): project %" PRIu32
+  printf("# %s instructions (C API): project %" PRIu32
          ", predict %" PRIu32 ", loss %" PRIu32 " (SysTick x 40, +-40)\n",
          twin, project_ticks * INSTRUCTIONS_PER_TICK, predict_ticks * INSTRUCTIONS_PER_TICK,
          loss_ticks * INSTRUCTIONS_PER_TICK);
