@@ -179,9 +179,16 @@ pub(crate) fn matmat_add<K: Kernels>(
 ) {
     let k = xs.iter().map(|x| x.len()).min().unwrap_or(0);
     let rows = ys.iter().map(|y| y.len()).min().unwrap_or(0);
-    let panel_len = row_stride.saturating_mul(PANEL_ROWS).max(1);
-    for (panel, r0) in w.chunks(panel_len).zip((0..rows).step_by(PANEL_ROWS)) {
-        let r1 = r0.saturating_add(PANEL_ROWS).min(rows);
+    // Rows short enough to fit one panel: a single panel of all rows, so one kernel call
+    // per input pair (same sums: the kernels block rows by four from the panel start).
+    let panel_rows = if k <= PANEL_COLS {
+        rows.max(1)
+    } else {
+        PANEL_ROWS
+    };
+    let panel_len = row_stride.saturating_mul(panel_rows).max(1);
+    for (panel, r0) in w.chunks(panel_len).zip((0..rows).step_by(panel_rows)) {
+        let r1 = r0.saturating_add(panel_rows).min(rows);
         for k0 in (0..k).step_by(PANEL_COLS) {
             let k1 = k0.saturating_add(PANEL_COLS).min(k);
             let column = offset.saturating_add(k0);
