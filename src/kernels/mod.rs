@@ -216,9 +216,19 @@ pub(crate) fn matmat_add<K: Kernels>(
     }
 }
 
-/// `v_i = max(v_i, 0)`; one loop for both twins (it does no arithmetic to reorder).
+/// The hidden layer's ReLU, `v_i = max(v_i, 0)`, except that NaN stays NaN: a hidden
+/// pre-activation that overflowed (`inf − inf`) must reach the output's finiteness check
+/// instead of silently becoming 0 and giving a finite, wrong result. One loop for both
+/// twins (it does no arithmetic to reorder).
 #[inline]
 pub(crate) fn relu_in_place(v: &mut [f32]) {
+    v.iter_mut()
+        .for_each(|x| *x = if x.is_nan() { *x } else { x.max(0.0) });
+}
+
+/// The public kernels' ReLU, `v_i = max(v_i, 0)`: NaN becomes 0, as `f32::max` does.
+#[inline]
+pub(crate) fn relu_zeroing_nan(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x = x.max(0.0));
 }
 
@@ -264,7 +274,7 @@ macro_rules! kernel_twin {
             /// As [`matvec_bias`].
             pub fn matvec_bias_relu(w: &[f32], x: &[f32], b: &[f32], y: &mut [f32]) -> SslResult<()> {
                 super::checked_matvec_bias::<$backend>(w, x, b, y)?;
-                super::relu_in_place(y);
+                super::relu_zeroing_nan(y);
                 Ok(())
             }
 
@@ -323,7 +333,7 @@ macro_rules! kernel_twin {
 
             /// In-place ReLU, `v_i = max(v_i, 0)` (`NaN` becomes `0`, as `f32::max` does).
             pub fn relu(v: &mut [f32]) {
-                super::relu_in_place(v);
+                super::relu_zeroing_nan(v);
             }
         }
     };
