@@ -23,6 +23,8 @@ QEMU=(qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic -monitor non
   -semihosting-config enable=on,target=native -icount shift=0)
 
 export CARGO_TERM_COLOR=never
+# RUSTFLAGS from the environment would replace the firmware's `-Tlink.x` (.cargo/config.toml).
+unset RUSTFLAGS CARGO_BUILD_TARGET
 out="$root/target/firmware-out"
 mkdir -p "$out"
 
@@ -61,6 +63,7 @@ reference="$root/target/capi/release/examples/reference"
 say "Rust firmware: build the SIMD, scalar and baseline images (opt-level s, fat LTO)"
 (
   cd examples/firmware
+  export CARGO_TARGET_DIR="$PWD/target"
   cargo clippy -q --release -- -D warnings
   for variant in simd scalar baseline; do
     features=()
