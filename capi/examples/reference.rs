@@ -136,6 +136,17 @@ fn compare(path: &str, tol: f64) -> Result<(), String> {
     if theirs.is_empty() {
         return Err(format!("{path}: no value lines"));
     }
+    // Every twin that appears must appear whole: project, predict and loss.
+    for (key, _) in &theirs {
+        if let Some((_, twin)) = key.split_once('.').filter(|(kind, _)| *kind != "params") {
+            for kind in ["project", "predict", "loss"] {
+                let needed = format!("{kind}.{twin}");
+                if !theirs.iter().any(|(k, _)| *k == needed) {
+                    return Err(format!("{path}: {key} but no {needed} line"));
+                }
+            }
+        }
+    }
     let (mut values, mut identical, mut worst) = (0_usize, 0_usize, 0.0_f64);
     for (key, words) in &theirs {
         if key == "params.fnv" {
