@@ -363,10 +363,13 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
                     needed,
                     capacity: 0,
                 })?;
-        let pairs = z1s
-            .chunks_exact(d_encoder.max(1))
-            .zip(z2s.chunks_exact(d_encoder.max(1)))
-            .zip(losses.iter_mut());
+        // Rows pulled with `next()`, not zipped: see the note on `parts` below.
+        let mut z1_rows = z1s.chunks_exact(d_encoder.max(1));
+        let mut z2_rows = z2s.chunks_exact(d_encoder.max(1));
+        let pairs = losses.iter_mut().map(|loss| {
+            let z1 = z1_rows.next().unwrap_or_default();
+            ((z1, z2_rows.next().unwrap_or_default()), loss)
+        });
         let mut pairs = pairs.peekable();
         while pairs.peek().is_some() {
             let mut xs: [&[f32]; BATCH_GROUP] = [&[]; BATCH_GROUP];
@@ -386,10 +389,13 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
             let inputs = count.saturating_mul(2);
             let xs = xs.get(..inputs).unwrap_or_default();
 
+            // `next()` rather than `zip`: `Zip::new` asks `ChunksExactMut` for its length,
+            // a division by the chunk size that the optimiser cannot prove non-zero once
+            // `Zip::new` is not inlined (found by the link-time no-panic check).
+            let mut parts = projections.chunks_exact_mut(d_out.max(1));
             let mut zp: [&mut [f32]; BATCH_GROUP] = Default::default();
             zp.iter_mut()
-                .zip(projections.chunks_exact_mut(d_out.max(1)))
-                .for_each(|(slot, part)| *slot = part);
+                .for_each(|slot| *slot = parts.next().unwrap_or_default());
             let zp = zp.get_mut(..inputs).unwrap_or_default();
             mlp2_many::<K>(&pw1, &pw2, xs, zp);
             for z in zp.iter_mut() {
@@ -399,17 +405,19 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
             let mut zp_views: [&[f32]; BATCH_GROUP] = [&[]; BATCH_GROUP];
             zp_views.iter_mut().zip(zp.iter()).for_each(|(v, z)| *v = z);
             let zp_views = zp_views.get(..inputs).unwrap_or_default();
+            let mut parts = predictions.chunks_exact_mut(d_out.max(1));
             let mut pp: [&mut [f32]; BATCH_GROUP] = Default::default();
             pp.iter_mut()
-                .zip(predictions.chunks_exact_mut(d_out.max(1)))
-                .for_each(|(slot, part)| *slot = part);
+                .for_each(|slot| *slot = parts.next().unwrap_or_default());
             let pp = pp.get_mut(..inputs).unwrap_or_default();
             mlp2_many::<K>(&qw1, &qw2, zp_views, pp);
             for p in pp.iter_mut() {
                 normalize_checked::<K>(p, "predictor output")?;
             }
 
-            let groups = zp_views.chunks_exact(2).zip(pp.chunks_exact(2));
+            // `as_chunks`, not `chunks_exact(2)`: no chunk-size division for `Zip::new`.
+            let ((z_pairs, _), (p_pairs, _)) = (zp_views.as_chunks::<2>(), pp.as_chunks::<2>());
+            let groups = z_pairs.iter().zip(p_pairs);
             for ((z_pair, p_pair), loss) in groups.zip(group_losses.iter_mut()) {
                 if let ([z1p, z2p], [p1, p2], Some(loss)) = (z_pair, p_pair, loss) {
                     **loss = (-K::dot_add(0.0, p1, z2p) + -K::dot_add(0.0, p2, z1p)) * 0.5;

@@ -3,7 +3,8 @@
 //! Built in release for `thumbv7em-none-eabihf`. The `#[panic_handler]` calls a function
 //! that is declared but defined nowhere, so the link fails with an undefined-symbol
 //! error if any call to it — any panic path in the code reachable from `_start` —
-//! survives optimisation. Every input (config, parameters, vectors, workspace) goes
+//! survives optimisation. The calls cover single, pair (loss) and batch paths on both
+//! kernel twins. Every input (config, parameters, vectors, workspace) goes
 //! through `core::hint::black_box`, so the optimiser cannot use known shapes or values
 //! to delete a check: what is proved holds for all inputs.
 #![no_std]
@@ -28,6 +29,7 @@ const PARAM_COUNT: usize = 8 * 16 + 16 + 16 * 4 + 4 + 4 * 8 + 8 + 8 * 4 + 4;
 static PARAMS: [f32; PARAM_COUNT] = [0.125; PARAM_COUNT];
 static Z1: [f32; 8] = [0.5; 8];
 static Z2: [f32; 8] = [-0.25; 8];
+static BATCH: [f32; 24] = [0.75; 24];
 
 /// Opaque to the optimiser: a slice of unknown length and contents.
 fn opaque(values: &'static [f32]) -> &'static [f32] {
@@ -54,6 +56,27 @@ fn infer_with<K: Kernels>(head: &SimSiamHead<&'static [f32]>) {
     let ws_len = black_box(16);
     let workspace = workspace.get_mut(..ws_len).unwrap_or_default();
     observe(head.loss_with_workspace_with::<K>(opaque(&Z1), opaque(&Z2), workspace));
+    infer_batch_with::<K>(head);
+}
+
+/// The batch calls: rows of `Z1`/`Z2` as `n × d` inputs, `n` unknown to the optimiser.
+fn infer_batch_with<K: Kernels>(head: &SimSiamHead<&'static [f32]>) {
+    let mut out = black_box([0.0_f32; 64]);
+    let out_len = black_box(8);
+    let out = out.get_mut(..out_len).unwrap_or_default();
+    observe(head.project_batch_into_with::<K>(opaque(&BATCH), out));
+    observe(head.predict_batch_into_with::<K>(opaque(&BATCH), out));
+    let mut losses = black_box([0.0_f32; 24]);
+    let n = black_box(3);
+    let losses = losses.get_mut(..n).unwrap_or_default();
+    let mut workspace = black_box([0.0_f32; 128]);
+    observe(head.loss_batch_with_workspace_with::<K>(
+        opaque(&BATCH),
+        opaque(&BATCH),
+        losses,
+        &mut workspace,
+    ));
+    black_box(&*out);
 }
 
 /// The run-time-dispatched calls and the fixed-capacity outputs.
@@ -69,6 +92,17 @@ fn infer_dispatch(head: &SimSiamHead<&'static [f32]>) {
     observe(head.predict_into(opaque(&Z1[..4]), &mut out));
     let mut workspace = black_box([0.0_f32; 16]);
     observe(head.loss_with_workspace(opaque(&Z1), opaque(&Z2), &mut workspace));
+    let mut outs = black_box([0.0_f32; 12]);
+    observe(head.project_batch_into(opaque(&BATCH), &mut outs));
+    observe(head.predict_batch_into(opaque(&BATCH), &mut outs));
+    let mut losses = black_box([0.0_f32; 3]);
+    let mut workspace = black_box([0.0_f32; 48]);
+    observe(head.loss_batch_with_workspace(
+        opaque(&BATCH),
+        opaque(&BATCH),
+        &mut losses,
+        &mut workspace,
+    ));
     observe(head.project_heapless::<8>(opaque(&Z1)));
     observe(head.predict_heapless::<8>(opaque(&Z1)));
 }
