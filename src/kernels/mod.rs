@@ -340,7 +340,7 @@ macro_rules! kernel_twin {
 }
 
 kernel_twin!(
-    /// SIMD twins on `wide` lanes ([`LANES`](super::LANES) wide, chosen at compile time).
+    /// SIMD twins on `wide` lanes ([`LANES`] wide, chosen at compile time).
     simd,
     super::Simd
 );
