@@ -441,6 +441,44 @@ fn hidden_overflow_is_not_masked_by_relu() {
     }
 }
 
+/// Found by the `forward` fuzz target (batch path, after the fix above): a hidden partial
+/// sum that overflows to `−inf` although the exact pre-activation is positive
+/// (`−1.5·MAX + MAX + MAX = 0.5·MAX`); ReLU turned `−inf` into 0 and the call returned
+/// `Ok([0.0])` where the exact, representable result is `[1.0]`. It must be
+/// `NonFinite`: the `f32` evaluation cannot know the answer.
+#[test]
+fn negative_overflow_is_not_masked_by_relu() {
+    let c = config(3, 1, 1, 1);
+    let params = [-1.5, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
+    let z = [f32::MAX; 3];
+    for backend in BACKENDS {
+        let head = SimSiamHead::from_params(c, &params[..])
+            .unwrap()
+            .with_backend(backend);
+        let mut out = [0.0];
+        assert_eq!(
+            head.project_into(&z, &mut out),
+            Err(non_finite("projector output")),
+            "{backend:?}"
+        );
+        let mut ws = [0.0; 4];
+        assert_eq!(
+            head.loss_with_workspace(&[1.0; 3], &z, &mut ws),
+            Err(non_finite("projector output"))
+        );
+        // One row (pair path) and three rows (lanes path).
+        for n in [1, 3] {
+            let zs = z.repeat(n);
+            let mut outs = vec![0.0; n];
+            assert_eq!(
+                head.project_batch_into(&zs, &mut outs),
+                Err(non_finite("projector output")),
+                "{backend:?}, {n} rows"
+            );
+        }
+    }
+}
+
 #[test]
 fn short_workspaces() {
     let params = seeded(SMALL);

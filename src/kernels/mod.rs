@@ -216,14 +216,15 @@ pub(crate) fn matmat_add<K: Kernels>(
     }
 }
 
-/// The hidden layer's ReLU, `v_i = max(v_i, 0)`, except that NaN stays NaN: a hidden
-/// pre-activation that overflowed (`inf − inf`) must reach the output's finiteness check
-/// instead of silently becoming 0 and giving a finite, wrong result. One loop for both
-/// twins (it does no arithmetic to reorder).
+/// The hidden layer's ReLU, `v_i = max(v_i, 0)` for finite `v_i`; NaN and ±inf stay as
+/// they are. A non-finite pre-activation means a partial sum overflowed (`−inf` can come
+/// from a sum whose exact value is positive, NaN from `inf − inf`), so it must reach the
+/// output's finiteness check instead of silently becoming 0 and giving a finite, wrong
+/// result. One loop for both twins (it does no arithmetic to reorder).
 #[inline]
 pub(crate) fn relu_in_place(v: &mut [f32]) {
     v.iter_mut()
-        .for_each(|x| *x = if x.is_nan() { *x } else { x.max(0.0) });
+        .for_each(|x| *x = if x.is_finite() { x.max(0.0) } else { *x });
 }
 
 /// The public kernels' ReLU, `v_i = max(v_i, 0)`: NaN becomes 0, as `f32::max` does.
