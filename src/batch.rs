@@ -15,13 +15,14 @@
 //! # Memory per call
 //! No heap. Stack, whatever `n` and the dimensions: 20 KiB for the lanes path (inputs
 //! packed 128 columns at a time, 8 KiB; a block of 128 hidden units, 8 KiB; 64 output
-//! rows, 4 KiB) plus under 1 KiB of slice bookkeeping; 2 KiB for the pair path.
+//! rows, 4 KiB) plus about 1.5 KiB of slice bookkeeping; for one or two inputs the pair
+//! path's 2 KiB (8 KiB for hidden layers wider than 256 units).
 //! `loss_batch_with_workspace` also needs the caller's workspace of
 //! [`SimSiamConfig::batch_loss_workspace_len`] floats (`4·d_out·min(n, 8)`).
 
 use crate::config::SimSiamConfig;
 use crate::error::{SslError, SslResult, check_finite, check_len};
-use crate::head::{DenseLayer, SimSiamHead, mlp2_group, normalize_checked};
+use crate::head::{DenseLayer, SimSiamHead, mlp2_pair, normalize_checked};
 use crate::kernels::{BATCH_LANES, Backend, Kernels, Scalar, Simd, relu_in_place};
 
 /// Inputs pushed through the weights together by the batch calls (pairs of views count
@@ -153,7 +154,7 @@ fn mlp2_many<K: Kernels>(
     if xs.len() > 2 {
         mlp2_lanes::<K>(hidden, output, xs, outs);
     } else {
-        mlp2_group::<K, 2>(hidden, output, xs, outs);
+        mlp2_pair::<K>(hidden, output, xs, outs);
     }
 }
 
