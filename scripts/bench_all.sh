@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs benches/head.rs under three flag sets, each in its own target dir, one after the
 # other (all binaries are built first, so no compile overlaps a measurement), then writes
-# the results table (benchmarks/results.md) and plot (benchmarks/head.svg) used by
-# BENCHMARKS.md.
+# the results table (benchmarks/results.md, also spliced into BENCHMARKS.md between its
+# results markers) and the plot (benchmarks/head.svg).
 #
 #   scripts/bench_all.sh            # everything (~15 min on 2 cores)
 #   scripts/bench_all.sh 'default/' # extra arguments are criterion filters
@@ -26,9 +26,9 @@ done
 
 mkdir -p benchmarks
 python3 scripts/plot_benchmarks.py \
-  --machine "$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) cores" \
+  --machine "$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')" \
   "default=${dirs[0]}/criterion" \
   "x86-64-v3=${dirs[1]}/criterion" \
   "native=${dirs[2]}/criterion" \
-  --table benchmarks/results.md --svg benchmarks/head.svg
-echo "wrote benchmarks/results.md and benchmarks/head.svg"
+  --table benchmarks/results.md --svg benchmarks/head.svg --splice BENCHMARKS.md
+echo "wrote benchmarks/results.md, benchmarks/head.svg and the tables in BENCHMARKS.md"

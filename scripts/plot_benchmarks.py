@@ -125,6 +125,8 @@ def main():
     ap.add_argument("--machine", default="")
     ap.add_argument("--table")
     ap.add_argument("--svg")
+    ap.add_argument("--splice", help="a Markdown file whose text between "
+                    "<!-- results:start --> and <!-- results:end --> is replaced by the table")
     ap.add_argument("--llc-bytes", type=float, default=32 * 2**20,
                     help="last-level cache size: weights smaller than this are not DRAM-bound")
     args = ap.parse_args()
@@ -190,8 +192,23 @@ def main():
             f.write(table + "\n")
     else:
         print(table)
+    if args.splice:
+        splice(args.splice, table)
     if args.svg:
         write_svg(args.svg, results, args.machine)
+
+
+def splice(path, table):
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    with open(path) as f:
+        text = f.read()
+    if start not in text or end not in text:
+        print(f"{path}: no {start} ... {end} markers, not spliced", file=sys.stderr)
+        return
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w") as f:
+        f.write(head + start + "\n\n" + table + "\n" + end + tail)
 
 
 def write_svg(path, results, machine):
