@@ -258,14 +258,19 @@ const BATCH_SIZES: [usize; 12] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17];
 
 fn case() -> impl Strategy<Value = (SimSiamConfig, u64)> {
     (
-        (1_usize..40, 1_usize..300, 1_usize..40, 1_usize..24),
+        if cfg!(miri) {
+            (1_usize..8, 1_usize..20, 1_usize..8, 1_usize..6)
+        } else {
+            (1_usize..40, 1_usize..300, 1_usize..40, 1_usize..24)
+        },
         any::<u64>(),
     )
         .prop_map(|((e, h, q, o), seed)| (config([e, h, q, o]), seed))
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    // Under miri (`.ci/steps/40-miri.sh`) one case: the interpreter is ~1000x slower.
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 1 } else { 48 }))]
 
     #[test]
     fn batch_equals_single_calls((c, seed) in case(), n in prop::sample::select(&BATCH_SIZES[..])) {
@@ -308,6 +313,7 @@ proptest! {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under miri: large fixed configs")]
 fn batch_sizes_on_fixed_configs() {
     // The default config, and shapes past the panel width (512 columns) and the hidden
     // block (256 units), with odd sizes everywhere.

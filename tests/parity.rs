@@ -135,6 +135,7 @@ fn normal_samples_within_three_ulp() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under miri: configs up to 256 x 512")]
 fn weights_match_reference_within_four_ulp() {
     let mut worst = 0;
     let mut bitwise = 0usize;
@@ -160,6 +161,7 @@ fn weights_match_reference_within_four_ulp() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under miri: configs up to 256 x 512")]
 fn outputs_and_loss_match_reference() {
     for backend in [Backend::Simd, Backend::Scalar] {
         let (mut worst_project, mut worst_predict, mut worst_loss) = (0.0_f32, 0.0_f32, 0.0_f32);
