@@ -26,7 +26,9 @@
 use crate::config::SimSiamConfig;
 use crate::error::{SslError, SslResult, check_finite, check_len};
 use crate::head::{DenseLayer, SimSiamHead, mlp2_pair, normalize_checked};
-use crate::kernels::{BATCH_LANES, Backend, Kernels, Scalar, Simd, relu_in_place};
+use crate::kernels::{
+    BATCH_LANES, Backend, Kernels, Scalar, Simd, pieces, pieces_mut, relu_in_place,
+};
 
 /// Inputs pushed through the weights together by the batch calls (pairs of views count
 /// as two): the lanes of [`Kernels::matmat_t_add`].
@@ -95,10 +97,7 @@ fn mlp2_lanes<K: Kernels, const PACK: usize, const HIDDEN: usize>(
     let mut xt = [[0.0_f32; BATCH_LANES]; PACK];
     let mut ht = [[0.0_f32; BATCH_LANES]; HIDDEN];
     let mut yt = [[0.0_f32; BATCH_LANES]; OUTPUT_ROWS];
-    let blocks = hidden
-        .weights
-        .chunks(block_weights)
-        .zip(hidden.bias.chunks(block_rows));
+    let blocks = pieces(hidden.weights, block_weights).zip(pieces(hidden.bias, block_rows));
     let mut first_unit = 0_usize;
     for (w1, b1) in blocks {
         let h = ht.get_mut(..b1.len()).unwrap_or_default();
@@ -123,7 +122,7 @@ fn mlp2_lanes<K: Kernels, const PACK: usize, const HIDDEN: usize>(
         h.iter_mut().for_each(|hi| relu_in_place(hi));
 
         let mut o0 = 0_usize;
-        for w2 in output.weights.chunks(output_block) {
+        for w2 in pieces(output.weights, output_block) {
             let rows = w2.len().checked_div(d_hidden).unwrap_or(0);
             let o1 = o0.saturating_add(rows);
             let y = yt.get_mut(..rows).unwrap_or_default();
@@ -192,8 +191,11 @@ fn batch_mlp2<K: Kernels>(
     outs: &mut [f32],
     location: &'static str,
 ) -> SslResult<()> {
-    let mut inputs = xs.chunks_exact(hidden.d_in.max(1));
-    let mut outputs = outs.chunks_exact_mut(output.bias.len().max(1));
+    // `pieces`, not `chunks_exact`: `zip` asks for the length, a division by the chunk
+    // size that keeps a panic path where it is not inlined (the no-panic check at
+    // opt-level "z"). The lengths are whole multiples, checked by the callers.
+    let mut inputs = pieces(xs, hidden.d_in);
+    let mut outputs = pieces_mut(outs, output.bias.len());
     loop {
         let mut group_x: [&[f32]; BATCH_GROUP] = [&[]; BATCH_GROUP];
         let mut group_y: [&mut [f32]; BATCH_GROUP] = Default::default();
@@ -402,14 +404,14 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
             let mut xs: [&[f32]; BATCH_GROUP] = [&[]; BATCH_GROUP];
             let mut group_losses: [Option<&mut f32>; BATCH_PAIRS] = Default::default();
             let count = xs
-                .chunks_exact_mut(2)
+                .as_chunks_mut::<2>()
+                .0
+                .iter_mut()
                 .zip(group_losses.iter_mut())
                 .zip(pairs.by_ref())
-                .map(|((slots, loss_slot), ((z1, z2), loss))| {
-                    if let [a, b] = slots {
-                        *a = z1;
-                        *b = z2;
-                    }
+                .map(|(([a, b], loss_slot), ((z1, z2), loss))| {
+                    *a = z1;
+                    *b = z2;
                     *loss_slot = Some(loss);
                 })
                 .count();

@@ -3,7 +3,8 @@
 use crate::config::{LayerShape, SimSiamConfig};
 use crate::error::{SslError, SslResult, check_finite, check_len};
 use crate::kernels::{
-    Backend, Kernels, Scalar, Simd, l2_normalize_with, matmat_add, relu_in_place,
+    Backend, Kernels, Scalar, Simd, l2_normalize_with, matmat_add, pieces, pieces_mut,
+    relu_in_place,
 };
 use crate::rng::LcgRng;
 
@@ -103,10 +104,7 @@ fn mlp2_into<K: Kernels>(
     // `block_rows·d_in ≤ d_hidden·d_in`, which `split_layers` proved fits in `usize`.
     let block_weights = block_rows.saturating_mul(hidden.d_in).max(1);
     let mut hidden_block = [0.0_f32; HIDDEN_BLOCK];
-    let blocks = hidden
-        .weights
-        .chunks(block_weights)
-        .zip(hidden.bias.chunks(block_rows));
+    let blocks = pieces(hidden.weights, block_weights).zip(pieces(hidden.bias, block_rows));
     // The first hidden unit of the current block: a running sum rather than
     // `index * block_rows`, so no arithmetic here can overflow (or panic when a build
     // turns on overflow checks).
@@ -211,10 +209,7 @@ pub(crate) fn mlp2_group<K: Kernels, const G: usize, const B: usize>(
     // `block_rows·d_in ≤ d_hidden·d_in`, which `split_layers` proved fits in `usize`.
     let block_weights = block_rows.saturating_mul(hidden.d_in).max(1);
     let mut hidden_blocks = [[0.0_f32; B]; G];
-    let blocks = hidden
-        .weights
-        .chunks(block_weights)
-        .zip(hidden.bias.chunks(block_rows));
+    let blocks = pieces(hidden.weights, block_weights).zip(pieces(hidden.bias, block_rows));
     let mut first_unit = 0_usize;
     for (w1, b1) in blocks {
         let mut hs = hidden_blocks
@@ -539,17 +534,17 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> SimSiamHead<S> {
         // rest = b1 [2·d_out], w2 [d_out × 2·d_out], b2 [d_out]
         let w2 = rest.get_mut(pred1.d_out..).unwrap_or_default();
         // Rows and their targets are paired by `zip` over ranges, not computed from an
-        // index, so nothing here can overflow; `max(1)` because `d_out > 0` is known only
-        // from construction.
+        // index, so nothing here can overflow; `pieces_mut` rather than `chunks_exact_mut`,
+        // whose random-access `zip` keeps a bounds check where it is not inlined.
         let targets = (0..d_out)
             .map(|column| (column, 1.0))
             .chain((0..d_out).map(|column| (column, -1.0)));
-        for (row, (column, sign)) in w1.chunks_exact_mut(d_out.max(1)).zip(targets) {
+        for (row, (column, sign)) in pieces_mut(w1, d_out).zip(targets) {
             if let Some(w) = row.get_mut(column) {
                 *w = sign;
             }
         }
-        let w2_rows = w2.chunks_exact_mut(self.config.d_predictor.max(1));
+        let w2_rows = pieces_mut(w2, self.config.d_predictor);
         for (row, i) in w2_rows.zip(0..d_out) {
             // Row `i`: `+1` at column `i`, `−1` at column `d_out + i`.
             if let Some((plus, minus)) = row.split_at_mut_checked(d_out) {

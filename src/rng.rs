@@ -98,8 +98,14 @@ impl LcgRng {
     pub fn shuffle<T>(&mut self, slice: &mut [T]) {
         for i in (1..slice.len()).rev() {
             let j = self.next_usize(i + 1);
-            // `j <= i < slice.len()`, so `swap` cannot panic.
-            slice.swap(i, j);
+            // `j ≤ i`; `j == i` swaps an element with itself, a no-op. Written with
+            // `split_last_mut` and `get_mut`, not `swap(i, j)`, because the optimiser
+            // cannot always prove `x % (i + 1) ≤ i` and would keep a bounds check.
+            if let Some((last, before)) = slice.get_mut(..=i).and_then(<[T]>::split_last_mut)
+                && let Some(other) = before.get_mut(j)
+            {
+                core::mem::swap(last, other);
+            }
         }
     }
 }

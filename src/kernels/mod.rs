@@ -113,6 +113,43 @@ pub fn sum_error_bound(terms: usize, sum_abs: f64) -> f64 {
     2.0 * k_u / (1.0 - k_u) * sum_abs
 }
 
+/// Consecutive pieces of `len` elements (the last may be shorter; `len` 0 counts as 1).
+///
+/// `slice::chunks` without its division: `Chunks::size_hint` (which `zip` calls) divides
+/// by the chunk size, and where the optimiser leaves it out of line (`opt-level = "z"`)
+/// that division keeps a panic path the no-panic link check would catch. This iterator
+/// has none.
+#[inline]
+pub(crate) fn pieces<T>(slice: &[T], len: usize) -> impl Iterator<Item = &[T]> {
+    let len = len.max(1);
+    let mut rest = slice;
+    core::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (piece, tail) = rest.split_at_checked(len).unwrap_or((rest, &[]));
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// [`pieces`] for mutable slices.
+#[inline]
+pub(crate) fn pieces_mut<T>(slice: &mut [T], len: usize) -> impl Iterator<Item = &mut [T]> {
+    let len = len.max(1);
+    let mut rest = slice;
+    core::iter::from_fn(move || {
+        let taken = core::mem::take(&mut rest);
+        if taken.is_empty() {
+            return None;
+        }
+        let at = len.min(taken.len());
+        let (piece, tail) = taken.split_at_mut_checked(at).unwrap_or((&mut [], &mut []));
+        rest = tail;
+        Some(piece)
+    })
+}
+
 /// Rows × cols with overflow turned into an error.
 pub(crate) fn checked_area(rows: usize, cols: usize) -> SslResult<usize> {
     rows.checked_mul(cols).ok_or(SslError::InvalidParameter {
@@ -189,7 +226,13 @@ pub(crate) fn matmat_add<K: Kernels>(
         PANEL_ROWS
     };
     let panel_len = row_stride.saturating_mul(panel_rows).max(1);
-    for (panel, r0) in w.chunks(panel_len).zip((0..rows).step_by(panel_rows)) {
+    // The first row of each panel is a running sum, not `step_by`, whose run-time step
+    // check would keep a panic path where it is not inlined.
+    let mut r0 = 0_usize;
+    for panel in pieces(w, panel_len) {
+        if r0 >= rows {
+            break;
+        }
         let r1 = r0.saturating_add(panel_rows).min(rows);
         for k0 in (0..k).step_by(PANEL_COLS) {
             let k1 = k0.saturating_add(PANEL_COLS).min(k);
@@ -215,6 +258,7 @@ pub(crate) fn matmat_add<K: Kernels>(
                 K::matvec_add(panel, row_stride, column, x, y);
             }
         }
+        r0 = r1;
     }
 }
 
