@@ -133,6 +133,18 @@ pub(crate) fn pieces<T>(slice: &[T], len: usize) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// The rows of a row-major matrix as the kernels see them: row `i` starts at
+/// `w[i·row_stride + offset]` and runs to the end of its stride (callers cut it to the
+/// input's length). A missing or short row is empty or short, never a panic.
+#[inline]
+pub(crate) fn strided_rows(
+    w: &[f32],
+    row_stride: usize,
+    offset: usize,
+) -> impl Iterator<Item = &[f32]> {
+    pieces(w, row_stride).map(move |row| row.get(offset..).unwrap_or_default())
+}
+
 /// [`pieces`] for mutable slices.
 #[inline]
 pub(crate) fn pieces_mut<T>(slice: &mut [T], len: usize) -> impl Iterator<Item = &mut [T]> {

@@ -14,8 +14,7 @@ impl Kernels for Scalar {
 
     #[inline]
     fn matvec_add(w: &[f32], row_stride: usize, offset: usize, x: &[f32], y: &mut [f32]) {
-        for (yi, row) in y.iter_mut().zip(super::pieces(w, row_stride)) {
-            let row = row.get(offset..).unwrap_or_default();
+        for (yi, row) in y.iter_mut().zip(super::strided_rows(w, row_stride, offset)) {
             *yi = Self::dot_add(*yi, row, x);
         }
     }
@@ -35,7 +34,7 @@ impl Kernels for Scalar {
             x2.get(..n).unwrap_or_default(),
         );
         let [y1, y2] = y;
-        let rows = super::pieces(w, row_stride).map(|row| row.get(offset..).unwrap_or_default());
+        let rows = super::strided_rows(w, row_stride, offset);
         for ((y1i, y2i), row) in y1.iter_mut().zip(y2.iter_mut()).zip(rows) {
             // One pass over the row; each output still adds left to right from its start.
             let (a, b) = row
@@ -57,8 +56,10 @@ impl Kernels for Scalar {
         xt: &[[f32; BATCH_LANES]],
         yt: &mut [[f32; BATCH_LANES]],
     ) {
-        for (y, row) in yt.iter_mut().zip(super::pieces(w, row_stride)) {
-            let row = row.get(offset..).unwrap_or_default();
+        for (y, row) in yt
+            .iter_mut()
+            .zip(super::strided_rows(w, row_stride, offset))
+        {
             for (wc, xc) in row.iter().zip(xt) {
                 // Each `y[j]` still adds its terms left to right, one at a time.
                 y.iter_mut().zip(xc).for_each(|(yj, xj)| *yj += wc * xj);

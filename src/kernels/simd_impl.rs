@@ -212,8 +212,7 @@ impl Kernels for Simd {
 
     #[inline]
     fn matvec_add(w: &[f32], row_stride: usize, offset: usize, x: &[f32], y: &mut [f32]) {
-        let mut rows =
-            super::pieces(w, row_stride).map(|row| row.get(offset..).unwrap_or_default());
+        let mut rows = super::strided_rows(w, row_stride, offset);
         let (y_blocks, y_rest) = y.as_chunks_mut::<ROW_BLOCK>();
         for y_block in y_blocks {
             let block = [(); ROW_BLOCK].map(|()| rows.next().unwrap_or_default());
@@ -232,8 +231,7 @@ impl Kernels for Simd {
         x: [&[f32]; 2],
         y: [&mut [f32]; 2],
     ) {
-        let mut rows =
-            super::pieces(w, row_stride).map(|row| row.get(offset..).unwrap_or_default());
+        let mut rows = super::strided_rows(w, row_stride, offset);
         let [y1, y2] = y;
         let (y1_blocks, y1_rest) = y1.as_chunks_mut::<ROW_BLOCK>();
         let (y2_blocks, y2_rest) = y2.as_chunks_mut::<ROW_BLOCK>();
@@ -276,8 +274,7 @@ impl Kernels for Simd {
         xt: &[[f32; BATCH_LANES]],
         yt: &mut [[f32; BATCH_LANES]],
     ) {
-        let mut rows =
-            super::pieces(w, row_stride).map(|row| row.get(offset..).unwrap_or_default());
+        let mut rows = super::strided_rows(w, row_stride, offset);
         let (blocks, rest) = yt.as_chunks_mut::<BATCH_ROWS>();
         for block in blocks {
             let block_rows = [(); BATCH_ROWS].map(|()| rows.next().unwrap_or_default());
