@@ -3,8 +3,7 @@
 use crate::config::{LayerShape, SimSiamConfig};
 use crate::error::{SslError, SslResult, check_finite, check_len};
 use crate::kernels::{
-    Backend, Kernels, Scalar, Simd, l2_normalize_with, matmat_add, pieces, pieces_mut,
-    relu_in_place,
+    Backend, Kernels, Scalar, Simd, divide_by_norm, matmat_add, pieces, pieces_mut, relu_in_place,
 };
 use crate::rng::LcgRng;
 
@@ -131,22 +130,20 @@ fn mlp2_normalized<K: Kernels>(
     location: &'static str,
 ) -> SslResult<()> {
     mlp2_into::<K>(hidden, output, x, out);
-    if !K::sum_squares(out).is_finite() {
-        return Err(SslError::NonFinite { location });
-    }
-    l2_normalize_with::<K>(out);
-    Ok(())
+    normalize_checked::<K>(out, location)
 }
 
-/// L2-normalises `out` in place, or `NonFinite { location }` when it overflowed.
+/// L2-normalises `out` in place, or `NonFinite { location }` when it overflowed (the sum
+/// of squares is computed once and serves both).
 pub(crate) fn normalize_checked<K: Kernels>(
     out: &mut [f32],
     location: &'static str,
 ) -> SslResult<()> {
-    if !K::sum_squares(out).is_finite() {
+    let sum_squares = K::sum_squares(out);
+    if !sum_squares.is_finite() {
         return Err(SslError::NonFinite { location });
     }
-    l2_normalize_with::<K>(out);
+    divide_by_norm::<K>(out, sum_squares);
     Ok(())
 }
 

@@ -311,7 +311,14 @@ fn sqrt(x: f32) -> f32 {
 /// `v / max(‖v‖₂, 1e-12)` in place; returns the divisor used.
 #[inline]
 pub(crate) fn l2_normalize_with<K: Kernels>(v: &mut [f32]) -> f32 {
-    let norm = sqrt(K::sum_squares(v)).max(NORM_FLOOR);
+    divide_by_norm::<K>(v, K::sum_squares(v))
+}
+
+/// `v / max(√sum_squares, 1e-12)` in place, for a `sum_squares` of `v` already computed;
+/// returns the divisor used.
+#[inline]
+pub(crate) fn divide_by_norm<K: Kernels>(v: &mut [f32], sum_squares: f32) -> f32 {
+    let norm = sqrt(sum_squares).max(NORM_FLOOR);
     K::divide(v, norm);
     norm
 }
