@@ -83,8 +83,8 @@ fn main() -> SslResult<()> {
         workspace.len() * 4
     );
     println!(
-        "  hidden block (stack)      = {} bytes ({HIDDEN_BLOCK} f32)",
-        HIDDEN_BLOCK * 4
+        "  hidden blocks (stack)     = {} bytes (2 x {HIDDEN_BLOCK} f32, one per view)",
+        2 * HIDDEN_BLOCK * 4
     );
     println!("  heap                      = 0 bytes");
 
