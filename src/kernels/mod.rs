@@ -34,7 +34,11 @@ pub const NORM_FLOOR: f32 = 1e-12;
 /// checked entry points are the functions of [`simd`] and [`scalar`], and the model,
 /// which validates shapes once. On mismatched lengths these primitives use the common
 /// prefix (iterators stop at the shorter slice); they never panic.
-pub trait Kernels {
+///
+/// Sealed: [`Simd`] and [`Scalar`] are the only implementations, so primitives can be
+/// added without breaking anyone. Pick one as a type parameter (`*_with::<K>`) or at
+/// run time through [`Backend`].
+pub trait Kernels: sealed::Sealed {
     /// `acc + Σ a_i·b_i` over the common prefix of `a` and `b`.
     fn dot_add(acc: f32, a: &[f32], b: &[f32]) -> f32;
 
@@ -77,6 +81,13 @@ pub trait Kernels {
     fn sum_squares(v: &[f32]) -> f32 {
         Self::dot_add(0.0, v, v)
     }
+}
+
+mod sealed {
+    /// Keeps [`Kernels`](super::Kernels) implementable only inside this crate.
+    pub trait Sealed {}
+    impl Sealed for super::Simd {}
+    impl Sealed for super::Scalar {}
 }
 
 /// Which kernel twin a model runs on.
