@@ -224,3 +224,134 @@ fn large_matvec_twins_agree() {
         assert!((f64::from(*vi) - exact).abs() <= gamma(cols + 1) * abs);
     }
 }
+
+/// The trait's ragged-row contract (`simsiam::kernels::Kernels`): row `i` of `W` is
+/// `w[i·stride + offset .. (i + 1)·stride]` cut to the end of `w` (empty when it starts
+/// past the end), and it contributes over the common prefix of *that row* and the input.
+mod ragged_rows {
+    use super::*;
+    use simsiam::kernels::{BATCH_LANES, Kernels, Scalar, Simd};
+
+    /// `(w, stride, offset, x1, x2, y1, y2)`.
+    type Case = (
+        Vec<f32>,
+        usize,
+        usize,
+        Vec<f32>,
+        Vec<f32>,
+        Vec<f32>,
+        Vec<f32>,
+    );
+
+    fn row(w: &[f32], stride: usize, offset: usize, i: usize) -> &[f32] {
+        let start = i * stride;
+        let end = (start + stride).min(w.len());
+        w.get(start..end)
+            .and_then(|r| r.get(offset..))
+            .unwrap_or_default()
+    }
+
+    /// `y[i] + Σ_c row_i[c]·x[c]` over the common prefix, exactly (small integers).
+    fn oracle(w: &[f32], stride: usize, offset: usize, x: &[f32], y: &[f32]) -> Vec<f32> {
+        y.iter()
+            .enumerate()
+            .map(|(i, yi)| {
+                yi + row(w, stride, offset, i)
+                    .iter()
+                    .zip(x)
+                    .map(|(a, b)| a * b)
+                    .sum::<f32>()
+            })
+            .collect()
+    }
+
+    /// A ragged case: `w` cut to any length, a stride, an offset, two inputs and two
+    /// outputs of independent lengths, all small integers so every order is exact.
+    fn case() -> impl Strategy<Value = Case> {
+        (1_usize..=40, 0_usize..=13).prop_flat_map(|(stride, rows)| {
+            (
+                small_integers(0..=stride * rows + 3),
+                Just(stride),
+                0..=stride + 2,
+                small_integers(0..=45),
+                small_integers(0..=45),
+                small_integers(0..=rows + 2),
+                small_integers(0..=rows + 2),
+            )
+        })
+    }
+
+    fn check<K: Kernels>((w, stride, offset, x1, x2, y1, y2): &Case) -> Result<(), TestCaseError> {
+        let (stride, offset) = (*stride, *offset);
+        let mut y = y1.clone();
+        K::matvec_add(w, stride, offset, x1, &mut y);
+        prop_assert_eq!(&y, &oracle(w, stride, offset, x1, y1), "matvec_add");
+
+        // Two inputs: each row over the common prefix of the row and both inputs; rows
+        // beyond the shorter output untouched.
+        let n = x1.len().min(x2.len());
+        let rows = y1.len().min(y2.len());
+        let (mut a, mut b) = (y1.clone(), y2.clone());
+        K::matvec2_add(w, stride, offset, [x1, x2], [&mut a, &mut b]);
+        let mut want_a = y1.clone();
+        let mut want_b = y2.clone();
+        want_a[..rows].copy_from_slice(&oracle(w, stride, offset, &x1[..n], &y1[..rows]));
+        want_b[..rows].copy_from_slice(&oracle(w, stride, offset, &x2[..n], &y2[..rows]));
+        prop_assert_eq!(&a, &want_a, "matvec2_add, first input");
+        prop_assert_eq!(&b, &want_b, "matvec2_add, second input");
+
+        // Sixteen inputs in transposed layout: input `j` is `x1` scaled by `j − 8`.
+        let xt: Vec<[f32; BATCH_LANES]> = x1
+            .iter()
+            .map(|v| core::array::from_fn(|j| v * (j as f32 - 8.0)))
+            .collect();
+        let mut yt: Vec<[f32; BATCH_LANES]> = y1.iter().map(|v| [*v; BATCH_LANES]).collect();
+        K::matmat_t_add(w, stride, offset, &xt, &mut yt);
+        for j in 0..BATCH_LANES {
+            let xj: Vec<f32> = xt.iter().map(|c| c[j]).collect();
+            let got: Vec<f32> = yt.iter().map(|r| r[j]).collect();
+            prop_assert_eq!(
+                &got,
+                &oracle(w, stride, offset, &xj, y1),
+                "matmat_t_add, lane {}",
+                j
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn simd_twin_follows_the_contract(c in case()) { check::<Simd>(&c)?; }
+
+        #[test]
+        fn scalar_twin_follows_the_contract(c in case()) { check::<Scalar>(&c)?; }
+    }
+
+    /// The block shape that used to disagree: one short row among four (and among the
+    /// batch kernel's row block) must not shorten its neighbours' sums on the SIMD twin.
+    #[test]
+    fn one_short_row_in_a_block() {
+        let stride = 40;
+        // Two full rows of 40, a third of 10 (the end of `w`), read from column 1: the
+        // first block of four rows is full, short, short and missing.
+        let w: Vec<f32> = (0..2 * stride + 10).map(|i| (i % 5) as f32 - 2.0).collect();
+        let x: Vec<f32> = (0..39).map(|i| (i % 3) as f32 - 1.0).collect();
+        let y = vec![1.0; 8];
+        let want = oracle(&w, stride, 1, &x, &y);
+        for got in [
+            {
+                let mut y = y.clone();
+                <Simd as Kernels>::matvec_add(&w, stride, 1, &x, &mut y);
+                y
+            },
+            {
+                let mut y = y.clone();
+                <Scalar as Kernels>::matvec_add(&w, stride, 1, &x, &mut y);
+                y
+            },
+        ] {
+            assert_eq!(got, want);
+        }
+    }
+}

@@ -32,8 +32,14 @@ pub const NORM_FLOOR: f32 = 1e-12;
 
 /// The primitive operations a backend provides. Shapes are *not* checked here: the
 /// checked entry points are the functions of [`simd`] and [`scalar`], and the model,
-/// which validates shapes once. On mismatched lengths these primitives use the common
-/// prefix (iterators stop at the shorter slice); they never panic.
+/// which validates shapes once. They never panic.
+///
+/// # Ragged rows
+/// On mismatched lengths both twins compute the same terms (they differ only in
+/// summation order, within [`sum_error_bound`]): every row of `W` contributes over the
+/// common prefix of *that row* and the input(s); a missing row (past the end of `w`)
+/// is empty, so its output keeps its start value. In particular one short row never
+/// shortens its neighbours' sums. `tests/kernels.rs` checks this on both twins.
 ///
 /// Sealed: [`Simd`] and [`Scalar`] are the only implementations, so primitives can be
 /// added without breaking anyone. Pick one as a type parameter (`*_with::<K>`) or at
@@ -43,7 +49,8 @@ pub trait Kernels: sealed::Sealed {
     fn dot_add(acc: f32, a: &[f32], b: &[f32]) -> f32;
 
     /// For each `i`: `y[i] += W[i, offset .. offset + x.len()] · x`, where row `i` of `W`
-    /// starts at `w[i·row_stride]`. Rows that are missing or short count as empty.
+    /// starts at `w[i·row_stride]` and runs to the end of its stride (or of `w`). A short
+    /// row contributes over its own length, a missing one not at all (see the trait docs).
     fn matvec_add(w: &[f32], row_stride: usize, offset: usize, x: &[f32], y: &mut [f32]);
 
     /// Two inputs through the same rows, each weight load feeding both products: for each

@@ -128,6 +128,13 @@ fn dot_add_rows(acc: [f32; ROW_BLOCK], rows: [&[f32]; ROW_BLOCK], x: &[f32]) -> 
     out
 }
 
+/// Whether every row has at least `n` elements: then a register block of rows can be cut
+/// to one common length and still give each row its own prefix sum (the trait's contract).
+#[inline(always)]
+fn all_at_least<const R: usize>(rows: &[&[f32]; R], n: usize) -> bool {
+    rows.iter().all(|row| row.len() >= n)
+}
+
 /// The first `n` elements (all of `s` when it is shorter).
 #[inline(always)]
 fn prefix(s: &[f32], n: usize) -> &[f32] {
@@ -216,7 +223,17 @@ impl Kernels for Simd {
         let (y_blocks, y_rest) = y.as_chunks_mut::<ROW_BLOCK>();
         for y_block in y_blocks {
             let block = [(); ROW_BLOCK].map(|()| rows.next().unwrap_or_default());
-            *y_block = dot_add_rows(*y_block, block, x);
+            *y_block = if all_at_least(&block, x.len()) {
+                dot_add_rows(*y_block, block, x)
+            } else {
+                // A ragged block (only with short or missing rows): each row over its own
+                // common prefix with `x`, as the scalar twin does.
+                let mut sums = *y_block;
+                for (sum, row) in sums.iter_mut().zip(block) {
+                    *sum = Self::dot_add(*sum, row, x);
+                }
+                sums
+            };
         }
         for (yi, row) in y_rest.iter_mut().zip(rows) {
             *yi = Self::dot_add(*yi, row, x);
@@ -236,9 +253,20 @@ impl Kernels for Simd {
         let (y1_blocks, y1_rest) = y1.as_chunks_mut::<ROW_BLOCK>();
         let (y2_blocks, y2_rest) = y2.as_chunks_mut::<ROW_BLOCK>();
         let blocks = y1_blocks.len().min(y2_blocks.len());
+        let [x1, x2] = x;
+        let n = x1.len().min(x2.len());
+        let (x1, x2) = (prefix(x1, n), prefix(x2, n));
         for (b1, b2) in y1_blocks.iter_mut().zip(y2_blocks.iter_mut()) {
             let block = [(); ROW_BLOCK].map(|()| rows.next().unwrap_or_default());
-            [*b1, *b2] = dot2_add_rows([*b1, *b2], block, x);
+            if all_at_least(&block, n) {
+                [*b1, *b2] = dot2_add_rows([*b1, *b2], block, [x1, x2]);
+            } else {
+                // A ragged block: each row over its own common prefix, as the scalar twin.
+                for ((s1, s2), row) in b1.iter_mut().zip(b2.iter_mut()).zip(block) {
+                    *s1 = Self::dot_add(*s1, row, x1);
+                    *s2 = Self::dot_add(*s2, row, x2);
+                }
+            }
         }
         // Rows after the last whole block of the shorter output (at most three when the
         // outputs have equal length): one row at a time.
@@ -254,12 +282,6 @@ impl Kernels for Simd {
             .as_flattened_mut()
             .iter_mut()
             .chain(y2_rest.iter_mut());
-        let [x1, x2] = x;
-        let n = x1.len().min(x2.len());
-        let (x1, x2) = (
-            x1.get(..n).unwrap_or_default(),
-            x2.get(..n).unwrap_or_default(),
-        );
         for ((y1i, y2i), row) in y1_rest.zip(y2_rest).zip(rows) {
             *y1i = Self::dot_add(*y1i, row, x1);
             *y2i = Self::dot_add(*y2i, row, x2);
@@ -278,7 +300,14 @@ impl Kernels for Simd {
         let (blocks, rest) = yt.as_chunks_mut::<BATCH_ROWS>();
         for block in blocks {
             let block_rows = [(); BATCH_ROWS].map(|()| rows.next().unwrap_or_default());
-            batch_rows(block_rows, xt, block);
+            if all_at_least(&block_rows, xt.len()) {
+                batch_rows(block_rows, xt, block);
+            } else {
+                // A ragged block: each row over its own common length with `xt`.
+                for (y, row) in block.iter_mut().zip(block_rows) {
+                    batch_rows([row], xt, core::array::from_mut(y));
+                }
+            }
         }
         for (y, row) in rest.iter_mut().zip(rows) {
             batch_rows([row], xt, core::array::from_mut(y));
