@@ -26,7 +26,7 @@ fn round_to_f32(x: f64) -> f32 {
 /// let mut b = LcgRng::new(7);
 /// assert_eq!(a.next_u32(), b.next_u32());
 /// let x = a.next_f32();
-/// assert!((0.0..1.0).contains(&x));
+/// assert!((0.0..=1.0).contains(&x)); // 1.0 itself is possible: see `next_f32`
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LcgRng {
@@ -55,7 +55,22 @@ impl LcgRng {
         bits
     }
 
-    /// A float in `[0, 1)`: `next_u32() as f32 / 2^32`.
+    /// A float in `[0, 1]`: `next_u32() as f32 / 2^32`, as the reference computes it.
+    ///
+    /// Not quite `[0, 1)`: `u32 as f32` rounds to nearest, so the top 128 values
+    /// (`next_u32() ≥ 2^32 − 128`) round up to `2^32` and this returns exactly `1.0`
+    /// (probability 2⁻²⁵). The reference has the same quirk; its Box–Muller clamp
+    /// `min(1.0 - 1e-10)` does not remove it either, because `1.0 - 1e-10` is `1.0` in
+    /// `f32`, so [`next_normal_pair`](Self::next_normal_pair) then takes `ln(1) = 0`
+    /// and yields a zero pair. Kept for bit-for-bit parity.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::LcgRng;
+    /// assert_eq!((u32::MAX - 127) as f32 / (u32::MAX as f32 + 1.0), 1.0);
+    /// let x = LcgRng::new(3).next_f32();
+    /// assert!((0.0..=1.0).contains(&x));
+    /// ```
     #[inline]
     pub fn next_f32(&mut self) -> f32 {
         self.next_u32() as f32 / (u32::MAX as f32 + 1.0)
