@@ -24,8 +24,8 @@
 //! (`4·d_out·min(n, 8)`).
 
 use crate::config::SimSiamConfig;
-use crate::error::{SslError, SslResult, check_finite, check_len};
-use crate::head::{DenseLayer, SimSiamHead, mlp2_pair, normalize_checked};
+use crate::error::{BATCH_OVERFLOW, SslError, SslResult, check_finite, check_len};
+use crate::head::{DenseLayer, SimSiamHead, debug_assert_layout, mlp2_pair, normalize_checked};
 use crate::kernels::{
     BATCH_LANES, Backend, Kernels, Scalar, Simd, pieces, pieces_mut, relu_in_place,
 };
@@ -36,11 +36,6 @@ pub const BATCH_GROUP: usize = BATCH_LANES;
 
 /// Pairs of views per group in the batch loss.
 pub(crate) const BATCH_PAIRS: usize = BATCH_GROUP / 2;
-
-const OVERFLOW: SslError = SslError::InvalidParameter {
-    name: "n",
-    reason: "batch size × dimension overflows usize",
-};
 
 /// `n` when `len == n·width`, else `DimensionMismatch` (expected: the largest multiple
 /// of `width` not above `len`).
@@ -53,7 +48,7 @@ fn row_count(len: usize, width: usize) -> SslResult<usize> {
 
 /// `n·width` or an overflow error.
 fn area(n: usize, width: usize) -> SslResult<usize> {
-    n.checked_mul(width).ok_or(OVERFLOW)
+    n.checked_mul(width).ok_or(BATCH_OVERFLOW)
 }
 
 /// Input columns packed (transposed) per step of the lanes path: 8 KiB of stack.
@@ -82,10 +77,15 @@ fn mlp2_lanes<K: Kernels, const PACK: usize, const HIDDEN: usize>(
     xs: &[&[f32]],
     outs: &mut [&mut [f32]],
 ) {
+    debug_assert!(
+        xs.len() == outs.len() && xs.len() <= BATCH_LANES,
+        "group of the wrong size"
+    );
     let count = xs.len().min(outs.len()).min(BATCH_LANES);
     let xs = xs.get(..count).unwrap_or_default();
     let outs = outs.get_mut(..count).unwrap_or_default();
-    for out in outs.iter_mut() {
+    for (x, out) in xs.iter().zip(outs.iter_mut()) {
+        debug_assert_layout(hidden, output, x.len(), out.len());
         out.iter_mut().zip(output.bias).for_each(|(o, b)| *o = *b);
     }
     let d_in = hidden.d_in;
@@ -100,6 +100,8 @@ fn mlp2_lanes<K: Kernels, const PACK: usize, const HIDDEN: usize>(
     let blocks = pieces(hidden.weights, block_weights).zip(pieces(hidden.bias, block_rows));
     let mut first_unit = 0_usize;
     for (w1, b1) in blocks {
+        // `b1.len() ≤ block_rows ≤ HIDDEN` by `pieces`.
+        debug_assert!(b1.len() <= HIDDEN, "hidden block overflows its buffer");
         let h = ht.get_mut(..b1.len()).unwrap_or_default();
         h.iter_mut()
             .zip(b1)
@@ -124,6 +126,11 @@ fn mlp2_lanes<K: Kernels, const PACK: usize, const HIDDEN: usize>(
         let mut o0 = 0_usize;
         for w2 in pieces(output.weights, output_block) {
             let rows = w2.len().checked_div(d_hidden).unwrap_or(0);
+            // `w2.len() ≤ OUTPUT_ROWS·d_hidden` by `pieces`, in whole rows.
+            debug_assert!(
+                rows <= OUTPUT_ROWS && rows * d_hidden == w2.len(),
+                "ragged output block"
+            );
             let o1 = o0.saturating_add(rows);
             let y = yt.get_mut(..rows).unwrap_or_default();
             for (j, out) in outs.iter().enumerate() {
@@ -376,6 +383,7 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
             needed,
             capacity: workspace.len(),
         };
+        let capacity = workspace.len();
         let workspace = workspace.get_mut(..needed).ok_or(too_small)?;
         check_finite(z1s, "z1")?;
         check_finite(z2s, "z2")?;
@@ -385,19 +393,18 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
         let [pw1, pw2, qw1, qw2] = self.layers()?;
         // Workspace: `2·min(n, 8)` projections, then as many predictions, each `d_out`,
         // interleaved by view (z1 of pair a, z2 of pair a, z1 of pair b, ...).
-        let (projections, predictions) =
-            workspace
-                .split_at_mut_checked(needed / 2)
-                .ok_or(SslError::CapacityTooSmall {
-                    needed,
-                    capacity: 0,
-                })?;
+        let (projections, predictions) = workspace
+            .split_at_mut_checked(needed / 2)
+            .ok_or(SslError::CapacityTooSmall { needed, capacity })?;
         // Rows pulled with `next()`, not zipped: see the note on `parts` below.
+        // `z1s` and `z2s` hold exactly `n = losses.len()` rows (checked above), so every
+        // `next()` is `Some`.
         let mut z1_rows = z1s.chunks_exact(d_encoder.max(1));
         let mut z2_rows = z2s.chunks_exact(d_encoder.max(1));
         let pairs = losses.iter_mut().map(|loss| {
-            let z1 = z1_rows.next().unwrap_or_default();
-            ((z1, z2_rows.next().unwrap_or_default()), loss)
+            let (z1, z2) = (z1_rows.next(), z2_rows.next());
+            debug_assert!(z1.is_some() && z2.is_some(), "fewer input rows than losses");
+            ((z1.unwrap_or_default(), z2.unwrap_or_default()), loss)
         });
         let mut pairs = pairs.peekable();
         while pairs.peek().is_some() {
@@ -426,6 +433,10 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
             zp.iter_mut()
                 .for_each(|slot| *slot = parts.next().unwrap_or_default());
             let zp = zp.get_mut(..inputs).unwrap_or_default();
+            debug_assert!(
+                zp.iter().all(|z| z.len() == d_out),
+                "workspace slots too few"
+            );
             mlp2_many::<K>(&pw1, &pw2, xs, zp);
             for z in zp.iter_mut() {
                 normalize_checked::<K>(z, "projector output")?;
@@ -439,6 +450,10 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
             pp.iter_mut()
                 .for_each(|slot| *slot = parts.next().unwrap_or_default());
             let pp = pp.get_mut(..inputs).unwrap_or_default();
+            debug_assert!(
+                pp.iter().all(|p| p.len() == d_out),
+                "workspace slots too few"
+            );
             mlp2_many::<K>(&qw1, &qw2, zp_views, pp);
             for p in pp.iter_mut() {
                 normalize_checked::<K>(p, "predictor output")?;

@@ -1,6 +1,6 @@
 //! The head's dimensions, and the parameter layout they imply.
 
-use crate::error::{SslError, SslResult};
+use crate::error::{SslError, SslResult, WORKSPACE_OVERFLOW};
 
 /// The dimensions of a SimSiam head (the reference's `SimSiamConfig`).
 ///
@@ -142,10 +142,11 @@ impl SimSiamConfig {
     /// must hold: `4·d_out` (both projections and both predictions).
     ///
     /// # Errors
-    /// As [`validate`](Self::validate); `InvalidParameter` on overflow.
+    /// As [`validate`](Self::validate); `InvalidParameter { name: "d_out", reason:
+    /// "workspace length overflows usize" }` when `4·d_out` overflows.
     pub fn loss_workspace_len(&self) -> SslResult<usize> {
         self.validate()?;
-        self.d_out.checked_mul(4).ok_or(OVERFLOW)
+        self.d_out.checked_mul(4).ok_or(WORKSPACE_OVERFLOW)
     }
 
     /// How many `f32` the `workspace` of
@@ -155,7 +156,8 @@ impl SimSiamConfig {
     /// [`loss_workspace_len`](Self::loss_workspace_len) for `n = 1`.
     ///
     /// # Errors
-    /// As [`validate`](Self::validate); `InvalidParameter` on overflow.
+    /// As [`loss_workspace_len`](Self::loss_workspace_len), whose overflow error it
+    /// also gives when the product overflows.
     ///
     /// # Examples
     /// ```
@@ -168,6 +170,6 @@ impl SimSiamConfig {
     pub fn batch_loss_workspace_len(&self, n: usize) -> SslResult<usize> {
         self.loss_workspace_len()?
             .checked_mul(n.min(crate::batch::BATCH_PAIRS))
-            .ok_or(OVERFLOW)
+            .ok_or(WORKSPACE_OVERFLOW)
     }
 }

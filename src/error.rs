@@ -69,6 +69,19 @@ impl fmt::Display for SslError {
 
 impl core::error::Error for SslError {}
 
+/// A batch size times a row width overflows `usize` (the core and the `alloc` wrapper
+/// report this one cause the same way).
+pub(crate) const BATCH_OVERFLOW: SslError = SslError::InvalidParameter {
+    name: "n",
+    reason: "batch size × dimension overflows usize",
+};
+
+/// A workspace length (`4·d_out`, times the pairs of a batch group) overflows `usize`.
+pub(crate) const WORKSPACE_OVERFLOW: SslError = SslError::InvalidParameter {
+    name: "d_out",
+    reason: "workspace length overflows usize",
+};
+
 /// `Err(DimensionMismatch)` unless `got == expected`.
 #[inline]
 pub(crate) fn check_len(expected: usize, got: usize) -> SslResult<()> {

@@ -64,21 +64,20 @@ fn split_layers<'a>(config: &SimSiamConfig, params: &'a [f32]) -> SslResult<[Den
 /// # Ok::<(), simsiam::SslError>(())
 /// ```
 pub fn init_params(config: &SimSiamConfig, rng: &mut LcgRng, params: &mut [f32]) -> SslResult<()> {
-    check_len(config.param_count()?, params.len())?;
+    let expected = config.param_count()?;
+    check_len(expected, params.len())?;
+    // The layers add up to `expected == params.len()`, so no split below can fail; were
+    // one to, its error would still be the true one.
+    let wrong_length = SslError::DimensionMismatch {
+        expected,
+        got: params.len(),
+    };
     let mut rest = params;
     for shape in config.layers() {
         let (weights, tail) = core::mem::take(&mut rest)
             .split_at_mut_checked(shape.weight_count()?)
-            .ok_or(SslError::DimensionMismatch {
-                expected: 0,
-                got: 0,
-            })?;
-        let (bias, tail) =
-            tail.split_at_mut_checked(shape.d_out)
-                .ok_or(SslError::DimensionMismatch {
-                    expected: 0,
-                    got: 0,
-                })?;
+            .ok_or(wrong_length)?;
+        let (bias, tail) = tail.split_at_mut_checked(shape.d_out).ok_or(wrong_length)?;
         rest = tail;
         rng.fill_normal(weights);
         let scale = libm::sqrtf(2.0_f32 / shape.d_in as f32);
@@ -107,8 +106,14 @@ fn mlp2_into<K: Kernels>(
     // The first hidden unit of the current block: a running sum rather than
     // `index * block_rows`, so no arithmetic here can overflow (or panic when a build
     // turns on overflow checks).
+    debug_assert_layout(hidden, output, x.len(), out.len());
     let mut first_unit = 0_usize;
     for (w1, b1) in blocks {
+        // `b1.len() ≤ block_rows ≤ HIDDEN_BLOCK` by `pieces`.
+        debug_assert!(
+            b1.len() <= HIDDEN_BLOCK,
+            "hidden block overflows its buffer"
+        );
         let Some(h) = hidden_block.get_mut(..b1.len()) else {
             return;
         };
@@ -117,6 +122,33 @@ fn mlp2_into<K: Kernels>(
         relu_in_place(h);
         K::matvec_add(output.weights, d_hidden, first_unit, h, out);
         first_unit = first_unit.saturating_add(b1.len());
+    }
+}
+
+/// Debug builds check the shapes a validated head guarantees, so that a layout bug in
+/// the model fails the tests instead of returning a plausible wrong `Ok` (the kernels cut
+/// mismatched slices to their common prefix). Release builds compile it away and keep
+/// the no-panic proof.
+#[inline]
+pub(crate) fn debug_assert_layout(
+    hidden: &DenseLayer<'_>,
+    output: &DenseLayer<'_>,
+    x_len: usize,
+    out_len: usize,
+) {
+    debug_assert_eq!(x_len, hidden.d_in, "input length is not the layer's d_in");
+    debug_assert_eq!(
+        out_len,
+        output.bias.len(),
+        "output length is not the layer's d_out"
+    );
+    debug_assert_eq!(output.d_in, hidden.bias.len(), "layers do not chain");
+    for layer in [hidden, output] {
+        debug_assert_eq!(
+            Some(layer.weights.len()),
+            layer.bias.len().checked_mul(layer.d_in),
+            "weights are not d_out × d_in"
+        );
     }
 }
 
@@ -195,10 +227,15 @@ pub(crate) fn mlp2_group<K: Kernels, const G: usize, const B: usize>(
     xs: &[&[f32]],
     outs: &mut [&mut [f32]],
 ) {
+    debug_assert!(
+        xs.len() == outs.len() && xs.len() <= G,
+        "group of the wrong size"
+    );
     let count = xs.len().min(outs.len()).min(G);
     let xs = xs.get(..count).unwrap_or_default();
     let outs = outs.get_mut(..count).unwrap_or_default();
-    for out in outs.iter_mut() {
+    for (x, out) in xs.iter().zip(outs.iter_mut()) {
+        debug_assert_layout(hidden, output, x.len(), out.len());
         out.iter_mut().zip(output.bias).for_each(|(o, b)| *o = *b);
     }
     let d_hidden = hidden.bias.len();
@@ -209,6 +246,7 @@ pub(crate) fn mlp2_group<K: Kernels, const G: usize, const B: usize>(
     let blocks = pieces(hidden.weights, block_weights).zip(pieces(hidden.bias, block_rows));
     let mut first_unit = 0_usize;
     for (w1, b1) in blocks {
+        debug_assert!(b1.len() <= B, "hidden block overflows its buffer");
         let mut hs = hidden_blocks
             .each_mut()
             .map(|h| h.get_mut(..b1.len()).unwrap_or_default());
@@ -513,21 +551,20 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> SimSiamHead<S> {
         // Both counts fit in `usize` (construction checked the total); saturating keeps
         // the sum panic-free under overflow checks too.
         let start = proj1.param_count()?.saturating_add(proj2.param_count()?);
-        let predictor =
-            self.params
-                .as_mut()
-                .get_mut(start..)
-                .ok_or(SslError::DimensionMismatch {
-                    expected: start,
-                    got: 0,
-                })?;
+        let expected = self.config.param_count()?;
+        let params = self.params.as_mut();
+        // Construction checked the length, but storage whose `as_mut` changed length since
+        // must not reach the splits below.
+        check_len(expected, params.len())?;
+        let wrong_length = SslError::DimensionMismatch {
+            expected,
+            got: params.len(),
+        };
+        let predictor = params.get_mut(start..).ok_or(wrong_length)?;
         predictor.fill(0.0);
         let (w1, rest) = predictor
             .split_at_mut_checked(pred1.weight_count()?)
-            .ok_or(SslError::DimensionMismatch {
-                expected: 0,
-                got: 0,
-            })?;
+            .ok_or(wrong_length)?;
         // rest = b1 [2·d_out], w2 [d_out × 2·d_out], b2 [d_out]
         let w2 = rest.get_mut(pred1.d_out..).unwrap_or_default();
         // Rows and their targets are paired by `zip` over ranges, not computed from an

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use crate::config::SimSiamConfig;
-use crate::error::{SslError, SslResult};
+use crate::error::{BATCH_OVERFLOW, SslError, SslResult};
 use crate::head::{SimSiamHead, init_params};
 use crate::kernels::Backend;
 use crate::rng::LcgRng;
@@ -29,8 +29,7 @@ fn batch_len(len: usize, width: usize, out_width: usize) -> SslResult<usize> {
             got: len,
         });
     }
-    n.checked_mul(out_width)
-        .ok_or(SslError::OutOfMemory { floats: usize::MAX })
+    n.checked_mul(out_width).ok_or(BATCH_OVERFLOW)
 }
 
 /// The SimSiam head with the API of `oxicuda_ssl::ssl::sim_siam::SimSiam` 0.5.5.
