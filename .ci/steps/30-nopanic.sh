@@ -9,9 +9,12 @@
 #   2. release with overflow checks on (as a debug build has them), inference only;
 #   3. a canary with a deliberate out-of-bounds index, which must FAIL to link: proof
 #      that the check itself works;
-#   4. opt-level "z" (profile `size`), where other inlining decisions leave iterator
-#      code out of line: the library avoids `chunks`/`zip` length divisions and
-#      `swap(i, j)` there, so this links too.
+#   4. opt-level "s" (profile `firmware`, what examples/firmware and the C firmware
+#      build with) and opt-level "z" (profile `size`), where other inlining decisions
+#      leave iterator code out of line: the library avoids `chunks`/`zip` length
+#      divisions and `swap(i, j)` there. Both must link: a failure fails CI.
+# Every build covers the same calls: single, pair and batch paths on both twins, every
+# public kernel, on-device initialisation (not with overflow checks, see Cargo.toml).
 # On a failed link, the script rebuilds with `--features diagnose` (a looping handler)
 # and lists the functions that still call into core::panicking.
 set -euo pipefail
@@ -62,5 +65,6 @@ if ! grep -q "undefined symbol: $MISSING" <<<"$log"; then
 fi
 echo "no-panic link check passed (canary correctly rejected)"
 
+check firmware
 check size
-echo "no-panic link check passed at opt-level 3 and \"z\""
+echo "no-panic link check passed at opt-level 3, \"s\" and \"z\""

@@ -107,7 +107,8 @@ fn infer_dispatch(head: &SimSiamHead<&'static [f32]>) {
     observe(head.predict_heapless::<8>(opaque(&Z1)));
 }
 
-/// The public shape-checked kernels of both twins.
+/// The public shape-checked kernels of both twins: every function of `kernels::simd`
+/// and `kernels::scalar`.
 fn kernels() {
     let (a, b) = (opaque(&Z1), opaque(&Z2));
     observe(simd::dot(a, b));
@@ -121,6 +122,10 @@ fn kernels() {
     observe(scalar::matvec_bias_relu(w, a, bias, &mut y));
     observe(simd::matvec_accumulate(w, a, &mut y));
     observe(scalar::matvec_accumulate(w, a, &mut y));
+    let mut y2 = black_box([0.0_f32; 4]);
+    observe(simd::matvec2_bias(w, a, b, bias, &mut y, &mut y2));
+    observe(scalar::matvec2_bias(w, a, b, bias, &mut y, &mut y2));
+    black_box(&y2);
     black_box(simd::l2_normalize(&mut y));
     black_box(scalar::l2_normalize(&mut y));
     simd::relu(&mut y);
