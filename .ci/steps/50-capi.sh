@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The C ABI (capi/): header up to date with cbindgen, clippy, then the host static library
-# linked into capi/tests/capi_test.c with gcc and run under valgrind; its values must equal
-# the Rust API's bit for bit. Installs what it uses on a bare machine.
+# linked into capi/tests/capi_test.c with gcc and run under valgrind; its output must hold
+# exactly the Rust API's lines, every float bit for bit (`reference compare`), and that
+# comparison must reject a missing, duplicated, extra or one-ulp-off line. Installs what it
+# uses on a bare machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 started=$SECONDS
@@ -48,7 +50,43 @@ gcc -std=c11 -O1 -g -Wall -Wextra -Werror -pedantic -Iinclude capi/tests/capi_te
 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
   "$out/capi_test" >"$out/capi_test.out"
 
-say "C results equal the Rust API's, bit for bit"
-cargo run -q --release -p simsiam-capi --example reference -- compare "$out/capi_test.out" 0
+say "C results equal the Rust API's: every line once, bit for bit"
+cargo build -q --release -p simsiam-capi --example reference
+reference="$CARGO_TARGET_DIR/release/examples/reference"
+"$reference" compare "$out/capi_test.out" simd,scalar
+
+say "reference compare rejects what it must"
+good="$out/capi_test.out"
+bad="$out/compare-bad.out"
+rejects() { # WHAT TWINS: the comparison of $bad must fail
+  if "$reference" compare "$bad" "$2" 2>"$out/compare-bad.err"; then
+    echo "reference compare accepted $1" >&2
+    exit 1
+  fi
+  printf 'rejected %s:\n' "$1"
+  sed 's/^/    /' "$out/compare-bad.err"
+}
+# One firmware-like output per twin (what a Rust image prints) passes on its own.
+for twin in simd scalar; do
+  grep -E "^(#|params\.fnv |[a-z]+\.$twin )" "$good" >"$bad"
+  "$reference" compare "$bad" "$twin"
+done
+grep -v '^predict\.scalar ' "$good" >"$bad"
+rejects "a missing line" simd,scalar
+grep -v '^params\.fnv ' "$good" >"$bad"
+rejects "a missing parameter hash" simd,scalar
+read -r _ first _ < <(grep '^predict\.simd ' "$good")
+sed "s/^predict\.simd $first /predict.simd $(printf '%08x' $((16#$first ^ 1))) /" "$good" >"$bad"
+rejects "a value one ulp off (last mantissa bit flipped)" simd,scalar
+sed '/^loss\.scalar /s/ [0-9a-f]*$/ /' "$good" >"$bad"
+rejects "a line with a value missing" simd,scalar
+{ cat "$good"; grep '^loss\.simd ' "$good"; } >"$bad"
+rejects "a duplicated line" simd,scalar
+{ cat "$good"; echo "loss.fma 3bf643a0"; } >"$bad"
+rejects "an extra value line" simd,scalar
+{ cat "$good"; echo "error: loss: NonFinite"; } >"$bad"
+rejects "an extra line of another kind" simd,scalar
+cp "$good" "$bad"
+rejects "the other twin's lines (only simd expected)" simd
 
 say "capi done"

@@ -1,9 +1,10 @@
 /* Host test of the simsiam C ABI, linked against the static library (see
  * .ci/steps/50-capi.sh, which runs it under valgrind).
  *
- * Normal use: prints the scenario's value lines (`key hex-bits...`, see
- * capi/examples/reference.rs) on stdout, which the script compares bit for bit with the
- * values the Rust API computes. Bad inputs: every NULL pointer, wrong length, zero
+ * Normal use: prints the scenario's lines (`params.fnv`, then `key hex-bits...` for each
+ * twin, see capi/examples/reference.rs) on stdout, which `reference compare` checks
+ * against the Rust API: every line once, every float bit for bit. The batch workspace
+ * length must be exactly 4 * d_out * min(n, 8), and enough. Bad inputs: every NULL pointer, wrong length, zero
  * dimension, non-finite value, overlap, misalignment and bad backend must give its status
  * code and leave the outputs untouched. Ends with `N passed, N failed` on stderr and
  * exits non-zero on any failure. Heap buffers are sized exactly so that valgrind sees any
@@ -39,6 +40,18 @@ static int failed = 0;
       fprintf(stderr, "FAIL %s:%d: %s -> %d (%s), expected %s\n", __FILE__, \
               __LINE__, #call, (int)got_, simsiam_status_message(got_),    \
               #status);                                                    \
+    }                                                                      \
+  } while (0)
+
+#define CHECK_SIZE(got, want)                                              \
+  do {                                                                     \
+    size_t got_ = (got), want_ = (want);                                   \
+    if (got_ == want_) {                                                   \
+      passed++;                                                            \
+    } else {                                                               \
+      failed++;                                                            \
+      fprintf(stderr, "FAIL %s:%d: %s = %zu, expected %s = %zu\n", __FILE__, \
+              __LINE__, #got, got_, #want, want_);                         \
     }                                                                      \
   } while (0)
 
@@ -136,11 +149,7 @@ static void test_batch(const SimsiamModel *model, const float *z1, const float *
   float *losses = alloc_floats(n);
   size_t ws_len = 0;
   EXPECT(simsiam_batch_loss_workspace_len(model->config, n, &ws_len), SIMSIAM_STATUS_OK);
-  CHECK(ws_len % (4 * d_out) == 0 && ws_len >= 4 * d_out && ws_len <= 4 * d_out * n);
-  size_t ws_len_64 = 0;
-  EXPECT(simsiam_batch_loss_workspace_len(model->config, 64, &ws_len_64), SIMSIAM_STATUS_OK);
-  /* Bounded by a group of pairs, whatever n: a multiple of 4 * d_out, far below 64 pairs. */
-  CHECK(ws_len_64 % (4 * d_out) == 0 && ws_len_64 >= ws_len && ws_len_64 < 4 * d_out * 64);
+  CHECK_SIZE(ws_len, 4 * d_out * n); /* n = 3 <= 8 pairs: one group */
   EXPECT(simsiam_batch_loss_workspace_len(model->config, 1, NULL), SIMSIAM_STATUS_NULL_POINTER);
   float *ws = alloc_floats(ws_len), *single_ws = alloc_floats(4 * d_out);
   for (uint32_t backend = 0; backend < 2; backend++) {
@@ -158,9 +167,16 @@ static void test_batch(const SimsiamModel *model, const float *z1, const float *
       EXPECT(simsiam_loss(&m, zs + j * d_enc, d_enc, zs2 + j * d_enc, d_enc, single_ws,
                           4 * d_out, &loss),
              SIMSIAM_STATUS_OK);
-      CHECK(max_diff(out + j * d_out, single, d_out) <= 2e-5f);
-      CHECK(max_diff(pred + j * d_out, single_pred, d_out) <= 2e-5f);
-      CHECK(fabsf(losses[j] - loss) <= 2e-5f);
+      if (backend == SIMSIAM_BACKEND_SCALAR) {
+        /* The scalar backend sums a batch in the single calls' order: bit for bit. */
+        CHECK(memcmp(out + j * d_out, single, d_out * sizeof(float)) == 0);
+        CHECK(memcmp(pred + j * d_out, single_pred, d_out * sizeof(float)) == 0);
+        CHECK(memcmp(&losses[j], &loss, sizeof loss) == 0);
+      } else {
+        CHECK(max_diff(out + j * d_out, single, d_out) <= 2e-5f);
+        CHECK(max_diff(pred + j * d_out, single_pred, d_out) <= 2e-5f);
+        CHECK(fabsf(losses[j] - loss) <= 2e-5f);
+      }
     }
   }
   /* Bad batch inputs: lengths not multiples of the width, mismatched rows, NULLs,
@@ -210,6 +226,72 @@ static void test_batch(const SimsiamModel *model, const float *z1, const float *
   free(losses);
   free(ws);
   free(single_ws);
+}
+
+/* The rows of a batch of n pairs: (z1, z2), (z2, z1), (z1, z2), ... */
+static void fill_pairs(float *z1s, float *z2s, size_t n, const float *z1, const float *z2,
+                       size_t d_enc) {
+  for (size_t j = 0; j < n; j++) {
+    memcpy(z1s + j * d_enc, j % 2 ? z2 : z1, d_enc * sizeof(float));
+    memcpy(z2s + j * d_enc, j % 2 ? z1 : z2, d_enc * sizeof(float));
+  }
+}
+
+/* simsiam_batch_loss_workspace_len(n) is exactly 4 * d_out * min(n, 8) (pairs go through
+ * the weights 8 at a time, 16 inputs), as the header says, and simsiam_loss_batch needs
+ * exactly that: it succeeds with that many floats (heap buffers of exactly that size, so
+ * valgrind sees any access beyond) and refuses one fewer. On the scalar backend each loss
+ * equals the single call bit for bit; on the SIMD backend up to summation order. */
+static void test_batch_workspace(const SimsiamModel *model, const float *z1, const float *z2,
+                                 size_t d_enc, size_t d_out) {
+  static const size_t counts[] = {0, 1, 2, 7, 8, 9, 64};
+  const SimsiamConfig other = {7, 9, 10, 5};
+  for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+    const size_t n = counts[c], group = n < 8 ? n : 8;
+    size_t len = SIZE_MAX;
+    EXPECT(simsiam_batch_loss_workspace_len(other, n, &len), SIMSIAM_STATUS_OK);
+    CHECK_SIZE(len, 4 * other.d_out * group);
+    len = SIZE_MAX;
+    EXPECT(simsiam_batch_loss_workspace_len(model->config, n, &len), SIMSIAM_STATUS_OK);
+    CHECK_SIZE(len, 4 * d_out * group);
+    if (len != 4 * d_out * group) continue;
+    /* n = 0: nothing to compute, but every pointer must still be valid. */
+    const size_t rows = n > 0 ? n : 1;
+    float *z1s = alloc_floats(rows * d_enc), *z2s = alloc_floats(rows * d_enc);
+    float *losses = alloc_floats(rows), *ws = alloc_floats(len > 0 ? len : 1);
+    float *single_ws = alloc_floats(4 * d_out);
+    fill_pairs(z1s, z2s, n, z1, z2, d_enc);
+    for (uint32_t backend = 0; backend < 2; backend++) {
+      SimsiamModel m = *model;
+      m.backend = backend;
+      EXPECT(simsiam_loss_batch(&m, z1s, n * d_enc, z2s, n * d_enc, losses, n, ws, len),
+             SIMSIAM_STATUS_OK);
+      for (size_t j = 0; j < n; j++) {
+        float loss = SENTINEL;
+        EXPECT(simsiam_loss(&m, z1s + j * d_enc, d_enc, z2s + j * d_enc, d_enc, single_ws,
+                            4 * d_out, &loss),
+               SIMSIAM_STATUS_OK);
+        if (backend == SIMSIAM_BACKEND_SCALAR) {
+          CHECK(memcmp(&losses[j], &loss, sizeof loss) == 0);
+        } else {
+          CHECK(fabsf(losses[j] - loss) <= 2e-5f);
+        }
+      }
+      if (len > 0) {
+        EXPECT(simsiam_loss_batch(&m, z1s, n * d_enc, z2s, n * d_enc, losses, n, ws, len - 1),
+               SIMSIAM_STATUS_CAPACITY_TOO_SMALL);
+      }
+    }
+    free(z1s);
+    free(z2s);
+    free(losses);
+    free(ws);
+    free(single_ws);
+  }
+  size_t len = 7;
+  const SimsiamConfig huge_out = {1, 1, 1, SIZE_MAX / 16};
+  EXPECT(simsiam_batch_loss_workspace_len(huge_out, 9, &len), SIMSIAM_STATUS_INVALID_PARAMETER);
+  CHECK_SIZE(len, 7);
 }
 
 static void test_config_errors(void) {
@@ -301,8 +383,10 @@ int main(void) {
     free(identity);
   }
 
-  /* Batch: 3 rows (z1, z2, z1) equal single calls up to summation order. */
+  /* Batch: 3 rows (z1, z2, z1) equal single calls up to summation order (bit for bit on
+   * the scalar backend); the batch workspace length is exact. */
   test_batch(&model, z1, z2, d_enc, d_out);
+  test_batch_workspace(&model, z1, z2, d_enc, d_out);
 
   /* Bad inputs. */
   test_config_errors();

@@ -1,10 +1,12 @@
 /* The simsiam head on a Cortex-M4F (QEMU mps2-an386) from C, through the C ABI of the
  * thumbv7em static library; parameters in flash (params.c, generated at build time).
  *
- * Runs the shared scenario (see capi/examples/reference.rs) on both kernel twins, prints
- * the `key hex-bits...` lines over semihosting (newlib rdimon), then the instructions
- * each call executed (SysTick under `-icount shift=0`) and the stack one `loss` used
- * (stack painting). Returns 0 on success. */
+ * Runs the shared scenario (see capi/examples/reference.rs) on both kernel twins and
+ * prints `params.fnv` (a hash of the flash parameters) and the `key hex-bits...` lines
+ * over semihosting (newlib rdimon), which `reference compare FILE` checks bit for bit
+ * against the host; then the instructions each call executed (SysTick under
+ * `-icount shift=0`) and the stack that project, loss and a batch loss of
+ * BATCH_PAIRS pairs used (stack painting). Returns 0 on success. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +18,9 @@ extern const size_t simsiam_fw_params_len;
 
 #define D_ENCODER 64
 #define D_OUT 32
+/* Pairs in the batch loss whose stack is measured: more than one pair per group, so it
+ * takes the lanes path (the batch calls' largest frame), not the pair path. */
+#define BATCH_PAIRS 3
 /* SysTick counts the 25 MHz system clock; at one instruction per nanosecond
  * (-icount shift=0) one tick is 40 instructions. */
 #define INSTRUCTIONS_PER_TICK 40u
@@ -70,6 +75,17 @@ static void print_values(const char *key, const char *twin, const float *v, size
   printf("\n");
 }
 
+/* FNV-1a 64 of the floats' bits, little-endian (as `reference print`'s `params.fnv`). */
+static uint64_t fnv1a(const float *v, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t bits;
+    memcpy(&bits, &v[i], sizeof bits);
+    for (int b = 0; b < 4; b++) h = (h ^ ((bits >> (8 * b)) & 0xffu)) * 0x00000100000001b3ull;
+  }
+  return h;
+}
+
 static int check(SimsiamStatus status, const char *what) {
   if (status != SIMSIAM_STATUS_OK) {
     printf("error: %s: %s\n", what, simsiam_status_message(status));
@@ -79,6 +95,9 @@ static int check(SimsiamStatus status, const char *what) {
 }
 
 static float z1[D_ENCODER], z2[D_ENCODER];
+/* The batch: rows (z1, z2, z1) and (z2, z1, z2), so pair 0 is the single loss's pair. */
+static float z1s[BATCH_PAIRS * D_ENCODER], z2s[BATCH_PAIRS * D_ENCODER];
+static float batch_workspace[4 * D_OUT * BATCH_PAIRS];
 
 static int run(SimsiamModel model, uint32_t backend, const char *twin) {
   float projected[D_OUT], predicted[D_OUT], workspace[4 * D_OUT], loss = 0.0f, again = 0.0f;
@@ -96,13 +115,43 @@ static int run(SimsiamModel model, uint32_t backend, const char *twin) {
   uint32_t loss_ticks = ticks_since(t);
   if (check(s, "loss")) return 1;
 
+  float projected_again[D_OUT], predicted_again[D_OUT], losses[BATCH_PAIRS];
   uintptr_t sp = stack_pointer();
   paint(sp);
+  s = simsiam_project(&model, z1, D_ENCODER, projected_again, D_OUT);
+  uint32_t project_stack = used(sp);
+  if (check(s, "project (painted)")) return 1;
+  paint(sp);
+  s = simsiam_predict(&model, projected, D_OUT, predicted_again, D_OUT);
+  uint32_t predict_stack = used(sp);
+  if (check(s, "predict (painted)")) return 1;
+  paint(sp);
   s = simsiam_loss(&model, z1, D_ENCODER, z2, D_ENCODER, workspace, 4 * D_OUT, &again);
-  uint32_t stack_bytes = used(sp);
+  uint32_t loss_stack = used(sp);
   if (check(s, "loss (painted)")) return 1;
-  if (memcmp(&again, &loss, sizeof loss) != 0) {
-    printf("error: second loss differs\n");
+  if (memcmp(&again, &loss, sizeof loss) != 0 ||
+      memcmp(projected_again, projected, sizeof projected) != 0 ||
+      memcmp(predicted_again, predicted, sizeof predicted) != 0) {
+    printf("error: second project, predict or loss differs\n");
+    return 1;
+  }
+  size_t batch_ws_len = 0;
+  if (check(simsiam_batch_loss_workspace_len(model.config, BATCH_PAIRS, &batch_ws_len),
+            "batch_loss_workspace_len"))
+    return 1;
+  if (batch_ws_len != sizeof batch_workspace / sizeof(float)) {
+    printf("error: batch workspace %u floats, expected %u\n", (unsigned)batch_ws_len,
+           (unsigned)(sizeof batch_workspace / sizeof(float)));
+    return 1;
+  }
+  paint(sp);
+  s = simsiam_loss_batch(&model, z1s, BATCH_PAIRS * D_ENCODER, z2s, BATCH_PAIRS * D_ENCODER,
+                         losses, BATCH_PAIRS, batch_workspace, batch_ws_len);
+  uint32_t batch_stack = used(sp);
+  if (check(s, "loss_batch (painted)")) return 1;
+  /* The scalar twin sums a batch in the single calls' order: bit for bit. */
+  if (backend == SIMSIAM_BACKEND_SCALAR && memcmp(&losses[0], &loss, sizeof loss) != 0) {
+    printf("error: scalar loss_batch pair 0 differs from loss\n");
     return 1;
   }
 
@@ -114,8 +163,10 @@ static int run(SimsiamModel model, uint32_t backend, const char *twin) {
          ", predict %" PRIu32 ", loss %" PRIu32 " (SysTick x 40, +-40)\n",
          twin, project_ticks * INSTRUCTIONS_PER_TICK, predict_ticks * INSTRUCTIONS_PER_TICK,
          loss_ticks * INSTRUCTIONS_PER_TICK);
-  printf("# %s stack: loss %" PRIu32 " bytes (painted high-water mark, from the caller's SP)\n",
-         twin, stack_bytes);
+  printf("# %s stack: project %" PRIu32 ", predict %" PRIu32 ", loss %" PRIu32
+         ", loss_batch of %d pairs %" PRIu32
+         " bytes (painted high-water marks, from the caller's SP)\n",
+         twin, project_stack, predict_stack, loss_stack, BATCH_PAIRS, batch_stack);
   return 0;
 }
 
@@ -132,6 +183,10 @@ int main(void) {
     z1[i] = (float)((i * 7) % 13) * 0.125f - 0.75f;
     z2[i] = (float)((i * 5) % 11) * 0.125f - 0.625f;
   }
+  for (size_t j = 0; j < BATCH_PAIRS; j++) {
+    memcpy(z1s + j * D_ENCODER, j % 2 ? z2 : z1, sizeof z1);
+    memcpy(z2s + j * D_ENCODER, j % 2 ? z1 : z2, sizeof z2);
+  }
   SimsiamConfig config = simsiam_config_default();
   SimsiamModel model;
   t = SYST_CVR;
@@ -140,6 +195,9 @@ int main(void) {
   if (check(s, "simsiam_model_init")) return 1;
 
   printf("# simsiam on Cortex-M4F (mps2-an386) from C, parameters in flash\n");
+  /* Two halves: newlib's <inttypes.h> has no PRIx64 here. */
+  uint64_t fnv = fnv1a(simsiam_fw_params, simsiam_fw_params_len);
+  printf("params.fnv %08" PRIx32 "%08" PRIx32 "\n", (uint32_t)(fnv >> 32), (uint32_t)fnv);
   if (run(model, SIMSIAM_BACKEND_SIMD, "simd")) return 1;
   if (run(model, SIMSIAM_BACKEND_SCALAR, "scalar")) return 1;
   printf("# instructions: simsiam_model_init %" PRIu32 " (SysTick x 40, +-40)\n",

@@ -2,9 +2,11 @@
 //!
 //! Runs project / predict / loss of the shared scenario (see
 //! `capi/examples/reference.rs`) on one kernel twin, chosen at compile time (feature
-//! `scalar`), and prints the results as `key hex-bits...` lines over semihosting, then
-//! the instructions each call executed (SysTick under `-icount shift=0`) and the stack
-//! one `loss` used (stack painting). Exits through semihosting: 0 on success.
+//! `scalar`), and prints `params.fnv` (a hash of the flash parameters) and the results as
+//! `key hex-bits...` lines over semihosting, which `reference compare FILE simd` (or
+//! `scalar`) checks bit for bit against the host; then the instructions each call
+//! executed (SysTick under `-icount shift=0`) and the stack one `loss` used (stack
+//! painting). Exits through semihosting: 0 on success.
 //!
 //! No `core::fmt`: lines are built by hand, so the image holds no formatting machinery
 //! and no panic path.
@@ -97,6 +99,10 @@ impl Line {
         }
         let tail = digits.get(start..).unwrap_or_default();
         self.bytes(tail)
+    }
+
+    fn hex64(&mut self, value: u64) -> &mut Self {
+        self.hex32((value >> 32) as u32).hex32(value as u32)
     }
 
     /// `value` with six decimals (enough for a human; the hex line is the exact value).
@@ -270,6 +276,18 @@ mod stack {
     }
 }
 
+/// FNV-1a 64 of the parameters' bits, little-endian (as `reference print`'s
+/// `params.fnv`): proves the flash holds the host's parameters bit for bit.
+fn fnv1a(values: &[f32]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for value in values {
+        for byte in value.to_bits().to_le_bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
 fn input(mul: usize, modulus: usize, offset: f32) -> [f32; D_ENCODER] {
     let mut z = [0.0; D_ENCODER];
     for (i, zi) in z.iter_mut().enumerate() {
@@ -303,6 +321,8 @@ fn main() -> ! {
     // Calibration: `delay(n - 1)` runs `n` iterations of `subs; bne`, 2n instructions.
     let (_, calibration) = count(|| cortex_m::asm::delay(CALIBRATION_LOOPS - 1));
 
+    // `black_box`: hash what the flash holds at run time, not a constant folded at build.
+    let params_fnv = fnv1a(black_box(&PARAMS[..]));
     let z1 = black_box(input(7, 13, 0.75));
     let z2 = black_box(input(5, 11, 0.625));
     let mut projected = [0.0_f32; D_OUT];
@@ -337,6 +357,7 @@ fn main() -> ! {
         .str(TWIN)
         .str(" twin, parameters in flash")
         .print();
+    line.str("params.fnv ").hex64(params_fnv).print();
     line.values("project", &projected).print();
     line.values("predict", &predicted).print();
     line.values("loss", &[loss]).print();
