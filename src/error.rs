@@ -42,6 +42,90 @@ pub enum SslError {
         /// How many `f32` were requested.
         floats: usize,
     },
+    /// A parameter image is malformed (see [`crate::image`]).
+    Image(ImageError),
+}
+
+/// Every way a parameter image ([`crate::image`]) can be malformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// The bytes end before the header, the layer table or the data does.
+    Truncated {
+        /// How many bytes the image needs (as far as could be read).
+        needed: usize,
+        /// How many there are.
+        got: usize,
+    },
+    /// The first eight bytes are not [`IMAGE_MAGIC`](crate::image::IMAGE_MAGIC).
+    BadMagic,
+    /// A format version this build cannot read.
+    UnsupportedVersion {
+        /// The version in the header.
+        version: u32,
+    },
+    /// An element type other than `f32` (the only one for now).
+    UnsupportedElementType {
+        /// The type code in the header.
+        code: u32,
+    },
+    /// The stored CRC-32 does not match the bytes.
+    ChecksumMismatch {
+        /// The checksum in the header.
+        stored: u32,
+        /// The checksum of the bytes.
+        computed: u32,
+    },
+    /// The parameters cannot be viewed in place: their address is not a multiple of 4
+    /// (wrap `include_bytes!` in [`AlignedImage`](crate::image::AlignedImage)), or the
+    /// target is big-endian. Copying them still works.
+    Misaligned,
+    /// A layer record describes an impossible head (zero width, layers that do not
+    /// chain, a predictor that does not map the projection to itself, a bad `eps`, an
+    /// overflowing size, unknown flags).
+    BadLayer {
+        /// The layer's position in the table (projector first, from 0).
+        index: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A header field disagrees with the layer table or the length of the bytes.
+    Inconsistent {
+        /// Which field.
+        field: &'static str,
+    },
+}
+
+impl From<ImageError> for SslError {
+    fn from(error: ImageError) -> Self {
+        Self::Image(error)
+    }
+}
+
+impl fmt::Display for ImageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Truncated { needed, got } => {
+                write!(f, "truncated: needs {needed} bytes, has {got}")
+            }
+            Self::BadMagic => f.write_str("not a simsiam parameter image (bad magic)"),
+            Self::UnsupportedVersion { version } => {
+                write!(f, "unsupported format version {version}")
+            }
+            Self::UnsupportedElementType { code } => {
+                write!(f, "unsupported element type {code}")
+            }
+            Self::ChecksumMismatch { stored, computed } => write!(
+                f,
+                "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+            ),
+            Self::Misaligned => f.write_str(
+                "parameters not 4-byte aligned (or big-endian target): cannot view in place",
+            ),
+            Self::BadLayer { index, reason } => write!(f, "layer {index}: {reason}"),
+            Self::Inconsistent { field } => write!(f, "inconsistent header field `{field}`"),
+        }
+    }
 }
 
 /// `Result` with [`SslError`].
@@ -63,11 +147,14 @@ impl fmt::Display for SslError {
             Self::OutOfMemory { floats } => {
                 write!(f, "out of memory: could not allocate {floats} f32")
             }
+            Self::Image(error) => write!(f, "invalid parameter image: {error}"),
         }
     }
 }
 
 impl core::error::Error for SslError {}
+
+impl core::error::Error for ImageError {}
 
 /// A batch size times a row width overflows `usize` (the core and the `alloc` wrapper
 /// report this one cause the same way).

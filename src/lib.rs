@@ -41,14 +41,16 @@ mod batch;
 mod config;
 mod error;
 mod head;
+pub mod image;
 pub mod kernels;
+pub mod model;
 mod rng;
 #[cfg(feature = "alloc")]
 mod simsiam;
 
 pub use batch::BATCH_GROUP;
 pub use config::{LayerShape, SimSiamConfig};
-pub use error::{SslError, SslResult};
+pub use error::{ImageError, SslError, SslResult};
 pub use head::{HIDDEN_BLOCK, SimSiamHead, init_params};
 pub use kernels::Backend;
 pub use rng::LcgRng;

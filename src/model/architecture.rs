@@ -1,0 +1,472 @@
+//! What a head is made of: two short stacks of dense layers, each layer with its shape, a
+//! bias or not, a BatchNorm or not and a ReLU or not, and where the outputs are
+//! L2-normalised. The reference's 2-layer head and the official and lightly heads are
+//! presets; the flat parameter layout follows from the layers.
+
+use crate::config::SimSiamConfig;
+use crate::error::{SslError, SslResult};
+
+/// The most layers one stack (projector or predictor) may have.
+pub const MAX_STACK_LAYERS: usize = 4;
+
+/// PyTorch's `BatchNorm1d` default `eps`.
+pub const BATCH_NORM_EPS: f32 = 1e-5;
+
+/// A `BatchNorm1d` after a layer's affine map (before its ReLU).
+///
+/// In inference (PyTorch's `eval()`) it is `(x − running_mean) / √(running_var + eps)·γ + β`,
+/// with `γ = 1`, `β = 0` when it is not affine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct BatchNorm {
+    /// Whether it has the learnable `γ` (PyTorch's `weight`) and `β` (`bias`).
+    pub affine: bool,
+    /// Added to the variance before the square root.
+    pub eps: f32,
+}
+
+impl BatchNorm {
+    /// An affine BatchNorm with PyTorch's default `eps` (`1e-5`).
+    pub const AFFINE: Self = Self {
+        affine: true,
+        eps: BATCH_NORM_EPS,
+    };
+    /// A BatchNorm without `γ`, `β` (`affine=False`), default `eps`.
+    pub const PLAIN: Self = Self {
+        affine: false,
+        eps: BATCH_NORM_EPS,
+    };
+
+    /// The same BatchNorm with another `eps`.
+    #[must_use]
+    pub const fn with_eps(self, eps: f32) -> Self {
+        Self { eps, ..self }
+    }
+}
+
+/// One dense layer: `y = ReLU?(BatchNorm?(W·x + b?))`, `W` row-major `[d_out × d_in]`.
+///
+/// Its parameters, in this order in the flat layout: `W`, then `b` (`d_out`, if
+/// [`bias`](Self::bias)), then the BatchNorm's `γ`, `β` (if affine), `running_mean`,
+/// `running_var` (`d_out` each): PyTorch's `state_dict` order for a `Linear` followed by
+/// a `BatchNorm1d`.
+///
+/// # Examples
+/// ```
+/// use simsiam::model::{BatchNorm, Layer};
+/// let layer = Layer::linear(2048, 2048).with_batch_norm(BatchNorm::AFFINE).with_relu();
+/// assert_eq!(layer.param_count(), Some(2048 * 2048 + 4 * 2048));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Layer {
+    /// Input width (columns of `W`, the fan-in).
+    pub d_in: usize,
+    /// Output width (rows of `W`).
+    pub d_out: usize,
+    /// Whether the layer adds a bias `b`.
+    pub bias: bool,
+    /// Whether training leaves the bias as it is (the official projector's last bias,
+    /// which PyTorch freezes with `requires_grad = False`).
+    pub bias_frozen: bool,
+    /// The BatchNorm after the affine map, if any.
+    pub batch_norm: Option<BatchNorm>,
+    /// Whether ReLU ends the layer.
+    pub relu: bool,
+}
+
+impl Layer {
+    /// `y = W·x`: no bias, no BatchNorm, no ReLU.
+    #[must_use]
+    pub const fn linear(d_in: usize, d_out: usize) -> Self {
+        Self {
+            d_in,
+            d_out,
+            bias: false,
+            bias_frozen: false,
+            batch_norm: None,
+            relu: false,
+        }
+    }
+
+    /// The same layer with a bias.
+    #[must_use]
+    pub const fn with_bias(self) -> Self {
+        Self { bias: true, ..self }
+    }
+
+    /// The same layer with a bias that training never updates.
+    #[must_use]
+    pub const fn with_frozen_bias(self) -> Self {
+        Self {
+            bias: true,
+            bias_frozen: true,
+            ..self
+        }
+    }
+
+    /// The same layer with a BatchNorm after its affine map.
+    #[must_use]
+    pub const fn with_batch_norm(self, batch_norm: BatchNorm) -> Self {
+        Self {
+            batch_norm: Some(batch_norm),
+            ..self
+        }
+    }
+
+    /// The same layer ending in ReLU.
+    #[must_use]
+    pub const fn with_relu(self) -> Self {
+        Self { relu: true, ..self }
+    }
+
+    /// How many `d_out`-long vectors follow `W` in the layout: the bias, `γ`, `β`,
+    /// `running_mean`, `running_var`, as present.
+    #[must_use]
+    pub const fn vector_count(&self) -> usize {
+        let bias = if self.bias { 1 } else { 0 };
+        let batch_norm = match self.batch_norm {
+            Some(BatchNorm { affine: true, .. }) => 4,
+            Some(BatchNorm { affine: false, .. }) => 2,
+            None => 0,
+        };
+        bias + batch_norm
+    }
+
+    /// `d_out·d_in`, or `None` when it overflows `usize`.
+    #[must_use]
+    pub const fn weight_count(&self) -> Option<usize> {
+        self.d_out.checked_mul(self.d_in)
+    }
+
+    /// All its parameters: `d_out·d_in + vector_count·d_out`, or `None` on overflow.
+    #[must_use]
+    pub const fn param_count(&self) -> Option<usize> {
+        match (
+            self.weight_count(),
+            self.d_out.checked_mul(self.vector_count()),
+        ) {
+            (Some(weights), Some(vectors)) => weights.checked_add(vectors),
+            _ => None,
+        }
+    }
+}
+
+/// Up to [`MAX_STACK_LAYERS`] layers applied in order: a projector or a predictor.
+#[derive(Clone, Copy, PartialEq)]
+pub struct Stack {
+    layers: [Layer; MAX_STACK_LAYERS],
+    len: usize,
+}
+
+impl core::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.layers()).finish()
+    }
+}
+
+impl Stack {
+    /// The stack of `layers`.
+    ///
+    /// # Errors
+    /// `InvalidParameter { name: "layers", .. }` for an empty stack or one of more than
+    /// [`MAX_STACK_LAYERS`]. Shapes are checked by [`Architecture::new`].
+    pub fn new(layers: &[Layer]) -> SslResult<Self> {
+        let mut stack = Self {
+            layers: [Layer::linear(0, 0); MAX_STACK_LAYERS],
+            len: layers.len(),
+        };
+        if layers.is_empty() {
+            return Err(SslError::InvalidParameter {
+                name: "layers",
+                reason: "a stack needs at least one layer",
+            });
+        }
+        let slots = stack
+            .layers
+            .get_mut(..layers.len())
+            .ok_or(SslError::InvalidParameter {
+                name: "layers",
+                reason: "a stack has at most MAX_STACK_LAYERS (4) layers",
+            })?;
+        slots.copy_from_slice(layers);
+        Ok(stack)
+    }
+
+    /// The layers, first to last.
+    #[must_use]
+    pub fn layers(&self) -> &[Layer] {
+        self.layers.get(..self.len).unwrap_or_default()
+    }
+
+    /// The input width of the first layer.
+    #[must_use]
+    pub fn d_in(&self) -> usize {
+        self.layers().first().map_or(0, |layer| layer.d_in)
+    }
+
+    /// The output width of the last layer.
+    #[must_use]
+    pub fn d_out(&self) -> usize {
+        self.layers().last().map_or(0, |layer| layer.d_out)
+    }
+}
+
+/// A SimSiam head: a projector stack, a predictor stack, and which outputs are
+/// L2-normalised.
+///
+/// `project` returns the projector's output (normalised if
+/// [`normalize_projection`](Self::normalize_projection)), `predict` the predictor's
+/// (likewise); `loss` normalises whatever is not normalised already. The predictor maps
+/// the projection width back to itself.
+///
+/// # Examples
+/// ```
+/// use simsiam::model::Architecture;
+/// use simsiam::SimSiamConfig;
+/// let reference = Architecture::reference(SimSiamConfig::default())?;
+/// assert_eq!(reference.param_count()?, 16_640);
+/// let official = Architecture::official(2048, 2048, 512)?;
+/// assert_eq!(official.projector.layers().len(), 3);
+/// assert!(!official.normalize_projection);
+/// # Ok::<(), simsiam::SslError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Architecture {
+    /// Encoder output → projection.
+    pub projector: Stack,
+    /// Projection → prediction.
+    pub predictor: Stack,
+    /// Whether `project` L2-normalises its output (the reference's head does).
+    pub normalize_projection: bool,
+    /// Whether `predict` L2-normalises its output (the reference's head does).
+    pub normalize_prediction: bool,
+}
+
+const ZERO_WIDTH: SslError = SslError::InvalidParameter {
+    name: "layers",
+    reason: "every layer width must be > 0",
+};
+const BROKEN_CHAIN: SslError = SslError::InvalidParameter {
+    name: "layers",
+    reason: "a layer's d_in must equal the previous layer's d_out",
+};
+const PREDICTOR_SHAPE: SslError = SslError::InvalidParameter {
+    name: "predictor",
+    reason: "the predictor must map the projection width to itself",
+};
+const BAD_EPS: SslError = SslError::InvalidParameter {
+    name: "batch_norm",
+    reason: "eps must be finite and > 0",
+};
+const PARAM_OVERFLOW: SslError = SslError::InvalidParameter {
+    name: "config",
+    reason: "parameter count overflows usize",
+};
+
+impl Architecture {
+    /// A head of two stacks.
+    ///
+    /// # Errors
+    /// `InvalidParameter` when a width is zero (`name: "layers"`), a layer's `d_in` is
+    /// not the previous layer's `d_out` (`"layers"`), the predictor does not map the
+    /// projector's output width to itself (`"predictor"`), a BatchNorm `eps` is not a
+    /// positive finite number (`"batch_norm"`), or the parameter count overflows `usize`
+    /// (`"config"`).
+    pub fn new(
+        projector: Stack,
+        predictor: Stack,
+        normalize_projection: bool,
+        normalize_prediction: bool,
+    ) -> SslResult<Self> {
+        let architecture = Self {
+            projector,
+            predictor,
+            normalize_projection,
+            normalize_prediction,
+        };
+        architecture.validate()?;
+        Ok(architecture)
+    }
+
+    /// Checks what [`new`](Self::new) checks (the fields are public).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn validate(&self) -> SslResult<()> {
+        match self.first_fault() {
+            Some((_, error)) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// The first layer at fault (its index, projector first, from 0) and why; `None`
+    /// when the architecture is valid.
+    pub(crate) fn first_fault(&self) -> Option<(usize, SslError)> {
+        let mut index = 0;
+        for stack in [&self.projector, &self.predictor] {
+            let mut width = stack.d_in();
+            for layer in stack.layers() {
+                if layer.d_in == 0 || layer.d_out == 0 {
+                    return Some((index, ZERO_WIDTH));
+                }
+                if layer.d_in != width {
+                    return Some((index, BROKEN_CHAIN));
+                }
+                if let Some(batch_norm) = layer.batch_norm
+                    && !(batch_norm.eps.is_finite() && batch_norm.eps > 0.0)
+                {
+                    return Some((index, BAD_EPS));
+                }
+                if layer.param_count().is_none() {
+                    return Some((index, PARAM_OVERFLOW));
+                }
+                width = layer.d_out;
+                index += 1;
+            }
+        }
+        let projection = self.projector.d_out();
+        if self.predictor.d_in() != projection || self.predictor.d_out() != projection {
+            return Some((self.projector.layers().len(), PREDICTOR_SHAPE));
+        }
+        self.param_count().err().map(|error| (index, error))
+    }
+
+    /// The reference's head (`oxicuda-ssl` 0.5.5): `Linear + ReLU, Linear` twice, with
+    /// biases, no BatchNorm, both outputs L2-normalised. Its layout is the reference's:
+    /// `proj_w1, proj_b1, proj_w2, proj_b2, pred_w1, pred_b1, pred_w2, pred_b2`.
+    ///
+    /// # Errors
+    /// The config's errors ([`SimSiamConfig::param_count`]).
+    pub fn reference(config: SimSiamConfig) -> SslResult<Self> {
+        config.param_count()?;
+        let SimSiamConfig {
+            d_encoder,
+            d_projector,
+            d_predictor,
+            d_out,
+        } = config;
+        Self::new(
+            Stack::new(&[
+                Layer::linear(d_encoder, d_projector)
+                    .with_bias()
+                    .with_relu(),
+                Layer::linear(d_projector, d_out).with_bias(),
+            ])?,
+            Stack::new(&[
+                Layer::linear(d_out, d_predictor).with_bias().with_relu(),
+                Layer::linear(d_predictor, d_out).with_bias(),
+            ])?,
+            true,
+            true,
+        )
+    }
+
+    /// The official head (facebookresearch/simsiam, `simsiam/builder.py`):
+    /// ```text
+    /// projector: Linear(prev_dim, prev_dim, bias=False), BatchNorm1d(prev_dim), ReLU,
+    ///            Linear(prev_dim, prev_dim, bias=False), BatchNorm1d(prev_dim), ReLU,
+    ///            Linear(prev_dim, dim) (bias frozen), BatchNorm1d(dim, affine=False)
+    /// predictor: Linear(dim, pred_dim, bias=False), BatchNorm1d(pred_dim), ReLU,
+    ///            Linear(pred_dim, dim)
+    /// ```
+    /// No L2 normalisation between them. The paper's ResNet-50 head is
+    /// `official(2048, 2048, 512)`.
+    ///
+    /// # Errors
+    /// `InvalidParameter` for a zero width or an overflowing parameter count.
+    pub fn official(prev_dim: usize, dim: usize, pred_dim: usize) -> SslResult<Self> {
+        Self::three_layer(prev_dim, prev_dim, dim, pred_dim, true)
+    }
+
+    /// lightly's `SimSiamProjectionHead(input_dim, hidden_dim, output_dim)` and
+    /// `SimSiamPredictionHead(output_dim, pred_hidden_dim, output_dim)`: the official
+    /// stacks, except that every Linear followed by a BatchNorm has no bias (so the
+    /// projector's last Linear has none).
+    ///
+    /// # Errors
+    /// `InvalidParameter` for a zero width or an overflowing parameter count.
+    pub fn lightly(
+        input_dim: usize,
+        hidden_dim: usize,
+        output_dim: usize,
+        pred_hidden_dim: usize,
+    ) -> SslResult<Self> {
+        Self::three_layer(input_dim, hidden_dim, output_dim, pred_hidden_dim, false)
+    }
+
+    fn three_layer(
+        input: usize,
+        hidden: usize,
+        output: usize,
+        pred_hidden: usize,
+        last_projector_bias: bool,
+    ) -> SslResult<Self> {
+        let last = Layer::linear(hidden, output).with_batch_norm(BatchNorm::PLAIN);
+        let last = if last_projector_bias {
+            last.with_frozen_bias()
+        } else {
+            last
+        };
+        Self::new(
+            Stack::new(&[
+                Layer::linear(input, hidden)
+                    .with_batch_norm(BatchNorm::AFFINE)
+                    .with_relu(),
+                Layer::linear(hidden, hidden)
+                    .with_batch_norm(BatchNorm::AFFINE)
+                    .with_relu(),
+                last,
+            ])?,
+            Stack::new(&[
+                Layer::linear(output, pred_hidden)
+                    .with_batch_norm(BatchNorm::AFFINE)
+                    .with_relu(),
+                Layer::linear(pred_hidden, output).with_bias(),
+            ])?,
+            false,
+            false,
+        )
+    }
+
+    /// Encoder output width (the projector's input).
+    #[must_use]
+    pub fn d_encoder(&self) -> usize {
+        self.projector.d_in()
+    }
+
+    /// Projection width (= the predictor's input and output width).
+    #[must_use]
+    pub fn d_out(&self) -> usize {
+        self.projector.d_out()
+    }
+
+    /// Every layer, projector first, with whether it belongs to the projector.
+    pub fn layers(&self) -> impl Iterator<Item = &Layer> {
+        self.projector
+            .layers()
+            .iter()
+            .chain(self.predictor.layers())
+    }
+
+    /// How many `f32` the flat parameters hold: each layer's ([`Layer::param_count`]),
+    /// projector first.
+    ///
+    /// # Errors
+    /// `InvalidParameter { name: "config", .. }` when it overflows `usize`.
+    pub fn param_count(&self) -> SslResult<usize> {
+        self.layers().try_fold(0_usize, |total, layer| {
+            layer
+                .param_count()
+                .and_then(|count| total.checked_add(count))
+                .ok_or(PARAM_OVERFLOW)
+        })
+    }
+
+    /// The widest layer output of either stack.
+    #[must_use]
+    pub fn max_width(&self) -> usize {
+        self.layers().map(|layer| layer.d_out).max().unwrap_or(0)
+    }
+}
