@@ -47,6 +47,12 @@ const OVERFLOW: SslError = SslError::InvalidParameter {
     reason: "parameter count overflows usize",
 };
 
+/// A workspace length (`4·d_out`, times the pairs of a batch group) that overflows.
+const WORKSPACE_OVERFLOW: SslError = SslError::InvalidParameter {
+    name: "d_out",
+    reason: "workspace length overflows usize",
+};
+
 fn zero(name: &'static str) -> SslError {
     SslError::InvalidParameter {
         name,
@@ -113,11 +119,14 @@ fn overflowing_products_in_each_layer() {
     ] {
         assert_config_error(c, OVERFLOW);
     }
-    assert_eq!(config(1, 1, 1, big).loss_workspace_len(), Err(OVERFLOW));
+    assert_eq!(
+        config(1, 1, 1, big).loss_workspace_len(),
+        Err(WORKSPACE_OVERFLOW)
+    );
     assert_eq!(SMALL.batch_loss_workspace_len(usize::MAX), Ok(4 * 3 * 8));
     assert_eq!(
         config(1, 1, 1, usize::MAX / 16).batch_loss_workspace_len(8),
-        Err(OVERFLOW)
+        Err(WORKSPACE_OVERFLOW)
     );
 }
 

@@ -1,21 +1,25 @@
-//! The two-view loss and the batch API against the single-vector path, on both twins.
+//! The two-view loss and the batch API against the single-vector path, and the SIMD
+//! twin against the scalar twin on every batch call.
 //!
-//! Tolerances come from [`sum_error_bound`]: every sum of the two-layer MLPs (bias plus
-//! `d_in` products) may differ by `2·γ(d_in + 1)·Σ|terms|` between two summation orders;
-//! that difference is carried through ReLU (1-Lipschitz), the next layer (`Σ|w|·δ`) and
-//! the L2 normalisation (`δu ≤ (δo + |u|·‖δo‖) / (‖o‖ − ‖δo‖)` plus the norm's own
-//! rounding), then into the loss's dot products. `propagate` computes that bound per
-//! entry in `f64` from the exact forward pass.
+//! Tolerances are derived per value by `support::Bounds` (see `tests/support/mod.rs`)
+//! from [`sum_error_bound`]: every sum of the two-layer MLPs (bias plus `d_in` products)
+//! is within `γ(d_in + 1)·Σ|terms|` of the exact sum in any order; that is carried
+//! through ReLU, the next layer, the L2 normalisation and the loss's dot products. Each
+//! test prints the largest difference and its bound, and counts the outputs whose bound
+//! is vacuous (too close to zero to normalise); at most `support::MAX_VACUOUS` of them
+//! may be (measured: none).
 //!
 //! Exact claims (checked bit for bit): on the scalar twin a batch call equals `n` single
 //! calls and the two-view loss equals the single-vector composition (the reference's
-//! summation order); on either twin, batch loss row `j` equals the single loss.
+//! summation order); on either twin, batch loss row `j` of a one-pair batch equals the
+//! single loss.
+
+mod support;
 
 use proptest::prelude::*;
 use simsiam::kernels::{scalar, simd, sum_error_bound};
 use simsiam::{Backend, LcgRng, SimSiamConfig, SimSiamHead, SslError, init_params};
-
-const EPS: f64 = f32::EPSILON as f64;
+use support::{Book, Bounds, MAX_VACUOUS, TWINS, run_cases};
 
 fn config(dims: [usize; 4]) -> SimSiamConfig {
     let [d_encoder, d_projector, d_predictor, d_out] = dims;
@@ -37,189 +41,140 @@ fn input(rng: &mut LcgRng, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.next_f32() * 4.0 - 2.0).collect()
 }
 
-/// One dense layer `[rows × cols]` then bias, cut from the flat parameters.
-struct Layer<'a> {
-    w: &'a [f32],
-    b: &'a [f32],
-    cols: usize,
+/// The three batch calls on one backend.
+struct BatchOutputs {
+    projected: Vec<f32>,
+    predicted: Vec<f32>,
+    losses: Vec<f32>,
 }
 
-fn layers<'a>(c: &SimSiamConfig, params: &'a [f32]) -> [Layer<'a>; 4] {
-    let mut rest = params;
-    c.layers().map(|shape| {
-        let (w, tail) = rest.split_at(shape.d_in * shape.d_out);
-        let (b, tail) = tail.split_at(shape.d_out);
-        rest = tail;
-        Layer {
-            w,
-            b,
-            cols: shape.d_in,
-        }
-    })
-}
-
-/// Exact (`f64`) `y = W·x + b` and the bound on the difference of two `f32` evaluations
-/// in different orders, given inputs known to within `dx`.
-fn dense(layer: &Layer<'_>, x: &[f64], dx: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let rows = layer.w.chunks(layer.cols).zip(layer.b);
-    rows.map(|(row, b)| {
-        let b = f64::from(*b);
-        let terms = row.iter().zip(x.iter().zip(dx));
-        let (value, sum_abs, carried) = terms.fold(
-            (b, b.abs(), 0.0),
-            |(value, sum_abs, carried), (w, (x, dx))| {
-                let w = f64::from(*w);
-                (
-                    value + w * x,
-                    sum_abs + w.abs() * (x.abs() + dx),
-                    carried + w.abs() * dx,
-                )
-            },
-        );
-        (value, carried + sum_error_bound(layer.cols + 1, sum_abs))
-    })
-    .unzip()
-}
-
-/// Exact `L2(W2·ReLU(W1·x + b1) + b2)` and the per-entry bound between two evaluations.
-fn propagate(l1: &Layer<'_>, l2: &Layer<'_>, x: &[f64], dx: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (h, dh) = dense(l1, x, dx);
-    let h: Vec<f64> = h.iter().map(|v| v.max(0.0)).collect();
-    let (o, d_o) = dense(l2, &h, &dh);
-    let norm = o.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let d_norm = d_o.iter().map(|v| v * v).sum::<f64>().sqrt()
-        + norm * (sum_error_bound(o.len(), 1.0) + 4.0 * EPS);
-    let u: Vec<f64> = o.iter().map(|v| v / norm).collect();
-    let du = if d_norm >= norm || norm == 0.0 {
-        vec![f64::INFINITY; o.len()]
-    } else {
-        u.iter()
-            .zip(&d_o)
-            .map(|(u, d)| (d + u.abs() * d_norm) / (norm - d_norm) + 4.0 * EPS * u.abs())
-            .collect()
-    };
-    (u, du)
-}
-
-/// Exact loss and its bound, for views `z1`, `z2` (exact inputs).
-fn loss_bound(c: &SimSiamConfig, params: &[f32], z1: &[f32], z2: &[f32]) -> (f64, f64) {
-    let [p1l, p2l, q1l, q2l] = layers(c, params);
-    let exact = |v: &[f32]| v.iter().map(|x| f64::from(*x)).collect::<Vec<_>>();
-    let zero = vec![0.0; c.d_encoder];
-    let (z1p, dz1) = propagate(&p1l, &p2l, &exact(z1), &zero);
-    let (z2p, dz2) = propagate(&p1l, &p2l, &exact(z2), &zero);
-    let (p1, dp1) = propagate(&q1l, &q2l, &z1p, &dz1);
-    let (p2, dp2) = propagate(&q1l, &q2l, &z2p, &dz2);
-    let dot = |a: &[f64], da: &[f64], b: &[f64], db: &[f64]| {
-        let mut value = 0.0;
-        let mut bound = 0.0;
-        let mut sum_abs = 0.0;
-        for i in 0..a.len() {
-            value += a[i] * b[i];
-            bound += da[i] * b[i].abs() + a[i].abs() * db[i] + da[i] * db[i];
-            sum_abs += (a[i].abs() + da[i]) * (b[i].abs() + db[i]);
-        }
-        (value, bound + sum_error_bound(a.len(), sum_abs))
-    };
-    let (d1, b1) = dot(&p1, &dp1, &z2p, &dz2);
-    let (d2, b2) = dot(&p2, &dp2, &z1p, &dz1);
-    let bound = (b1 + b2) * 0.5 + 2.0 * EPS;
-    // A zero (or nearly zero) MLP output leaves the normalised direction unbounded.
-    (
-        -(d1 + d2) * 0.5,
-        if bound.is_nan() { f64::INFINITY } else { bound },
-    )
-}
-
-fn project_bound(c: &SimSiamConfig, params: &[f32], z: &[f32]) -> Vec<f64> {
-    let [l1, l2, _, _] = layers(c, params);
-    let x: Vec<f64> = z.iter().map(|v| f64::from(*v)).collect();
-    propagate(&l1, &l2, &x, &vec![0.0; x.len()]).1
-}
-
-fn predict_bound(c: &SimSiamConfig, params: &[f32], p: &[f32]) -> Vec<f64> {
-    let [_, _, l1, l2] = layers(c, params);
-    let x: Vec<f64> = p.iter().map(|v| f64::from(*v)).collect();
-    propagate(&l1, &l2, &x, &vec![0.0; x.len()]).1
-}
-
-fn assert_within(got: &[f32], want: &[f32], bound: &[f64], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, ((g, w), b)) in got.iter().zip(want).zip(bound).enumerate() {
-        let diff = f64::from((g - w).abs());
-        assert!(diff <= *b, "{what}[{i}]: |{g} − {w}| = {diff:e} > {b:e}");
+fn run_batch(
+    head: &SimSiamHead<&[f32]>,
+    zs: &[f32],
+    z2s: &[f32],
+    ps: &[f32],
+    n: usize,
+) -> BatchOutputs {
+    let c = head.config();
+    let mut projected = vec![f32::NAN; n * c.d_out];
+    head.project_batch_into(zs, &mut projected).unwrap();
+    let mut predicted = vec![f32::NAN; n * c.d_out];
+    head.predict_batch_into(ps, &mut predicted).unwrap();
+    let mut losses = vec![f32::NAN; n];
+    let mut workspace = vec![0.0; c.batch_loss_workspace_len(n).unwrap()];
+    head.loss_batch_with_workspace(zs, z2s, &mut losses, &mut workspace)
+        .unwrap();
+    BatchOutputs {
+        projected,
+        predicted,
+        losses,
     }
 }
 
 /// Batch calls against `n` single calls of the same backend: bitwise on the scalar twin,
-/// within the propagated bound on the SIMD twin; batch loss row `j` equals the single
-/// two-view loss bitwise on both.
-fn check_batch(c: SimSiamConfig, seed: u64, n: usize) {
+/// within the derived bound on the SIMD twin; batch loss of one pair equals the single
+/// two-view loss bitwise on both. Then the SIMD twin's batch calls against the scalar
+/// twin's, within the derived bound.
+fn check_batch(c: SimSiamConfig, seed: u64, n: usize, book: &mut Book) {
     let params = params(&c, seed);
+    let bounds = Bounds::new(TWINS, &c, &params);
     let mut data = LcgRng::new(seed ^ 0xba7c4);
     let zs = input(&mut data, n * c.d_encoder);
     let z2s = input(&mut data, n * c.d_encoder);
     let ps = input(&mut data, n * c.d_out);
-    for backend in [Backend::Simd, Backend::Scalar] {
-        let head = SimSiamHead::from_params(c, &params[..])
-            .unwrap()
-            .with_backend(backend);
-        let exact = backend == Backend::Scalar;
+    let rows = |v: &[f32], width: usize| -> Vec<Vec<f32>> {
+        v.chunks_exact(width).map(<[f32]>::to_vec).collect()
+    };
+    let (z_rows, z2_rows, p_rows) = (
+        rows(&zs, c.d_encoder),
+        rows(&z2s, c.d_encoder),
+        rows(&ps, c.d_out),
+    );
+    let project_bounds: Vec<_> = z_rows.iter().map(|z| bounds.project(z)).collect();
+    let predict_bounds: Vec<_> = p_rows.iter().map(|p| bounds.predict(p)).collect();
+    let loss_bounds: Vec<_> = z_rows
+        .iter()
+        .zip(&z2_rows)
+        .map(|(z1, z2)| bounds.loss(z1, z2))
+        .collect();
+    let d = c.d_out;
 
-        let mut batch = vec![f32::NAN; n * c.d_out];
-        head.project_batch_into(&zs, &mut batch).unwrap();
-        let mut single = vec![0.0; c.d_out];
-        for (j, z) in zs.chunks_exact(c.d_encoder).enumerate() {
+    let head = SimSiamHead::from_params(c, &params[..]).unwrap();
+    let simd_head = head.clone().with_backend(Backend::Simd);
+    let scalar_head = head.with_backend(Backend::Scalar);
+    let simd = run_batch(&simd_head, &zs, &z2s, &ps, n);
+    let scalar = run_batch(&scalar_head, &zs, &z2s, &ps, n);
+
+    let mut single = vec![0.0; d];
+    let mut ws = vec![0.0; c.loss_workspace_len().unwrap()];
+    for (backend, head, out) in [
+        (Backend::Simd, &simd_head, &simd),
+        (Backend::Scalar, &scalar_head, &scalar),
+    ] {
+        let exact = backend == Backend::Scalar;
+        for (j, z) in z_rows.iter().enumerate() {
             head.project_into(z, &mut single).unwrap();
-            let got = &batch[j * c.d_out..][..c.d_out];
+            let got = &out.projected[j * d..][..d];
             if exact {
                 assert_eq!(got, &single[..], "scalar project_batch row {j}");
             } else {
-                assert_within(got, &single, &project_bound(&c, &params, z), "project");
+                let stats = book.get("SIMD project_batch vs project");
+                stats.check_pair("project", got, &single, &project_bounds[j]);
             }
         }
-
-        head.predict_batch_into(&ps, &mut batch).unwrap();
-        for (j, p) in ps.chunks_exact(c.d_out).enumerate() {
+        for (j, p) in p_rows.iter().enumerate() {
             head.predict_into(p, &mut single).unwrap();
-            let got = &batch[j * c.d_out..][..c.d_out];
+            let got = &out.predicted[j * d..][..d];
             if exact {
                 assert_eq!(got, &single[..], "scalar predict_batch row {j}");
             } else {
-                assert_within(got, &single, &predict_bound(&c, &params, p), "predict");
+                let stats = book.get("SIMD predict_batch vs predict");
+                stats.check_pair("predict", got, &single, &predict_bounds[j]);
             }
         }
-
-        let mut losses = vec![f32::NAN; n];
-        let mut workspace = vec![0.0; c.batch_loss_workspace_len(n).unwrap()];
-        head.loss_batch_with_workspace(&zs, &z2s, &mut losses, &mut workspace)
-            .unwrap();
-        let mut ws = vec![0.0; c.loss_workspace_len().unwrap()];
-        for (j, (z1, z2)) in zs
-            .chunks_exact(c.d_encoder)
-            .zip(z2s.chunks_exact(c.d_encoder))
-            .enumerate()
-        {
+        for (j, (z1, z2)) in z_rows.iter().zip(&z2_rows).enumerate() {
             let want = head.loss_with_workspace(z1, z2, &mut ws).unwrap();
             if exact || n == 1 {
                 assert_eq!(
-                    losses[j].to_bits(),
+                    out.losses[j].to_bits(),
                     want.to_bits(),
                     "{backend:?} loss row {j}"
                 );
             } else {
-                let bound = loss_bound(&c, &params, z1, z2).1;
-                let diff = f64::from((losses[j] - want).abs());
-                assert!(diff <= bound, "SIMD loss row {j}: {diff:e} > {bound:e}");
+                let stats = book.get("SIMD loss_batch vs loss");
+                stats.check_pair_scalar("loss", out.losses[j], want, &loss_bounds[j]);
             }
         }
+    }
+
+    // The twins against each other on the batch calls.
+    for j in 0..n {
+        let (simd_row, scalar_row) = (
+            &simd.projected[j * d..][..d],
+            &scalar.projected[j * d..][..d],
+        );
+        let stats = book.get("project_batch SIMD vs scalar");
+        stats.check_pair("project_batch", simd_row, scalar_row, &project_bounds[j]);
+        let (simd_row, scalar_row) = (
+            &simd.predicted[j * d..][..d],
+            &scalar.predicted[j * d..][..d],
+        );
+        let stats = book.get("predict_batch SIMD vs scalar");
+        stats.check_pair("predict_batch", simd_row, scalar_row, &predict_bounds[j]);
+        let stats = book.get("loss_batch SIMD vs scalar");
+        stats.check_pair_scalar(
+            "loss_batch",
+            simd.losses[j],
+            scalar.losses[j],
+            &loss_bounds[j],
+        );
     }
 }
 
 /// The two-view loss (both twins) against the single-vector scalar composition
 /// `project_into`/`predict_into`/dots: bitwise for the scalar twin, within the bound
 /// for the SIMD twin.
-fn check_two_view(c: SimSiamConfig, seed: u64) {
+fn check_two_view(c: SimSiamConfig, seed: u64, book: &mut Book) {
     let params = params(&c, seed);
     let mut data = LcgRng::new(seed ^ 0x2f1e);
     let z1 = input(&mut data, c.d_encoder);
@@ -246,12 +201,9 @@ fn check_two_view(c: SimSiamConfig, seed: u64) {
 
     let simd_head = SimSiamHead::from_params(c, &params[..]).unwrap();
     let simd_loss = simd_head.loss_with_workspace(&z1, &z2, &mut ws).unwrap();
-    let (exact, bound) = loss_bound(&c, &params, &z1, &z2);
-    let diff = f64::from((simd_loss - composed).abs());
-    assert!(
-        diff <= bound,
-        "SIMD two-view loss {simd_loss} vs scalar {composed} (exact {exact}): {diff:e} > {bound:e}"
-    );
+    let bound = Bounds::new(TWINS, &c, &params).loss(&z1, &z2);
+    let stats = book.get("SIMD two-view loss vs scalar composition");
+    stats.check_pair_scalar("two-view loss", simd_loss, composed, &bound);
 }
 
 const BATCH_SIZES: [usize; 12] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17];
@@ -268,19 +220,36 @@ fn case() -> impl Strategy<Value = (SimSiamConfig, u64)> {
         .prop_map(|((e, h, q, o), seed)| (config([e, h, q, o]), seed))
 }
 
+/// Under miri (`.ci/steps/40-miri.sh`) one case: the interpreter is ~1000x slower.
+const CASES: u32 = if cfg!(miri) { 1 } else { 48 };
+
+#[test]
+fn batch_equals_single_calls() {
+    let strategy = (case(), prop::sample::select(&BATCH_SIZES[..]));
+    let book = run_cases(
+        file!(),
+        "batch::batch_equals_single_calls",
+        CASES,
+        &strategy,
+        |((c, seed), n), book| check_batch(c, seed, n, book),
+    );
+    book.report("batch_equals_single_calls", MAX_VACUOUS);
+}
+
+#[test]
+fn two_view_loss_matches_scalar_single_path() {
+    let book = run_cases(
+        file!(),
+        "batch::two_view_loss_matches_scalar_single_path",
+        CASES,
+        &case(),
+        |(c, seed), book| check_two_view(c, seed, book),
+    );
+    book.report("two_view_loss_matches_scalar_single_path", MAX_VACUOUS);
+}
+
 proptest! {
-    // Under miri (`.ci/steps/40-miri.sh`) one case: the interpreter is ~1000x slower.
-    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 1 } else { 48 }))]
-
-    #[test]
-    fn batch_equals_single_calls((c, seed) in case(), n in prop::sample::select(&BATCH_SIZES[..])) {
-        check_batch(c, seed, n);
-    }
-
-    #[test]
-    fn two_view_loss_matches_scalar_single_path((c, seed) in case()) {
-        check_two_view(c, seed);
-    }
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
 
     #[test]
     fn matvec2_bias_twins(
@@ -317,6 +286,7 @@ proptest! {
 fn batch_sizes_on_fixed_configs() {
     // The default config, and shapes past the panel width (512 columns) and the hidden
     // block (256 units), with odd sizes everywhere.
+    let mut book = Book::default();
     for dims in [
         [64, 128, 64, 32],
         [700, 300, 33, 17],
@@ -324,10 +294,11 @@ fn batch_sizes_on_fixed_configs() {
         [130, 140, 70, 70],
     ] {
         for n in [0, 1, 2, 7, 8, 9, 17] {
-            check_batch(config(dims), 11, n);
+            check_batch(config(dims), 11, n, &mut book);
         }
-        check_two_view(config(dims), 5);
+        check_two_view(config(dims), 5, &mut book);
     }
+    book.report("batch_sizes_on_fixed_configs", MAX_VACUOUS);
 }
 
 #[test]

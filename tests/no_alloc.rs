@@ -109,3 +109,90 @@ fn kernels_and_heapless_owner_make_no_allocation() {
     });
     assert_eq!(count, 0, "allocated {count} times");
 }
+
+/// The batch calls, both twins, run-time and compile-time choice, for batch sizes that
+/// take every path: none, the pair path (1, 2), the lanes path (3), and more than one
+/// group of sixteen inputs (17); on the default config (every layer at most 128 wide)
+/// and natively also on a wide one (hidden layers over 256 units, inputs over 128).
+#[test]
+fn batch_calls_make_no_allocation() {
+    const SIZES: [usize; 5] = [0, 1, 2, 3, 17];
+    let configs: &[SimSiamConfig] = if cfg!(miri) {
+        // The interpreter is ~1000x slower: a small head takes the same paths.
+        &[SimSiamConfig {
+            d_encoder: 6,
+            d_projector: 10,
+            d_predictor: 8,
+            d_out: 4,
+        }]
+    } else {
+        &[
+            CONFIG,
+            SimSiamConfig {
+                d_encoder: 200,
+                d_projector: 300,
+                d_predictor: 260,
+                d_out: 24,
+            },
+        ]
+    };
+    for config in configs {
+        let n_max = SIZES[SIZES.len() - 1];
+        let mut params = vec![0.0_f32; config.param_count().unwrap()];
+        init_params(config, &mut LcgRng::new(5), &mut params).unwrap();
+        let (e, d) = (config.d_encoder, config.d_out);
+        let z1s: Vec<f32> = (0..n_max * e).map(|i| (i as f32 * 0.37).sin()).collect();
+        let z2s: Vec<f32> = z1s.iter().map(|x| x * 0.9 + 0.05).collect();
+        let mut projected = vec![0.0_f32; n_max * d];
+        let mut predicted = vec![0.0_f32; n_max * d];
+        let mut losses = vec![0.0_f32; n_max];
+        let mut workspace = vec![0.0_f32; config.batch_loss_workspace_len(n_max).unwrap()];
+        let mut calls = 0;
+        let count = allocations_in(|| {
+            for backend in [Backend::Simd, Backend::Scalar] {
+                let head = SimSiamHead::from_params(*config, &params[..])
+                    .unwrap()
+                    .with_backend(backend);
+                for n in SIZES {
+                    let (zs, z2, out) = (&z1s[..n * e], &z2s[..n * e], &mut projected[..n * d]);
+                    head.project_batch_into(zs, out).unwrap();
+                    head.predict_batch_into(&out[..], &mut predicted[..n * d])
+                        .unwrap();
+                    head.loss_batch_with_workspace(zs, z2, &mut losses[..n], &mut workspace)
+                        .unwrap();
+                    assert!(losses[..n].iter().all(|l| l.is_finite()));
+                    head.project_batch_into_with::<Scalar>(zs, out).unwrap();
+                    head.predict_batch_into_with::<Simd>(&out[..], &mut predicted[..n * d])
+                        .unwrap();
+                    head.loss_batch_with_workspace_with::<Scalar>(
+                        zs,
+                        z2,
+                        &mut losses[..n],
+                        &mut workspace,
+                    )
+                    .unwrap();
+                    calls += 6;
+                }
+                // errors are allocation-free too
+                assert!(
+                    head.project_batch_into(&z1s[..e + 1], &mut projected)
+                        .is_err()
+                );
+                assert!(
+                    head.loss_batch_with_workspace(
+                        &z1s[..3 * e],
+                        &z2s[..3 * e],
+                        &mut losses[..3],
+                        &mut workspace[..1]
+                    )
+                    .is_err()
+                );
+            }
+        });
+        assert_eq!(calls, 60);
+        assert_eq!(
+            count, 0,
+            "{config:?}: the batch calls allocated {count} times"
+        );
+    }
+}

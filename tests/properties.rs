@@ -1,7 +1,11 @@
 //! The reference's properties, on the no-alloc core, for both backends and random configs.
 
+mod support;
+
 use proptest::prelude::*;
+use simsiam::kernels::{Scalar, Simd};
 use simsiam::{Backend, LcgRng, SimSiamConfig, SimSiamHead, init_params};
+use support::{Bounds, MAX_VACUOUS, TWINS, run_cases};
 
 /// A random small config, a seed, and inputs drawn from it.
 fn case() -> impl Strategy<Value = (SimSiamConfig, u64)> {
@@ -90,73 +94,70 @@ proptest! {
         }
     }
 
-    #[test]
-    fn backends_agree_within_bound((config, seed) in case()) {
-        let params = params(&config, seed);
-        let simd = SimSiamHead::from_params(config, &params[..]).unwrap();
-        let scalar = simd.clone().with_backend(Backend::Scalar);
-        let z1 = input(&mut LcgRng::new(seed ^ 2), config.d_encoder);
-        let (mut a, mut b) = (vec![0.0; config.d_out], vec![0.0; config.d_out]);
-        simd.project_into(&z1, &mut a).unwrap();
-        scalar.project_into(&z1, &mut b).unwrap();
-        let bound = projection_twin_bound(&config, &params, &z1);
-        for ((x, y), bound) in a.iter().zip(&b).zip(&bound) {
-            prop_assert!(f64::from(x - y).abs() <= *bound, "{x} vs {y}, bound {bound}");
-        }
-    }
 }
 
-/// Per-element bound on |SIMD − scalar| for `project`, to first order, from the kernel
-/// bound `sum_error_bound` propagated through the two layers and the normalisation:
-/// - hidden unit j: `Δh_j ≤ 2γ(d_encoder+1)·A_j`, `A_j = |b1_j| + Σ|W1_jk z_k|` (ReLU is
-///   1-Lipschitz);
-/// - output i: `Δo_i ≤ 2γ(d_projector+1)·B_i + Σ_j |W2_ij|·Δh_j`,
-///   `B_i = |b2_i| + Σ|W2_ij h_j|`;
-/// - unit vector: `Δx_i ≤ (Δo_i + |x_i|·‖Δo‖)/‖o‖ + 2(γ(d_out) + 4u)|x_i|`.
-fn projection_twin_bound(config: &SimSiamConfig, params: &[f32], z: &[f32]) -> Vec<f64> {
-    use simsiam::kernels::sum_error_bound;
-    let (e, h, o) = (config.d_encoder, config.d_projector, config.d_out);
-    let (w1, rest) = params.split_at(h * e);
-    let (b1, rest) = rest.split_at(h);
-    let (w2, rest) = rest.split_at(o * h);
-    let b2 = &rest[..o];
-    let (mut hidden, mut hidden_err) = (vec![0.0_f64; h], vec![0.0_f64; h]);
-    for (j, row) in w1.chunks(e).enumerate() {
-        let (sum, abs) = row.iter().zip(z).fold(
-            (f64::from(b1[j]), f64::from(b1[j]).abs()),
-            |(s, a), (w, x)| {
-                let t = f64::from(*w) * f64::from(*x);
-                (s + t, a + t.abs())
-            },
-        );
-        hidden[j] = sum.max(0.0);
-        hidden_err[j] = sum_error_bound(e + 1, abs);
-    }
-    let (mut out, mut out_err) = (vec![0.0_f64; o], vec![0.0_f64; o]);
-    for (i, row) in w2.chunks(h).enumerate() {
-        let mut abs = f64::from(b2[i]).abs();
-        out[i] = f64::from(b2[i]);
-        for ((w, hj), dj) in row.iter().zip(&hidden).zip(&hidden_err) {
-            out[i] += f64::from(*w) * hj;
-            abs += (f64::from(*w) * hj).abs();
-            out_err[i] += f64::from(w.abs()) * dj;
-        }
-        out_err[i] += sum_error_bound(h + 1, abs);
-    }
-    let norm = out.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let err_norm = out_err.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if norm == 0.0 {
-        return vec![0.0; o]; // both twins give the zero vector
-    }
-    out.iter()
-        .zip(&out_err)
-        .map(|(x, dx)| {
-            let unit = (x / norm).abs();
-            (dx + unit * err_norm) / norm
-                + 2.0 * unit_tolerance(o) * unit
-                + f64::from(f32::MIN_POSITIVE)
-        })
-        .collect()
+/// The SIMD twin against the scalar twin on `project`, `predict` and `loss`, each within
+/// the bound `support::Bounds` derives from `sum_error_bound` for two evaluations
+/// (`tests/batch.rs` does the same for the batch calls). Prints the largest difference
+/// and its bound, and how many bounds were vacuous (an output too close to zero).
+#[test]
+fn backends_agree_within_bound() {
+    // As many cases as the `proptest!` tests above (PROPTEST_CASES, else 256).
+    let cases = ProptestConfig::default().cases;
+    let book = run_cases(
+        file!(),
+        "properties::backends_agree_within_bound",
+        cases,
+        &case(),
+        |(config, seed), book| {
+            let params = params(&config, seed);
+            let bounds = Bounds::new(TWINS, &config, &params);
+            let simd = SimSiamHead::from_params(config, &params[..])
+                .unwrap()
+                .with_backend(Backend::Simd);
+            let scalar = simd.clone().with_backend(Backend::Scalar);
+            let mut data = LcgRng::new(seed ^ 2);
+            let z1 = input(&mut data, config.d_encoder);
+            let z2 = input(&mut data, config.d_encoder);
+            let d = config.d_out;
+            let (mut a, mut b) = (vec![0.0; d], vec![0.0; d]);
+            simd.project_into(&z1, &mut a).unwrap();
+            scalar.project_into(&z1, &mut b).unwrap();
+            book.get("project")
+                .check_pair("project", &a, &b, &bounds.project(&z1));
+
+            // The predictor on the same input for both twins (the scalar projection).
+            let p = b.clone();
+            simd.predict_into(&p, &mut a).unwrap();
+            scalar.predict_into(&p, &mut b).unwrap();
+            book.get("predict")
+                .check_pair("predict", &a, &b, &bounds.predict(&p));
+
+            // `*_with::<K>` picks the same twins at compile time.
+            let mut c = vec![0.0; d];
+            simd.predict_into_with::<Scalar>(&p, &mut c).unwrap();
+            assert_eq!(b, c, "predict_into_with::<Scalar>");
+            scalar.predict_into_with::<Simd>(&p, &mut c).unwrap();
+            assert_eq!(a, c, "predict_into_with::<Simd>");
+
+            let mut workspace = vec![0.0; config.loss_workspace_len().unwrap()];
+            let x = simd.loss_with_workspace(&z1, &z2, &mut workspace).unwrap();
+            let y = scalar
+                .loss_with_workspace(&z1, &z2, &mut workspace)
+                .unwrap();
+            let y_with = simd
+                .loss_with_workspace_with::<Scalar>(&z1, &z2, &mut workspace)
+                .unwrap();
+            assert_eq!(
+                y.to_bits(),
+                y_with.to_bits(),
+                "loss_with_workspace_with::<Scalar>"
+            );
+            book.get("loss")
+                .check_pair_scalar("loss", x, y, &bounds.loss(&z1, &z2));
+        },
+    );
+    book.report("backends_agree_within_bound (SIMD vs scalar)", MAX_VACUOUS);
 }
 
 #[test]
