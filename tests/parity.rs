@@ -84,6 +84,46 @@ fn rng_streams_are_bit_identical() {
     }
 }
 
+/// The seed whose first `next_u32` is `u32::MAX`: the state after one step must be
+/// `0x0000_0000_ffff_ffff` (so `(state >> 33) ^ state` is all ones in its low 32 bits),
+/// found by running the LCG backwards from it.
+fn seed_of_first_u32_max() -> u64 {
+    const A: u64 = 6_364_136_223_846_793_005;
+    const C: u64 = 1_442_695_040_888_963_407;
+    // The inverse of the odd A mod 2^64 by Newton's iteration (each step doubles the
+    // correct low bits, from 3 bits since A·A ≡ 1 mod 8).
+    let mut inverse = A;
+    for _ in 0..5 {
+        inverse = inverse.wrapping_mul(2u64.wrapping_sub(A.wrapping_mul(inverse)));
+    }
+    assert_eq!(A.wrapping_mul(inverse), 1);
+    let state_before = 0x0000_0000_ffff_ffff_u64
+        .wrapping_sub(C)
+        .wrapping_mul(inverse);
+    state_before.wrapping_sub(1) // `LcgRng::new(seed)` starts from `seed + 1`
+}
+
+#[test]
+fn next_f32_returns_one_at_the_top_of_the_range_as_the_reference_does() {
+    let seed = seed_of_first_u32_max();
+    assert_eq!(LcgRng::new(seed).next_u32(), u32::MAX);
+    let (mut ours, mut theirs) = (LcgRng::new(seed), RefRng::new(seed));
+    let (x, y) = (ours.next_f32(), theirs.next_f32());
+    assert_eq!(
+        x, 1.0,
+        "documented quirk: the top 128 u32 values give exactly 1.0"
+    );
+    assert_eq!(x.to_bits(), y.to_bits());
+    // Box–Muller's clamp does not remove it: ln(1) = 0, so the pair is zero in both.
+    let (mut ours, mut theirs) = (LcgRng::new(seed), RefRng::new(seed));
+    let (a, b) = (ours.next_normal_pair(), theirs.next_normal_pair());
+    assert_eq!((a.0, a.1), (0.0, 0.0));
+    assert_eq!(
+        (a.0.to_bits(), a.1.to_bits()),
+        (b.0.to_bits(), b.1.to_bits())
+    );
+}
+
 #[test]
 fn normal_samples_within_three_ulp() {
     let mut worst = 0;

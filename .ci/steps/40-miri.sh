@@ -16,16 +16,14 @@ unset RUSTFLAGS CARGO_TARGET_DIR
 export PROPTEST_CASES=${PROPTEST_CASES:-1}
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation -Zmiri-deterministic-floats}"
 
-if ! rustup run nightly rustc --version >/dev/null 2>&1; then
-  rustup toolchain install nightly --profile minimal
-fi
-rustup +nightly component add miri rust-src
-cargo +nightly miri setup
+source .ci/nightly.sh # NIGHTLY, the pinned toolchain
+rustup +"$NIGHTLY" component add miri rust-src
+cargo +"$NIGHTLY" miri setup
 
 miri_test() { # $1 = target dir, rest = target selection
   local dir=$1
   shift
-  CARGO_TARGET_DIR="target/miri-$dir" cargo +nightly miri test --all-features \
+  CARGO_TARGET_DIR="target/miri-$dir" cargo +"$NIGHTLY" miri test --all-features \
     --features libm/force-soft-floats "$@"
 }
 

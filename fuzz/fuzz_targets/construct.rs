@@ -38,10 +38,13 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         Err(e) => assert_eq!(workspace, Err(e)),
         Ok(()) => match config.d_out.checked_mul(4) {
             Some(n) => assert_eq!(workspace, Ok(n)),
-            None => assert!(matches!(
+            None => assert_eq!(
                 workspace,
-                Err(SslError::InvalidParameter { name: "config", .. })
-            )),
+                Err(SslError::InvalidParameter {
+                    name: "d_out",
+                    reason: "workspace length overflows usize",
+                })
+            ),
         },
     }
 

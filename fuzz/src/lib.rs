@@ -6,6 +6,7 @@
 //! the fuzzer happens to hit their bit patterns.
 
 use arbitrary::{Result, Unstructured};
+use simsiam::kernels::{NORM_FLOOR, sum_error_bound};
 use simsiam::{SimSiamConfig, SslError};
 
 /// A dimension from the classes that matter: 0, 1, small, 16/32/64-bit, `usize::MAX`,
@@ -153,20 +154,41 @@ pub fn length(u: &mut Unstructured<'_>, expected: usize) -> Result<usize> {
     })
 }
 
-/// Unit roundoff of `f32`.
-pub const UNIT_ROUNDOFF: f64 = f32::EPSILON as f64 / 2.0;
-/// Smallest positive subnormal `f32`: the absolute error a product can take on underflow.
+/// Machine epsilon of `f32` (`2⁻²³`), as `EPS` in tests/batch.rs.
+pub const EPS: f64 = f32::EPSILON as f64;
+/// Smallest positive subnormal `f32` (`2⁻¹⁴⁹`): the absolute error a product can take on
+/// underflow, which the relative [`sum_error_bound`] does not cover.
 pub const SUBNORMAL: f64 = 1.401_298_464_324_817e-45;
+/// The norm floor the library divides by at least (`NORM_FLOOR`, `1e-12_f32`), exactly.
+pub const FLOOR: f64 = NORM_FLOOR as f64;
 
-/// `γ(k) = k·u / (1 − k·u)`.
+/// The bound for one sum of `terms` terms whose absolute values add up to `sum_abs`:
+/// [`sum_error_bound`] (`2·γ(terms)·sum_abs`) plus `2·terms·2⁻¹⁴⁹` for products that
+/// underflow (the allowance the kernels module documents).
+///
+/// It bounds the difference between two `f32` evaluations in any orders (the tests'
+/// claim), and so also, with a factor 2 to spare, one evaluation's distance from the
+/// exact value: that spare factor is what absorbs the second-order terms below (the
+/// rounding of the division, the `f64` rounding of the oracle itself).
 #[must_use]
-pub fn gamma(k: usize) -> f64 {
-    let ku = k as f64 * UNIT_ROUNDOFF;
-    if ku >= 1.0 {
-        f64::INFINITY
-    } else {
-        ku / (1.0 - ku)
-    }
+pub fn sum_bound(terms: usize, sum_abs: f64) -> f64 {
+    sum_error_bound(terms, sum_abs) + 2.0 * terms as f64 * SUBNORMAL
+}
+
+/// The tolerance on the norm of a normalised vector of `len` entries:
+/// `sum_error_bound(len, 1) + 4·EPS`, the relative norm bound of tests/batch.rs (the sum
+/// of squares, its square root and the divisions).
+#[must_use]
+pub fn unit_tolerance(len: usize) -> f64 {
+    sum_error_bound(len, 1.0) + 4.0 * EPS
+}
+
+/// The largest `|loss|` an `f32` evaluation can give: the dot product of two vectors of
+/// norm at most `1 + unit_tolerance(d_out)`, rounded, then the mean of two such.
+#[must_use]
+pub fn loss_limit(d_out: usize) -> f64 {
+    let norm = 1.0 + unit_tolerance(d_out);
+    norm * norm * (1.0 + sum_error_bound(d_out, 1.0)) + 2.0 * d_out as f64 * SUBNORMAL + 2.0 * EPS
 }
 
 /// One dense layer of the flat parameters: `W [rows × d_in]` row-major, then `b [rows]`.
@@ -198,85 +220,187 @@ pub fn layers<'a>(c: &SimSiamConfig, params: &'a [f32]) -> [Layer<'a>; 4] {
     })
 }
 
-/// What exact (`f64`) arithmetic says about `L2(W2·ReLU(W1·x + b1) + b2)`.
+/// Exact (`f64`) `y = W·x + b` and, per row, the bound on an `f32` evaluation's error
+/// given inputs known to within `dx`: what `dense` in tests/batch.rs computes (the
+/// carried `Σ|w|·dx` plus [`sum_error_bound`] over `|w|·(|x| + dx)`), plus the underflow
+/// allowance of [`sum_bound`].
+#[must_use]
+pub fn dense(layer: Layer<'_>, x: &[f64], dx: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let rows = layer.w.chunks(layer.d_in.max(1)).zip(layer.b);
+    rows.map(|(row, b)| {
+        let b = f64::from(*b);
+        let terms = row.iter().zip(x.iter().zip(dx));
+        let (value, sum_abs, carried) = terms.fold(
+            (b, b.abs(), 0.0),
+            |(value, sum_abs, carried), (w, (x, dx))| {
+                let w = f64::from(*w);
+                (
+                    value + w * x,
+                    sum_abs + w.abs() * (x.abs() + dx),
+                    carried + w.abs() * dx,
+                )
+            },
+        );
+        (value, carried + sum_bound(layer.d_in + 1, sum_abs))
+    })
+    .unzip()
+}
+
+/// What exact (`f64`) arithmetic says about `L2(W2·ReLU(W1·x + b1) + b2)` and how far an
+/// `f32` evaluation (either twin, any summation order, with or without FMA) may be from
+/// it, entry by entry.
 #[derive(Debug, Clone)]
 pub struct Mlp2Oracle {
     /// The exact pre-normalisation output `o`.
     pub output: Vec<f64>,
+    /// Per entry, the bound on `|ô_i − o_i|` ([`dense`] through both layers; ReLU is
+    /// 1-Lipschitz).
+    pub output_bound: Vec<f64>,
     /// ‖o‖₂.
     pub norm: f64,
-    /// A bound on ‖ô − o‖₂ for the `f32` output `ô` of either kernel twin, in any
-    /// summation order, with or without FMA (first order in `u`, doubled, plus the
-    /// absolute error of products that underflow).
-    pub error: f64,
+    /// The bound on `|n̂ − ‖o‖|` for the computed norm `n̂`: `‖δo‖` plus the relative
+    /// [`unit_tolerance`] of `‖ô‖ ≤ ‖o‖ + ‖δo‖`, plus `√(2·len·2⁻¹⁴⁹)` for squares that
+    /// underflow.
+    pub norm_bound: f64,
+    /// The exact normalised output `u = o / max(‖o‖, 1e-12)`, as the library defines it.
+    pub unit: Vec<f64>,
+    /// Per entry, the bound on `|û_i − u_i|`: with `M = max(‖o‖, F)` and the divisor
+    /// `D = max(n̂, F)`, `|D − M| ≤ δD = min(δn, max(0, ‖o‖ + δn − F))` and `D ≥ F`, so
+    /// `|ô_i/D − o_i/M| ≤ (δo_i + |u_i|·δD) / max(M − δD, F)`; plus `4·EPS·|u_i|` for the
+    /// division, as in `propagate` of tests/batch.rs, and `2⁻¹⁴⁹` for a quotient that
+    /// underflows.
+    pub unit_bound: Vec<f64>,
     /// Whether an `f32` evaluation can overflow: some hidden unit, output or the sum of
-    /// squares of the output could exceed `f32::MAX / 2` in absolute-value arithmetic.
+    /// squares of the output could exceed `f32::MAX / 2` in absolute-value arithmetic
+    /// (which bounds every partial sum for any input of at most these magnitudes).
     pub may_overflow: bool,
     /// Whether an `f32` evaluation must overflow: ‖o‖² is far above `f32::MAX` and the
     /// rounding error cannot bring it back.
     pub must_overflow: bool,
 }
 
-/// Runs the two layers in `f64` on `x`, exact values and absolute values side by side.
+/// The exact normalisation of `o` (known to within `d_o` per entry) and its bounds.
+fn normalise(o: &[f64], d_o: &[f64]) -> (f64, f64, Vec<f64>, Vec<f64>) {
+    let norm = o.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let d_len = d_o.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let len = o.len();
+    let d_norm =
+        d_len + (norm + d_len) * unit_tolerance(len) + (2.0 * len as f64 * SUBNORMAL).sqrt();
+    let scale = norm.max(FLOOR);
+    let d_scale = d_norm.min((norm + d_norm - FLOOR).max(0.0));
+    let low = (scale - d_scale).max(FLOOR);
+    let unit: Vec<f64> = o.iter().map(|v| v / scale).collect();
+    let bound = unit
+        .iter()
+        .zip(d_o)
+        .map(|(u, d)| (d + u.abs() * d_scale) / low + 4.0 * EPS * u.abs() + SUBNORMAL)
+        .collect();
+    (norm, d_norm, unit, bound)
+}
+
+/// Runs the two layers in `f64` on `x` (known to within `dx`): exact values, the
+/// propagated bounds, and absolute values for the overflow test.
 #[must_use]
-pub fn mlp2_oracle(hidden: Layer<'_>, output: Layer<'_>, x: &[f32]) -> Mlp2Oracle {
-    let dot = |row: &[f32], v: &[f64]| -> (f64, f64) {
-        row.iter().zip(v).fold((0.0, 0.0), |(s, a), (&w, &x)| {
-            let p = f64::from(w) * x;
-            (s + p, a + p.abs())
-        })
+pub fn mlp2_oracle(hidden: Layer<'_>, output: Layer<'_>, x: &[f64], dx: &[f64]) -> Mlp2Oracle {
+    let (h, dh) = dense(hidden, x, dx);
+    let h: Vec<f64> = h.iter().map(|v| v.max(0.0)).collect();
+    let (o, d_o) = dense(output, &h, &dh);
+    let (norm, norm_bound, unit, unit_bound) = normalise(&o, &d_o);
+
+    // Overflow: absolute values only (no cancellation, no ReLU), so that the answer holds
+    // for every input whose entries are at most these in magnitude.
+    let abs_dot = |row: &[f32], v: &[f64]| -> f64 {
+        row.iter()
+            .zip(v)
+            .map(|(&w, &x)| (f64::from(w) * x).abs())
+            .sum()
     };
-    let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-    let mut h = Vec::new();
-    let mut h_abs = Vec::new();
-    for (row, &b) in hidden.w.chunks(hidden.d_in.max(1)).zip(hidden.b) {
-        let (s, a) = dot(row, &x);
-        h.push((f64::from(b) + s).max(0.0));
-        h_abs.push(f64::from(b).abs() + a);
-    }
-    let d_hidden = hidden.b.len();
-    let (g1, g2) = (gamma(hidden.d_in + 1), gamma(d_hidden + 1));
+    let x_abs: Vec<f64> = x.iter().zip(dx).map(|(v, d)| v.abs() + d).collect();
+    let h_abs: Vec<f64> = hidden
+        .w
+        .chunks(hidden.d_in.max(1))
+        .zip(hidden.b)
+        .map(|(row, &b)| f64::from(b).abs() + abs_dot(row, &x_abs))
+        .collect();
+    let abs2: f64 = output
+        .w
+        .chunks(hidden.b.len().max(1))
+        .zip(output.b)
+        .map(|(row, &b)| (f64::from(b).abs() + abs_dot(row, &h_abs)).powi(2))
+        .sum();
     let limit = f64::from(f32::MAX) / 2.0;
-    let (mut norm2, mut error2, mut abs2) = (0.0, 0.0, 0.0);
-    let mut exact = Vec::with_capacity(output.b.len());
-    for (row, &b) in output.w.chunks(d_hidden.max(1)).zip(output.b) {
-        let (s, _) = dot(row, &h);
-        let (_, a) = dot(row, &h_abs);
-        let o = f64::from(b) + s;
-        let o_abs = f64::from(b).abs() + a;
-        let w_abs: f64 = row.iter().map(|w| f64::from(w.abs())).sum();
-        let underflow = ((hidden.d_in + 1) as f64 * w_abs + (d_hidden + 1) as f64) * SUBNORMAL;
-        let e = 2.0 * (g1 + g2 + g1 * g2) * o_abs + 2.0 * underflow;
-        norm2 += o * o;
-        exact.push(o);
-        error2 += e * e;
-        abs2 += o_abs * o_abs;
-    }
-    let (norm, error) = (norm2.sqrt(), error2.sqrt());
     let max_h = h_abs.iter().fold(0.0_f64, |m, &a| m.max(a));
     let may_overflow = max_h >= limit || abs2 >= limit || !abs2.is_finite();
-    let low = (norm - error).max(0.0);
+    let d_len = d_o.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let low = (norm - d_len).max(0.0);
     let must_overflow = low * low > 2.0 * f64::from(f32::MAX);
     Mlp2Oracle {
-        output: exact,
+        output: o,
+        output_bound: d_o,
         norm,
-        error,
+        norm_bound,
+        unit,
+        unit_bound,
         may_overflow,
         must_overflow,
     }
 }
 
-/// How far ‖out‖₂ of a normalised output may be from 1 (the sum of squares, square root
-/// and division in `f32`, for `d_out ≤ 64`).
-pub const UNIT_TOL: f64 = 1e-5;
+/// [`mlp2_oracle`] on an exact `f32` input.
+#[must_use]
+pub fn mlp2_oracle_f32(hidden: Layer<'_>, output: Layer<'_>, x: &[f32]) -> Mlp2Oracle {
+    let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    mlp2_oracle(hidden, output, &x, &vec![0.0; x.len()])
+}
 
-/// The reference's norm floor as the library uses it (`1e-12_f32`).
-pub const FLOOR: f64 = 1e-12_f32 as f64;
+/// The exact two-view loss `−(p1·z2 + p2·z1)/2` and the bound on an `f32` evaluation's
+/// distance from it: `loss_bound` of tests/batch.rs (the projector's bound carried into
+/// the predictor, both into the dot products) with the underflow allowance of
+/// [`sum_bound`].
+#[derive(Debug, Clone, Copy)]
+pub struct LossOracle {
+    /// The exact loss.
+    pub value: f64,
+    /// The bound on `|loss − value|` (infinite when the oracle says nothing).
+    pub bound: f64,
+}
 
-/// Checks a normalised output against the oracle: finite, never above `1 + UNIT_TOL`;
-/// when the exact pre-normalisation norm is clearly above the floor, of unit norm and
-/// within `2·error/‖o‖ + UNIT_TOL` of the exact direction `o/‖o‖`; clearly below it,
-/// `out·1e-12` within `error + UNIT_TOL·‖o‖` of `o` (so ‖out‖ < 1, zero for `o = 0`).
+/// [`LossOracle`] for views `z1`, `z2` through the four layers.
+#[must_use]
+pub fn loss_oracle(
+    [proj1, proj2, pred1, pred2]: [Layer<'_>; 4],
+    z1: &[f32],
+    z2: &[f32],
+) -> LossOracle {
+    let z1p = mlp2_oracle_f32(proj1, proj2, z1);
+    let z2p = mlp2_oracle_f32(proj1, proj2, z2);
+    let p1 = mlp2_oracle(pred1, pred2, &z1p.unit, &z1p.unit_bound);
+    let p2 = mlp2_oracle(pred1, pred2, &z2p.unit, &z2p.unit_bound);
+    let dot = |a: &Mlp2Oracle, b: &Mlp2Oracle| {
+        let (a, da, b, db) = (&a.unit, &a.unit_bound, &b.unit, &b.unit_bound);
+        let mut value = 0.0;
+        let mut bound = 0.0;
+        let mut sum_abs = 0.0;
+        for i in 0..a.len() {
+            value += a[i] * b[i];
+            bound += da[i] * b[i].abs() + a[i].abs() * db[i] + da[i] * db[i];
+            sum_abs += (a[i].abs() + da[i]) * (b[i].abs() + db[i]);
+        }
+        (value, bound + sum_bound(a.len(), sum_abs))
+    };
+    let (d1, b1) = dot(&p1, &z2p);
+    let (d2, b2) = dot(&p2, &z1p);
+    let bound = (b1 + b2) * 0.5 + 2.0 * EPS;
+    LossOracle {
+        value: -(d1 + d2) * 0.5,
+        bound: if bound.is_nan() { f64::INFINITY } else { bound },
+    }
+}
+
+/// Checks a normalised output against the oracle: finite; ‖out‖ ≤ 1 + [`unit_tolerance`];
+/// every entry within [`Mlp2Oracle::unit_bound`] of the exact `o / max(‖o‖, 1e-12)`; and
+/// ‖out‖ = 1 within the tolerance when the computed norm is surely above the floor, or
+/// ‖out‖ < 1 when it is surely below.
 ///
 /// # Panics
 /// When the output breaks what the library guarantees (that is the fuzz failure).
@@ -290,31 +414,29 @@ pub fn assert_normalised(out: &[f32], oracle: &Mlp2Oracle, what: &str) {
         .map(|&v| f64::from(v) * f64::from(v))
         .sum::<f64>()
         .sqrt();
-    assert!(n <= 1.0 + UNIT_TOL, "{what}: norm {n} > 1 ({oracle:?})");
-    let distance = |scale: f64, target: f64| -> f64 {
-        out.iter()
-            .zip(&oracle.output)
-            .map(|(&v, &o)| (f64::from(v) * scale - o / target).powi(2))
-            .sum::<f64>()
-            .sqrt()
-    };
-    if oracle.norm - oracle.error > FLOOR * (1.0 + 1e-6) {
+    let tolerance = unit_tolerance(out.len());
+    assert!(
+        n <= 1.0 + tolerance,
+        "{what}: norm {n} > 1 + {tolerance} ({oracle:?})"
+    );
+    for (i, ((&v, &u), &bound)) in out
+        .iter()
+        .zip(&oracle.unit)
+        .zip(&oracle.unit_bound)
+        .enumerate()
+    {
+        let diff = (f64::from(v) - u).abs();
         assert!(
-            (n - 1.0).abs() <= UNIT_TOL,
-            "{what}: norm {n}, expected 1 ({oracle:?})"
+            diff <= bound,
+            "{what}[{i}]: |{v:e} − {u:e}| = {diff:e} > {bound:e}: {out:?} ({oracle:?})"
         );
-        let d = distance(1.0, oracle.norm);
-        let bound = 2.0 * oracle.error / oracle.norm + UNIT_TOL;
+    }
+    if oracle.norm - oracle.norm_bound > FLOOR {
         assert!(
-            d <= bound,
-            "{what}: {d} from the exact direction > {bound}: {out:?} ({oracle:?})"
+            (n - 1.0).abs() <= tolerance,
+            "{what}: norm {n}, expected 1 within {tolerance} ({oracle:?})"
         );
-    } else if oracle.norm + oracle.error < FLOOR * (1.0 - 1e-6) {
-        let d = distance(FLOOR, 1.0);
-        let slack = oracle.error + UNIT_TOL * oracle.norm + 4.0 * SUBNORMAL * out.len() as f64;
-        assert!(
-            n < 1.0 && d <= slack,
-            "{what}: below the floor, norm {n}, {d} from o ({oracle:?})"
-        );
+    } else if oracle.norm + oracle.norm_bound < FLOOR {
+        assert!(n < 1.0, "{what}: below the floor, norm {n} ({oracle:?})");
     }
 }
