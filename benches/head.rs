@@ -56,6 +56,10 @@ fn head_group(criterion: &mut Criterion, config_index: usize) {
     let mut params = vec![0.0; config.param_count().expect("config")];
     init_params(&config, &mut LcgRng::new(0), &mut params).expect("init");
     let head = SimSiamHead::from_params(config, &params[..]).expect("head");
+    let (simd, scalar) = (
+        head.with_kernels::<Simd>(),
+        head.view().with_kernels::<Scalar>(),
+    );
     let reference = RefSimSiam::new(
         RefConfig {
             d_encoder,
@@ -90,10 +94,10 @@ fn head_group(criterion: &mut Criterion, config_index: usize) {
 
     group.throughput(Throughput::Elements(project_flops));
     group.bench_function("project/simd", |b| {
-        b.iter(|| head.project_into_with::<Simd>(black_box(z1), black_box(&mut out)))
+        b.iter(|| simd.project_into(black_box(z1), black_box(&mut out), &mut []))
     });
     group.bench_function("project/scalar", |b| {
-        b.iter(|| head.project_into_with::<Scalar>(black_box(z1), black_box(&mut out)))
+        b.iter(|| scalar.project_into(black_box(z1), black_box(&mut out), &mut []))
     });
     group.bench_function("project/reference", |b| {
         b.iter(|| reference.project(black_box(z1)))
@@ -101,10 +105,10 @@ fn head_group(criterion: &mut Criterion, config_index: usize) {
 
     group.throughput(Throughput::Elements(predict_flops));
     group.bench_function("predict/simd", |b| {
-        b.iter(|| head.predict_into_with::<Simd>(black_box(&p), black_box(&mut out)))
+        b.iter(|| simd.predict_into(black_box(&p), black_box(&mut out), &mut []))
     });
     group.bench_function("predict/scalar", |b| {
-        b.iter(|| head.predict_into_with::<Scalar>(black_box(&p), black_box(&mut out)))
+        b.iter(|| scalar.predict_into(black_box(&p), black_box(&mut out), &mut []))
     });
     group.bench_function("predict/reference", |b| {
         b.iter(|| reference.predict(black_box(&p)))
@@ -112,14 +116,10 @@ fn head_group(criterion: &mut Criterion, config_index: usize) {
 
     group.throughput(Throughput::Elements(loss_flops));
     group.bench_function("loss/simd", |b| {
-        b.iter(|| {
-            head.loss_with_workspace_with::<Simd>(black_box(z1), black_box(z2), &mut workspace)
-        })
+        b.iter(|| simd.loss(black_box(z1), black_box(z2), &mut workspace))
     });
     group.bench_function("loss/scalar", |b| {
-        b.iter(|| {
-            head.loss_with_workspace_with::<Scalar>(black_box(z1), black_box(z2), &mut workspace)
-        })
+        b.iter(|| scalar.loss(black_box(z1), black_box(z2), &mut workspace))
     });
     group.bench_function("loss/reference", |b| {
         b.iter(|| reference.loss(black_box(z1), black_box(z2)))
@@ -131,7 +131,7 @@ fn head_group(criterion: &mut Criterion, config_index: usize) {
         group.throughput(Throughput::Elements(loss_flops * n as u64));
         group.bench_with_input(BenchmarkId::new("batch_loss/simd", n), &n, |b, _| {
             b.iter(|| {
-                head.loss_batch_with_workspace_with::<Simd>(
+                simd.loss_batch_into(
                     black_box(z1n),
                     black_box(z2n),
                     black_box(&mut *losses),
@@ -144,7 +144,7 @@ fn head_group(criterion: &mut Criterion, config_index: usize) {
         }
         group.bench_with_input(BenchmarkId::new("batch_loss/scalar", n), &n, |b, _| {
             b.iter(|| {
-                head.loss_batch_with_workspace_with::<Scalar>(
+                scalar.loss_batch_into(
                     black_box(z1n),
                     black_box(z2n),
                     black_box(&mut *losses),

@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use simsiam::kernels::LANES;
+use simsiam::kernels::{LANES, Scalar};
 use simsiam::{Backend, HIDDEN_BLOCK, LcgRng, SimSiamConfig, SimSiamHead, SslResult};
 
 const CONFIG: SimSiamConfig = SimSiamConfig::DEFAULT;
@@ -50,13 +50,13 @@ fn main() -> SslResult<()> {
     let mut z1 = [0.0_f32; 32];
     let mut p1 = [0.0_f32; 32];
     let mut workspace = [0.0_f32; 4 * 32];
-    head.project_into(&view1, &mut z1)?;
-    head.predict_into(&z1, &mut p1)?;
-    let loss = head.loss_with_workspace(&view1, &view2, &mut workspace)?;
+    head.project_into(&view1, &mut z1, &mut [])?;
+    head.predict_into(&z1, &mut p1, &mut [])?;
+    let loss = head.loss(&view1, &view2, &mut workspace)?;
     let unrelated = {
         let mut other = [0.0_f32; 64];
         rng.fill_normal(&mut other);
-        head.loss_with_workspace(&view1, &other, &mut workspace)?
+        head.loss(&view1, &other, &mut workspace)?
     };
 
     println!("simsiam demo: SimSiam head {CONFIG:?}, seed {SEED}");
@@ -68,8 +68,8 @@ fn main() -> SslResult<()> {
     // measures how well the projections of the two views align.
     let mut identity = head.clone();
     identity.set_identity_predictor()?;
-    let same = identity.loss_with_workspace(&view1, &view1, &mut workspace)?;
-    let noisy = identity.loss_with_workspace(&view1, &view2, &mut workspace)?;
+    let same = identity.loss(&view1, &view1, &mut workspace)?;
+    let noisy = identity.loss(&view1, &view2, &mut workspace)?;
     println!(
         "  with the identity predictor: loss(view1, view1) = {same:+.6}, loss(view1, noisy copy) = {noisy:+.6}"
     );
@@ -104,18 +104,14 @@ fn main() -> SslResult<()> {
         "  target features: {}; SIMD lanes: f32x{LANES}",
         features.join("+")
     );
-    let mut timings = Vec::new();
-    for backend in [Backend::Scalar, Backend::Simd] {
-        let head = head.clone().with_backend(backend);
-        let ns = median_ns(301, 200, || {
-            let _ = black_box(head.loss_with_workspace(
-                black_box(&view1),
-                black_box(&view2),
-                &mut workspace,
-            ));
-        });
-        timings.push((backend, ns));
-    }
+    let scalar = head.view().with_kernels::<Scalar>();
+    let scalar_ns = median_ns(301, 200, || {
+        let _ = black_box(scalar.loss(black_box(&view1), black_box(&view2), &mut workspace));
+    });
+    let simd_ns = median_ns(301, 200, || {
+        let _ = black_box(head.loss(black_box(&view1), black_box(&view2), &mut workspace));
+    });
+    let timings = [(Backend::Scalar, scalar_ns), (Backend::Simd, simd_ns)];
     let scalar_ns = timings.first().map_or(f64::NAN, |t| t.1);
     let flops = 2.0 * 2.0 * (CONFIG.param_count()? as f64); // two views, a multiply-add per weight
     println!(

@@ -171,9 +171,10 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 }
 
 fn put(bytes: &mut [u8], at: usize, value: &[u8]) {
-    if let Some(slot) = bytes.get_mut(at..at.saturating_add(value.len())) {
-        slot.copy_from_slice(value);
-    }
+    // Element by element: `copy_from_slice` keeps a length-mismatch panic path the
+    // optimiser cannot remove where `at + len` may saturate.
+    let slot = bytes.get_mut(at..).unwrap_or_default();
+    slot.iter_mut().zip(value).for_each(|(d, s)| *d = *s);
 }
 
 /// `round_up(64 + 32·layers, 64)`: the bytes before the data.
@@ -254,11 +255,17 @@ pub fn write_image(
     put(out, 28, &stack_len(&architecture.projector).to_le_bytes());
     put(out, 30, &stack_len(&architecture.predictor).to_le_bytes());
     put(out, 32, &(params.len() as u64).to_le_bytes());
-    put(out, 40, &((params.len() as u64) * 4).to_le_bytes());
+    put(
+        out,
+        40,
+        &(params.len() as u64).saturating_mul(4).to_le_bytes(),
+    );
     let mut offset = 0_u64;
     let mut tracked = batches_tracked.iter().copied().chain(core::iter::repeat(0));
-    for (index, layer) in architecture.layers().enumerate() {
-        let at = HEADER_LEN + RECORD_LEN * index;
+    // Saturating arithmetic and a running record position (at most 8 records, so none
+    // saturates): no overflow panic path in builds with overflow checks.
+    let mut at = HEADER_LEN;
+    for layer in architecture.layers() {
         let mut layer_flags = 0;
         if layer.bias {
             layer_flags |= LAYER_BIAS;
@@ -280,12 +287,14 @@ pub fn write_image(
         if layer.relu {
             layer_flags |= LAYER_RELU;
         }
+        let field = |offset: usize| at.saturating_add(offset);
         put(out, at, &to_u32(layer.d_in)?.to_le_bytes());
-        put(out, at + 4, &to_u32(layer.d_out)?.to_le_bytes());
-        put(out, at + 8, &layer_flags.to_le_bytes());
-        put(out, at + 12, &eps.to_le_bytes());
-        put(out, at + 16, &count.to_le_bytes());
-        put(out, at + 24, &offset.to_le_bytes());
+        put(out, field(4), &to_u32(layer.d_out)?.to_le_bytes());
+        put(out, field(8), &layer_flags.to_le_bytes());
+        put(out, field(12), &eps.to_le_bytes());
+        put(out, field(16), &count.to_le_bytes());
+        put(out, field(24), &offset.to_le_bytes());
+        at = at.saturating_add(RECORD_LEN);
         // `validate` proved every count fits in `usize`, so in `u64` too.
         offset = offset.saturating_add(layer.param_count().unwrap_or(0) as u64);
     }
@@ -398,7 +407,7 @@ impl<'a> Image<'a> {
         if counts.iter().any(|n| !(1..=MAX_STACK_LAYERS).contains(n)) {
             return Err(inconsistent("layer count"));
         }
-        let layer_count = counts[0] + counts[1];
+        let layer_count = counts[0].saturating_add(counts[1]);
         let header_len = header_len_for(layer_count);
         if u32_at(header, 16) as usize != header_len {
             return Err(inconsistent("header_len"));
@@ -406,7 +415,7 @@ impl<'a> Image<'a> {
         let head = bytes.get(..header_len).ok_or(truncated(header_len))?;
         let table = head.get(HEADER_LEN..).unwrap_or_default();
         if table
-            .get(RECORD_LEN * layer_count..)
+            .get(RECORD_LEN.saturating_mul(layer_count)..)
             .is_some_and(|padding| padding.iter().any(|b| *b != 0))
         {
             return Err(inconsistent("padding"));
@@ -420,9 +429,13 @@ impl<'a> Image<'a> {
             .iter_mut()
             .zip(batches_tracked.iter_mut())
             .zip(offsets.iter_mut());
-        for (index, (record, ((layer, tracked), stored_offset))) in records.zip(slots).enumerate() {
+        // A counter rather than `enumerate`, whose `+= 1` keeps an overflow panic path
+        // in builds with overflow checks.
+        let mut index = 0_usize;
+        for (record, ((layer, tracked), stored_offset)) in records.zip(slots) {
             let (decoded, count, offset) = read_layer(record, index)?;
             (*layer, *tracked, *stored_offset) = (decoded, count, offset);
+            index = index.saturating_add(1);
         }
         let (projector, predictor) = layers.split_at_checked(counts[0]).unwrap_or_default();
         let predictor = predictor.get(..counts[1]).unwrap_or_default();

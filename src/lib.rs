@@ -3,12 +3,17 @@
 //!
 //! It reproduces `SimSiam` of `oxicuda-ssl` 0.5.5 — same API (feature `alloc`), same
 //! weights for the same seed, same outputs — on a core that needs no allocator and can
-//! keep its weights in flash.
+//! keep its weights in flash, and runs trained heads (the official SimSiam head and
+//! lightly's, with BatchNorm) from a parameter image.
 //!
 //! - [`kernels`]: dot, matrix–vector with fused bias/ReLU, L2 normalisation, each as a
 //!   SIMD twin ([`kernels::simd`]) and a scalar twin ([`kernels::scalar`]).
-//! - [`SimSiamHead`]: the model over any parameter storage (`&'static [f32]`,
-//!   `heapless::Vec`, `Vec`), writing into caller buffers.
+//! - [`model`]: what a head is made of ([`model::Architecture`]: stacks of dense layers
+//!   with bias, BatchNorm and ReLU), and [`SimSiamHead`], the model over any parameter
+//!   storage (`&'static [f32]`, `heapless::Vec`, `Vec`), writing into caller buffers,
+//!   on the kernel twin given as its type parameter.
+//! - [`image`]: the parameter image, a versioned binary format validated without
+//!   allocation and run in place from flash.
 //! - `SimSiam` (feature `alloc`): the reference's `Vec`-returning API over the head.
 //!
 //! # Never panics
@@ -24,7 +29,7 @@
 //! init_params(&config, &mut LcgRng::new(1), &mut params)?;
 //! let head = SimSiamHead::from_params(config, &params[..])?;
 //! let mut z = [0.0_f32; 4];
-//! head.project_into(&[1.0; 8], &mut z)?;
+//! head.project_into(&[1.0; 8], &mut z, &mut [])?; // 2-layer stacks need no workspace
 //! let norm: f32 = z.iter().map(|x| x * x).sum::<f32>().sqrt();
 //! assert!((norm - 1.0).abs() < 1e-6);
 //! # Ok::<(), simsiam::SslError>(())
@@ -37,10 +42,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
-mod batch;
-mod config;
 mod error;
-mod head;
 pub mod image;
 pub mod kernels;
 pub mod model;
@@ -48,11 +50,12 @@ mod rng;
 #[cfg(feature = "alloc")]
 mod simsiam;
 
-pub use batch::BATCH_GROUP;
-pub use config::{LayerShape, SimSiamConfig};
 pub use error::{ImageError, SslError, SslResult};
-pub use head::{HIDDEN_BLOCK, SimSiamHead, init_params};
+/// The fixed-capacity collections of the public API (`SimSiamHead::from_seed` owns its
+/// parameters in a `heapless::Vec`), re-exported so users need not match its version.
+pub use heapless;
 pub use kernels::Backend;
+pub use model::{BATCH_GROUP, HIDDEN_BLOCK, SimSiamConfig, SimSiamHead, init_params};
 pub use rng::LcgRng;
 #[cfg(feature = "alloc")]
 pub use simsiam::SimSiam;

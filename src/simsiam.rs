@@ -3,10 +3,10 @@
 
 use alloc::vec::Vec;
 
-use crate::config::SimSiamConfig;
 use crate::error::{BATCH_OVERFLOW, SslError, SslResult};
-use crate::head::{SimSiamHead, init_params};
-use crate::kernels::Backend;
+use crate::image::Image;
+use crate::kernels::{Backend, Scalar, Simd};
+use crate::model::{Architecture, SimSiamConfig, SimSiamHead, init_params};
 use crate::rng::LcgRng;
 
 /// `len` zeros, or `OutOfMemory` instead of an abort.
@@ -32,10 +32,12 @@ fn batch_len(len: usize, width: usize, out_width: usize) -> SslResult<usize> {
     n.checked_mul(out_width).ok_or(BATCH_OVERFLOW)
 }
 
-/// The SimSiam head with the API of `oxicuda_ssl::ssl::sim_siam::SimSiam` 0.5.5.
+/// The SimSiam head with the API of `oxicuda_ssl::ssl::sim_siam::SimSiam` 0.5.5, for
+/// any [`Architecture`] (the reference's, or a trained head loaded from a parameter
+/// image), with the kernel twin chosen at run time ([`Backend`]).
 ///
-/// Each call allocates its output (as the reference does); the arithmetic is the
-/// no-alloc [`SimSiamHead`]'s.
+/// Each call allocates its output and workspace (as the reference does); the arithmetic
+/// is the no-alloc [`SimSiamHead`]'s.
 ///
 /// # Examples
 /// ```
@@ -53,6 +55,23 @@ fn batch_len(len: usize, width: usize, out_width: usize) -> SslResult<usize> {
 #[derive(Debug, Clone)]
 pub struct SimSiam {
     head: SimSiamHead<Vec<f32>>,
+    backend: Backend,
+}
+
+/// Runs `$call` on the head's view with the kernel twin of `$self.backend`.
+macro_rules! on_backend {
+    ($self:ident, |$head:ident| $call:expr) => {
+        match $self.backend {
+            Backend::Simd => {
+                let $head = $self.head.view().with_kernels::<Simd>();
+                $call
+            }
+            Backend::Scalar => {
+                let $head = $self.head.view().with_kernels::<Scalar>();
+                $call
+            }
+        }
+    };
 }
 
 impl SimSiam {
@@ -64,18 +83,74 @@ impl SimSiam {
     pub fn new(config: SimSiamConfig, rng: &mut LcgRng) -> SslResult<Self> {
         let mut params = try_zeros(config.param_count()?)?;
         init_params(&config, rng, &mut params)?;
-        Ok(Self {
-            head: SimSiamHead::from_params(config, params)?,
-        })
+        Ok(Self::from_head(SimSiamHead::from_params(config, params)?))
     }
 
-    /// Projects an encoder output of length `d_encoder` to a unit vector of length `d_out`.
+    /// A model of `architecture` over `params` (its flat layout:
+    /// [`Architecture::param_count`]).
+    ///
+    /// # Errors
+    /// As [`SimSiamHead::new`].
+    pub fn from_params(architecture: Architecture, params: Vec<f32>) -> SslResult<Self> {
+        Ok(Self::from_head(SimSiamHead::new(architecture, params)?))
+    }
+
+    /// The model a parameter image holds (as written by `simsiam-convert import` or
+    /// [`to_image`](Self::to_image)), its parameters copied: `bytes` may have any
+    /// alignment. On the device, view an image in place instead with
+    /// [`SimSiamHead::from_image`].
+    ///
+    /// # Errors
+    /// [`Image::parse`]'s errors; `OutOfMemory`.
+    pub fn from_image(bytes: &[u8]) -> SslResult<Self> {
+        let image = Image::parse(bytes)?;
+        let mut params = try_zeros(image.param_count())?;
+        image.copy_params(&mut params)?;
+        let mut head = SimSiamHead::from_checked_params(*image.architecture(), params)?;
+        head.set_batches_tracked(*image.batches_tracked());
+        Ok(Self::from_head(head))
+    }
+
+    /// The model as a parameter image (every parameter bit for bit, the BatchNorm
+    /// counters), for [`from_image`](Self::from_image), [`SimSiamHead::from_image`] or
+    /// `simsiam-convert export`.
+    ///
+    /// # Errors
+    /// `OutOfMemory`; [`crate::image::write_image`]'s errors.
+    pub fn to_image(&self) -> SslResult<Vec<u8>> {
+        let len = self.head.image_len()?;
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(len)
+            .map_err(|_| SslError::OutOfMemory {
+                floats: len.div_ceil(4),
+            })?;
+        bytes.resize(len, 0);
+        self.head.write_image(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn from_head(head: SimSiamHead<Vec<f32>>) -> Self {
+        Self {
+            head,
+            backend: Backend::default(),
+        }
+    }
+
+    /// `len` zeros for a workspace of up to `n` inputs or pairs.
+    fn workspace(&self, n: usize) -> SslResult<Vec<f32>> {
+        try_zeros(self.head.architecture().workspace_len(n)?)
+    }
+
+    /// Projects an encoder output of length `d_encoder` to a vector of length `d_out`
+    /// (a unit vector when the architecture normalises it, as the reference's does).
     ///
     /// # Errors
     /// `DimensionMismatch { expected: d_encoder, got }`; `NonFinite`; `OutOfMemory`.
     pub fn project(&self, z: &[f32]) -> SslResult<Vec<f32>> {
         let mut out = try_zeros(self.head.d_out())?;
-        self.head.project_into(z, &mut out)?;
+        let mut workspace = self.workspace(1)?;
+        on_backend!(self, |head| head.project_into(z, &mut out, &mut workspace))?;
         Ok(out)
     }
 
@@ -85,7 +160,8 @@ impl SimSiam {
     /// `DimensionMismatch { expected: d_out, got }`; `NonFinite`; `OutOfMemory`.
     pub fn predict(&self, p: &[f32]) -> SslResult<Vec<f32>> {
         let mut out = try_zeros(self.head.d_out())?;
-        self.head.predict_into(p, &mut out)?;
+        let mut workspace = self.workspace(1)?;
+        on_backend!(self, |head| head.predict_into(p, &mut out, &mut workspace))?;
         Ok(out)
     }
 
@@ -94,8 +170,8 @@ impl SimSiam {
     /// # Errors
     /// `DimensionMismatch` for `z1` then `z2`; `NonFinite`; `OutOfMemory`.
     pub fn loss(&self, z1: &[f32], z2: &[f32]) -> SslResult<f32> {
-        let mut workspace = try_zeros(self.head.config().loss_workspace_len()?)?;
-        self.head.loss_with_workspace(z1, z2, &mut workspace)
+        let mut workspace = self.workspace(1)?;
+        on_backend!(self, |head| head.loss(z1, z2, &mut workspace))
     }
 
     /// Projects `n` encoder outputs (`zs` is `n × d_encoder` row-major) into `n × d_out`;
@@ -105,9 +181,15 @@ impl SimSiam {
     /// `DimensionMismatch` when `zs.len()` is not a multiple of `d_encoder`; `NonFinite`;
     /// `OutOfMemory`.
     pub fn project_batch(&self, zs: &[f32]) -> SslResult<Vec<f32>> {
-        let config = self.head.config();
-        let mut out = try_zeros(batch_len(zs.len(), config.d_encoder, config.d_out)?)?;
-        self.head.project_batch_into(zs, &mut out)?;
+        let (d_encoder, d_out) = (self.head.d_encoder(), self.head.d_out());
+        let len = batch_len(zs.len(), d_encoder, d_out)?;
+        let mut out = try_zeros(len)?;
+        let mut workspace = self.workspace(len.checked_div(d_out).unwrap_or(0))?;
+        on_backend!(self, |head| head.project_batch_into(
+            zs,
+            &mut out,
+            &mut workspace
+        ))?;
         Ok(out)
     }
 
@@ -119,24 +201,33 @@ impl SimSiam {
     /// `OutOfMemory`.
     pub fn predict_batch(&self, ps: &[f32]) -> SslResult<Vec<f32>> {
         let d_out = self.head.d_out();
-        let mut out = try_zeros(batch_len(ps.len(), d_out, d_out)?)?;
-        self.head.predict_batch_into(ps, &mut out)?;
+        let len = batch_len(ps.len(), d_out, d_out)?;
+        let mut out = try_zeros(len)?;
+        let mut workspace = self.workspace(len.checked_div(d_out).unwrap_or(0))?;
+        on_backend!(self, |head| head.predict_batch_into(
+            ps,
+            &mut out,
+            &mut workspace
+        ))?;
         Ok(out)
     }
 
     /// The losses of `n` pairs of views (`z1s`, `z2s` both `n × d_encoder` row-major);
-    /// see [`SimSiamHead::loss_batch_with_workspace`].
+    /// see [`SimSiamHead::loss_batch_into`].
     ///
     /// # Errors
     /// `DimensionMismatch` when `z1s.len()` is not a multiple of `d_encoder` or `z2s`
     /// has another length; `NonFinite`; `OutOfMemory`.
     pub fn loss_batch(&self, z1s: &[f32], z2s: &[f32]) -> SslResult<Vec<f32>> {
-        let config = self.head.config();
-        let n = batch_len(z1s.len(), config.d_encoder, 1)?;
+        let n = batch_len(z1s.len(), self.head.d_encoder(), 1)?;
         let mut losses = try_zeros(n)?;
-        let mut workspace = try_zeros(config.batch_loss_workspace_len(n)?)?;
-        self.head
-            .loss_batch_with_workspace(z1s, z2s, &mut losses, &mut workspace)?;
+        let mut workspace = self.workspace(n)?;
+        on_backend!(self, |head| head.loss_batch_into(
+            z1s,
+            z2s,
+            &mut losses,
+            &mut workspace
+        ))?;
         Ok(losses)
     }
 
@@ -146,10 +237,23 @@ impl SimSiam {
         self.head.d_out()
     }
 
+    /// The encoder output dimension (the projector's input).
+    #[must_use]
+    pub fn d_encoder(&self) -> usize {
+        self.head.d_encoder()
+    }
+
+    /// What the head is made of.
+    #[must_use]
+    pub fn architecture(&self) -> &Architecture {
+        self.head.architecture()
+    }
+
     /// See [`SimSiamHead::set_identity_predictor`].
     ///
     /// # Errors
-    /// `InvalidParameter { name: "d_predictor", .. }` unless `d_predictor == 2·d_out`.
+    /// `InvalidParameter { name: "d_predictor", .. }` unless the predictor is the
+    /// reference's shape with `d_predictor == 2·d_out`.
     pub fn set_identity_predictor(&mut self) -> SslResult<()> {
         self.head.set_identity_predictor()
     }
@@ -160,11 +264,21 @@ impl SimSiam {
         &self.head
     }
 
+    /// The no-alloc head inside, to change its parameters in place.
+    #[must_use]
+    pub fn head_mut(&mut self) -> &mut SimSiamHead<Vec<f32>> {
+        &mut self.head
+    }
+
+    /// The kernel twin the calls run on.
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// The same model running on the other kernel twin.
     #[must_use]
     pub fn with_backend(self, backend: Backend) -> Self {
-        Self {
-            head: self.head.with_backend(backend),
-        }
+        Self { backend, ..self }
     }
 }

@@ -17,8 +17,9 @@
 mod support;
 
 use proptest::prelude::*;
-use simsiam::kernels::{scalar, simd, sum_error_bound};
+use simsiam::kernels::{Scalar, scalar, simd, sum_error_bound};
 use simsiam::{Backend, LcgRng, SimSiamConfig, SimSiamHead, SslError, init_params};
+use support::twin::{Twin, twin};
 use support::{Book, Bounds, MAX_VACUOUS, TWINS, run_cases};
 
 fn config(dims: [usize; 4]) -> SimSiamConfig {
@@ -49,20 +50,23 @@ struct BatchOutputs {
 }
 
 fn run_batch(
-    head: &SimSiamHead<&[f32]>,
+    c: &SimSiamConfig,
+    head: &Twin<'_>,
     zs: &[f32],
     z2s: &[f32],
     ps: &[f32],
     n: usize,
 ) -> BatchOutputs {
-    let c = head.config();
     let mut projected = vec![f32::NAN; n * c.d_out];
-    head.project_batch_into(zs, &mut projected).unwrap();
+    // The reference's stacks have two layers: no intermediate vector, no workspace.
+    head.project_batch_into(zs, &mut projected, &mut [])
+        .unwrap();
     let mut predicted = vec![f32::NAN; n * c.d_out];
-    head.predict_batch_into(ps, &mut predicted).unwrap();
+    head.predict_batch_into(ps, &mut predicted, &mut [])
+        .unwrap();
     let mut losses = vec![f32::NAN; n];
     let mut workspace = vec![0.0; c.batch_loss_workspace_len(n).unwrap()];
-    head.loss_batch_with_workspace(zs, z2s, &mut losses, &mut workspace)
+    head.loss_batch_into(zs, z2s, &mut losses, &mut workspace)
         .unwrap();
     BatchOutputs {
         projected,
@@ -100,10 +104,10 @@ fn check_batch(c: SimSiamConfig, seed: u64, n: usize, book: &mut Book) {
     let d = c.d_out;
 
     let head = SimSiamHead::from_params(c, &params[..]).unwrap();
-    let simd_head = head.clone().with_backend(Backend::Simd);
-    let scalar_head = head.with_backend(Backend::Scalar);
-    let simd = run_batch(&simd_head, &zs, &z2s, &ps, n);
-    let scalar = run_batch(&scalar_head, &zs, &z2s, &ps, n);
+    let simd_head = twin(&head, Backend::Simd);
+    let scalar_head = twin(&head, Backend::Scalar);
+    let simd = run_batch(&c, &simd_head, &zs, &z2s, &ps, n);
+    let scalar = run_batch(&c, &scalar_head, &zs, &z2s, &ps, n);
 
     let mut single = vec![0.0; d];
     let mut ws = vec![0.0; c.loss_workspace_len().unwrap()];
@@ -113,7 +117,7 @@ fn check_batch(c: SimSiamConfig, seed: u64, n: usize, book: &mut Book) {
     ] {
         let exact = backend == Backend::Scalar;
         for (j, z) in z_rows.iter().enumerate() {
-            head.project_into(z, &mut single).unwrap();
+            head.project_into(z, &mut single, &mut []).unwrap();
             let got = &out.projected[j * d..][..d];
             if exact {
                 assert_eq!(got, &single[..], "scalar project_batch row {j}");
@@ -123,7 +127,7 @@ fn check_batch(c: SimSiamConfig, seed: u64, n: usize, book: &mut Book) {
             }
         }
         for (j, p) in p_rows.iter().enumerate() {
-            head.predict_into(p, &mut single).unwrap();
+            head.predict_into(p, &mut single, &mut []).unwrap();
             let got = &out.predicted[j * d..][..d];
             if exact {
                 assert_eq!(got, &single[..], "scalar predict_batch row {j}");
@@ -133,7 +137,7 @@ fn check_batch(c: SimSiamConfig, seed: u64, n: usize, book: &mut Book) {
             }
         }
         for (j, (z1, z2)) in z_rows.iter().zip(&z2_rows).enumerate() {
-            let want = head.loss_with_workspace(z1, z2, &mut ws).unwrap();
+            let want = head.loss(z1, z2, &mut ws).unwrap();
             if exact || n == 1 {
                 assert_eq!(
                     out.losses[j].to_bits(),
@@ -181,18 +185,18 @@ fn check_two_view(c: SimSiamConfig, seed: u64, book: &mut Book) {
     let z2 = input(&mut data, c.d_encoder);
     let scalar_head = SimSiamHead::from_params(c, &params[..])
         .unwrap()
-        .with_backend(Backend::Scalar);
+        .with_kernels::<Scalar>();
     let d = c.d_out;
     let (mut z1p, mut z2p, mut p1, mut p2) =
         (vec![0.0; d], vec![0.0; d], vec![0.0; d], vec![0.0; d]);
-    scalar_head.project_into(&z1, &mut z1p).unwrap();
-    scalar_head.project_into(&z2, &mut z2p).unwrap();
-    scalar_head.predict_into(&z1p, &mut p1).unwrap();
-    scalar_head.predict_into(&z2p, &mut p2).unwrap();
+    scalar_head.project_into(&z1, &mut z1p, &mut []).unwrap();
+    scalar_head.project_into(&z2, &mut z2p, &mut []).unwrap();
+    scalar_head.predict_into(&z1p, &mut p1, &mut []).unwrap();
+    scalar_head.predict_into(&z2p, &mut p2, &mut []).unwrap();
     let composed = (-scalar::dot(&p1, &z2p).unwrap() + -scalar::dot(&p2, &z1p).unwrap()) * 0.5;
 
     let mut ws = vec![0.0; c.loss_workspace_len().unwrap()];
-    let scalar_loss = scalar_head.loss_with_workspace(&z1, &z2, &mut ws).unwrap();
+    let scalar_loss = scalar_head.loss(&z1, &z2, &mut ws).unwrap();
     assert_eq!(
         scalar_loss.to_bits(),
         composed.to_bits(),
@@ -200,7 +204,7 @@ fn check_two_view(c: SimSiamConfig, seed: u64, book: &mut Book) {
     );
 
     let simd_head = SimSiamHead::from_params(c, &params[..]).unwrap();
-    let simd_loss = simd_head.loss_with_workspace(&z1, &z2, &mut ws).unwrap();
+    let simd_loss = simd_head.loss(&z1, &z2, &mut ws).unwrap();
     let bound = Bounds::new(TWINS, &c, &params).loss(&z1, &z2);
     let stats = book.get("SIMD two-view loss vs scalar composition");
     stats.check_pair_scalar("two-view loss", simd_loss, composed, &bound);
@@ -308,28 +312,28 @@ fn batch_shape_errors() {
     let head = SimSiamHead::from_params(c, &params[..]).unwrap();
     let mut out = vec![0.0; 8];
     assert_eq!(
-        head.project_batch_into(&[0.0; 13], &mut out),
+        head.project_batch_into(&[0.0; 13], &mut out, &mut []),
         Err(SslError::DimensionMismatch {
             expected: 12,
             got: 13
         })
     );
     assert_eq!(
-        head.project_batch_into(&[0.0; 12], &mut out[..7]),
+        head.project_batch_into(&[0.0; 12], &mut out[..7], &mut []),
         Err(SslError::DimensionMismatch {
             expected: 8,
             got: 7
         })
     );
     assert_eq!(
-        head.predict_batch_into(&[0.0; 9], &mut out),
+        head.predict_batch_into(&[0.0; 9], &mut out, &mut []),
         Err(SslError::DimensionMismatch {
             expected: 8,
             got: 9
         })
     );
     assert_eq!(
-        head.predict_batch_into(&[0.0; 8], &mut out[..4]),
+        head.predict_batch_into(&[0.0; 8], &mut out[..4], &mut []),
         Err(SslError::DimensionMismatch {
             expected: 8,
             got: 4
@@ -338,51 +342,49 @@ fn batch_shape_errors() {
     let mut nan = [0.5_f32; 12];
     nan[7] = f32::NAN;
     assert_eq!(
-        head.project_batch_into(&nan, &mut out),
+        head.project_batch_into(&nan, &mut out, &mut []),
         Err(SslError::NonFinite { location: "z" })
     );
     assert_eq!(
-        head.predict_batch_into(&nan[..8], &mut out),
+        head.predict_batch_into(&nan[..8], &mut out, &mut []),
         Err(SslError::NonFinite { location: "p" })
     );
 
     let mut losses = [0.0_f32; 2];
     let mut ws = vec![0.0; c.batch_loss_workspace_len(2).unwrap()];
     assert_eq!(ws.len(), 32);
+    assert_eq!(head.architecture().workspace_len(2), Ok(32));
     assert_eq!(
-        head.loss_batch_with_workspace(&[0.0; 11], &[0.0; 12], &mut losses, &mut ws),
+        head.loss_batch_into(&[0.0; 11], &[0.0; 12], &mut losses, &mut ws),
         Err(SslError::DimensionMismatch {
             expected: 12,
             got: 11
         })
     );
     assert_eq!(
-        head.loss_batch_with_workspace(&[0.0; 12], &[0.0; 18], &mut losses, &mut ws),
+        head.loss_batch_into(&[0.0; 12], &[0.0; 18], &mut losses, &mut ws),
         Err(SslError::DimensionMismatch {
             expected: 12,
             got: 18
         })
     );
     assert_eq!(
-        head.loss_batch_with_workspace(&[0.0; 12], &[0.0; 12], &mut losses, &mut ws[..31]),
+        head.loss_batch_into(&[0.0; 12], &[0.0; 12], &mut losses, &mut ws[..31]),
         Err(SslError::CapacityTooSmall {
             needed: 32,
             capacity: 31
         })
     );
     assert_eq!(
-        head.loss_batch_with_workspace(&nan, &[0.0; 12], &mut losses, &mut ws),
+        head.loss_batch_into(&nan, &[0.0; 12], &mut losses, &mut ws),
         Err(SslError::NonFinite { location: "z1" })
     );
     assert_eq!(
-        head.loss_batch_with_workspace(&[0.0; 12], &nan, &mut losses, &mut ws),
+        head.loss_batch_into(&[0.0; 12], &nan, &mut losses, &mut ws),
         Err(SslError::NonFinite { location: "z2" })
     );
     // n = 0 needs no workspace and writes nothing.
-    assert_eq!(
-        head.loss_batch_with_workspace(&[], &[], &mut [], &mut []),
-        Ok(())
-    );
+    assert_eq!(head.loss_batch_into(&[], &[], &mut [], &mut []), Ok(()));
     assert_eq!(c.batch_loss_workspace_len(0), Ok(0));
     assert!(c.batch_loss_workspace_len(usize::MAX).is_ok());
     assert!(
@@ -435,12 +437,17 @@ fn vec_api_is_the_core() {
     let mut data = LcgRng::new(4);
     let (z1s, z2s) = (input(&mut data, 5 * 9), input(&mut data, 5 * 9));
     let mut out = vec![0.0; 5 * 4];
-    model.head().project_batch_into(&z1s, &mut out).unwrap();
+    // The model runs on the head's own twin (SIMD) until `with_backend`.
+    assert_eq!(model.backend(), Backend::Simd);
+    model
+        .head()
+        .project_batch_into(&z1s, &mut out, &mut [])
+        .unwrap();
     assert_eq!(model.project_batch(&z1s).unwrap(), out);
     let projected = out.clone();
     model
         .head()
-        .predict_batch_into(&projected, &mut out)
+        .predict_batch_into(&projected, &mut out, &mut [])
         .unwrap();
     assert_eq!(model.predict_batch(&projected).unwrap(), out);
     let losses = model.loss_batch(&z1s, &z2s).unwrap();
@@ -448,7 +455,7 @@ fn vec_api_is_the_core() {
     let mut ws = vec![0.0; c.batch_loss_workspace_len(5).unwrap()];
     model
         .head()
-        .loss_batch_with_workspace(&z1s, &z2s, &mut core, &mut ws)
+        .loss_batch_into(&z1s, &z2s, &mut core, &mut ws)
         .unwrap();
     assert_eq!(losses, core);
     let model = model.with_backend(Backend::Scalar);

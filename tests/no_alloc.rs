@@ -1,11 +1,14 @@
 //! The core makes zero heap allocations: every no-alloc entry point runs under a counting
 //! global allocator, whose counter is per thread so parallel tests do not interfere.
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use simsiam::kernels::{Scalar, Simd, scalar, simd};
 use simsiam::{Backend, LcgRng, SimSiamConfig, SimSiamHead, init_params};
+use support::twin::twin;
 
 struct CountingAllocator;
 
@@ -58,27 +61,37 @@ fn core_inference_makes_no_allocation() {
     let count = allocations_in(|| {
         init_params(&CONFIG, &mut LcgRng::new(3), &mut params).unwrap();
         for backend in [Backend::Simd, Backend::Scalar] {
-            let head = SimSiamHead::from_params(CONFIG, &params[..])
-                .unwrap()
-                .with_backend(backend);
+            let owner = SimSiamHead::from_params(CONFIG, &params[..]).unwrap();
+            let head = twin(&owner, backend);
             let mut projected = [0.0_f32; 32];
             let mut predicted = [0.0_f32; 32];
             let mut workspace = [0.0_f32; 128];
-            head.project_into(&z1, &mut projected).unwrap();
-            head.predict_into(&projected, &mut predicted).unwrap();
-            let loss = head.loss_with_workspace(&z1, &z2, &mut workspace).unwrap();
-            assert!((-1.0..=1.0).contains(&loss));
-            head.project_into_with::<Simd>(&z1, &mut projected).unwrap();
-            head.predict_into_with::<Scalar>(&projected, &mut predicted)
+            head.project_into(&z1, &mut projected, &mut []).unwrap();
+            head.predict_into(&projected, &mut predicted, &mut [])
                 .unwrap();
-            let v: heapless::Vec<f32, 32> = head.project_heapless(&z1).unwrap();
+            let loss = head.loss(&z1, &z2, &mut workspace).unwrap();
+            assert!((-1.0..=1.0).contains(&loss));
+            owner
+                .view()
+                .with_kernels::<Simd>()
+                .project_into(&z1, &mut projected, &mut [])
+                .unwrap();
+            owner
+                .view()
+                .with_kernels::<Scalar>()
+                .predict_into(&projected, &mut predicted, &mut [])
+                .unwrap();
+            // A fixed-capacity output (what `project_heapless` returned) is a slice too.
+            let mut v: heapless::Vec<f32, 32> = heapless::Vec::new();
+            v.resize(32, 0.0).unwrap();
+            head.project_into(&z1, &mut v, &mut []).unwrap();
             assert_eq!(v.len(), 32);
             // errors are allocation-free too
-            assert!(head.project_into(&z1[..10], &mut projected).is_err());
             assert!(
-                head.loss_with_workspace(&z1, &z2, &mut workspace[..5])
+                head.project_into(&z1[..10], &mut projected, &mut [])
                     .is_err()
             );
+            assert!(head.loss(&z1, &z2, &mut workspace[..5]).is_err());
         }
     });
     assert_eq!(count, 0, "the core allocated {count} times");
@@ -99,12 +112,10 @@ fn kernels_and_heapless_owner_make_no_allocation() {
             SimSiamHead::<heapless::Vec<f32, PARAMS>>::from_seed(CONFIG, &mut LcgRng::new(1))
                 .unwrap();
         let mut out = [0.0_f32; 32];
-        head.project_into(&x[..64], &mut out).unwrap();
+        head.project_into(&x[..64], &mut out, &mut []).unwrap();
         head.set_identity_predictor().unwrap(); // d_predictor 64 == 2·d_out
         let mut workspace = [0.0_f32; 128];
-        let loss = head
-            .loss_with_workspace(&x[..64], &x[..64], &mut workspace)
-            .unwrap();
+        let loss = head.loss(&x[..64], &x[..64], &mut workspace).unwrap();
         assert!((loss + 1.0).abs() <= 1e-6);
     });
     assert_eq!(count, 0, "allocated {count} times");
@@ -150,36 +161,36 @@ fn batch_calls_make_no_allocation() {
         let mut calls = 0;
         let count = allocations_in(|| {
             for backend in [Backend::Simd, Backend::Scalar] {
-                let head = SimSiamHead::from_params(*config, &params[..])
-                    .unwrap()
-                    .with_backend(backend);
+                let owner = SimSiamHead::from_params(*config, &params[..]).unwrap();
+                let head = twin(&owner, backend);
                 for n in SIZES {
                     let (zs, z2, out) = (&z1s[..n * e], &z2s[..n * e], &mut projected[..n * d]);
-                    head.project_batch_into(zs, out).unwrap();
-                    head.predict_batch_into(&out[..], &mut predicted[..n * d])
+                    head.project_batch_into(zs, out, &mut []).unwrap();
+                    head.predict_batch_into(&out[..], &mut predicted[..n * d], &mut [])
                         .unwrap();
-                    head.loss_batch_with_workspace(zs, z2, &mut losses[..n], &mut workspace)
+                    head.loss_batch_into(zs, z2, &mut losses[..n], &mut workspace)
                         .unwrap();
                     assert!(losses[..n].iter().all(|l| l.is_finite()));
-                    head.project_batch_into_with::<Scalar>(zs, out).unwrap();
-                    head.predict_batch_into_with::<Simd>(&out[..], &mut predicted[..n * d])
+                    let (scalar_head, simd_head) = (
+                        owner.view().with_kernels::<Scalar>(),
+                        owner.view().with_kernels::<Simd>(),
+                    );
+                    scalar_head.project_batch_into(zs, out, &mut []).unwrap();
+                    simd_head
+                        .predict_batch_into(&out[..], &mut predicted[..n * d], &mut [])
                         .unwrap();
-                    head.loss_batch_with_workspace_with::<Scalar>(
-                        zs,
-                        z2,
-                        &mut losses[..n],
-                        &mut workspace,
-                    )
-                    .unwrap();
+                    scalar_head
+                        .loss_batch_into(zs, z2, &mut losses[..n], &mut workspace)
+                        .unwrap();
                     calls += 6;
                 }
                 // errors are allocation-free too
                 assert!(
-                    head.project_batch_into(&z1s[..e + 1], &mut projected)
+                    head.project_batch_into(&z1s[..e + 1], &mut projected, &mut [])
                         .is_err()
                 );
                 assert!(
-                    head.loss_batch_with_workspace(
+                    head.loss_batch_into(
                         &z1s[..3 * e],
                         &z2s[..3 * e],
                         &mut losses[..3],

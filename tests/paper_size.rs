@@ -1,9 +1,9 @@
 //! The paper's head (Chen & He: 2048-wide projector, 512-wide predictor bottleneck):
 //! `d_encoder = d_projector = d_out = 2048`, `d_predictor = 512`, 10.5 million weights.
 //! It takes the wide paths that smaller heads never reach: the two-view pair path with
-//! 1024-unit hidden blocks (`mlp2_pair_wide`, via `loss_with_workspace`), and the batch
-//! lanes path with 512-column packs and 512-unit hidden blocks (`mlp2_lanes_wide`, via
-//! the batch calls with three inputs or more).
+//! 1024-unit hidden blocks (the forward module's `stage_pair_wide`, via `loss`), and the
+//! batch lanes path with 512-column packs and 512-unit hidden blocks (the batch module's
+//! `stage_lanes_wide`, via the batch calls with three inputs or more).
 //!
 //! # How it is checked
 //! At this width a bound carried end to end through the four layers is vacuous for the
@@ -34,9 +34,10 @@ use std::sync::OnceLock;
 
 use oxicuda_ssl::handle::LcgRng as RefRng;
 use oxicuda_ssl::ssl::sim_siam::SimSiam as RefSimSiam;
-use simsiam::kernels::simd;
+use simsiam::kernels::{Scalar, Simd, simd};
 use simsiam::{Backend, LcgRng, SimSiamConfig, SimSiamHead, init_params};
 use support::reference::{ref_config, reference_weights, same, ulps};
+use support::twin::twin;
 use support::{Book, Bounded, Bounds, MAX_VACUOUS, ORACLE, REFERENCE, layers};
 
 const PAPER: SimSiamConfig = SimSiamConfig {
@@ -102,12 +103,11 @@ fn paper_size_pair_path_and_reference() {
     let (z1, z2) = (&f.inputs[0], &f.inputs[1]);
     let mut book = Book::default();
     let mut stages = Vec::new();
+    let core = SimSiamHead::from_params(PAPER, &f.params[..]).unwrap();
     for backend in [Backend::Simd, Backend::Scalar] {
-        let head = SimSiamHead::from_params(PAPER, &f.params[..])
-            .unwrap()
-            .with_backend(backend);
-        let mut workspace = vec![f32::NAN; PAPER.loss_workspace_len().unwrap()];
-        let loss = head.loss_with_workspace(z1, z2, &mut workspace).unwrap();
+        let head = twin(&core, backend);
+        let mut workspace = vec![f32::NAN; core.architecture().workspace_len(1).unwrap()];
+        let loss = head.loss(z1, z2, &mut workspace).unwrap();
         let [z1p, z2p, p1, p2] = [0, 1, 2, 3].map(|k| workspace[k * D..][..D].to_vec());
         let what = if backend == Backend::Simd {
             [
@@ -136,9 +136,9 @@ fn paper_size_pair_path_and_reference() {
         if backend == Backend::Scalar {
             // The reference's order on every path: the single calls, bit for bit.
             let mut single = vec![0.0; D];
-            head.project_into(z1, &mut single).unwrap();
+            head.project_into(z1, &mut single, &mut []).unwrap();
             assert_eq!(single, z1p, "scalar pair path z1' vs project_into");
-            head.predict_into(&z2p, &mut single).unwrap();
+            head.predict_into(&z2p, &mut single, &mut []).unwrap();
             assert_eq!(single, p2, "scalar pair path p2 vs predict_into");
         }
         stages.push((backend, loss, z1p, z2p, p1, p2));
@@ -164,11 +164,11 @@ fn paper_size_pair_path_and_reference() {
     }
     let want = theirs.loss(z1, z2).unwrap();
     // The scalar twin on the reference's weights is the reference.
-    let mut workspace = vec![0.0; PAPER.loss_workspace_len().unwrap()];
+    let mut workspace = vec![0.0; core.architecture().workspace_len(1).unwrap()];
     let on_their_weights = SimSiamHead::from_params(PAPER, &their_params[..])
         .unwrap()
-        .with_backend(Backend::Scalar)
-        .loss_with_workspace(z1, z2, &mut workspace)
+        .with_kernels::<Scalar>()
+        .loss(z1, z2, &mut workspace)
         .unwrap();
     assert!(same(on_their_weights, want), "{on_their_weights} vs {want}");
     // The reference's stages on our weights' inputs.
@@ -211,12 +211,14 @@ fn paper_size_batch_lanes_path_simd() {
     let oracle = Bounds::new(ORACLE, &PAPER, &f.params);
     let head = SimSiamHead::from_params(PAPER, &f.params[..])
         .unwrap()
-        .with_backend(Backend::Simd);
+        .with_kernels::<Simd>();
     let zs: Vec<f32> = f.inputs.concat();
     let mut projected = vec![f32::NAN; INPUTS * D];
-    head.project_batch_into(&zs, &mut projected).unwrap();
+    head.project_batch_into(&zs, &mut projected, &mut [])
+        .unwrap();
     let mut predicted = vec![f32::NAN; INPUTS * D];
-    head.predict_batch_into(&projected, &mut predicted).unwrap();
+    head.predict_batch_into(&projected, &mut predicted, &mut [])
+        .unwrap();
     let z1s: Vec<f32> = PAIRS
         .iter()
         .flat_map(|(a, _)| f.inputs[*a].clone())
@@ -226,8 +228,8 @@ fn paper_size_batch_lanes_path_simd() {
         .flat_map(|(_, b)| f.inputs[*b].clone())
         .collect();
     let mut losses = vec![f32::NAN; PAIRS.len()];
-    let mut workspace = vec![0.0; PAPER.batch_loss_workspace_len(PAIRS.len()).unwrap()];
-    head.loss_batch_with_workspace(&z1s, &z2s, &mut losses, &mut workspace)
+    let mut workspace = vec![0.0; head.architecture().workspace_len(PAIRS.len()).unwrap()];
+    head.loss_batch_into(&z1s, &z2s, &mut losses, &mut workspace)
         .unwrap();
 
     let mut book = Book::default();
@@ -249,7 +251,7 @@ fn paper_size_batch_lanes_path_simd() {
             "loss_batch row {j}"
         );
         let bound = oracle_loss_of(&oracle, [&za, &zb, &pa, &pb]);
-        book.get("loss_batch_with_workspace vs oracle")
+        book.get("loss_batch_into vs oracle")
             .check_oracle_scalar("loss_batch", losses[j], &bound);
     }
     book.report("paper size, SIMD batch lanes path", MAX_VACUOUS);
@@ -263,13 +265,14 @@ fn paper_size_batch_lanes_path_scalar_is_the_single_calls() {
     let f = fixture();
     let head = SimSiamHead::from_params(PAPER, &f.params[..])
         .unwrap()
-        .with_backend(Backend::Scalar);
+        .with_kernels::<Scalar>();
     let zs: Vec<f32> = f.inputs.concat();
     let mut projected = vec![f32::NAN; INPUTS * D];
-    head.project_batch_into(&zs, &mut projected).unwrap();
+    head.project_batch_into(&zs, &mut projected, &mut [])
+        .unwrap();
     let mut single = vec![0.0; D];
     for (j, z) in f.inputs.iter().enumerate() {
-        head.project_into(z, &mut single).unwrap();
+        head.project_into(z, &mut single, &mut []).unwrap();
         assert_eq!(
             &projected[j * D..][..D],
             &single[..],
@@ -277,9 +280,10 @@ fn paper_size_batch_lanes_path_scalar_is_the_single_calls() {
         );
     }
     let mut predicted = vec![f32::NAN; INPUTS * D];
-    head.predict_batch_into(&projected, &mut predicted).unwrap();
+    head.predict_batch_into(&projected, &mut predicted, &mut [])
+        .unwrap();
     for j in 0..INPUTS {
-        head.predict_into(&projected[j * D..][..D], &mut single)
+        head.predict_into(&projected[j * D..][..D], &mut single, &mut [])
             .unwrap();
         assert_eq!(
             &predicted[j * D..][..D],

@@ -23,8 +23,10 @@ mod support;
 
 use oxicuda_ssl::handle::LcgRng as RefRng;
 use oxicuda_ssl::ssl::sim_siam::SimSiam as RefSimSiam;
+use simsiam::kernels::Scalar;
 use simsiam::{Backend, LcgRng, SimSiam, SimSiamConfig, SimSiamHead, SslError};
 use support::reference::{ref_config, reference_params, reference_weights, same, ulps};
+use support::twin::twin;
 use support::{Bounds, MAX_VACUOUS, REFERENCE, Stats, layers};
 
 /// Largest allowed ulp distance of a normal sample and of a weight from the reference's.
@@ -197,7 +199,7 @@ fn scalar_twin_on_reference_weights_is_the_reference_bit_for_bit() {
             let params = reference_params(&theirs);
             let head = SimSiamHead::from_params(c, &params[..])
                 .unwrap()
-                .with_backend(Backend::Scalar);
+                .with_kernels::<Scalar>();
             let mut data = LcgRng::new(seed ^ 0xb17);
             let n = 3;
             let z1s = input(&mut data, n * c.d_encoder);
@@ -206,10 +208,13 @@ fn scalar_twin_on_reference_weights_is_the_reference_bit_for_bit() {
             let mut projected = vec![0.0; n * c.d_out];
             let mut predicted = vec![0.0; n * c.d_out];
             let mut losses = vec![0.0; n];
-            let mut workspace = vec![0.0; c.batch_loss_workspace_len(n).unwrap()];
-            head.project_batch_into(&z1s, &mut projected).unwrap();
-            head.predict_batch_into(&ps, &mut predicted).unwrap();
-            head.loss_batch_with_workspace(&z1s, &z2s, &mut losses, &mut workspace)
+            let mut workspace = vec![0.0; head.architecture().workspace_len(n).unwrap()];
+            // The reference's head keeps no intermediate vector: no workspace.
+            head.project_batch_into(&z1s, &mut projected, &mut [])
+                .unwrap();
+            head.predict_batch_into(&ps, &mut predicted, &mut [])
+                .unwrap();
+            head.loss_batch_into(&z1s, &z2s, &mut losses, &mut workspace)
                 .unwrap();
             let mut single = vec![0.0; c.d_out];
             for j in 0..n {
@@ -217,7 +222,7 @@ fn scalar_twin_on_reference_weights_is_the_reference_bit_for_bit() {
                 let z2 = &z2s[j * c.d_encoder..][..c.d_encoder];
                 let p = &ps[j * c.d_out..][..c.d_out];
                 let want = theirs.project(z1).unwrap();
-                head.project_into(z1, &mut single).unwrap();
+                head.project_into(z1, &mut single, &mut []).unwrap();
                 for got in [&single[..], &projected[j * c.d_out..][..c.d_out]] {
                     assert!(
                         got.iter().zip(&want).all(|(a, b)| same(*a, *b)),
@@ -225,7 +230,7 @@ fn scalar_twin_on_reference_weights_is_the_reference_bit_for_bit() {
                     );
                 }
                 let want = theirs.predict(p).unwrap();
-                head.predict_into(p, &mut single).unwrap();
+                head.predict_into(p, &mut single, &mut []).unwrap();
                 for got in [&single[..], &predicted[j * c.d_out..][..c.d_out]] {
                     assert!(
                         got.iter().zip(&want).all(|(a, b)| same(*a, *b)),
@@ -233,7 +238,7 @@ fn scalar_twin_on_reference_weights_is_the_reference_bit_for_bit() {
                     );
                 }
                 let want = theirs.loss(z1, z2).unwrap();
-                let got = head.loss_with_workspace(z1, z2, &mut workspace).unwrap();
+                let got = head.loss(z1, z2, &mut workspace).unwrap();
                 assert!(same(got, want) && same(losses[j], want), "{dims:?} loss");
                 checked += 2 * c.d_out + 1;
             }
@@ -258,9 +263,8 @@ fn outputs_and_loss_match_reference() {
                 let theirs = RefSimSiam::new(ref_config(&c), &mut RefRng::new(seed)).unwrap();
                 let flat = ours.head().params().to_vec();
                 let bounds = Bounds::new(REFERENCE, &c, &flat);
-                let no_alloc = SimSiamHead::from_params(c, &flat[..])
-                    .unwrap()
-                    .with_backend(backend);
+                let core = SimSiamHead::from_params(c, &flat[..]).unwrap();
+                let no_alloc = twin(&core, backend);
                 let mut data = LcgRng::new(seed ^ 0x5eed);
                 for _ in 0..4 {
                     let z1 = input(&mut data, c.d_encoder);
@@ -271,25 +275,20 @@ fn outputs_and_loss_match_reference() {
                     let got = ours.project(&z1).unwrap();
                     project.check_pair("project", &got, &want, &bounds.project(&z1));
                     let mut got_core = vec![0.0; c.d_out];
-                    no_alloc.project_into(&z1, &mut got_core).unwrap();
+                    no_alloc.project_into(&z1, &mut got_core, &mut []).unwrap();
                     assert_eq!(got, got_core, "alloc API and core disagree");
 
                     let want = theirs.predict(&p).unwrap();
                     let got = ours.predict(&p).unwrap();
                     predict.check_pair("predict", &got, &want, &bounds.predict(&p));
-                    no_alloc.predict_into(&p, &mut got_core).unwrap();
+                    no_alloc.predict_into(&p, &mut got_core, &mut []).unwrap();
                     assert_eq!(got, got_core, "alloc API and core disagree");
 
                     let want = theirs.loss(&z1, &z2).unwrap();
                     let got = ours.loss(&z1, &z2).unwrap();
                     loss.check_pair_scalar("loss", got, want, &bounds.loss(&z1, &z2));
                     let mut workspace = vec![0.0; 4 * c.d_out];
-                    assert_eq!(
-                        got,
-                        no_alloc
-                            .loss_with_workspace(&z1, &z2, &mut workspace)
-                            .unwrap()
-                    );
+                    assert_eq!(got, no_alloc.loss(&z1, &z2, &mut workspace).unwrap());
                 }
             }
         }

@@ -5,6 +5,7 @@ mod support;
 use proptest::prelude::*;
 use simsiam::kernels::{Scalar, Simd};
 use simsiam::{Backend, LcgRng, SimSiamConfig, SimSiamHead, init_params};
+use support::twin::twin;
 use support::{Bounds, MAX_VACUOUS, TWINS, run_cases};
 
 /// A random small config, a seed, and inputs drawn from it.
@@ -51,19 +52,20 @@ proptest! {
         let params = params(&config, seed);
         let mut data = LcgRng::new(!seed);
         let (z1, z2) = (input(&mut data, config.d_encoder), input(&mut data, config.d_encoder));
+        let core = SimSiamHead::from_params(config, &params[..]).unwrap();
         for backend in [Backend::Simd, Backend::Scalar] {
-            let head = SimSiamHead::from_params(config, &params[..]).unwrap().with_backend(backend);
+            let head = twin(&core, backend);
             let mut z = vec![0.0; config.d_out];
             let mut p = vec![0.0; config.d_out];
-            head.project_into(&z1, &mut z).unwrap();
-            head.predict_into(&z, &mut p).unwrap();
+            head.project_into(&z1, &mut z, &mut []).unwrap();
+            head.predict_into(&z, &mut p, &mut []).unwrap();
             for v in [&z, &p] {
                 let n = norm(v);
                 prop_assert!(n == 0.0 || (n - 1.0).abs() <= unit_tolerance(config.d_out), "norm {n}");
             }
-            let mut workspace = vec![0.0; config.loss_workspace_len().unwrap()];
-            let l12 = head.loss_with_workspace(&z1, &z2, &mut workspace).unwrap();
-            let l21 = head.loss_with_workspace(&z2, &z1, &mut workspace).unwrap();
+            let mut workspace = vec![0.0; core.architecture().workspace_len(1).unwrap()];
+            let l12 = head.loss(&z1, &z2, &mut workspace).unwrap();
+            let l21 = head.loss(&z2, &z1, &mut workspace).unwrap();
             prop_assert_eq!(l12, l21);
             let tolerance = 2.0 * unit_tolerance(config.d_out);
             prop_assert!(f64::from(l12.abs()) <= 1.0 + tolerance, "loss {l12}");
@@ -77,17 +79,17 @@ proptest! {
         head.set_identity_predictor().unwrap();
         let z1 = input(&mut LcgRng::new(seed ^ 1), config.d_encoder);
         for backend in [Backend::Simd, Backend::Scalar] {
-            let head = head.clone().with_backend(backend);
+            let head = twin(&head, backend);
             let mut z = vec![0.0; config.d_out];
             let mut p = vec![0.0; config.d_out];
-            head.project_into(&z1, &mut z).unwrap();
-            head.predict_into(&z, &mut p).unwrap();
+            head.project_into(&z1, &mut z, &mut []).unwrap();
+            head.predict_into(&z, &mut p, &mut []).unwrap();
             // ReLU(z) − ReLU(−z) == z exactly, then renormalising a unit vector: a few ulp.
             for (a, b) in z.iter().zip(&p) {
                 prop_assert!((a - b).abs() <= 4.0 * f32::EPSILON, "{a} vs {b}");
             }
             let mut workspace = vec![0.0; 4 * config.d_out];
-            let loss = head.loss_with_workspace(&z1, &z1, &mut workspace).unwrap();
+            let loss = head.loss(&z1, &z1, &mut workspace).unwrap();
             if norm(&z) > 0.0 {
                 prop_assert!(f64::from(loss + 1.0).abs() <= unit_tolerance(config.d_out) * 2.0, "loss {loss}");
             }
@@ -114,45 +116,85 @@ fn backends_agree_within_bound() {
             let bounds = Bounds::new(TWINS, &config, &params);
             let simd = SimSiamHead::from_params(config, &params[..])
                 .unwrap()
-                .with_backend(Backend::Simd);
-            let scalar = simd.clone().with_backend(Backend::Scalar);
+                .with_kernels::<Simd>();
+            let scalar = simd.view().with_kernels::<Scalar>();
             let mut data = LcgRng::new(seed ^ 2);
             let z1 = input(&mut data, config.d_encoder);
             let z2 = input(&mut data, config.d_encoder);
             let d = config.d_out;
             let (mut a, mut b) = (vec![0.0; d], vec![0.0; d]);
-            simd.project_into(&z1, &mut a).unwrap();
-            scalar.project_into(&z1, &mut b).unwrap();
+            simd.project_into(&z1, &mut a, &mut []).unwrap();
+            scalar.project_into(&z1, &mut b, &mut []).unwrap();
             book.get("project")
                 .check_pair("project", &a, &b, &bounds.project(&z1));
+            let (a_projected, b_projected) = (a.clone(), b.clone());
 
             // The predictor on the same input for both twins (the scalar projection).
             let p = b.clone();
-            simd.predict_into(&p, &mut a).unwrap();
-            scalar.predict_into(&p, &mut b).unwrap();
+            simd.predict_into(&p, &mut a, &mut []).unwrap();
+            scalar.predict_into(&p, &mut b, &mut []).unwrap();
             book.get("predict")
                 .check_pair("predict", &a, &b, &bounds.predict(&p));
 
-            // `*_with::<K>` picks the same twins at compile time.
+            // The run-time choice (`Backend`: the tests' `Twin`, and `SimSiam::with_backend`)
+            // picks the same twins as `with_kernels::<K>()`, bit for bit.
             let mut c = vec![0.0; d];
-            simd.predict_into_with::<Scalar>(&p, &mut c).unwrap();
-            assert_eq!(b, c, "predict_into_with::<Scalar>");
-            scalar.predict_into_with::<Simd>(&p, &mut c).unwrap();
-            assert_eq!(a, c, "predict_into_with::<Simd>");
+            twin(&simd, Backend::Scalar)
+                .project_into(&z1, &mut c, &mut [])
+                .unwrap();
+            assert_eq!(b_projected, c, "twin(Backend::Scalar) project");
+            twin(&scalar, Backend::Simd)
+                .project_into(&z1, &mut c, &mut [])
+                .unwrap();
+            assert_eq!(a_projected, c, "twin(Backend::Simd) project");
+            twin(&simd, Backend::Scalar)
+                .predict_into(&p, &mut c, &mut [])
+                .unwrap();
+            assert_eq!(b, c, "twin(Backend::Scalar) vs with_kernels::<Scalar>");
+            twin(&scalar, Backend::Simd)
+                .predict_into(&p, &mut c, &mut [])
+                .unwrap();
+            assert_eq!(a, c, "twin(Backend::Simd) vs with_kernels::<Simd>");
 
-            let mut workspace = vec![0.0; config.loss_workspace_len().unwrap()];
-            let x = simd.loss_with_workspace(&z1, &z2, &mut workspace).unwrap();
-            let y = scalar
-                .loss_with_workspace(&z1, &z2, &mut workspace)
+            let mut workspace = vec![0.0; simd.architecture().workspace_len(1).unwrap()];
+            let x = simd.loss(&z1, &z2, &mut workspace).unwrap();
+            let y = scalar.loss(&z1, &z2, &mut workspace).unwrap();
+            let x_twin = twin(&scalar, Backend::Simd)
+                .loss(&z1, &z2, &mut workspace)
                 .unwrap();
-            let y_with = simd
-                .loss_with_workspace_with::<Scalar>(&z1, &z2, &mut workspace)
+            assert_eq!(x.to_bits(), x_twin.to_bits(), "twin(Backend::Simd) loss");
+            let y_twin = twin(&simd, Backend::Scalar)
+                .loss(&z1, &z2, &mut workspace)
                 .unwrap();
-            assert_eq!(
-                y.to_bits(),
-                y_with.to_bits(),
-                "loss_with_workspace_with::<Scalar>"
-            );
+            assert_eq!(y.to_bits(), y_twin.to_bits(), "twin(Backend::Scalar) loss");
+            #[cfg(feature = "alloc")]
+            {
+                let model =
+                    simsiam::SimSiam::from_params(*simd.architecture(), params.clone()).unwrap();
+                for (backend, projected, predicted, loss) in [
+                    (Backend::Simd, &a_projected, &a, x),
+                    (Backend::Scalar, &b_projected, &b, y),
+                ] {
+                    let model = model.clone().with_backend(backend);
+                    assert_eq!(model.backend(), backend);
+                    let got = model.project(&z1).unwrap();
+                    assert_eq!(
+                        &got, projected,
+                        "SimSiam::with_backend({backend:?}) project"
+                    );
+                    let got = model.predict(&p).unwrap();
+                    assert_eq!(
+                        &got, predicted,
+                        "SimSiam::with_backend({backend:?}) predict"
+                    );
+                    let got = model.loss(&z1, &z2).unwrap();
+                    assert_eq!(
+                        got.to_bits(),
+                        loss.to_bits(),
+                        "SimSiam::with_backend({backend:?}) loss"
+                    );
+                }
+            }
             book.get("loss")
                 .check_pair_scalar("loss", x, y, &bounds.loss(&z1, &z2));
         },

@@ -67,13 +67,14 @@ fn twin<K: Kernels>(
     z2: &[f32],
     lines: &mut Lines,
 ) -> SslResult<()> {
+    let head = head.view().with_kernels::<K>();
     let d_out = head.d_out();
     let mut projected = vec![0.0; d_out];
-    head.project_into_with::<K>(z1, &mut projected)?;
+    head.project_into(z1, &mut projected, &mut [])?;
     let mut predicted = vec![0.0; d_out];
-    head.predict_into_with::<K>(&projected, &mut predicted)?;
-    let mut workspace = vec![0.0; 4 * d_out];
-    let loss = head.loss_with_workspace_with::<K>(z1, z2, &mut workspace)?;
+    head.predict_into(&projected, &mut predicted, &mut [])?;
+    let mut workspace = vec![0.0; head.architecture().workspace_len(1)?];
+    let loss = head.loss(z1, z2, &mut workspace)?;
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect();
     lines.push((format!("project.{name}"), bits(&projected)));
     lines.push((format!("predict.{name}"), bits(&predicted)));

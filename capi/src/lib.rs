@@ -34,6 +34,7 @@ use core::ffi::c_char;
 use core::mem::size_of;
 
 use simsiam::kernels::{Kernels, Scalar, Simd};
+use simsiam::model::Architecture;
 use simsiam::{LcgRng, SimSiamConfig, SimSiamHead, SslError, init_params};
 
 /// What a call did: `SIMSIAM_STATUS_OK` (0) or why it refused.
@@ -252,10 +253,8 @@ unsafe fn read_model(model: *const SimsiamModel) -> Result<SimsiamModel, Simsiam
 unsafe fn head<'a>(model: &SimsiamModel) -> Result<SimSiamHead<&'a [f32]>, SimsiamStatus> {
     // SAFETY: forwarded from this function's contract.
     let params = unsafe { input(model.params, model.params_len) }?;
-    Ok(SimSiamHead::from_checked_params(
-        model.config.into(),
-        params,
-    )?)
+    let architecture = Architecture::reference(model.config.into())?;
+    Ok(SimSiamHead::from_checked_params(architecture, params)?)
 }
 
 /// The backend a model's raw `backend` field names.
@@ -501,22 +500,23 @@ unsafe fn run_mlp(
     let out = unsafe { output(out, out_len) }?;
     // SAFETY: forwarded from the caller's contract.
     let head = unsafe { head(&model) }?;
+    // The reference's two-layer stacks keep no intermediate vector: no workspace.
     fn run<K: Kernels>(
-        head: &SimSiamHead<&[f32]>,
+        head: SimSiamHead<&[f32], K>,
         which: Mlp,
         x: &[f32],
         out: &mut [f32],
     ) -> Result<(), SslError> {
         match which {
-            Mlp::Projector => head.project_into_with::<K>(x, out),
-            Mlp::Predictor => head.predict_into_with::<K>(x, out),
-            Mlp::ProjectorBatch => head.project_batch_into_with::<K>(x, out),
-            Mlp::PredictorBatch => head.predict_batch_into_with::<K>(x, out),
+            Mlp::Projector => head.project_into(x, out, &mut []),
+            Mlp::Predictor => head.predict_into(x, out, &mut []),
+            Mlp::ProjectorBatch => head.project_batch_into(x, out, &mut []),
+            Mlp::PredictorBatch => head.predict_batch_into(x, out, &mut []),
         }
     }
     Ok(match backend_of(model.backend)? {
-        SimsiamBackend::Simd => run::<Simd>(&head, which, x, out),
-        SimsiamBackend::Scalar => run::<Scalar>(&head, which, x, out),
+        SimsiamBackend::Simd => run(head.with_kernels::<Simd>(), which, x, out),
+        SimsiamBackend::Scalar => run(head.with_kernels::<Scalar>(), which, x, out),
     }?)
 }
 
@@ -580,8 +580,8 @@ pub unsafe extern "C" fn simsiam_loss(
         let workspace = unsafe { output(workspace, workspace_len) }?;
         let head = unsafe { head(&model) }?;
         let value = match backend_of(model.backend)? {
-            SimsiamBackend::Simd => head.loss_with_workspace_with::<Simd>(z1, z2, workspace),
-            SimsiamBackend::Scalar => head.loss_with_workspace_with::<Scalar>(z1, z2, workspace),
+            SimsiamBackend::Simd => head.with_kernels::<Simd>().loss(z1, z2, workspace),
+            SimsiamBackend::Scalar => head.with_kernels::<Scalar>().loss(z1, z2, workspace),
         }?;
         unsafe { write_out(loss, value) }
     })())
@@ -700,10 +700,10 @@ pub unsafe extern "C" fn simsiam_loss_batch(
         let head = unsafe { head(&model) }?;
         Ok(match backend_of(model.backend)? {
             SimsiamBackend::Simd => {
-                head.loss_batch_with_workspace_with::<Simd>(z1s, z2s, losses, workspace)
+                (head.with_kernels::<Simd>()).loss_batch_into(z1s, z2s, losses, workspace)
             }
             SimsiamBackend::Scalar => {
-                head.loss_batch_with_workspace_with::<Scalar>(z1s, z2s, losses, workspace)
+                (head.with_kernels::<Scalar>()).loss_batch_into(z1s, z2s, losses, workspace)
             }
         }?)
     })())

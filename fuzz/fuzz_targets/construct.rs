@@ -14,7 +14,8 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use simsiam::{LcgRng, SimSiam, SimSiamConfig, SimSiamHead, SslError, init_params};
+use simsiam::model::Architecture;
+use simsiam::{LcgRng, SimSiam, SimSiamHead, SslError, init_params};
 use simsiam_fuzz::{any_config, expected_param_count, expected_validate, moderate};
 
 /// Capacity of the fixed-size storage tried by `from_seed`.
@@ -74,7 +75,10 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
             assert_eq!(init, Ok(()));
             assert!(params.iter().all(|p| p.is_finite()), "{config:?}");
             let head = view.expect("valid config and length");
-            assert_eq!(head.config(), &config);
+            assert_eq!(
+                head.architecture(),
+                &Architecture::reference(config).expect("valid")
+            );
             assert_eq!(head.d_out(), config.d_out);
         }
     }
@@ -137,17 +141,15 @@ fn check_identity(
     u: &mut Unstructured<'_>,
     head: &SimSiamHead<heapless::Vec<f32, CAP>>,
 ) -> Result<()> {
-    let SimSiamConfig {
-        d_encoder, d_out, ..
-    } = *head.config();
+    let (d_encoder, d_out) = (head.d_encoder(), head.d_out());
     let z = (0..d_encoder)
         .map(|_| moderate(u))
         .collect::<Result<Vec<_>>>()?;
     let mut projected = vec![0.0; d_out];
     let mut predicted = vec![0.0; d_out];
-    head.project_into(&z, &mut projected)
+    head.project_into(&z, &mut projected, &mut [])
         .expect("finite weights and input");
-    head.predict_into(&projected, &mut predicted)
+    head.predict_into(&projected, &mut predicted, &mut [])
         .expect("unit input");
     let norm = projected.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.5 {

@@ -24,6 +24,7 @@
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use simsiam::{Backend, LcgRng, SimSiam, SimSiamConfig, SimSiamHead, SslError, init_params};
+use simsiam_fuzz::twin::twin;
 use simsiam_fuzz::{
     Layer, any_finite_f32, assert_normalised, floats, layers, length, loss_limit, loss_oracle,
     mlp2_oracle_f32,
@@ -119,9 +120,9 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let view = SimSiamHead::from_params(config, &params[..]).expect("finite params");
     let mut results = Vec::new();
     for backend in [Backend::Simd, Backend::Scalar] {
-        let head = view.clone().with_backend(backend);
+        let head = twin(&view, backend);
         let mut out = vec![0.0; out_len];
-        let projected = head.project_into(&z1, &mut out);
+        let projected = head.project_into(&z1, &mut out, &mut []);
         check_forward(
             projected,
             &out,
@@ -132,25 +133,11 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
             proj2,
             "projector output",
         );
-        let heapless = head.project_heapless::<16>(&z1);
-        if d_out > 16 {
-            assert_eq!(
-                heapless,
-                Err(SslError::CapacityTooSmall {
-                    needed: d_out,
-                    capacity: 16
-                })
-            );
-        } else {
-            let mut again = vec![0.0; d_out];
-            let direct = head.project_into(&z1, &mut again);
-            assert_eq!(heapless.map(|v| v.to_vec()), direct.map(|()| again));
-        }
         if out_len == d_out {
             results.push((projected, out.clone()));
         }
 
-        let predicted = head.predict_into(&p, &mut out);
+        let predicted = head.predict_into(&p, &mut out, &mut []);
         check_forward(
             predicted,
             &out,
@@ -163,7 +150,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         );
 
         let mut workspace = vec![0.0; workspace_len];
-        let loss = head.loss_with_workspace(&z1, &z2, &mut workspace);
+        let loss = head.loss(&z1, &z2, &mut workspace);
         check_loss(
             loss,
             &config,
@@ -173,7 +160,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         );
 
         let mut outs = vec![0.0; batch_out_len];
-        let projected = head.project_batch_into(&zs, &mut outs);
+        let projected = head.project_batch_into(&zs, &mut outs, &mut []);
         check_batch(
             projected,
             &outs,
@@ -183,7 +170,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
             proj2,
             "projector output",
         );
-        let predicted = head.predict_batch_into(&ps, &mut outs);
+        let predicted = head.predict_batch_into(&ps, &mut outs, &mut []);
         check_batch(
             predicted,
             &outs,
@@ -195,7 +182,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         );
         let mut losses = vec![0.0; n];
         let mut workspace = vec![0.0; batch_workspace_len];
-        let loss = head.loss_batch_with_workspace(&zs, &z2s, &mut losses, &mut workspace);
+        let loss = head.loss_batch_into(&zs, &z2s, &mut losses, &mut workspace);
         check_batch_loss(
             loss,
             &losses,
@@ -211,7 +198,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         let model = SimSiam::new(config, &mut LcgRng::new(0)).expect("small config");
         let model_head = SimSiamHead::from_params(config, model.head().params()).expect("finite");
         let mut out = vec![0.0; d_out];
-        let direct = model_head.project_into(&z1, &mut out);
+        let direct = model_head.project_into(&z1, &mut out, &mut []);
         assert_eq!(model.project(&z1), direct.map(|()| out));
     }
     Ok(())

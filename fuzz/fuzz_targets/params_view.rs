@@ -7,6 +7,7 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use simsiam::model::Architecture;
 use simsiam::{SimSiamConfig, SimSiamHead, SslError};
 use simsiam_fuzz::{any_config, any_dim, expected_param_count, floats};
 
@@ -63,7 +64,10 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         }
         Ok(_) => head.expect("valid config, length and values"),
     };
-    assert_eq!(head.config(), &config);
+    assert_eq!(
+        head.architecture(),
+        &Architecture::reference(config).expect("valid")
+    );
     assert_eq!(
         head.params().as_ptr(),
         params.as_ptr(),
@@ -74,10 +78,10 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     // Any finite parameters: calls give a value or a typed error, never a panic.
     let z = floats(u, config.d_encoder)?;
     let mut out = vec![0.0; config.d_out];
-    let _ = head.project_into(&z, &mut out);
-    let _ = head.predict_into(&z[..config.d_out.min(z.len())], &mut out);
+    let _ = head.project_into(&z, &mut out, &mut []);
+    let _ = head.predict_into(&z[..config.d_out.min(z.len())], &mut out, &mut []);
     let mut workspace = vec![0.0; 4 * config.d_out];
-    if let Ok(loss) = head.loss_with_workspace(&z, &z, &mut workspace) {
+    if let Ok(loss) = head.loss(&z, &z, &mut workspace) {
         assert!(loss.is_finite() && loss.abs() <= 1.0 + 1e-5, "loss {loss}");
     }
     Ok(())

@@ -6,6 +6,10 @@
 //! the fuzzer happens to hit their bit patterns.
 
 use arbitrary::{Result, Unstructured};
+
+/// The head on the kernel twin chosen at run time: the test suite's helper.
+#[path = "../../tests/support/twin.rs"]
+pub mod twin;
 use simsiam::kernels::{NORM_FLOOR, sum_error_bound};
 use simsiam::{SimSiamConfig, SslError};
 

@@ -12,10 +12,11 @@
 
 use core::hint::black_box;
 
+use simsiam::image::{AlignedImage, Image};
 use simsiam::kernels::{Kernels, Scalar, Simd, scalar, simd};
-use simsiam::{Backend, SimSiamConfig, SimSiamHead, SslResult};
 #[cfg(feature = "init")]
 use simsiam::{LcgRng, init_params};
+use simsiam::{SimSiamConfig, SimSiamHead, SslResult};
 
 const CONFIG: SimSiamConfig = SimSiamConfig {
     d_encoder: 8,
@@ -30,6 +31,8 @@ static PARAMS: [f32; PARAM_COUNT] = [0.125; PARAM_COUNT];
 static Z1: [f32; 8] = [0.5; 8];
 static Z2: [f32; 8] = [-0.25; 8];
 static BATCH: [f32; 24] = [0.75; 24];
+/// A parameter image "in flash" (contents unknown to the optimiser).
+static IMAGE: AlignedImage<[u8; 1024]> = AlignedImage([0; 1024]);
 
 /// Opaque to the optimiser: a slice of unknown length and contents.
 fn opaque(values: &'static [f32]) -> &'static [f32] {
@@ -44,67 +47,52 @@ fn observe<T>(value: SslResult<T>) {
 }
 
 /// Inference on a parameter view, through kernels `K` chosen at compile time.
-fn infer_with<K: Kernels>(head: &SimSiamHead<&'static [f32]>) {
+fn infer_with<K: Kernels>(head: SimSiamHead<&'static [f32], K>) {
     let mut out = black_box([0.0_f32; 4]);
     let out_len = black_box(4);
     let out = out.get_mut(..out_len).unwrap_or_default();
-    observe(head.project_into_with::<K>(opaque(&Z1), out));
-    black_box(&*out);
-    observe(head.predict_into_with::<K>(opaque(&Z1[..4]), out));
-    black_box(&*out);
-    let mut workspace = black_box([0.0_f32; 16]);
+    let mut workspace = black_box([0.0_f32; 64]);
     let ws_len = black_box(16);
     let workspace = workspace.get_mut(..ws_len).unwrap_or_default();
-    observe(head.loss_with_workspace_with::<K>(opaque(&Z1), opaque(&Z2), workspace));
+    observe(head.project_into(opaque(&Z1), out, workspace));
+    black_box(&*out);
+    observe(head.predict_into(opaque(&Z1[..4]), out, workspace));
+    black_box(&*out);
+    observe(head.loss(opaque(&Z1), opaque(&Z2), workspace));
     infer_batch_with::<K>(head);
 }
 
 /// The batch calls: rows of `Z1`/`Z2` as `n × d` inputs, `n` unknown to the optimiser.
-fn infer_batch_with<K: Kernels>(head: &SimSiamHead<&'static [f32]>) {
+fn infer_batch_with<K: Kernels>(head: SimSiamHead<&'static [f32], K>) {
     let mut out = black_box([0.0_f32; 64]);
     let out_len = black_box(8);
     let out = out.get_mut(..out_len).unwrap_or_default();
-    observe(head.project_batch_into_with::<K>(opaque(&BATCH), out));
-    observe(head.predict_batch_into_with::<K>(opaque(&BATCH), out));
+    let mut workspace = black_box([0.0_f32; 256]);
+    let ws_len = black_box(128);
+    let workspace = workspace.get_mut(..ws_len).unwrap_or_default();
+    observe(head.project_batch_into(opaque(&BATCH), out, workspace));
+    observe(head.predict_batch_into(opaque(&BATCH), out, workspace));
     let mut losses = black_box([0.0_f32; 24]);
     let n = black_box(3);
     let losses = losses.get_mut(..n).unwrap_or_default();
-    let mut workspace = black_box([0.0_f32; 128]);
-    observe(head.loss_batch_with_workspace_with::<K>(
-        opaque(&BATCH),
-        opaque(&BATCH),
-        losses,
-        &mut workspace,
-    ));
+    observe(head.loss_batch_into(opaque(&BATCH), opaque(&BATCH), losses, workspace));
     black_box(&*out);
 }
 
-/// The run-time-dispatched calls and the fixed-capacity outputs.
-fn infer_dispatch(head: &SimSiamHead<&'static [f32]>) {
-    let backend = if black_box(true) {
-        Backend::Simd
-    } else {
-        Backend::Scalar
-    };
-    let head = head.clone().with_backend(backend);
-    let mut out = black_box([0.0_f32; 4]);
-    observe(head.project_into(opaque(&Z1), &mut out));
-    observe(head.predict_into(opaque(&Z1[..4]), &mut out));
-    let mut workspace = black_box([0.0_f32; 16]);
-    observe(head.loss_with_workspace(opaque(&Z1), opaque(&Z2), &mut workspace));
-    let mut outs = black_box([0.0_f32; 12]);
-    observe(head.project_batch_into(opaque(&BATCH), &mut outs));
-    observe(head.predict_batch_into(opaque(&BATCH), &mut outs));
-    let mut losses = black_box([0.0_f32; 3]);
-    let mut workspace = black_box([0.0_f32; 48]);
-    observe(head.loss_batch_with_workspace(
-        opaque(&BATCH),
-        opaque(&BATCH),
-        &mut losses,
-        &mut workspace,
-    ));
-    observe(head.project_heapless::<8>(opaque(&Z1)));
-    observe(head.predict_heapless::<8>(opaque(&Z1)));
+/// A head read from a parameter image in place, and written back: the bytes are opaque,
+/// so every architecture the parser accepts (BatchNorm, three- and four-layer stacks) is
+/// a possible path.
+fn image(bytes: &'static [u8]) {
+    observe(Image::parse(bytes).map(|image| image.param_count()));
+    if let Ok(head) = SimSiamHead::from_image(bytes) {
+        let head = black_box(head);
+        let mut copy = black_box([0_u8; 1024]);
+        observe(head.image_len());
+        observe(head.write_image(&mut copy));
+        black_box(&copy);
+        infer_with(head.with_kernels::<Simd>());
+        infer_with(head.with_kernels::<Scalar>());
+    }
 }
 
 /// The public shape-checked kernels of both twins: every function of `kernels::simd`
@@ -156,7 +144,7 @@ fn construction() {
         head = black_box(head);
         observe(head.set_identity_predictor());
         let mut out = black_box([0.0_f32; 4]);
-        observe(head.project_into(opaque(&Z1), &mut out));
+        observe(head.project_into(opaque(&Z1), &mut out, &mut []));
     }
 }
 
@@ -174,10 +162,10 @@ pub extern "C" fn _start() -> ! {
             // Forget what construction proved about the config (non-zero dimensions,
             // no overflow): the calls below must be panic-free on their own.
             let head = black_box(head);
-            infer_with::<Simd>(&head);
-            infer_with::<Scalar>(&head);
-            infer_dispatch(&head);
+            infer_with(head.with_kernels::<Simd>());
+            infer_with(head.with_kernels::<Scalar>());
         }
+        image(black_box(&IMAGE.0[..]));
         kernels();
         #[cfg(feature = "init")]
         construction();

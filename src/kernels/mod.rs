@@ -42,8 +42,8 @@ pub const NORM_FLOOR: f32 = 1e-12;
 /// shortens its neighbours' sums. `tests/kernels.rs` checks this on both twins.
 ///
 /// Sealed: [`Simd`] and [`Scalar`] are the only implementations, so primitives can be
-/// added without breaking anyone. Pick one as a type parameter (`*_with::<K>`) or at
-/// run time through [`Backend`].
+/// added without breaking anyone. Pick one as a type parameter of the head
+/// (`SimSiamHead::with_kernels::<K>()`) or at run time through [`Backend`].
 pub trait Kernels: sealed::Sealed {
     /// `acc + Σ a_i·b_i` over the common prefix of `a` and `b`.
     fn dot_add(acc: f32, a: &[f32], b: &[f32]) -> f32;
@@ -329,14 +329,14 @@ fn sqrt(x: f32) -> f32 {
 /// `v / max(‖v‖₂, 1e-12)` in place; returns the divisor used.
 #[inline]
 pub(crate) fn l2_normalize_with<K: Kernels>(v: &mut [f32]) -> f32 {
-    divide_by_norm::<K>(v, K::sum_squares(v))
+    divide_by_norm::<K>(v, K::sum_squares(v), NORM_FLOOR)
 }
 
-/// `v / max(√sum_squares, 1e-12)` in place, for a `sum_squares` of `v` already computed;
+/// `v / max(√sum_squares, floor)` in place, for a `sum_squares` of `v` already computed;
 /// returns the divisor used.
 #[inline]
-pub(crate) fn divide_by_norm<K: Kernels>(v: &mut [f32], sum_squares: f32) -> f32 {
-    let norm = sqrt(sum_squares).max(NORM_FLOOR);
+pub(crate) fn divide_by_norm<K: Kernels>(v: &mut [f32], sum_squares: f32, floor: f32) -> f32 {
+    let norm = sqrt(sum_squares).max(floor);
     K::divide(v, norm);
     norm
 }

@@ -3,7 +3,7 @@
 //! L2-normalised. The reference's 2-layer head and the official and lightly heads are
 //! presets; the flat parameter layout follows from the layers.
 
-use crate::config::SimSiamConfig;
+use super::config::SimSiamConfig;
 use crate::error::{SslError, SslResult};
 
 /// The most layers one stack (projector or predictor) may have.
@@ -462,6 +462,53 @@ impl Architecture {
                 .and_then(|count| total.checked_add(count))
                 .ok_or(PARAM_OVERFLOW)
         })
+    }
+
+    /// The widest vector either stack keeps between its two stages, per input: 0 for
+    /// stacks of up to two layers (the reference's), the first layer's width for three
+    /// (the official projector: `prev_dim`), the second's for four.
+    #[must_use]
+    pub fn intermediate_len(&self) -> usize {
+        let of = |stack: &Stack| match stack.layers() {
+            [first, _, _] => first.d_out,
+            [_, second, _, _] => second.d_out,
+            _ => 0,
+        };
+        of(&self.projector).max(of(&self.predictor))
+    }
+
+    /// How many `f32` of `workspace` suffice for every call on up to `n` inputs or pairs
+    /// ([`SimSiamHead::loss`](crate::SimSiamHead::loss) is `n = 1`):
+    /// `min(n, 8)·(4·d_out + 2·intermediate_len)`, the projections and predictions of
+    /// the eight pairs (sixteen inputs) processed together and their intermediate
+    /// vectors. `0` for `n = 0`; `4·d_out·min(n, 8)` for the reference's head. Each call
+    /// documents what it needs itself, which may be less.
+    ///
+    /// # Errors
+    /// The architecture's errors; `InvalidParameter { name: "d_out", reason:
+    /// "workspace length overflows usize" }` on overflow.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::model::Architecture;
+    /// let official = Architecture::official(2048, 2048, 512)?;
+    /// assert_eq!(official.workspace_len(1)?, 4 * 2048 + 2 * 2048);
+    /// assert_eq!(official.workspace_len(64)?, 8 * (4 * 2048 + 2 * 2048));
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn workspace_len(&self, n: usize) -> SslResult<usize> {
+        self.validate()?;
+        let per_pair = self
+            .d_out()
+            .checked_mul(4)
+            .and_then(|outputs| {
+                let scratch = self.intermediate_len().checked_mul(2)?;
+                outputs.checked_add(scratch)
+            })
+            .ok_or(crate::error::WORKSPACE_OVERFLOW)?;
+        per_pair
+            .checked_mul(n.min(crate::model::batch::BATCH_PAIRS))
+            .ok_or(crate::error::WORKSPACE_OVERFLOW)
     }
 
     /// The widest layer output of either stack.

@@ -1,6 +1,24 @@
 //! The model: what a head is made of ([`Architecture`], [`Stack`], [`Layer`],
-//! [`BatchNorm`]) and where each parameter sits in the flat layout.
+//! [`BatchNorm`]), the reference's dimensions ([`SimSiamConfig`]), and the head that runs
+//! it over any parameter storage ([`SimSiamHead`]).
+//!
+//! - `architecture`: the layer stacks and their validation;
+//! - `layout`: where each parameter sits in the flat slice, computed once per head;
+//! - `forward`: one input or two views through a stack (fused layer pairs, hidden
+//!   blocks on the stack);
+//! - `batch`: groups of sixteen inputs through a stack, one per SIMD lane;
+//! - `head`: [`SimSiamHead`], its checks and its calls.
 
 mod architecture;
+pub(crate) mod batch;
+mod config;
+mod forward;
+mod head;
+mod layout;
 
 pub use architecture::{Architecture, BATCH_NORM_EPS, BatchNorm, Layer, MAX_STACK_LAYERS, Stack};
+pub use batch::BATCH_GROUP;
+pub use config::SimSiamConfig;
+pub use forward::HIDDEN_BLOCK;
+pub use head::{COSINE_EPS, SimSiamHead, init_params};
+pub use layout::MAX_LAYERS;

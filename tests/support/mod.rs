@@ -41,6 +41,7 @@
 #![allow(dead_code)] // each test target uses a part
 
 pub mod reference;
+pub mod twin;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -162,7 +163,10 @@ pub struct Layer<'a> {
 pub fn layers<'a>(c: &SimSiamConfig, params: &'a [f32]) -> [Layer<'a>; 4] {
     assert_eq!(params.len(), c.param_count().unwrap(), "parameter count");
     let mut rest = params;
-    c.layers().map(|shape| {
+    let architecture = simsiam::model::Architecture::reference(*c).unwrap();
+    let shapes: Vec<_> = architecture.layers().copied().collect();
+    let shapes: [simsiam::model::Layer; 4] = shapes.try_into().unwrap();
+    shapes.map(|shape| {
         let (w, tail) = rest.split_at(shape.d_in * shape.d_out);
         let (b, tail) = tail.split_at(shape.d_out);
         rest = tail;

@@ -45,7 +45,10 @@ pub fn reference_params(model: &RefSimSiam) -> Vec<f32> {
 pub fn reference_weights(c: &SimSiamConfig, seed: u64) -> Vec<f32> {
     let mut rng = RefRng::new(seed);
     let mut params = Vec::with_capacity(c.param_count().unwrap());
-    for shape in c.layers() {
+    for shape in simsiam::model::Architecture::reference(*c)
+        .unwrap()
+        .layers()
+    {
         let scale = (2.0_f32 / shape.d_in as f32).sqrt();
         let mut w = vec![0.0_f32; shape.d_out * shape.d_in];
         rng.fill_normal(&mut w);

@@ -171,7 +171,7 @@ fn count<R>(f: impl FnOnce() -> R) -> (R, u32) {
     (result, ticks * INSTRUCTIONS_PER_TICK)
 }
 
-type Head = SimSiamHead<&'static [f32]>;
+type Head = SimSiamHead<&'static [f32], Twin>;
 
 #[cfg(not(feature = "baseline"))]
 mod run {
@@ -180,22 +180,22 @@ mod run {
 
     #[inline(never)]
     pub fn head() -> SslResult<Head> {
-        SimSiamHead::from_params(super::CONFIG, &super::PARAMS[..])
+        Ok(SimSiamHead::from_params(super::CONFIG, &super::PARAMS[..])?.with_kernels::<Twin>())
     }
 
     #[inline(never)]
     pub fn project(head: &Head, z: &[f32], out: &mut [f32]) -> SslResult<()> {
-        head.project_into_with::<Twin>(z, out)
+        head.project_into(z, out, &mut [])
     }
 
     #[inline(never)]
     pub fn predict(head: &Head, p: &[f32], out: &mut [f32]) -> SslResult<()> {
-        head.predict_into_with::<Twin>(p, out)
+        head.predict_into(p, out, &mut [])
     }
 
     #[inline(never)]
     pub fn loss(head: &Head, z1: &[f32], z2: &[f32], ws: &mut [f32; 4 * D_OUT]) -> SslResult<f32> {
-        head.loss_with_workspace_with::<Twin>(z1, z2, ws)
+        head.loss(z1, z2, ws)
     }
 }
 
@@ -203,7 +203,7 @@ mod run {
 #[cfg(feature = "baseline")]
 mod run {
     use super::{D_OUT, Head, black_box};
-    use simsiam::{SimSiamHead, SslResult};
+    use simsiam::SslResult;
 
     #[inline(never)]
     pub fn head() -> SslResult<Head> {
@@ -230,9 +230,6 @@ mod run {
             z1.first().copied().unwrap_or(0.0) + ws.len() as f32,
         ))
     }
-
-    #[allow(dead_code)]
-    fn unused(_: SimSiamHead<&'static [f32]>) {}
 }
 
 /// Stack painting: fill the stack below the caller with a pattern, run, and find the

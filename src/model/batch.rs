@@ -1,0 +1,592 @@
+//! Batch forward passes and batch loss: `n` inputs (or pairs) at once, as matrix × matrix.
+//!
+//! Inputs are taken [`BATCH_GROUP`] (16) at a time, one per lane of
+//! [`Kernels::matmat_t_add`]: the group's inputs are packed transposed on the stack, and
+//! every weight is loaded once per group and broadcast against sixteen inputs (on AVX2,
+//! six rows × sixteen inputs per inner loop: 12 FMAs per 8 loads, no horizontal sums).
+//! So the weights are read `⌈n / 16⌉` times instead of `n` times, and the work becomes
+//! compute-bound where the single calls are bound by memory. A group of one or two inputs
+//! takes the pair path of the two-view loss instead ([`Kernels::matvec2_add`]).
+//!
+//! Each stage of a stack (one layer, or two fused: see `forward`) runs this way; between
+//! two stages the group's intermediate vectors live in the caller's workspace.
+//!
+//! Results equal `n` single calls up to summation order: on the scalar twin bit for bit
+//! (every output is one running sum in the reference's order), on the SIMD twin within
+//! [`sum_error_bound`](crate::kernels::sum_error_bound) per sum.
+//!
+//! # Memory per call
+//! No heap. Stack, whatever `n`: when every layer is at most 128 wide in and out (the
+//! default config, firmware-sized heads), 20 KiB for the lanes path (inputs packed 128
+//! columns at a time, 8 KiB; 128 hidden units, 8 KiB; 64 output rows, 4 KiB); for wider
+//! layers 68 KiB (512 columns, 32 KiB; 512 hidden units, 32 KiB; 4 KiB), in a frame of its
+//! own, because the longer weight strips stream much faster from memory. Plus about
+//! 1.5 KiB of slice bookkeeping; for one or two inputs the pair path's 2 KiB (8 KiB for
+//! hidden layers wider than 256 units). Workspace: see each call and
+//! [`Architecture::workspace_len`](crate::model::Architecture::workspace_len).
+
+use super::forward::{StackView, Stage, stage_pair};
+use super::head::{SimSiamHead, finish_output, symmetric_loss};
+use super::layout::DenseView;
+use crate::error::{BATCH_OVERFLOW, SslError, SslResult, check_finite, check_len};
+use crate::kernels::{BATCH_LANES, Kernels, pieces, pieces_mut};
+
+/// Inputs pushed through the weights together by the batch calls (pairs of views count
+/// as two): the lanes of [`Kernels::matmat_t_add`].
+pub const BATCH_GROUP: usize = BATCH_LANES;
+
+/// Pairs of views per group in the batch loss.
+pub(crate) const BATCH_PAIRS: usize = BATCH_GROUP / 2;
+
+/// `n` when `len == n·width`, else `DimensionMismatch` (expected: the largest multiple
+/// of `width` not above `len`).
+fn row_count(len: usize, width: usize) -> SslResult<usize> {
+    let n = len.checked_div(width).unwrap_or(0);
+    let whole = n.saturating_mul(width);
+    check_len(whole, len)?;
+    Ok(n)
+}
+
+/// `n·width` or an overflow error.
+fn area(n: usize, width: usize) -> SslResult<usize> {
+    n.checked_mul(width).ok_or(BATCH_OVERFLOW)
+}
+
+/// Input columns packed (transposed) per step of the lanes path: 8 KiB of stack.
+const PACK_COLUMNS: usize = 128;
+/// Hidden units per block of the lanes path: 8 KiB of stack.
+const LANES_HIDDEN: usize = 128;
+/// Output rows per block of the lanes path: 4 KiB of stack.
+const OUTPUT_ROWS: usize = 64;
+/// [`PACK_COLUMNS`] for layers wider than the small blocks: 32 KiB of stack.
+const WIDE_PACK_COLUMNS: usize = 512;
+/// [`LANES_HIDDEN`] for layers wider than the small blocks: 32 KiB of stack.
+const WIDE_LANES_HIDDEN: usize = 512;
+
+/// One value per input of a group, in transposed layout.
+type Lanes = [f32; BATCH_LANES];
+
+/// `rows[r][j] += Σ_c W[r, c]·xs[j][c]` for the rows of `w` (`d_in` columns each): the
+/// inputs packed transposed into `xt`, `PACK` columns at a time.
+fn rows_add<K: Kernels, const PACK: usize>(
+    w: &[f32],
+    d_in: usize,
+    xs: &[&[f32]],
+    xt: &mut [Lanes; PACK],
+    rows: &mut [Lanes],
+) {
+    let mut k0 = 0_usize;
+    while k0 < d_in {
+        let k1 = k0.saturating_add(PACK).min(d_in);
+        let columns = xt.get_mut(..k1.saturating_sub(k0)).unwrap_or_default();
+        for (j, x) in xs.iter().enumerate() {
+            let x = x.get(k0..k1).unwrap_or_default();
+            for (column, v) in columns.iter_mut().zip(x) {
+                if let Some(slot) = column.get_mut(j) {
+                    *slot = *v;
+                }
+            }
+        }
+        K::matmat_t_add(w, d_in, k0, columns, rows);
+        k0 = k1;
+    }
+}
+
+/// `outs[j] += W·inputs[j]` for the layer whose weights are `w` (`d_in` columns, the
+/// inputs in transposed layout `input_rows`, `d_in` of them, or packed from `xs`), in
+/// blocks of [`OUTPUT_ROWS`] output rows moved through `yt`.
+fn fold_into_outputs<K: Kernels>(
+    w: &[f32],
+    d_in: usize,
+    offset: usize,
+    inputs: &[Lanes],
+    outs: &mut [&mut [f32]],
+    yt: &mut [Lanes; OUTPUT_ROWS],
+) {
+    let mut o0 = 0_usize;
+    for block in pieces(w, OUTPUT_ROWS.saturating_mul(d_in).max(1)) {
+        let rows = block.len().checked_div(d_in).unwrap_or(0);
+        debug_assert!(
+            rows <= OUTPUT_ROWS && rows * d_in == block.len(),
+            "ragged output block"
+        );
+        let o1 = o0.saturating_add(rows);
+        let y = yt.get_mut(..rows).unwrap_or_default();
+        for (j, out) in outs.iter().enumerate() {
+            for (yi, v) in y.iter_mut().zip(out.get(o0..o1).unwrap_or_default()) {
+                if let Some(slot) = yi.get_mut(j) {
+                    *slot = *v;
+                }
+            }
+        }
+        K::matmat_t_add(block, d_in, offset, inputs, y);
+        for (j, out) in outs.iter_mut().enumerate() {
+            for (yi, v) in y.iter().zip(out.get_mut(o0..o1).unwrap_or_default()) {
+                if let Some(value) = yi.get(j) {
+                    *v = *value;
+                }
+            }
+        }
+        o0 = o1;
+    }
+}
+
+/// `outs[j] = stage(xs[j])` for up to [`BATCH_LANES`] inputs, one per lane, through
+/// [`Kernels::matmat_t_add`]. A single layer packs the inputs `PACK` columns at a time
+/// against blocks of [`OUTPUT_ROWS`] rows. A fused pair makes its hidden layer `HIDDEN`
+/// units at a time for all inputs (bias, sums, BatchNorm, ReLU per unit) and folds each
+/// block into the outputs [`OUTPUT_ROWS`] rows at a time. Every weight is read once per
+/// call and feeds sixteen lanes. Unused lanes carry finite padding and are discarded.
+///
+/// Each output is one running sum from its bias, column after column, block after block:
+/// on the scalar twin exactly the single-input path's order.
+fn stage_lanes<K: Kernels, const PACK: usize, const HIDDEN: usize>(
+    stage: &Stage<'_>,
+    xs: &[&[f32]],
+    outs: &mut [&mut [f32]],
+) {
+    debug_assert!(
+        xs.len() == outs.len() && xs.len() <= BATCH_LANES,
+        "group of the wrong size"
+    );
+    let count = xs.len().min(outs.len()).min(BATCH_LANES);
+    let xs = xs.get(..count).unwrap_or_default();
+    let outs = outs.get_mut(..count).unwrap_or_default();
+    let first = &stage.first;
+    let last = stage.second.as_ref().unwrap_or(first);
+    for (x, out) in xs.iter().zip(outs.iter_mut()) {
+        super::forward::debug_assert_stage(stage, x.len(), out.len());
+        last.init(out, 0);
+    }
+    let mut xt = [[0.0_f32; BATCH_LANES]; PACK];
+    let mut yt = [[0.0_f32; BATCH_LANES]; OUTPUT_ROWS];
+    match &stage.second {
+        None => {
+            // One layer: output rows in blocks, each summed over all input columns.
+            let mut o0 = 0_usize;
+            for block in pieces(first.weights, OUTPUT_ROWS.saturating_mul(first.d_in).max(1)) {
+                let rows = block.len().checked_div(first.d_in).unwrap_or(0);
+                let o1 = o0.saturating_add(rows);
+                let y = yt.get_mut(..rows).unwrap_or_default();
+                for (j, out) in outs.iter().enumerate() {
+                    for (yi, v) in y.iter_mut().zip(out.get(o0..o1).unwrap_or_default()) {
+                        if let Some(slot) = yi.get_mut(j) {
+                            *slot = *v;
+                        }
+                    }
+                }
+                rows_add::<K, PACK>(block, first.d_in, xs, &mut xt, y);
+                for (j, out) in outs.iter_mut().enumerate() {
+                    for (yi, v) in y.iter().zip(out.get_mut(o0..o1).unwrap_or_default()) {
+                        if let Some(value) = yi.get(j) {
+                            *v = *value;
+                        }
+                    }
+                }
+                o0 = o1;
+            }
+        }
+        Some(second) => {
+            let mut ht = [[0.0_f32; BATCH_LANES]; HIDDEN];
+            let block_rows = HIDDEN.min(first.d_out).max(1);
+            // `block_rows·d_in ≤ d_out·d_in`, which the layout proved fits in `usize`.
+            let block_weights = block_rows.saturating_mul(first.d_in).max(1);
+            let mut first_unit = 0_usize;
+            for w1 in pieces(first.weights, block_weights) {
+                let units = w1.len().checked_div(first.d_in).unwrap_or(0);
+                debug_assert!(units <= HIDDEN, "hidden block overflows its buffer");
+                let h = ht.get_mut(..units).unwrap_or_default();
+                init_lanes(first, h, first_unit);
+                rows_add::<K, PACK>(w1, first.d_in, xs, &mut xt, h);
+                finish_lanes(first, h, first_unit);
+                fold_into_outputs::<K>(second.weights, first.d_out, first_unit, h, outs, &mut yt);
+                first_unit = first_unit.saturating_add(units);
+            }
+        }
+    }
+    outs.iter_mut().for_each(|out| last.finish(out, 0));
+}
+
+/// Every lane of row `u` starts at unit `first_unit + u`'s bias (or 0).
+fn init_lanes(layer: &DenseView<'_>, rows: &mut [Lanes], first_unit: usize) {
+    // A running counter, not `zip(first_unit..)`: `RangeFrom` panics on overflow when
+    // overflow checks are on (the no-panic proof builds with them).
+    let mut unit = first_unit;
+    for row in rows.iter_mut() {
+        let bias = layer.bias.and_then(|b| b.get(unit)).copied().unwrap_or(0.0);
+        *row = [bias; BATCH_LANES];
+        unit = unit.saturating_add(1);
+    }
+}
+
+/// [`DenseView::finish`] per row: the BatchNorm and ReLU of unit `first_unit + u` on
+/// every lane of row `u`.
+fn finish_lanes(layer: &DenseView<'_>, rows: &mut [Lanes], first_unit: usize) {
+    let mut unit = first_unit;
+    for row in rows.iter_mut() {
+        if let Some(batch_norm) = &layer.batch_norm {
+            let (alpha, shift) = batch_norm.scale_shift(unit);
+            row.iter_mut().for_each(|x| *x = *x * alpha + shift);
+        }
+        if layer.relu {
+            crate::kernels::relu_in_place(row);
+        }
+        unit = unit.saturating_add(1);
+    }
+}
+
+/// [`stage_lanes`] with blocks four times as wide, for layers wider than the small
+/// blocks: inputs packed [`WIDE_PACK_COLUMNS`] columns at a time (32 KiB) and
+/// [`WIDE_LANES_HIDDEN`] hidden units per block (32 KiB), 68 KiB of stack in a frame of
+/// its own. The weights are then read in 2 KiB strips per row instead of 512-byte ones:
+/// measured 1.2–1.6× faster at the mid and paper dimensions on Zen 3.
+#[inline(never)]
+fn stage_lanes_wide<K: Kernels>(stage: &Stage<'_>, xs: &[&[f32]], outs: &mut [&mut [f32]]) {
+    stage_lanes::<K, WIDE_PACK_COLUMNS, WIDE_LANES_HIDDEN>(stage, xs, outs);
+}
+
+/// A group of up to [`BATCH_GROUP`] inputs through one stage: one or two inputs take
+/// the pair path (as the single two-view loss), more take the lanes path.
+fn stage_many<K: Kernels>(stage: &Stage<'_>, xs: &[&[f32]], outs: &mut [&mut [f32]]) {
+    if xs.len() > 2 {
+        let hidden = stage.second.map_or(0, |_| stage.first.d_out);
+        if stage.first.d_in > PACK_COLUMNS || hidden > LANES_HIDDEN {
+            stage_lanes_wide::<K>(stage, xs, outs);
+        } else {
+            stage_lanes::<K, PACK_COLUMNS, LANES_HIDDEN>(stage, xs, outs);
+        }
+    } else {
+        stage_pair::<K>(stage, xs, outs);
+    }
+}
+
+/// `outs[j] = stack(xs[j])` for a group, the intermediate vectors in `scratch` (one per
+/// input, [`StackView::intermediate_len`] long; unused for a single stage).
+fn stack_many<K: Kernels>(
+    stack: &StackView<'_>,
+    xs: &[&[f32]],
+    outs: &mut [&mut [f32]],
+    scratch: &mut [&mut [f32]],
+) {
+    match &stack.leading {
+        None => stage_many::<K>(&stack.last, xs, outs),
+        Some(leading) => {
+            let count = xs.len().min(scratch.len());
+            let scratch = scratch.get_mut(..count).unwrap_or_default();
+            stage_many::<K>(leading, xs.get(..count).unwrap_or_default(), scratch);
+            let mut views: [&[f32]; BATCH_GROUP] = [&[]; BATCH_GROUP];
+            views
+                .iter_mut()
+                .zip(scratch.iter())
+                .for_each(|(v, s)| *v = s);
+            let views = views.get(..count).unwrap_or_default();
+            stage_many::<K>(&stack.last, views, outs);
+        }
+    }
+}
+
+/// `count` slots of `len` floats from the front of `area`, as a group of slices.
+fn slots(area: &mut [f32], len: usize, count: usize) -> [&mut [f32]; BATCH_GROUP] {
+    let mut parts = pieces_mut(area, len.max(1));
+    let mut group: [&mut [f32]; BATCH_GROUP] = Default::default();
+    for slot in group.iter_mut().take(count) {
+        *slot = parts.next().unwrap_or_default();
+    }
+    if len == 0 {
+        group.iter_mut().for_each(|slot| *slot = &mut []);
+    }
+    group
+}
+
+/// `outs` row `j` = `stack(xs row j)`, finished, for every row, [`BATCH_GROUP`] rows
+/// at a time; `scratch` holds a group's intermediate vectors.
+fn batch_stack<K: Kernels>(
+    stack: &StackView<'_>,
+    normalize: bool,
+    xs: &[f32],
+    outs: &mut [f32],
+    scratch: &mut [f32],
+    location: &'static str,
+) -> SslResult<()> {
+    // `pieces`, not `chunks_exact`: `zip` asks for the length, a division by the chunk
+    // size that keeps a panic path where it is not inlined (the no-panic check at
+    // opt-level "z"). The lengths are whole multiples, checked by the callers.
+    let mut inputs = pieces(xs, stack.d_in());
+    let mut outputs = pieces_mut(outs, stack.last.d_out());
+    let inter = stack.intermediate_len();
+    loop {
+        let mut group_x: [&[f32]; BATCH_GROUP] = [&[]; BATCH_GROUP];
+        let mut group_y: [&mut [f32]; BATCH_GROUP] = Default::default();
+        // The slots come first in the zip, so a full group takes nothing more from the
+        // input iterators.
+        let count = group_x
+            .iter_mut()
+            .zip(group_y.iter_mut())
+            .zip(inputs.by_ref().zip(outputs.by_ref()))
+            .map(|((gx, gy), (x, y))| {
+                *gx = x;
+                *gy = y;
+            })
+            .count();
+        if count == 0 {
+            return Ok(());
+        }
+        let group_x = group_x.get(..count).unwrap_or_default();
+        let group_y = group_y.get_mut(..count).unwrap_or_default();
+        let mut group_s = slots(scratch, inter, count);
+        stack_many::<K>(
+            stack,
+            group_x,
+            group_y,
+            group_s.get_mut(..count).unwrap_or_default(),
+        );
+        for y in group_y.iter_mut() {
+            finish_output::<K>(y, normalize, location)?;
+        }
+    }
+}
+
+/// `workspace[..needed]` or `CapacityTooSmall`.
+fn take_workspace(workspace: &mut [f32], needed: usize) -> SslResult<&mut [f32]> {
+    let capacity = workspace.len();
+    workspace
+        .get_mut(..needed)
+        .ok_or(SslError::CapacityTooSmall { needed, capacity })
+}
+
+impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
+    /// Projects `n` encoder outputs at once: row `j` of `out` is
+    /// [`project_into`](Self::project_into) of row `j` of `zs`.
+    ///
+    /// `zs` is `n × d_encoder` row-major (`n = zs.len() / d_encoder`, possibly 0) and `out`
+    /// is `n × d_out`. The weights are read once per [`BATCH_GROUP`] inputs. `workspace`
+    /// holds the intermediate vectors of a group: `min(n, 16)` times the projector's
+    /// (none for stacks of up to two layers, so `&mut []` for the reference's head;
+    /// [`Architecture::workspace_len`](crate::model::Architecture::workspace_len)`(n)`
+    /// always suffices). On error, `out` may be partly written.
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `zs.len()` is not a multiple of `d_encoder`, then when
+    /// `out.len() != n·d_out`; `CapacityTooSmall` for a short workspace;
+    /// `NonFinite { location: "z" }` for a NaN/infinite input,
+    /// `NonFinite { location: "projector output" }` when a result overflows.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::{LcgRng, SimSiamConfig, SimSiamHead};
+    /// let config = SimSiamConfig::default();
+    /// let head = SimSiamHead::<heapless::Vec<f32, 16_640>>::from_seed(config, &mut LcgRng::new(0))?;
+    /// let zs = [0.5_f32; 3 * 64];
+    /// let mut out = [0.0_f32; 3 * 32];
+    /// head.project_batch_into(&zs, &mut out, &mut [])?;
+    /// let mut single = [0.0_f32; 32];
+    /// head.project_into(&zs[..64], &mut single, &mut [])?;
+    /// assert!(out[..32].iter().zip(&single).all(|(a, b)| (a - b).abs() < 1e-5));
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn project_batch_into(
+        &self,
+        zs: &[f32],
+        out: &mut [f32],
+        workspace: &mut [f32],
+    ) -> SslResult<()> {
+        let [projector, _] = self.stacks()?;
+        let normalize = self.architecture().normalize_projection;
+        batch_forward::<K>(
+            &projector,
+            normalize,
+            zs,
+            out,
+            workspace,
+            ["z", "projector output"],
+        )
+    }
+
+    /// Applies the predictor to `n` projections at once: row `j` of `out` is
+    /// [`predict_into`](Self::predict_into) of row `j` of `ps`. Both are `n × d_out`
+    /// row-major. `workspace`: as [`project_batch_into`](Self::project_batch_into), for
+    /// the predictor. On error, `out` may be partly written.
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `ps.len()` is not a multiple of `d_out`, then when
+    /// `out.len() != ps.len()`; `CapacityTooSmall`; `NonFinite { location: "p" }` or
+    /// `{ location: "predictor output" }`.
+    pub fn predict_batch_into(
+        &self,
+        ps: &[f32],
+        out: &mut [f32],
+        workspace: &mut [f32],
+    ) -> SslResult<()> {
+        let [_, predictor] = self.stacks()?;
+        let normalize = self.architecture().normalize_prediction;
+        batch_forward::<K>(
+            &predictor,
+            normalize,
+            ps,
+            out,
+            workspace,
+            ["p", "predictor output"],
+        )
+    }
+
+    /// The SimSiam loss of `n = losses.len()` pairs of views at once: `losses[j]` is
+    /// [`loss`](Self::loss) of row `j` of `z1s` and of `z2s` (both `n × d_encoder`
+    /// row-major).
+    ///
+    /// Pairs are taken eight at a time (sixteen inputs, one per lane); a batch of one pair
+    /// takes the two-view path and gives exactly the single call's result. `workspace`
+    /// must hold at least
+    /// [`Architecture::workspace_len`](crate::model::Architecture::workspace_len)`(n)` =
+    /// `min(n, 8)·(4·d_out + 2·intermediate)` floats (`4·d_out·min(n, 8)` for the
+    /// reference's head). On error, `losses` may be partly written.
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `z1s` or then `z2s` is not `n·d_encoder` long;
+    /// `CapacityTooSmall` for a short workspace; `NonFinite` with locations `"z1"`,
+    /// `"z2"`, `"projector output"`, `"predictor output"`; `InvalidParameter` when a
+    /// size overflows `usize`.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::{LcgRng, SimSiamConfig, SimSiamHead};
+    /// let config = SimSiamConfig::default();
+    /// let head = SimSiamHead::<heapless::Vec<f32, 16_640>>::from_seed(config, &mut LcgRng::new(0))?;
+    /// let (z1s, z2s) = ([0.5_f32; 2 * 64], [0.25_f32; 2 * 64]);
+    /// let mut losses = [0.0_f32; 2];
+    /// let mut workspace = [0.0_f32; 4 * 32 * 2];
+    /// assert_eq!(head.architecture().workspace_len(2)?, workspace.len());
+    /// head.loss_batch_into(&z1s, &z2s, &mut losses, &mut workspace)?;
+    /// let single = head.loss(&z1s[..64], &z2s[..64], &mut workspace)?;
+    /// assert!((losses[0] - single).abs() < 1e-5);
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn loss_batch_into(
+        &self,
+        z1s: &[f32],
+        z2s: &[f32],
+        losses: &mut [f32],
+        workspace: &mut [f32],
+    ) -> SslResult<()> {
+        let architecture = *self.architecture();
+        let (d_encoder, d_out) = (architecture.d_encoder(), architecture.d_out());
+        let n = losses.len();
+        let input_len = area(n, d_encoder)?;
+        check_len(input_len, z1s.len())?;
+        check_len(input_len, z2s.len())?;
+        let needed = architecture.workspace_len(n)?;
+        let workspace = take_workspace(workspace, needed)?;
+        check_finite(z1s, "z1")?;
+        check_finite(z2s, "z2")?;
+        if n == 0 {
+            return Ok(());
+        }
+        let [projector, predictor] = self.stacks()?;
+        let inputs = n.min(BATCH_PAIRS).saturating_mul(2);
+        // Workspace: the group's projections, then its predictions (each `d_out`,
+        // interleaved by view: z1 of pair a, z2 of pair a, z1 of pair b, ...), then its
+        // intermediate vectors. `needed` is exactly their sum, so no split fails.
+        let too_small = SslError::CapacityTooSmall {
+            needed,
+            capacity: workspace.len(),
+        };
+        let outputs_len = inputs.saturating_mul(d_out);
+        let (projections, rest) = workspace
+            .split_at_mut_checked(outputs_len)
+            .ok_or(too_small)?;
+        let (predictions, scratch) = rest.split_at_mut_checked(outputs_len).ok_or(too_small)?;
+        // Rows pulled with `next()`, not zipped: see the note on `slots`. `z1s` and `z2s`
+        // hold exactly `n = losses.len()` rows (checked above), so every `next()` is
+        // `Some`.
+        let mut z1_rows = pieces(z1s, d_encoder.max(1));
+        let mut z2_rows = pieces(z2s, d_encoder.max(1));
+        let pairs = losses.iter_mut().map(|loss| {
+            let (z1, z2) = (z1_rows.next(), z2_rows.next());
+            debug_assert!(z1.is_some() && z2.is_some(), "fewer input rows than losses");
+            ((z1.unwrap_or_default(), z2.unwrap_or_default()), loss)
+        });
+        let mut pairs = pairs.peekable();
+        while pairs.peek().is_some() {
+            let mut xs: [&[f32]; BATCH_GROUP] = [&[]; BATCH_GROUP];
+            let mut group_losses: [Option<&mut f32>; BATCH_PAIRS] = Default::default();
+            let count = xs
+                .as_chunks_mut::<2>()
+                .0
+                .iter_mut()
+                .zip(group_losses.iter_mut())
+                .zip(pairs.by_ref())
+                .map(|(([a, b], loss_slot), ((z1, z2), loss))| {
+                    *a = z1;
+                    *b = z2;
+                    *loss_slot = Some(loss);
+                })
+                .count();
+            let inputs = count.saturating_mul(2);
+            let xs = xs.get(..inputs).unwrap_or_default();
+
+            let mut zp = slots(projections, d_out, inputs);
+            let zp = zp.get_mut(..inputs).unwrap_or_default();
+            debug_assert!(
+                zp.iter().all(|z| z.len() == d_out),
+                "workspace slots too few"
+            );
+            let mut group_s = slots(scratch, projector.intermediate_len(), inputs);
+            let group_s = group_s.get_mut(..inputs).unwrap_or_default();
+            stack_many::<K>(&projector, xs, zp, group_s);
+            let normalize = architecture.normalize_projection;
+            for z in zp.iter_mut() {
+                finish_output::<K>(z, normalize, "projector output")?;
+            }
+
+            let mut zp_views: [&[f32]; BATCH_GROUP] = [&[]; BATCH_GROUP];
+            zp_views.iter_mut().zip(zp.iter()).for_each(|(v, z)| *v = z);
+            let zp_views = zp_views.get(..inputs).unwrap_or_default();
+            let mut pp = slots(predictions, d_out, inputs);
+            let pp = pp.get_mut(..inputs).unwrap_or_default();
+            debug_assert!(
+                pp.iter().all(|p| p.len() == d_out),
+                "workspace slots too few"
+            );
+            let mut group_s = slots(scratch, predictor.intermediate_len(), inputs);
+            let group_s = group_s.get_mut(..inputs).unwrap_or_default();
+            stack_many::<K>(&predictor, zp_views, pp, group_s);
+            let normalize = architecture.normalize_prediction;
+            for p in pp.iter_mut() {
+                finish_output::<K>(p, normalize, "predictor output")?;
+            }
+
+            // `as_chunks_mut`, not `chunks_exact_mut(2)`: no chunk-size division for
+            // `Zip::new`. The loss normalises a copy-free pair of views in place, so the
+            // projections are taken again as mutable slots.
+            let mut zp = slots(projections, d_out, inputs);
+            let zp = zp.get_mut(..inputs).unwrap_or_default();
+            let ((z_pairs, _), (p_pairs, _)) = (zp.as_chunks_mut::<2>(), pp.as_chunks_mut::<2>());
+            let groups = z_pairs.iter_mut().zip(p_pairs.iter_mut());
+            for ((z_pair, p_pair), loss) in groups.zip(group_losses.iter_mut()) {
+                if let ([z1p, z2p], [p1, p2], Some(loss)) = (z_pair, p_pair, loss) {
+                    **loss = symmetric_loss::<K>(
+                        &architecture,
+                        [&mut **z1p, &mut **z2p, &mut **p1, &mut **p2],
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The shared body of the batch forward calls.
+fn batch_forward<K: Kernels>(
+    stack: &StackView<'_>,
+    normalize: bool,
+    xs: &[f32],
+    out: &mut [f32],
+    workspace: &mut [f32],
+    [input, output]: [&'static str; 2],
+) -> SslResult<()> {
+    let n = row_count(xs.len(), stack.d_in())?;
+    check_len(area(n, stack.last.d_out())?, out.len())?;
+    let needed = area(n.min(BATCH_GROUP), stack.intermediate_len())?;
+    let scratch = take_workspace(workspace, needed)?;
+    check_finite(xs, input)?;
+    batch_stack::<K>(stack, normalize, xs, out, scratch, output)
+}

@@ -1,0 +1,274 @@
+//! The forward pass of a stack of layers, for one input, the two views of the loss, or a
+//! small group (the batch calls' pair path), generic over the kernel twin.
+//!
+//! A stack runs as at most two *stages*. A stage is one layer, or two fused: the first
+//! layer's output is made [`HIDDEN_BLOCK`] units at a time on the stack and folded into
+//! the second layer's sums at once, so it is never stored whole and the weights are
+//! read once per call. Stacks of two layers are one fused stage (no workspace); three
+//! layers are a single layer, then a fused pair; four are two fused pairs. Between two
+//! stages the intermediate vector lives in the caller's workspace.
+
+use super::architecture::MAX_STACK_LAYERS;
+use super::layout::DenseView;
+use crate::kernels::{Kernels, matmat_add, pieces};
+
+/// Hidden units computed per block on the stack: the hidden vector of a fused stage is
+/// never stored whole, so a single forward pass needs `HIDDEN_BLOCK·4` bytes (1 KiB) of
+/// stack whatever the dimensions.
+pub const HIDDEN_BLOCK: usize = 256;
+
+/// Hidden units per block of the two-input path for wide hidden layers (more than
+/// [`HIDDEN_BLOCK`] units): the second layer reads its weights in strips of this many
+/// columns, one strip per row, and 4 KiB strips stream from DRAM much faster than 1 KiB
+/// ones at the paper's dimensions (measured: 1.1–1.3× instead of 1.7–2× the DRAM bound).
+const WIDE_HIDDEN_BLOCK: usize = 1024;
+
+/// One layer, or two fused.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stage<'a> {
+    pub(crate) first: DenseView<'a>,
+    pub(crate) second: Option<DenseView<'a>>,
+}
+
+impl Stage<'_> {
+    /// The stage's output width.
+    pub(crate) fn d_out(&self) -> usize {
+        self.second.as_ref().unwrap_or(&self.first).d_out
+    }
+}
+
+/// A stack viewed in the parameters, as its stages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StackView<'a> {
+    /// The first stage, present for stacks of three or four layers.
+    pub(crate) leading: Option<Stage<'a>>,
+    /// The stage that writes the stack's output.
+    pub(crate) last: Stage<'a>,
+}
+
+impl<'a> StackView<'a> {
+    /// The stages of `layers` (one to [`MAX_STACK_LAYERS`] views, chained); `None` for
+    /// an empty or longer slice (never for a validated head).
+    pub(crate) fn new(layers: &[DenseView<'a>]) -> Option<Self> {
+        let single = |first: &DenseView<'a>| Stage {
+            first: *first,
+            second: None,
+        };
+        let pair = |first: &DenseView<'a>, second: &DenseView<'a>| Stage {
+            first: *first,
+            second: Some(*second),
+        };
+        debug_assert!(layers.len() <= MAX_STACK_LAYERS);
+        Some(match layers {
+            [a] => Self {
+                leading: None,
+                last: single(a),
+            },
+            [a, b] => Self {
+                leading: None,
+                last: pair(a, b),
+            },
+            [a, b, c] => Self {
+                leading: Some(single(a)),
+                last: pair(b, c),
+            },
+            [a, b, c, d] => Self {
+                leading: Some(pair(a, b)),
+                last: pair(c, d),
+            },
+            _ => return None,
+        })
+    }
+
+    /// The stack's input width.
+    pub(crate) fn d_in(&self) -> usize {
+        self.leading.unwrap_or(self.last).first.d_in
+    }
+
+    /// The width of the vector between the stages (0 for a single stage): the
+    /// workspace each input needs.
+    pub(crate) fn intermediate_len(&self) -> usize {
+        self.leading.map_or(0, |stage| stage.d_out())
+    }
+}
+
+/// Debug builds check the shapes a validated head guarantees, so that a layout bug in
+/// the model fails the tests instead of returning a plausible wrong `Ok` (the kernels cut
+/// mismatched slices to their common prefix). Release builds compile it away and keep
+/// the no-panic proof.
+#[inline]
+pub(crate) fn debug_assert_stage(stage: &Stage<'_>, x_len: usize, out_len: usize) {
+    debug_assert_eq!(
+        x_len, stage.first.d_in,
+        "input length is not the stage's d_in"
+    );
+    debug_assert_eq!(
+        out_len,
+        stage.d_out(),
+        "output length is not the stage's d_out"
+    );
+    for layer in core::iter::once(&stage.first).chain(stage.second.as_ref()) {
+        debug_assert_eq!(
+            Some(layer.weights.len()),
+            layer.d_out.checked_mul(layer.d_in),
+            "weights are not d_out × d_in"
+        );
+    }
+    if let Some(second) = &stage.second {
+        debug_assert_eq!(second.d_in, stage.first.d_out, "layers do not chain");
+    }
+}
+
+/// `out = stage(x)` for one input. A fused stage makes its hidden vector
+/// [`HIDDEN_BLOCK`] units at a time (1 KiB of stack). The scalar twin adds in exactly
+/// the reference's order (bias first, then left to right).
+pub(crate) fn stage_into<K: Kernels>(stage: &Stage<'_>, x: &[f32], out: &mut [f32]) {
+    debug_assert_stage(stage, x.len(), out.len());
+    let first = &stage.first;
+    let Some(second) = &stage.second else {
+        first.init(out, 0);
+        K::matvec_add(first.weights, first.d_in, 0, x, out);
+        first.finish(out, 0);
+        return;
+    };
+    second.init(out, 0);
+    let block_rows = HIDDEN_BLOCK.min(first.d_out).max(1);
+    // `block_rows·d_in ≤ d_out·d_in`, which the layout proved fits in `usize`.
+    let block_weights = block_rows.saturating_mul(first.d_in).max(1);
+    let mut hidden_block = [0.0_f32; HIDDEN_BLOCK];
+    // The first hidden unit of the current block: a running sum rather than
+    // `index * block_rows`, so no arithmetic here can overflow (or panic when a build
+    // turns on overflow checks).
+    let mut first_unit = 0_usize;
+    for w1 in pieces(first.weights, block_weights) {
+        let units = w1.len().checked_div(first.d_in).unwrap_or(0);
+        debug_assert!(units <= HIDDEN_BLOCK, "hidden block overflows its buffer");
+        let Some(h) = hidden_block.get_mut(..units) else {
+            return;
+        };
+        first.init(h, first_unit);
+        K::matvec_add(w1, first.d_in, 0, x, h);
+        first.finish(h, first_unit);
+        K::matvec_add(second.weights, first.d_out, first_unit, h, out);
+        first_unit = first_unit.saturating_add(units);
+    }
+    second.finish(out, 0);
+}
+
+/// `outs[j] = stack(xs[j])` for the stack's two stages, the intermediate vectors in
+/// `scratch` (one per input, [`StackView::intermediate_len`] long), through
+/// [`stage_pair`]: one or two inputs.
+pub(crate) fn stack_pair<K: Kernels>(
+    stack: &StackView<'_>,
+    xs: &[&[f32]],
+    outs: &mut [&mut [f32]],
+    scratch: &mut [&mut [f32]],
+) {
+    match &stack.leading {
+        None => stage_pair::<K>(&stack.last, xs, outs),
+        Some(leading) => {
+            stage_pair::<K>(leading, xs, scratch);
+            let mut views: [&[f32]; 2] = [&[]; 2];
+            views
+                .iter_mut()
+                .zip(scratch.iter())
+                .for_each(|(v, s)| *v = s);
+            let views = views.get(..xs.len().min(2)).unwrap_or_default();
+            stage_pair::<K>(&stack.last, views, outs);
+        }
+    }
+}
+
+/// `out = stack(x)` for one input, the intermediate vector in `scratch`.
+pub(crate) fn stack_into<K: Kernels>(
+    stack: &StackView<'_>,
+    x: &[f32],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    match &stack.leading {
+        None => stage_into::<K>(&stack.last, x, out),
+        Some(leading) => {
+            stage_into::<K>(leading, x, scratch);
+            stage_into::<K>(&stack.last, scratch, out);
+        }
+    }
+}
+
+/// Two inputs through one stage ([`stage_group`]), with hidden blocks of
+/// [`HIDDEN_BLOCK`] units (2 KiB of stack) or, for hidden layers wider than that,
+/// [`WIDE_HIDDEN_BLOCK`] units (8 KiB, in a frame of its own so that narrow heads never
+/// reserve it).
+pub(crate) fn stage_pair<K: Kernels>(stage: &Stage<'_>, xs: &[&[f32]], outs: &mut [&mut [f32]]) {
+    if stage.second.is_some() && stage.first.d_out > HIDDEN_BLOCK {
+        stage_pair_wide::<K>(stage, xs, outs);
+    } else {
+        stage_group::<K, 2, HIDDEN_BLOCK>(stage, xs, outs);
+    }
+}
+
+#[inline(never)]
+fn stage_pair_wide<K: Kernels>(stage: &Stage<'_>, xs: &[&[f32]], outs: &mut [&mut [f32]]) {
+    stage_group::<K, 2, WIDE_HIDDEN_BLOCK>(stage, xs, outs);
+}
+
+/// [`stage_into`] for up to `G` inputs at once, sharing every weight load among them.
+/// A fused stage makes its hidden layer `B` units at a time for all inputs (`G·B·4` bytes
+/// of stack) by [`matmat_add`], then folds it into the outputs, so each weight is read
+/// from memory once per call. Inputs beyond `G` (or beyond the shorter of `xs`, `outs`)
+/// are ignored.
+///
+/// Every output is summed in the same order as [`stage_into`] on the same twin, except
+/// that the SIMD twin splits rows into [`matmat_add`]'s panels: on the scalar twin the
+/// results equal `G` single calls bit for bit.
+pub(crate) fn stage_group<K: Kernels, const G: usize, const B: usize>(
+    stage: &Stage<'_>,
+    xs: &[&[f32]],
+    outs: &mut [&mut [f32]],
+) {
+    debug_assert!(
+        xs.len() == outs.len() && xs.len() <= G,
+        "group of the wrong size"
+    );
+    let count = xs.len().min(outs.len()).min(G);
+    let xs = xs.get(..count).unwrap_or_default();
+    let outs = outs.get_mut(..count).unwrap_or_default();
+    let first = &stage.first;
+    let Some(second) = &stage.second else {
+        for (x, out) in xs.iter().zip(outs.iter_mut()) {
+            debug_assert_stage(stage, x.len(), out.len());
+            first.init(out, 0);
+        }
+        matmat_add::<K>(first.weights, first.d_in, 0, xs, outs);
+        outs.iter_mut().for_each(|out| first.finish(out, 0));
+        return;
+    };
+    for (x, out) in xs.iter().zip(outs.iter_mut()) {
+        debug_assert_stage(stage, x.len(), out.len());
+        second.init(out, 0);
+    }
+    let block_rows = B.min(first.d_out).max(1);
+    // `block_rows·d_in ≤ d_out·d_in`, which the layout proved fits in `usize`.
+    let block_weights = block_rows.saturating_mul(first.d_in).max(1);
+    let mut hidden_blocks = [[0.0_f32; B]; G];
+    let mut first_unit = 0_usize;
+    for w1 in pieces(first.weights, block_weights) {
+        let units = w1.len().checked_div(first.d_in).unwrap_or(0);
+        debug_assert!(units <= B, "hidden block overflows its buffer");
+        let mut hs = hidden_blocks
+            .each_mut()
+            .map(|h| h.get_mut(..units).unwrap_or_default());
+        let hs = hs.get_mut(..count).unwrap_or_default();
+        for h in hs.iter_mut() {
+            first.init(h, first_unit);
+        }
+        matmat_add::<K>(w1, first.d_in, 0, xs, hs);
+        hs.iter_mut().for_each(|h| first.finish(h, first_unit));
+        let mut views: [&[f32]; G] = [&[]; G];
+        views.iter_mut().zip(hs.iter()).for_each(|(v, h)| *v = h);
+        let views = views.get(..count).unwrap_or_default();
+        matmat_add::<K>(second.weights, first.d_out, first_unit, views, outs);
+        first_unit = first_unit.saturating_add(units);
+    }
+    outs.iter_mut().for_each(|out| second.finish(out, 0));
+}

@@ -1,0 +1,609 @@
+//! The no-alloc SimSiam head over any parameter storage, on a kernel twin chosen at
+//! compile time.
+
+use core::marker::PhantomData;
+
+use super::architecture::{Architecture, Layer};
+use super::config::SimSiamConfig;
+use super::forward::{StackView, stack_into, stack_pair};
+use super::layout::{DenseView, Layout, MAX_LAYERS};
+use crate::error::{SslError, SslResult, check_finite, check_len};
+use crate::image::{Image, image_len, write_image};
+use crate::kernels::{Kernels, NORM_FLOOR, Simd, divide_by_norm, pieces_mut};
+use crate::rng::LcgRng;
+
+/// The floor PyTorch's `CosineSimilarity` puts under each norm (`eps = 1e-8`): the loss
+/// normalises with it whatever the architecture did not normalise already.
+pub const COSINE_EPS: f32 = 1e-8;
+
+/// Writes Kaiming-normal weights and zero biases for the reference's head into `params`,
+/// drawing from `rng` in the reference's order (`proj_w1`, `proj_w2`, `pred_w1`,
+/// `pred_w2`): the same seed gives the same weights as `oxicuda-ssl`'s `SimSiam::new`.
+///
+/// # Errors
+/// The config's errors (see [`SimSiamConfig::param_count`]), then `DimensionMismatch`
+/// when `params.len()` is not the parameter count.
+///
+/// # Examples
+/// ```
+/// use simsiam::{LcgRng, SimSiamConfig, init_params};
+/// let config = SimSiamConfig { d_encoder: 4, d_projector: 8, d_predictor: 4, d_out: 2 };
+/// let mut params = [0.0_f32; 80];
+/// init_params(&config, &mut LcgRng::new(42), &mut params)?;
+/// # Ok::<(), simsiam::SslError>(())
+/// ```
+pub fn init_params(config: &SimSiamConfig, rng: &mut LcgRng, params: &mut [f32]) -> SslResult<()> {
+    let expected = config.param_count()?;
+    check_len(expected, params.len())?;
+    let architecture = Architecture::reference(*config)?;
+    // The layers add up to `expected == params.len()`, so no split below can fail; were
+    // one to, its error would still be the true one.
+    let wrong_length = SslError::DimensionMismatch {
+        expected,
+        got: params.len(),
+    };
+    let mut rest = params;
+    for layer in architecture.layers() {
+        let (weights, tail) = core::mem::take(&mut rest)
+            .split_at_mut_checked(layer.weight_count().ok_or(wrong_length)?)
+            .ok_or(wrong_length)?;
+        let (bias, tail) = tail.split_at_mut_checked(layer.d_out).ok_or(wrong_length)?;
+        rest = tail;
+        rng.fill_normal(weights);
+        let scale = libm::sqrtf(2.0_f32 / layer.d_in as f32);
+        weights.iter_mut().for_each(|w| *w *= scale);
+        bias.fill(0.0);
+    }
+    Ok(())
+}
+
+/// L2-normalises `out` in place with the floor `floor` under the norm, or
+/// `NonFinite { location }` when it overflowed (the sum of squares is computed once and
+/// serves both).
+pub(crate) fn normalize_checked<K: Kernels>(
+    out: &mut [f32],
+    floor: f32,
+    location: &'static str,
+) -> SslResult<()> {
+    let sum_squares = K::sum_squares(out);
+    if !sum_squares.is_finite() {
+        return Err(SslError::NonFinite { location });
+    }
+    divide_by_norm::<K>(out, sum_squares, floor);
+    Ok(())
+}
+
+/// The finishing step of a stack's output: L2 with the reference's floor when the
+/// architecture normalises it, else only the finiteness check.
+pub(crate) fn finish_output<K: Kernels>(
+    out: &mut [f32],
+    normalize: bool,
+    location: &'static str,
+) -> SslResult<()> {
+    if normalize {
+        normalize_checked::<K>(out, NORM_FLOOR, location)
+    } else {
+        check_finite(out, location)
+    }
+}
+
+/// `(−cos(p1, z2) − cos(p2, z1)) / 2`, normalising in place whatever the architecture
+/// did not (with PyTorch's cosine floor): for the reference's head, where both are
+/// unit vectors already, exactly its `(D(p1, z2') + D(p2, z1'))·0.5`, `D(a, b) = −a·b`.
+pub(crate) fn symmetric_loss<K: Kernels>(
+    architecture: &Architecture,
+    [z1, z2, p1, p2]: [&mut [f32]; 4],
+) -> SslResult<f32> {
+    if !architecture.normalize_projection {
+        normalize_checked::<K>(z1, COSINE_EPS, "projector output")?;
+        normalize_checked::<K>(z2, COSINE_EPS, "projector output")?;
+    }
+    if !architecture.normalize_prediction {
+        normalize_checked::<K>(p1, COSINE_EPS, "predictor output")?;
+        normalize_checked::<K>(p2, COSINE_EPS, "predictor output")?;
+    }
+    Ok((-K::dot_add(0.0, p1, z2) + -K::dot_add(0.0, p2, z1)) * 0.5)
+}
+
+/// A SimSiam head over parameter storage `S`, running on the kernel twin `K`, with no
+/// allocation.
+///
+/// `S` is anything that derefs to the flat parameters (the layout of
+/// [`Architecture::param_count`]): a `&'static [f32]` in flash, or a parameter image
+/// viewed in place ([`from_image`](SimSiamHead::from_image)); a `heapless::Vec<f32, N>`
+/// owned on the device ([`from_seed`](SimSiamHead::from_seed)); a `Vec<f32>` under
+/// `alloc` (that is what [`SimSiam`](crate::SimSiam) wraps). The architecture and the
+/// layout are validated once, at construction, with checked arithmetic, and every
+/// parameter must be finite.
+///
+/// `K` is [`Simd`] unless changed with [`with_kernels`](Self::with_kernels); only the
+/// chosen twin's code is linked. (For a choice at run time, see [`Backend`](crate::Backend).)
+///
+/// # Memory per call
+/// No heap. Each call takes a `workspace` of caller floats: at least the amount its docs
+/// give, and [`Architecture::workspace_len`]`(n)` always suffices for every call with up
+/// to `n` inputs or pairs. For heads whose stacks have at most two layers (the
+/// reference's) only the loss needs one (`4·d_out`). Stack: one hidden block, 1 KiB,
+/// for `project_into`/`predict_into`; 2 KiB for `loss` (8 KiB when a hidden layer is
+/// wider than 256); see [`crate::model`] for the batch calls.
+///
+/// # Examples
+/// ```
+/// use simsiam::{LcgRng, SimSiamConfig, SimSiamHead};
+/// let config = SimSiamConfig::default();
+/// // 16 640 parameters, owned in fixed-capacity storage, initialised on the device.
+/// let head = SimSiamHead::<heapless::Vec<f32, 16_640>>::from_seed(config, &mut LcgRng::new(0))?;
+/// let z1 = [0.5_f32; 64];
+/// let z2 = [0.25_f32; 64];
+/// let mut projected = [0.0_f32; 32];
+/// head.project_into(&z1, &mut projected, &mut [])?;
+/// let mut workspace = [0.0_f32; 4 * 32];
+/// let loss = head.loss(&z1, &z2, &mut workspace)?;
+/// assert!((-1.0..=1.0).contains(&loss));
+/// // The same head on the scalar twin (the reference's loops).
+/// let scalar = head.view().with_kernels::<simsiam::kernels::Scalar>();
+/// let again = scalar.loss(&z1, &z2, &mut workspace)?;
+/// assert!((again - loss).abs() < 1e-6);
+/// # Ok::<(), simsiam::SslError>(())
+/// ```
+pub struct SimSiamHead<S, K = Simd> {
+    architecture: Architecture,
+    layout: Layout,
+    batches_tracked: [u64; MAX_LAYERS],
+    params: S,
+    kernels: PhantomData<fn() -> K>,
+}
+
+impl<S: Clone, K> Clone for SimSiamHead<S, K> {
+    fn clone(&self) -> Self {
+        Self {
+            architecture: self.architecture,
+            layout: self.layout,
+            batches_tracked: self.batches_tracked,
+            params: self.params.clone(),
+            kernels: PhantomData,
+        }
+    }
+}
+
+/// A head over borrowed parameters (`SimSiamHead<&[f32], K>`, what
+/// [`view`](SimSiamHead::view) and [`from_image`](SimSiamHead::from_image) give) is `Copy`.
+impl<S: Copy, K> Copy for SimSiamHead<S, K> {}
+
+impl<S: AsRef<[f32]>, K> core::fmt::Debug for SimSiamHead<S, K> {
+    /// The architecture and the parameter count, not the parameters.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimSiamHead")
+            .field("architecture", &self.architecture)
+            .field("param_count", &self.params.as_ref().len())
+            .field("kernels", &core::any::type_name::<K>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsRef<[f32]>> SimSiamHead<S> {
+    /// A head of `architecture` over `params`, laid out as
+    /// [`Architecture::param_count`] describes.
+    ///
+    /// # Errors
+    /// The architecture's errors; `DimensionMismatch { expected: param_count, got }` for
+    /// storage of the wrong length; `NonFinite { location: "params" }` when a parameter
+    /// is NaN or infinite.
+    pub fn new(architecture: Architecture, params: S) -> SslResult<Self> {
+        let head = Self::from_checked_params(architecture, params)?;
+        check_finite(head.params.as_ref(), "params")?;
+        Ok(head)
+    }
+
+    /// The reference's head of dimensions `config` over `params` (its layout:
+    /// [`SimSiamConfig::param_count`]).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), with the config's errors first.
+    pub fn from_params(config: SimSiamConfig, params: S) -> SslResult<Self> {
+        Self::new(Architecture::reference(config)?, params)
+    }
+
+    /// [`new`](Self::new) without the O(n) finiteness scan, for storage already checked
+    /// (the C API checks once in `simsiam_model_init`, then rebuilds the head per call;
+    /// an image is checked by its parser). Shapes are still checked, in O(layers). A
+    /// non-finite parameter is never unsafe and never panics: it gives a `NonFinite`
+    /// output error or an unspecified finite output.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), except `NonFinite`.
+    pub fn from_checked_params(architecture: Architecture, params: S) -> SslResult<Self> {
+        let layout = Layout::new(&architecture)?;
+        check_len(layout.param_count, params.as_ref().len())?;
+        Ok(Self {
+            architecture,
+            layout,
+            batches_tracked: [0; MAX_LAYERS],
+            params,
+            kernels: PhantomData,
+        })
+    }
+}
+
+impl<'a> SimSiamHead<&'a [f32]> {
+    /// The head a parameter image describes, its parameters viewed in place (no copy):
+    /// for an image in flash, `include_bytes!` wrapped in
+    /// [`AlignedImage`](crate::image::AlignedImage). Validation is
+    /// [`Image::parse`]: O(layers) plus one pass over the data.
+    ///
+    /// # Errors
+    /// [`Image::parse`]'s errors; `Image(Misaligned)` when the parameters are not 4-byte
+    /// aligned or the target is big-endian (copy them then, e.g. with
+    /// [`SimSiam::from_image`](crate::SimSiam::from_image)).
+    pub fn from_image(bytes: &'a [u8]) -> SslResult<Self> {
+        let image = Image::parse(bytes)?;
+        let mut head = Self::from_checked_params(*image.architecture(), image.params()?)?;
+        head.batches_tracked = *image.batches_tracked();
+        Ok(head)
+    }
+}
+
+impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
+    /// The same head on the kernel twin `K2` ([`Simd`] or
+    /// [`Scalar`](crate::kernels::Scalar)).
+    #[must_use]
+    pub fn with_kernels<K2: Kernels>(self) -> SimSiamHead<S, K2> {
+        SimSiamHead {
+            architecture: self.architecture,
+            layout: self.layout,
+            batches_tracked: self.batches_tracked,
+            params: self.params,
+            kernels: PhantomData,
+        }
+    }
+
+    /// A head borrowing this one's parameters (cheap: no copy, no validation).
+    #[must_use]
+    pub fn view(&self) -> SimSiamHead<&[f32], K> {
+        SimSiamHead {
+            architecture: self.architecture,
+            layout: self.layout,
+            batches_tracked: self.batches_tracked,
+            params: self.params.as_ref(),
+            kernels: PhantomData,
+        }
+    }
+
+    /// What the head is made of.
+    #[must_use]
+    pub fn architecture(&self) -> &Architecture {
+        &self.architecture
+    }
+
+    /// The encoder output width (the projector's input).
+    #[must_use]
+    pub fn d_encoder(&self) -> usize {
+        self.architecture.d_encoder()
+    }
+
+    /// The projection width (= the predictor's input and output width).
+    #[must_use]
+    pub fn d_out(&self) -> usize {
+        self.architecture.d_out()
+    }
+
+    /// The flat parameters.
+    #[must_use]
+    pub fn params(&self) -> &[f32] {
+        self.params.as_ref()
+    }
+
+    /// Gives the storage back.
+    #[must_use]
+    pub fn into_params(self) -> S {
+        self.params
+    }
+
+    /// Layer `i`'s BatchNorm `num_batches_tracked` (projector first; 0 without one), as
+    /// read from an image or set with [`set_batches_tracked`](Self::set_batches_tracked).
+    #[must_use]
+    pub fn batches_tracked(&self) -> &[u64; MAX_LAYERS] {
+        &self.batches_tracked
+    }
+
+    /// Sets the BatchNorm counters an image of this head records.
+    pub fn set_batches_tracked(&mut self, counts: [u64; MAX_LAYERS]) {
+        self.batches_tracked = counts;
+    }
+
+    /// How many bytes [`write_image`](Self::write_image) writes.
+    ///
+    /// # Errors
+    /// As [`crate::image::image_len`].
+    pub fn image_len(&self) -> SslResult<usize> {
+        image_len(&self.architecture)
+    }
+
+    /// Writes the head as a parameter image into the start of `out`; returns its length.
+    ///
+    /// # Errors
+    /// As [`crate::image::write_image`].
+    pub fn write_image(&self, out: &mut [u8]) -> SslResult<usize> {
+        write_image(
+            &self.architecture,
+            self.params.as_ref(),
+            &self.batches_tracked,
+            out,
+        )
+    }
+
+    /// The view of every layer, projector first; `None` if the storage no longer matches
+    /// the layout (only storage whose `as_ref` changes length can do that).
+    fn layer_views(&self) -> Option<([DenseView<'_>; MAX_LAYERS], usize)> {
+        let params = self.params.as_ref();
+        let mut views = [None; MAX_LAYERS];
+        let mut count = 0;
+        for ((view, layer), offsets) in views
+            .iter_mut()
+            .zip(self.architecture.layers())
+            .zip(&self.layout.layers)
+        {
+            *view = Some(DenseView::new(layer, offsets, params)?);
+            count += 1;
+        }
+        let first = views.iter().flatten().next().copied()?;
+        Some((views.map(|view| view.unwrap_or(first)), count))
+    }
+
+    /// The projector's and the predictor's stages.
+    pub(crate) fn stacks(&self) -> SslResult<[StackView<'_>; 2]> {
+        let changed = SslError::DimensionMismatch {
+            expected: self.layout.param_count,
+            got: self.params.as_ref().len(),
+        };
+        let (views, count) = self.layer_views().ok_or(changed)?;
+        let split = self.architecture.projector.layers().len();
+        let (projector, predictor) = views.split_at_checked(split).ok_or(changed)?;
+        let predictor = predictor
+            .get(..count.saturating_sub(split))
+            .ok_or(changed)?;
+        match (StackView::new(projector), StackView::new(predictor)) {
+            (Some(p), Some(q)) => Ok([p, q]),
+            _ => Err(changed),
+        }
+    }
+
+    /// Projects an encoder output: `out` = the projector's output (L2-normalised when
+    /// the architecture says so: the reference's head does, the official one ends in its
+    /// BatchNorm).
+    ///
+    /// `workspace` must hold the projector's intermediate vector: 0 floats for stacks of
+    /// up to two layers (pass `&mut []`), the first layer's width for three layers (the
+    /// official head: `prev_dim`), the second's for four. Extra is unused.
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `z.len() != d_encoder`, then when `out.len() != d_out`;
+    /// `CapacityTooSmall` for a short workspace; `NonFinite { location: "z" }` for a
+    /// NaN/infinite input and `NonFinite { location: "projector output" }` when the
+    /// result overflows.
+    pub fn project_into(&self, z: &[f32], out: &mut [f32], workspace: &mut [f32]) -> SslResult<()> {
+        let [projector, _] = self.stacks()?;
+        self.forward(&projector, z, out, workspace, "z")?;
+        finish_output::<K>(
+            out,
+            self.architecture.normalize_projection,
+            "projector output",
+        )
+    }
+
+    /// Applies the predictor to a projection: `out` = the predictor's output
+    /// (L2-normalised when the architecture says so: the reference's head does, the
+    /// official one ends in its Linear layer).
+    ///
+    /// `workspace`: as [`project_into`](Self::project_into), for the predictor.
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `p.len() != d_out`, then when `out.len() != d_out`;
+    /// `CapacityTooSmall`; `NonFinite { location: "p" }` or
+    /// `{ location: "predictor output" }`.
+    pub fn predict_into(&self, p: &[f32], out: &mut [f32], workspace: &mut [f32]) -> SslResult<()> {
+        let [_, predictor] = self.stacks()?;
+        self.forward(&predictor, p, out, workspace, "p")?;
+        finish_output::<K>(
+            out,
+            self.architecture.normalize_prediction,
+            "predictor output",
+        )
+    }
+
+    fn forward(
+        &self,
+        stack: &StackView<'_>,
+        x: &[f32],
+        out: &mut [f32],
+        workspace: &mut [f32],
+        location: &'static str,
+    ) -> SslResult<()> {
+        check_len(stack.d_in(), x.len())?;
+        check_len(stack.last.d_out(), out.len())?;
+        let needed = stack.intermediate_len();
+        let capacity = workspace.len();
+        let scratch = workspace
+            .get_mut(..needed)
+            .ok_or(SslError::CapacityTooSmall { needed, capacity })?;
+        check_finite(x, location)?;
+        stack_into::<K>(stack, x, out, scratch);
+        Ok(())
+    }
+
+    /// The symmetric SimSiam loss `−(cos(p1, z2) + cos(p2, z1)) / 2`, where
+    /// `zi = project(zi)` and `pi = predict(zi)`; `p` and `z` are normalised here when
+    /// the architecture did not already (PyTorch's `CosineSimilarity`, `eps = 1e-8`). In
+    /// `[-1, 1]` up to rounding. For the reference's head this is exactly its
+    /// `(D(p1, z2') + D(p2, z1'))·0.5`, `D(a, b) = −a·b`.
+    ///
+    /// `workspace` must hold at least
+    /// [`Architecture::workspace_len`]`(1)` = `4·d_out` plus two intermediate vectors
+    /// (none for the reference's head, `2·prev_dim` for the official one) floats; extra
+    /// is unused. After the call its first `4·d_out` floats hold `z1`, `z2`, `p1`, `p2`
+    /// (each `d_out`, unit vectors).
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `z1` or then `z2` is not `d_encoder` long;
+    /// `CapacityTooSmall` for a short workspace; `NonFinite` as in
+    /// [`project_into`](Self::project_into) (locations `"z1"`, `"z2"`).
+    pub fn loss(&self, z1: &[f32], z2: &[f32], workspace: &mut [f32]) -> SslResult<f32> {
+        let d_encoder = self.d_encoder();
+        check_len(d_encoder, z1.len())?;
+        check_len(d_encoder, z2.len())?;
+        let d_out = self.d_out();
+        let needed = self.architecture.workspace_len(1)?;
+        let capacity = workspace.len();
+        let too_small = SslError::CapacityTooSmall { needed, capacity };
+        let workspace = workspace.get_mut(..needed).ok_or(too_small)?;
+        let (outputs, scratch) = workspace
+            .split_at_mut_checked(d_out.saturating_mul(4))
+            .ok_or(too_small)?;
+        let mut parts = pieces_mut(outputs, d_out);
+        let (Some(z1p), Some(z2p), Some(p1), Some(p2)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(too_small);
+        };
+        let (s1, s2) = scratch.split_at_mut(scratch.len() / 2);
+        check_finite(z1, "z1")?;
+        check_finite(z2, "z2")?;
+        let [projector, predictor] = self.stacks()?;
+        let inter = projector.intermediate_len();
+        let (a, b) = (
+            s1.get_mut(..inter).unwrap_or_default(),
+            s2.get_mut(..inter).unwrap_or_default(),
+        );
+        // Two-view passes: each weight matrix is read once for both views.
+        stack_pair::<K>(
+            &projector,
+            &[z1, z2],
+            &mut [&mut *z1p, &mut *z2p],
+            &mut [a, b],
+        );
+        let normalize = self.architecture.normalize_projection;
+        finish_output::<K>(z1p, normalize, "projector output")?;
+        finish_output::<K>(z2p, normalize, "projector output")?;
+        let inter = predictor.intermediate_len();
+        let (a, b) = (
+            s1.get_mut(..inter).unwrap_or_default(),
+            s2.get_mut(..inter).unwrap_or_default(),
+        );
+        stack_pair::<K>(
+            &predictor,
+            &[&*z1p, &*z2p],
+            &mut [&mut *p1, &mut *p2],
+            &mut [a, b],
+        );
+        let normalize = self.architecture.normalize_prediction;
+        finish_output::<K>(p1, normalize, "predictor output")?;
+        finish_output::<K>(p2, normalize, "predictor output")?;
+        symmetric_loss::<K>(&self.architecture, [z1p, z2p, p1, p2])
+    }
+}
+
+impl<S: AsRef<[f32]> + AsMut<[f32]>, K: Kernels> SimSiamHead<S, K> {
+    /// The flat parameters, to change in place (training, or loading new weights). The
+    /// length cannot change; finiteness is not checked again.
+    #[must_use]
+    pub fn params_mut(&mut self) -> &mut [f32] {
+        self.params.as_mut()
+    }
+
+    /// Replaces the predictor with an exact identity: `pred_w1` row `i` is `+e_i`, row
+    /// `d_out + i` is `−e_i`; `pred_w2` row `i` is `+1` at column `i`, `−1` at column
+    /// `d_out + i`; biases zero. Then `predict(project(z)) == project(z)` and
+    /// `loss(z, z) == −1` up to rounding.
+    ///
+    /// # Errors
+    /// `InvalidParameter { name: "d_predictor", .. }` unless the predictor is the
+    /// reference's shape (`Linear + ReLU`, `Linear`, both with bias, no BatchNorm) with
+    /// `d_predictor == 2·d_out`.
+    pub fn set_identity_predictor(&mut self) -> SslResult<()> {
+        let d_out = self.d_out();
+        let d_predictor = d_out.checked_mul(2);
+        let identity_shape = match self.architecture.predictor.layers() {
+            [first, second] => {
+                Some(first.d_out) == d_predictor
+                    && *first == Layer::linear(d_out, first.d_out).with_bias().with_relu()
+                    && *second == Layer::linear(first.d_out, d_out).with_bias()
+            }
+            _ => false,
+        };
+        if !identity_shape {
+            return Err(SslError::InvalidParameter {
+                name: "d_predictor",
+                reason: "identity predictor requires d_predictor == 2 * d_out",
+            });
+        }
+        let expected = self.layout.param_count;
+        let start = self
+            .layout
+            .layers
+            .get(self.architecture.projector.layers().len())
+            .map_or(expected, |offsets| offsets.weights);
+        let params = self.params.as_mut();
+        // Construction checked the length, but storage whose `as_mut` changed length since
+        // must not reach the splits below.
+        check_len(expected, params.len())?;
+        let wrong_length = SslError::DimensionMismatch {
+            expected,
+            got: params.len(),
+        };
+        let predictor = params.get_mut(start..).ok_or(wrong_length)?;
+        predictor.fill(0.0);
+        let d_predictor = d_predictor.unwrap_or(0);
+        let (w1, rest) = predictor
+            .split_at_mut_checked(d_predictor.saturating_mul(d_out))
+            .ok_or(wrong_length)?;
+        // rest = b1 [2·d_out], w2 [d_out × 2·d_out], b2 [d_out]
+        let w2 = rest.get_mut(d_predictor..).unwrap_or_default();
+        // Rows and their targets are paired by `zip` over ranges, not computed from an
+        // index, so nothing here can overflow; `pieces_mut` rather than `chunks_exact_mut`,
+        // whose random-access `zip` keeps a bounds check where it is not inlined.
+        let targets = (0..d_out)
+            .map(|column| (column, 1.0))
+            .chain((0..d_out).map(|column| (column, -1.0)));
+        for (row, (column, sign)) in pieces_mut(w1, d_out).zip(targets) {
+            if let Some(w) = row.get_mut(column) {
+                *w = sign;
+            }
+        }
+        for (row, i) in pieces_mut(w2, d_predictor).zip(0..d_out) {
+            // Row `i`: `+1` at column `i`, `−1` at column `d_out + i`.
+            if let Some((plus, minus)) = row.split_at_mut_checked(d_out) {
+                if let Some(w) = plus.get_mut(i) {
+                    *w = 1.0;
+                }
+                if let Some(w) = minus.get_mut(i) {
+                    *w = -1.0;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<const N: usize> SimSiamHead<heapless::Vec<f32, N>> {
+    /// Initialises the reference's head on the device from a seed, into fixed-capacity
+    /// storage: the same weights as [`SimSiam::new`](crate::SimSiam) with the same seed.
+    ///
+    /// `N` must be at least [`SimSiamConfig::param_count`]. The vector is built in place
+    /// in the return value; for a large `N`, keep the head in a `static` rather than on a
+    /// small stack.
+    ///
+    /// # Errors
+    /// The config's errors; `CapacityTooSmall` when `N` is too small.
+    pub fn from_seed(config: SimSiamConfig, rng: &mut LcgRng) -> SslResult<Self> {
+        let count = config.param_count()?;
+        let mut params = heapless::Vec::new();
+        params
+            .resize(count, 0.0)
+            .map_err(|_| SslError::CapacityTooSmall {
+                needed: count,
+                capacity: N,
+            })?;
+        init_params(&config, rng, &mut params)?;
+        Self::from_params(config, params)
+    }
+}

@@ -1,0 +1,189 @@
+//! Where each layer's parameters sit in the flat slice, computed once from the
+//! architecture, and the borrowed views the forward passes work on.
+
+use super::architecture::{Architecture, Layer, MAX_STACK_LAYERS};
+use crate::error::{SslError, SslResult};
+
+/// Most layers in a head: two stacks.
+pub const MAX_LAYERS: usize = 2 * MAX_STACK_LAYERS;
+
+/// One layer's parameter offsets (elements from the start of the flat slice). Each
+/// vector is `d_out` long; absent ones are `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct LayerOffsets {
+    pub(crate) weights: usize,
+    pub(crate) bias: Option<usize>,
+    pub(crate) gamma: Option<usize>,
+    pub(crate) beta: Option<usize>,
+    pub(crate) running_mean: Option<usize>,
+    pub(crate) running_var: Option<usize>,
+    /// One past the layer's last parameter.
+    pub(crate) end: usize,
+}
+
+/// The offsets of every layer, projector first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub(crate) layers: [LayerOffsets; MAX_LAYERS],
+    pub(crate) param_count: usize,
+}
+
+impl Layout {
+    /// The layout of a validated architecture.
+    ///
+    /// # Errors
+    /// The architecture's errors.
+    pub(crate) fn new(architecture: &Architecture) -> SslResult<Self> {
+        architecture.validate()?;
+        let overflow = SslError::InvalidParameter {
+            name: "config",
+            reason: "parameter count overflows usize",
+        };
+        let mut layers = [LayerOffsets::default(); MAX_LAYERS];
+        let mut at = 0_usize;
+        for (slot, layer) in layers.iter_mut().zip(architecture.layers()) {
+            let weights = at;
+            at = at
+                .checked_add(layer.weight_count().ok_or(overflow)?)
+                .ok_or(overflow)?;
+            let mut next = |present: bool| -> SslResult<Option<usize>> {
+                if !present {
+                    return Ok(None);
+                }
+                let start = at;
+                at = at.checked_add(layer.d_out).ok_or(overflow)?;
+                Ok(Some(start))
+            };
+            let batch_norm = layer.batch_norm;
+            let affine = batch_norm.is_some_and(|bn| bn.affine);
+            *slot = LayerOffsets {
+                weights,
+                bias: next(layer.bias)?,
+                gamma: next(affine)?,
+                beta: next(affine)?,
+                running_mean: next(batch_norm.is_some())?,
+                running_var: next(batch_norm.is_some())?,
+                end: 0,
+            };
+            slot.end = at;
+        }
+        Ok(Self {
+            layers,
+            param_count: at,
+        })
+    }
+}
+
+/// The BatchNorm of one layer, viewed in the parameters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchNormView<'a> {
+    pub(crate) gamma: Option<&'a [f32]>,
+    pub(crate) beta: Option<&'a [f32]>,
+    pub(crate) running_mean: &'a [f32],
+    pub(crate) running_var: &'a [f32],
+    pub(crate) eps: f32,
+}
+
+impl BatchNormView<'_> {
+    /// `(α, β')` of channel `c` in PyTorch's eval form `y = x·α + β'`:
+    /// `α = γ / √(running_var + eps)`, `β' = β − running_mean·α` (ATen's
+    /// `batch_norm_cpu_collect_linear_and_constant_terms`); `γ = 1`, `β = 0` when not
+    /// affine. A missing channel gives the identity `(1, 0)` (never for a validated
+    /// head).
+    #[inline]
+    pub(crate) fn scale_shift(&self, channel: usize) -> (f32, f32) {
+        let at = |v: Option<&[f32]>, default: f32| {
+            v.and_then(|v| v.get(channel)).copied().unwrap_or(default)
+        };
+        let (Some(mean), Some(var)) = (
+            self.running_mean.get(channel),
+            self.running_var.get(channel),
+        ) else {
+            return (1.0, 0.0);
+        };
+        let inv_std = 1.0 / libm::sqrtf(var + self.eps);
+        let alpha = inv_std * at(self.gamma, 1.0);
+        (alpha, at(self.beta, 0.0) - mean * alpha)
+    }
+
+    /// `v[i] = v[i]·α_c + β'_c` for channels `c = first_channel + i`.
+    #[inline]
+    pub(crate) fn apply(&self, v: &mut [f32], first_channel: usize) {
+        // A running counter, not `zip(first_channel..)`, which panics on overflow when
+        // overflow checks are on.
+        let mut channel = first_channel;
+        for x in v.iter_mut() {
+            let (alpha, shift) = self.scale_shift(channel);
+            *x = *x * alpha + shift;
+            channel = channel.saturating_add(1);
+        }
+    }
+}
+
+/// One dense layer viewed in the parameters: `y = ReLU?(BN?(W·x + b?))`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DenseView<'a> {
+    /// Row-major `[d_out × d_in]`.
+    pub(crate) weights: &'a [f32],
+    pub(crate) d_in: usize,
+    pub(crate) d_out: usize,
+    pub(crate) bias: Option<&'a [f32]>,
+    pub(crate) batch_norm: Option<BatchNormView<'a>>,
+    pub(crate) relu: bool,
+}
+
+impl<'a> DenseView<'a> {
+    /// Layer `layer` at `offsets` in `params`; `None` when `params` is too short (never
+    /// for a validated head).
+    pub(crate) fn new(layer: &Layer, offsets: &LayerOffsets, params: &'a [f32]) -> Option<Self> {
+        let vector = |start: Option<usize>| -> Option<Option<&'a [f32]>> {
+            match start {
+                None => Some(None),
+                Some(start) => params.get(start..start.checked_add(layer.d_out)?).map(Some),
+            }
+        };
+        let weights =
+            params.get(offsets.weights..offsets.weights.checked_add(layer.weight_count()?)?)?;
+        let batch_norm = match layer.batch_norm {
+            None => None,
+            Some(spec) => Some(BatchNormView {
+                gamma: vector(offsets.gamma)?,
+                beta: vector(offsets.beta)?,
+                running_mean: vector(offsets.running_mean)??,
+                running_var: vector(offsets.running_var)??,
+                eps: spec.eps,
+            }),
+        };
+        Some(Self {
+            weights,
+            d_in: layer.d_in,
+            d_out: layer.d_out,
+            bias: vector(offsets.bias)?,
+            batch_norm,
+            relu: layer.relu,
+        })
+    }
+
+    /// `out = b` (or 0): the start value of every output sum.
+    #[inline]
+    pub(crate) fn init(&self, out: &mut [f32], first_channel: usize) {
+        match self.bias.and_then(|b| b.get(first_channel..)) {
+            Some(bias) => out.iter_mut().zip(bias).for_each(|(o, b)| *o = *b),
+            None => out.fill(0.0),
+        }
+    }
+
+    /// After the sums: BatchNorm, then ReLU, for channels from `first_channel`.
+    ///
+    /// The ReLU keeps NaN and ±inf (an overflowed partial sum), so that they reach the
+    /// output's finiteness check instead of becoming a finite, wrong 0.
+    #[inline]
+    pub(crate) fn finish(&self, out: &mut [f32], first_channel: usize) {
+        if let Some(batch_norm) = &self.batch_norm {
+            batch_norm.apply(out, first_channel);
+        }
+        if self.relu {
+            crate::kernels::relu_in_place(out);
+        }
+    }
+}
