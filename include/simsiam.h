@@ -169,8 +169,9 @@ SimsiamStatus simsiam_model_init(struct SimsiamModel *model,
 //
 // Memory: no heap. Stack: one block of 256 hidden units (1 KiB; the hidden layer is
 // made 256 units at a time, whatever `d_projector`) plus the call frames: on a
-// Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default config) under 3.5 KiB in all
-// (CI measures it on QEMU: about 2.9 KiB on the SIMD backend, 1.6 KiB scalar).
+// Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default config) under 6 KiB in all
+// (CI measures it on QEMU: about 5.5 KiB on either backend; the layer views of the
+// general layer-stack model take most of it).
 //
 // Errors: `DIMENSION_MISMATCH` unless `z_len == d_encoder` and `out_len == d_out`;
 // `NON_FINITE` for a NaN/infinite input or an overflowing result; `NULL_POINTER`,
@@ -192,7 +193,7 @@ SimsiamStatus simsiam_project(const struct SimsiamModel *model,
 // Applies the predictor to a projection: `out = L2(W2 · ReLU(W1 · p + b1) + b2)`.
 //
 // Memory: as `simsiam_project`: one block of 256 hidden units (1 KiB) plus the call
-// frames, under 3.5 KiB in all on a Cortex-M4F (default config).
+// frames, under 6 KiB in all on a Cortex-M4F (default config).
 //
 // Errors: as `simsiam_project`, with `p_len == d_out` required.
 //
@@ -214,8 +215,8 @@ SimsiamStatus simsiam_predict(const struct SimsiamModel *model,
 // Memory: no heap. Stack: one block of hidden units per view, both views going through
 // each weight matrix together: 2 KiB (two blocks of 256 units), or 8 KiB (two of 1024)
 // when `d_projector` or `d_predictor` is above 256; plus the call frames: on a
-// Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default config) under 4.5 KiB in all
-// (CI measures it on QEMU: about 3.7 KiB on the SIMD backend, 2.8 KiB scalar).
+// Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default config) under 6.5 KiB in all
+// (CI measures it on QEMU: about 6.1 KiB on the SIMD backend, 5.9 KiB scalar).
 //
 // Errors: `DIMENSION_MISMATCH` unless `z1_len == z2_len == d_encoder`;
 // `CAPACITY_TOO_SMALL` for a short workspace; `NON_FINITE`; `NULL_POINTER`,
@@ -291,7 +292,7 @@ SimsiamStatus simsiam_predict_batch(const struct SimsiamModel *model,
 // of 1 pair (`n` = 1, or a last group when `n % 8` is 1) takes the path of
 // `simsiam_loss`, 2 KiB (8 KiB when `d_projector` or `d_predictor` is above 256). Plus
 // bookkeeping and call frames: on a Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default
-// config) under 23 KiB in all (CI measures it on QEMU: about 22.0 KiB SIMD, 21.2 KiB
+// config) under 26 KiB in all (CI measures it on QEMU: about 24.8 KiB SIMD, 24.1 KiB
 // scalar). Mind it on a small stack.
 //
 // Errors: `DIMENSION_MISMATCH` unless `z1s_len == z2s_len == n * d_encoder`;

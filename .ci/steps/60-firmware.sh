@@ -14,15 +14,18 @@ say() { printf -- '--- %s (%ss)\n' "$*" "$((SECONDS - started))"; }
 
 # Budgets for the .text simsiam adds to the Rust firmware (inference path: from_params,
 # project, predict, loss over the flash parameters, one kernel twin linked), at
-# opt-level "s" with fat LTO. Measured (see README, Firmware): SIMD 9 600 B, scalar
-# 4 680 B; the budgets leave about 20 % for growth.
-TEXT_BUDGET_SIMD=${TEXT_BUDGET_SIMD:-11264}
-TEXT_BUDGET_SCALAR=${TEXT_BUDGET_SCALAR:-5632}
+# opt-level "s" with fat LTO. Measured (see README, Firmware): SIMD 16 524 B, scalar
+# 11 648 B since the model became a general layer stack (BatchNorm, 3- and 4-layer
+# stacks, the image-capable head: +6.9 KiB over the 2-layer-only head's 9 600 / 4 680 B);
+# the budgets leave about 10 % for growth. Bringing this back down is the speed and
+# footprint issue's (goal: 4 KiB for the faster twin).
+TEXT_BUDGET_SIMD=${TEXT_BUDGET_SIMD:-18432}
+TEXT_BUDGET_SCALAR=${TEXT_BUDGET_SCALAR:-13312}
 # The stack each C API call may use on the board (default config, painted from the
-# caller's SP): what include/simsiam.h promises. Measured: project and predict 2 884 B
-# (SIMD) / 1 576 B (scalar), loss 3 752 / 2 844 B, loss_batch of 3 pairs 22 564 /
-# 21 744 B.
-declare -A STACK_BUDGET=([project]=3584 [predict]=3584 [loss]=4608 [loss_batch]=23552)
+# caller's SP): what include/simsiam.h promises. Measured: project and predict 5 668 B
+# (both twins), loss 6 216 / 6 004 B, loss_batch of 3 pairs 25 444 / 24 640 B (SIMD /
+# scalar; up from 2 884 / 3 752 / 22 564 B with the general layer-stack model's views).
+declare -A STACK_BUDGET=([project]=6144 [predict]=6144 [loss]=6656 [loss_batch]=26624)
 TARGET=thumbv7em-none-eabihf
 QEMU=(qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic -monitor none
   -semihosting-config enable=on,target=native -icount shift=0)
