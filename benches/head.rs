@@ -22,6 +22,7 @@ use criterion::{
 use oxicuda_ssl::handle::LcgRng as RefRng;
 use oxicuda_ssl::ssl::sim_siam::{SimSiam as RefSimSiam, SimSiamConfig as RefConfig};
 use simsiam::kernels::{LANES, Scalar, Simd};
+use simsiam::model::Architecture;
 use simsiam::{LcgRng, SimSiamConfig, SimSiamHead, init_params};
 
 /// Name, dims, sample size, measurement time, whether the slow paths run at N = 64.
@@ -252,5 +253,92 @@ fn limits(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, limits, default_config, mid_config, paper_config);
+/// Parameters for `architecture` in its layout order (per layer: W, bias, γ, β,
+/// running_mean, running_var): weights and biases uniform in ±1/√fan_in, BatchNorm
+/// weights and variances in [0.75, 1.25), shifts and means in ±0.125 — statistics like a
+/// trained head's, so no activation dies or explodes.
+fn trained_like(architecture: &Architecture, rng: &mut LcgRng) -> Vec<f32> {
+    let mut params = Vec::new();
+    let mut uniform = |n: usize, centre: f32, half_width: f32| {
+        (0..n)
+            .map(|_| centre + (rng.next_f32() * 2.0 - 1.0) * half_width)
+            .collect::<Vec<_>>()
+    };
+    for layer in architecture.layers() {
+        let scale = 1.0 / (layer.d_in as f32).sqrt();
+        params.extend(uniform(layer.d_in * layer.d_out, 0.0, scale));
+        if layer.bias {
+            params.extend(uniform(layer.d_out, 0.0, scale));
+        }
+        if let Some(batch_norm) = layer.batch_norm {
+            if batch_norm.affine {
+                params.extend(uniform(layer.d_out, 1.0, 0.25));
+                params.extend(uniform(layer.d_out, 0.0, 0.125));
+            }
+            params.extend(uniform(layer.d_out, 0.0, 0.125));
+            params.extend(uniform(layer.d_out, 1.0, 0.25));
+        }
+    }
+    params
+}
+
+/// The official head (facebookresearch/simsiam `builder.py`, BatchNorm in eval, 3-layer
+/// projector) at the paper's dimensions 2048/2048/512: one pair and batches of 8 and 64
+/// pairs, both twins. PyTorch's `eval()` on the same head is timed by
+/// `scripts/bench_pytorch.py` in the same run (see BENCHMARKS.md).
+fn official_paper(criterion: &mut Criterion) {
+    let architecture = Architecture::official(2048, 2048, 512).expect("official");
+    let params = trained_like(&architecture, &mut LcgRng::new(3));
+    let head = SimSiamHead::new(architecture, &params[..]).expect("finite");
+    let (simd, scalar) = (head.with_kernels::<Simd>(), head.with_kernels::<Scalar>());
+    let mut rng = LcgRng::new(4);
+    let max_n = 64;
+    let z1s = random(&mut rng, max_n * 2048);
+    let z2s = random(&mut rng, max_n * 2048);
+    let mut workspace = vec![0.0; architecture.workspace_len(max_n).expect("ws")];
+    let mut losses = vec![0.0; max_n];
+    // Multiply–adds of one input through both stacks, ×2 views, ×2 FLOP each.
+    let macs: usize = architecture.layers().map(|l| l.d_in * l.d_out).sum();
+    let loss_flops = (2 * 2 * macs) as u64;
+
+    let mut group = criterion.benchmark_group("official_paper");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(3000))
+        .sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(loss_flops));
+    let (z1, z2) = (&z1s[..2048], &z2s[..2048]);
+    group.bench_function("loss/simd", |b| {
+        b.iter(|| simd.loss(black_box(z1), black_box(z2), &mut workspace))
+    });
+    group.bench_function("loss/scalar", |b| {
+        b.iter(|| scalar.loss(black_box(z1), black_box(z2), &mut workspace))
+    });
+    for n in [8, 64] {
+        let (z1n, z2n) = (&z1s[..n * 2048], &z2s[..n * 2048]);
+        let losses = &mut losses[..n];
+        group.throughput(Throughput::Elements(loss_flops * n as u64));
+        group.bench_with_input(BenchmarkId::new("batch_loss/simd", n), &n, |b, _| {
+            b.iter(|| {
+                simd.loss_batch_into(
+                    black_box(z1n),
+                    black_box(z2n),
+                    black_box(&mut *losses),
+                    &mut workspace,
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    limits,
+    default_config,
+    mid_config,
+    paper_config,
+    official_paper
+);
 criterion_main!(benches);

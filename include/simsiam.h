@@ -6,10 +6,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The version of the C ABI: the layout of `SimsiamModel`, the status codes and the
+// functions' signatures. The header's value is what the program was compiled against;
+// `simsiam_abi_version()` gives the library's. Version 2 added `struct_size`, the model
+// kinds (parameter images), the `_ws` calls and two statuses.
+#define SIMSIAM_ABI_VERSION 2
+
 // What a call did: `SIMSIAM_STATUS_OK` (0) or why it refused.
 //
 // The first five error codes are the `simsiam::SslError` variants; the others are the
-// C boundary's own checks. `simsiam_status_message` gives a static description.
+// C boundary's own checks and the parameter image's errors. `simsiam_status_message`
+// gives a static description.
 enum SimsiamStatus
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
@@ -17,7 +24,8 @@ enum SimsiamStatus
  {
   // Success.
   SIMSIAM_STATUS_OK = 0,
-  // A buffer length does not match the configuration (`SslError::DimensionMismatch`).
+  // A buffer length does not match the head (`SslError::DimensionMismatch`), or a
+  // length is too large for any buffer (above `PTRDIFF_MAX` bytes).
   SIMSIAM_STATUS_DIMENSION_MISMATCH = 1,
   // A dimension is zero, the parameter count overflows, or the identity predictor
   // does not fit `d_predictor` (`SslError::InvalidParameter`).
@@ -30,14 +38,23 @@ enum SimsiamStatus
   SIMSIAM_STATUS_OUT_OF_MEMORY = 5,
   // A required pointer is NULL.
   SIMSIAM_STATUS_NULL_POINTER = 6,
-  // A pointer is not aligned for its type (`float` needs 4 bytes).
+  // A pointer is not aligned for its type (`float` needs 4 bytes, a parameter image
+  // too: its parameters are viewed in place).
   SIMSIAM_STATUS_MISALIGNED = 7,
-  // An output buffer overlaps an input buffer or the parameters.
+  // An output buffer overlaps an input buffer, the parameters or the image.
   SIMSIAM_STATUS_OVERLAP = 8,
   // `SimsiamModel::backend` is neither `SIMSIAM_BACKEND_SIMD` nor `SIMSIAM_BACKEND_SCALAR`.
   SIMSIAM_STATUS_INVALID_BACKEND = 9,
   // An error this version of the C API does not know (a newer `SslError` variant).
   SIMSIAM_STATUS_UNKNOWN = 10,
+  // `SimsiamModel::struct_size` is not `sizeof(SimsiamModel)` of this library, its
+  // `kind` is none this library knows (or the model was never initialised), or a
+  // parameter image has a format version this library cannot read.
+  SIMSIAM_STATUS_UNSUPPORTED_VERSION = 11,
+  // The bytes are not a valid parameter image: truncated, bad magic, checksum
+  // mismatch, an impossible layer table, a header that disagrees with it
+  // (`SslError::Image`).
+  SIMSIAM_STATUS_BAD_IMAGE = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -53,7 +70,7 @@ enum SimsiamBackend
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
-  // The `wide` SIMD lanes (the default set by `simsiam_model_init`).
+  // The `wide` SIMD lanes (the default set by the init functions).
   SIMSIAM_BACKEND_SIMD = 0,
   // The scalar twin: the reference crate's loops, summing left to right.
   SIMSIAM_BACKEND_SCALAR = 1,
@@ -66,7 +83,30 @@ typedef uint32_t SimsiamBackend;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// The head's dimensions (`simsiam::SimSiamConfig`).
+// What a `SimsiamModel` borrows (the value of `SimsiamModel::kind`, set by its init
+// function). 0 is no kind: a zeroed model is refused with `UNSUPPORTED_VERSION`.
+enum SimsiamModelKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The reference head of `config` over the flat `params` (`simsiam_model_init`).
+  SIMSIAM_MODEL_KIND_REFERENCE = 1,
+  // The head a parameter image describes (`simsiam_model_init_image`).
+  SIMSIAM_MODEL_KIND_IMAGE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SimsiamModelKind SimsiamModelKind;
+#else
+typedef uint32_t SimsiamModelKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// The reference head's dimensions (`simsiam::SimSiamConfig`).
+//
+// Frozen: passed by value, it cannot carry a version, so it never changes (other heads
+// are described by parameter images).
 typedef struct SimsiamConfig {
   // Backbone output dimension (input of the projector).
   size_t d_encoder;
@@ -78,27 +118,54 @@ typedef struct SimsiamConfig {
   size_t d_out;
 } SimsiamConfig;
 
-// A head over the caller's parameters, owned by the caller. Fill it with
-// `simsiam_model_init`; the parameters are borrowed, not copied, and must stay valid
-// and unchanged while the model is used. Plain data: copying the struct is fine.
+// A head over memory the caller owns, owned by the caller: plain data, copying the
+// struct is fine.
 //
-// `simsiam_model_init` checks that every parameter is finite; later calls check only
-// the shapes (O(1)), so after changing the parameters call `simsiam_model_init` again
-// (a NaN slipped in later is never unsafe: it gives `NON_FINITE` or a meaningless value).
+// Set `struct_size = sizeof(SimsiamModel)`, then fill the rest with an init function:
+// `simsiam_model_init` (the reference head: `config` and the flat `params`) or
+// `simsiam_model_init_image` (a parameter image: `image`). The init function writes
+// every field (`struct_size` unchanged) and sets `backend` to `SIMSIAM_BACKEND_SIMD`;
+// `backend` is the one field to change afterwards. Every function first checks
+// `struct_size` (and refuses any other value with `UNSUPPORTED_VERSION`, reading no
+// other field), so a program built against another version of this header fails
+// cleanly instead of misreading the struct. A model's memory (parameters or image) is
+// borrowed, not copied: it must stay valid and unchanged while the model is used.
+//
+// The init function validates once (every parameter finite; an image's checksum and
+// layer table); later calls check only the shapes, in O(layers), so after changing the
+// memory call the init function again (a change is never unsafe: it gives a status or
+// a meaningless value).
+//
+// Which fields the calls read: `struct_size`, `kind`, `backend`, and for
+// `SIMSIAM_MODEL_KIND_REFERENCE` `config`, `params`, `params_len`; for
+// `SIMSIAM_MODEL_KIND_IMAGE` `image`, `image_len` (there `config` is all zero and
+// `params`/`params_len` show where the image's parameters are, for information).
 typedef struct SimsiamModel {
-  // The dimensions.
+  // `sizeof(SimsiamModel)`: set by the caller before the init function.
+  size_t struct_size;
+  // A `SimsiamModelKind` value, set by the init function.
+  uint32_t kind;
+  // A `SimsiamBackend` value; the init functions set `SIMSIAM_BACKEND_SIMD`.
+  uint32_t backend;
+  // The reference head's dimensions (all zero for an image model).
   struct SimsiamConfig config;
-  // The caller's flat parameters (`simsiam_param_count` floats), e.g. in flash.
+  // The flat parameters: the caller's floats (reference model; `simsiam_param_count`
+  // of them), or the image's, inside `image` (image model).
   const float *params;
   // The number of floats at `params`.
   size_t params_len;
-  // A `SimsiamBackend` value; `simsiam_model_init` sets `SIMSIAM_BACKEND_SIMD`.
-  uint32_t backend;
+  // The caller's parameter image (image model), else NULL.
+  const uint8_t *image;
+  // The image's length in bytes (image model), else 0.
+  size_t image_len;
 } SimsiamModel;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// `SIMSIAM_ABI_VERSION` of the library (compare it with the header's).
+uint32_t simsiam_abi_version(void);
 
 // The reference's default configuration, `{ 64, 128, 64, 32 }`.
 struct SimsiamConfig simsiam_config_default(void);
@@ -114,8 +181,8 @@ struct SimsiamConfig simsiam_config_default(void);
 // `count` must be NULL or valid for writing one `size_t`.
 SimsiamStatus simsiam_param_count(struct SimsiamConfig config, size_t *count);
 
-// Writes to `*len` how many floats the `workspace` of `simsiam_loss` needs:
-// `4 * d_out`.
+// Writes to `*len` how many floats the `workspace` of `simsiam_loss` needs for the
+// reference head of `config`: `4 * d_out` (for any model: `simsiam_workspace_len`).
 //
 // Errors: as `simsiam_param_count`.
 //
@@ -124,15 +191,47 @@ SimsiamStatus simsiam_param_count(struct SimsiamConfig config, size_t *count);
 SimsiamStatus simsiam_loss_workspace_len(struct SimsiamConfig config, size_t *len);
 
 // Writes to `*len` how many floats the `workspace` of `simsiam_loss_batch` needs for
-// `n` pairs: exactly `4 * d_out * min(n, 8)` (both projections and both predictions of
-// the up to 8 pairs that go through the weights together); 0 for `n == 0`, the same as
-// `simsiam_loss_workspace_len` for `n == 1`.
+// `n` pairs on the reference head of `config`: exactly `4 * d_out * min(n, 8)` (both
+// projections and both predictions of the up to 8 pairs that go through the weights
+// together); 0 for `n == 0`, the same as `simsiam_loss_workspace_len` for `n == 1`.
+// For any model: `simsiam_workspace_len`.
 //
 // Errors: as `simsiam_param_count` (`INVALID_PARAMETER` also when the length overflows).
 //
 // # Safety
 // `len` must be NULL or valid for writing one `size_t`.
 SimsiamStatus simsiam_batch_loss_workspace_len(struct SimsiamConfig config, size_t n, size_t *len);
+
+// Writes to `*len` how many floats of `workspace` suffice for every call on `model`
+// with up to `n` inputs or pairs (`n = 1` for `simsiam_loss`, `simsiam_project_ws`,
+// `simsiam_predict_ws`; the row or pair count for the batch calls):
+// `min(n, 8) * (4 * d_out + 2 * m)`, where `m` is the widest vector a stack keeps
+// between its layers (0 for stacks of up to two layers, as the reference head's: then
+// this is `simsiam_batch_loss_workspace_len`; the first hidden width for three layers,
+// as the official head's projector). 0 for `n == 0`.
+//
+// Errors: `INVALID_PARAMETER` when the length overflows; the model's errors (as
+// `simsiam_project`); `NULL_POINTER` / `MISALIGNED` for `len` (then nothing is
+// written).
+//
+// # Safety
+// `model` as in `simsiam_project`; `len` must be NULL or valid for writing one
+// `size_t`.
+SimsiamStatus simsiam_workspace_len(const struct SimsiamModel *model, size_t n, size_t *len);
+
+// Writes the model's input width (the encoder output, `z_len` of `simsiam_project`)
+// to `*d_encoder` and its projection width (`out_len` of `simsiam_project`, `p_len`
+// and `out_len` of `simsiam_predict`) to `*d_out`: the image's for an image model.
+//
+// Errors: the model's errors (as `simsiam_project`); `NULL_POINTER` / `MISALIGNED`
+// for `d_encoder` or `d_out` (then nothing is written).
+//
+// # Safety
+// `model` as in `simsiam_project`; `d_encoder` and `d_out` must be NULL or valid for
+// writing one `size_t` each.
+SimsiamStatus simsiam_model_dims(const struct SimsiamModel *model,
+                                 size_t *d_encoder,
+                                 size_t *d_out);
 
 // Fills `params` with the Kaiming-normal weights and zero biases of `config` drawn from
 // the generator seeded with `seed`: the same floats as `simsiam::init_params` (and as
@@ -149,15 +248,18 @@ SimsiamStatus simsiam_init_params(struct SimsiamConfig config,
                                   float *params,
                                   size_t params_len);
 
-// Fills `*model` with a head over the caller's `params` (not copied) on the SIMD
-// backend, after checking the config, the length and that every parameter is finite.
-// On error `*model` is left untouched.
+// Fills `*model` with the reference head of `config` over the caller's `params` (not
+// copied) on the SIMD backend, after checking the config, the length and that every
+// parameter is finite. `model->struct_size` must be `sizeof(SimsiamModel)` (set it
+// first). On error `*model` is left untouched.
 //
-// Errors: `INVALID_PARAMETER`, `DIMENSION_MISMATCH` (length), `NON_FINITE` (a NaN or
-// infinite parameter), `NULL_POINTER` / `MISALIGNED` for `model` or `params`.
+// Errors: `UNSUPPORTED_VERSION` (`struct_size`), `INVALID_PARAMETER`,
+// `DIMENSION_MISMATCH` (length), `NON_FINITE` (a NaN or infinite parameter),
+// `NULL_POINTER` / `MISALIGNED` for `model` or `params`.
 //
 // # Safety
-// `model` must be NULL or valid for writing a `SimsiamModel`; `params` must be NULL or
+// `model` must be NULL or valid for reading its `struct_size` (initialised) and, when
+// that is `sizeof(SimsiamModel)`, for writing a `SimsiamModel`; `params` must be NULL or
 // valid for reading `params_len` floats, and stay valid and unchanged for as long as the
 // model is used.
 SimsiamStatus simsiam_model_init(struct SimsiamModel *model,
@@ -165,7 +267,40 @@ SimsiamStatus simsiam_model_init(struct SimsiamModel *model,
                                  const float *params,
                                  size_t params_len);
 
-// Projects an encoder output: `out = L2(W2 · ReLU(W1 · z + b1) + b2)`.
+// Fills `*model` with the head the parameter image `image` describes (any
+// architecture the format holds: the reference head, the official head with BatchNorm
+// and a 3-layer projector, lightly's) on the SIMD backend. The image is validated
+// (magic, version, layer table, lengths, CRC-32, every parameter finite: one pass over
+// it) and borrowed, not copied: its parameters are used in place, so it must stay valid
+// and unchanged for as long as the model is used (e.g. a `const` array in flash).
+// `model->struct_size` must be `sizeof(SimsiamModel)` (set it first). On error `*model`
+// is left untouched.
+//
+// `image` must be 4-byte aligned (the parameters are `float`s at a multiple of 64 bytes
+// from its start; `__attribute__((aligned(64)))` keeps SIMD loads on whole lines).
+// Heads with a 3-layer stack need a workspace for `simsiam_project_ws` /
+// `simsiam_predict_ws` (`simsiam_workspace_len`); `simsiam_model_dims` gives the
+// widths.
+//
+// Errors: `UNSUPPORTED_VERSION` (`struct_size`, or an image format version this
+// library cannot read), `BAD_IMAGE` (any other malformed image: truncated, bad magic,
+// checksum mismatch, bad layer table, trailing bytes), `NON_FINITE` (a NaN or infinite
+// parameter under a valid checksum), `NULL_POINTER` / `MISALIGNED` for `model` or
+// `image`, `DIMENSION_MISMATCH` for an `image_len` above `PTRDIFF_MAX`.
+//
+// # Safety
+// `model` as in `simsiam_model_init`; `image` must be NULL or valid for reading
+// `image_len` bytes, and stay valid and unchanged for as long as the model is used.
+SimsiamStatus simsiam_model_init_image(struct SimsiamModel *model,
+                                       const uint8_t *image,
+                                       size_t image_len);
+
+// Projects an encoder output: `out` = the projector's output (for the reference head
+// `L2(W2 · ReLU(W1 · z + b1) + b2)`).
+//
+// Needs no workspace, so it runs heads whose stacks have at most two layers (the
+// reference head, from its parameters or an image); for others (the official head)
+// it gives `CAPACITY_TOO_SMALL`: use `simsiam_project_ws`.
 //
 // Memory: no heap. Stack: one block of 256 hidden units (1 KiB; the hidden layer is
 // made 256 units at a time, whatever `d_projector`) plus the call frames: on a
@@ -175,12 +310,14 @@ SimsiamStatus simsiam_model_init(struct SimsiamModel *model,
 //
 // Errors: `DIMENSION_MISMATCH` unless `z_len == d_encoder` and `out_len == d_out`;
 // `NON_FINITE` for a NaN/infinite input or an overflowing result; `NULL_POINTER`,
-// `MISALIGNED`, `OVERLAP` (`out` meets `z` or the parameters), `INVALID_BACKEND`,
-// and the model's own errors if it was changed after `simsiam_model_init`. On error
+// `MISALIGNED`, `OVERLAP` (`out` meets `z` or the parameters or image),
+// `INVALID_BACKEND`, `UNSUPPORTED_VERSION` (`struct_size`, `kind`), and the model's
+// own errors if it was changed after its init function (e.g. `BAD_IMAGE`). On error
 // `out` is untouched, except for `NON_FINITE` from an overflowing result.
 //
 // # Safety
-// `model` must be NULL or point to a `SimsiamModel` whose `params`/`params_len` are
+// `model` must be NULL or point to a readable `struct_size` and, when that is
+// `sizeof(SimsiamModel)`, to a readable `SimsiamModel` whose parameters or image are
 // valid for reads and unchanged during the call; `z` must be NULL or valid for reading
 // `z_len` floats; `out` must be NULL or valid for writing `out_len` floats, and not
 // accessed otherwise during the call.
@@ -190,7 +327,30 @@ SimsiamStatus simsiam_project(const struct SimsiamModel *model,
                               float *out,
                               size_t out_len);
 
-// Applies the predictor to a projection: `out = L2(W2 · ReLU(W1 · p + b1) + b2)`.
+// `simsiam_project` with a workspace, for any head: `workspace` holds the projector's
+// intermediate vector (the first hidden width for a 3-layer projector, as the official
+// head's); `simsiam_workspace_len(model, 1)` floats always suffice. It may be NULL
+// when `workspace_len` is 0 (enough for the reference head). Its contents after the
+// call are unspecified.
+//
+// Errors: as `simsiam_project`, and `CAPACITY_TOO_SMALL` for a short workspace,
+// `OVERLAP` when the workspace meets `z`, `out` or the parameters or image.
+//
+// # Safety
+// As `simsiam_project`; `workspace` must be NULL or valid for writing `workspace_len`
+// floats, and not accessed otherwise during the call.
+SimsiamStatus simsiam_project_ws(const struct SimsiamModel *model,
+                                 const float *z,
+                                 size_t z_len,
+                                 float *out,
+                                 size_t out_len,
+                                 float *workspace,
+                                 size_t workspace_len);
+
+// Applies the predictor to a projection: `out` = the predictor's output (for the
+// reference head `L2(W2 · ReLU(W1 · p + b1) + b2)`). Like `simsiam_project`, runs heads
+// whose predictor has at most two layers (the official head's has two); otherwise
+// `CAPACITY_TOO_SMALL`: use `simsiam_predict_ws`.
 //
 // Memory: as `simsiam_project`: one block of 256 hidden units (1 KiB) plus the call
 // frames, under 6 KiB in all on a Cortex-M4F (default config).
@@ -205,12 +365,30 @@ SimsiamStatus simsiam_predict(const struct SimsiamModel *model,
                               float *out,
                               size_t out_len);
 
-// The symmetric SimSiam loss of two views, `(D(p1, z2') + D(p2, z1')) / 2` with
-// `D(a, b) = -a·b`, `zi' = project(zi)`, `pi = predict(zi')`; written to `*loss`, in
-// `[-1, 1]` up to rounding.
+// `simsiam_predict` with a workspace, for any head: as `simsiam_project_ws`, for the
+// predictor.
 //
-// `workspace` receives `z1'`, `z2'`, `p1`, `p2` (in that order, `d_out` floats each);
-// it must hold at least `4 * d_out` floats (`simsiam_loss_workspace_len`).
+// Errors: as `simsiam_project_ws`, with `p_len == d_out` required.
+//
+// # Safety
+// As `simsiam_project_ws`, with `p`/`p_len` in place of `z`/`z_len`.
+SimsiamStatus simsiam_predict_ws(const struct SimsiamModel *model,
+                                 const float *p,
+                                 size_t p_len,
+                                 float *out,
+                                 size_t out_len,
+                                 float *workspace,
+                                 size_t workspace_len);
+
+// The symmetric SimSiam loss of two views, `-(cos(p1, z2') + cos(p2, z1')) / 2`, with
+// `zi' = project(zi)`, `pi = predict(zi')` (for the reference head, whose outputs are
+// unit vectors, `(D(p1, z2') + D(p2, z1')) / 2` with `D(a, b) = -a·b`); written to
+// `*loss`, in `[-1, 1]` up to rounding.
+//
+// `workspace` receives `z1'`, `z2'`, `p1`, `p2` (in that order, `d_out` floats each,
+// unit vectors) and then the stacks' intermediate vectors; it must hold at least
+// `simsiam_workspace_len(model, 1)` floats: `4 * d_out` for the reference head
+// (`simsiam_loss_workspace_len`), `4 * d_out + 2 * prev_dim` for the official one.
 //
 // Memory: no heap. Stack: one block of hidden units per view, both views going through
 // each weight matrix together: 2 KiB (two blocks of 256 units), or 8 KiB (two of 1024)
@@ -220,9 +398,10 @@ SimsiamStatus simsiam_predict(const struct SimsiamModel *model,
 //
 // Errors: `DIMENSION_MISMATCH` unless `z1_len == z2_len == d_encoder`;
 // `CAPACITY_TOO_SMALL` for a short workspace; `NON_FINITE`; `NULL_POINTER`,
-// `MISALIGNED`, `OVERLAP` (`workspace` meets `z1`, `z2` or the parameters),
-// `INVALID_BACKEND`. `*loss` is written only on success; the workspace only once
-// every check has passed (a `NON_FINITE` result leaves partial values in it).
+// `MISALIGNED`, `OVERLAP` (`workspace` meets `z1`, `z2` or the parameters or image),
+// `INVALID_BACKEND`, `UNSUPPORTED_VERSION`. `*loss` is written only on success; the
+// workspace only once every check has passed (a `NON_FINITE` result leaves partial
+// values in it).
 //
 // # Safety
 // `model` as in `simsiam_project`; `z1`, `z2` must be NULL or valid for reading
@@ -242,7 +421,8 @@ SimsiamStatus simsiam_loss(const struct SimsiamModel *model,
 // (`zs_len = n * d_encoder`), row `j` of `out` (`n × d_out`) is `simsiam_project` of
 // row `j` of `zs`, up to summation order (bit for bit on the scalar backend). Inputs go
 // through the weights in groups of 16 (one per SIMD lane), so each weight is read once
-// per 16 inputs.
+// per 16 inputs. Like `simsiam_project`, for heads whose projector has at most two
+// layers (else `CAPACITY_TOO_SMALL`: use `simsiam_project_batch_ws`).
 //
 // Memory: no heap. Stack, whatever `n`: a group of 3 to 16 inputs is packed on the stack
 // with its hidden blocks, 20 KiB when `d_encoder` and `d_projector` are both at most 128
@@ -263,8 +443,27 @@ SimsiamStatus simsiam_project_batch(const struct SimsiamModel *model,
                                     float *out,
                                     size_t out_len);
 
+// `simsiam_project_batch` with a workspace, for any head: it holds the intermediate
+// vectors of a group of up to 16 inputs (`min(n, 16)` times the first hidden width for
+// a 3-layer projector); `simsiam_workspace_len(model, n)` floats always suffice. It may
+// be NULL when `workspace_len` is 0 (enough for the reference head).
+//
+// Errors: as `simsiam_project_batch` and `simsiam_project_ws`.
+//
+// # Safety
+// As `simsiam_project_ws`, with `zs`/`zs_len` in place of `z`/`z_len`.
+SimsiamStatus simsiam_project_batch_ws(const struct SimsiamModel *model,
+                                       const float *zs,
+                                       size_t zs_len,
+                                       float *out,
+                                       size_t out_len,
+                                       float *workspace,
+                                       size_t workspace_len);
+
 // Applies the predictor to `n` projections at once: `ps` and `out` are `n × d_out`
-// row-major (`ps_len = out_len = n * d_out`).
+// row-major (`ps_len = out_len = n * d_out`). Like `simsiam_predict`, for heads whose
+// predictor has at most two layers (else `CAPACITY_TOO_SMALL`: use
+// `simsiam_predict_batch_ws`).
 //
 // Memory: as `simsiam_project_batch`, with `d_out` and `d_predictor` in place of
 // `d_encoder` and `d_projector` (20 KiB when both are at most 128, else 68 KiB; the pair
@@ -280,11 +479,27 @@ SimsiamStatus simsiam_predict_batch(const struct SimsiamModel *model,
                                     float *out,
                                     size_t out_len);
 
+// `simsiam_predict_batch` with a workspace, for any head: as
+// `simsiam_project_batch_ws`, for the predictor.
+//
+// Errors: as `simsiam_predict_batch` and `simsiam_project_ws`.
+//
+// # Safety
+// As `simsiam_project_ws`, with `ps`/`ps_len` in place of `z`/`z_len`.
+SimsiamStatus simsiam_predict_batch_ws(const struct SimsiamModel *model,
+                                       const float *ps,
+                                       size_t ps_len,
+                                       float *out,
+                                       size_t out_len,
+                                       float *workspace,
+                                       size_t workspace_len);
+
 // The SimSiam loss of `n` pairs of views at once: `losses[j]` (`n` floats) is
 // `simsiam_loss` of row `j` of `z1s` and of `z2s` (both `n × d_encoder` row-major,
 // `z1s_len = z2s_len = n * d_encoder`), up to summation order (bit for bit on the scalar
 // backend). Pairs are taken 8 at a time (16 inputs, one per SIMD lane). `workspace` must
-// hold `simsiam_batch_loss_workspace_len(n)` = `4 * d_out * min(n, 8)` floats.
+// hold `simsiam_workspace_len(model, n)` floats: for the reference head
+// `simsiam_batch_loss_workspace_len(n)` = `4 * d_out * min(n, 8)`.
 //
 // Memory: no heap. Stack, whatever `n`: a group of 2 to 8 pairs is packed on the stack
 // with its hidden blocks, 20 KiB when every layer is at most 128 wide (`d_encoder`,
@@ -297,9 +512,10 @@ SimsiamStatus simsiam_predict_batch(const struct SimsiamModel *model,
 //
 // Errors: `DIMENSION_MISMATCH` unless `z1s_len == z2s_len == n * d_encoder`;
 // `CAPACITY_TOO_SMALL` for a short workspace; `NON_FINITE`; `NULL_POINTER`,
-// `MISALIGNED`, `OVERLAP` (`losses` or `workspace` meets an input, the parameters or each
-// other), `INVALID_BACKEND`. On error `losses` and `workspace` may be partly written
-// (only once every pointer and length check has passed).
+// `MISALIGNED`, `OVERLAP` (`losses` or `workspace` meets an input, the parameters or
+// image, or each other), `INVALID_BACKEND`, `UNSUPPORTED_VERSION`. On error `losses`
+// and `workspace` may be partly written (only once every pointer and length check has
+// passed).
 //
 // # Safety
 // `model` as in `simsiam_project`; `z1s`, `z2s` must be NULL or valid for reading

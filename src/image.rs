@@ -375,6 +375,24 @@ impl<'a> Image<'a> {
     /// `ChecksumMismatch` (checked in about that order); `NonFinite { location:
     /// "params" }` for a NaN or infinite parameter.
     pub fn parse(bytes: &'a [u8]) -> SslResult<Self> {
+        Self::parse_with(bytes, true)
+    }
+
+    /// [`parse`](Self::parse) without its pass over the data: the header, the layer table
+    /// and the lengths are checked as `parse` checks them (O(layers)), the checksum and
+    /// the parameters' finiteness are not. For bytes `parse` accepted before and that
+    /// have not changed since (the C API validates an image once, at
+    /// `simsiam_model_init_image`, then rebuilds the head at every call). Changed bytes
+    /// are never unsafe: a malformed header or table is still an error, changed
+    /// parameters give unspecified values or a `NonFinite` output error.
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse), except `ChecksumMismatch` and `NonFinite`.
+    pub fn parse_unverified(bytes: &'a [u8]) -> SslResult<Self> {
+        Self::parse_with(bytes, false)
+    }
+
+    fn parse_with(bytes: &'a [u8], verify: bool) -> SslResult<Self> {
         let truncated = |needed| {
             SslError::Image(ImageError::Truncated {
                 needed,
@@ -479,13 +497,15 @@ impl<'a> Image<'a> {
         if bytes.len() != total {
             return Err(inconsistent("length (trailing bytes)"));
         }
-        let (computed, finite) = checksum_and_finite(head, data);
-        let stored = u32_at(header, CHECKSUM_AT);
-        if stored != computed {
-            return Err(ImageError::ChecksumMismatch { stored, computed }.into());
-        }
-        if !finite {
-            return Err(SslError::NonFinite { location: "params" });
+        if verify {
+            let (computed, finite) = checksum_and_finite(head, data);
+            let stored = u32_at(header, CHECKSUM_AT);
+            if stored != computed {
+                return Err(ImageError::ChecksumMismatch { stored, computed }.into());
+            }
+            if !finite {
+                return Err(SslError::NonFinite { location: "params" });
+            }
         }
         Ok(Self {
             architecture,

@@ -415,3 +415,37 @@ fn size_overhead_is_the_header_and_table() {
     let reference = Architecture::reference(SimSiamConfig::default()).unwrap();
     assert_eq!(image_len(&reference).unwrap(), 4 * 16_640 + 192);
 }
+
+#[test]
+fn parse_unverified_skips_only_the_data_pass() {
+    let good = image_of(&Architecture::official(4, 3, 2).unwrap(), 5);
+    let verified = Image::parse(&good).unwrap();
+    assert_eq!(Image::parse_unverified(&good).unwrap(), verified);
+    // A changed parameter byte: the checksum catches it, the unverified parse does not
+    // look (the C API's per-call rebuild of an image it validated at init).
+    let mut changed = good.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 0x01;
+    assert!(matches!(
+        image_error(&changed),
+        ImageError::ChecksumMismatch { .. }
+    ));
+    assert!(Image::parse_unverified(&changed).is_ok());
+    assert!(
+        simsiam::SimSiamHead::from_checked_image(&changed).is_ok() || {
+            // Viewing in place needs 4-byte alignment, which a `Vec<u8>` need not have.
+            matches!(
+                simsiam::SimSiamHead::from_checked_image(&changed),
+                Err(SslError::Image(ImageError::Misaligned))
+            )
+        }
+    );
+    // The header and the table are still checked.
+    let mut bad_magic = good.clone();
+    bad_magic[0] ^= 0x01;
+    assert_eq!(
+        Image::parse_unverified(&bad_magic).map(|_| ()),
+        Err(SslError::Image(ImageError::BadMagic))
+    );
+    assert!(Image::parse_unverified(&good[..good.len() - 1]).is_err());
+}

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The C ABI (capi/): header up to date with cbindgen, clippy, then the host static library
-# linked into capi/tests/capi_test.c with gcc and run under valgrind; its output must hold
-# exactly the Rust API's lines, every float bit for bit (`reference compare`), and that
-# comparison must reject a missing, duplicated, extra or one-ulp-off line. Installs what it
-# uses on a bare machine.
+# linked into capi/tests/capi_test.c with gcc and run under valgrind on the reference
+# head, on a parameter image of the official head and on one of the reference head
+# (`reference write-image`); its output must hold exactly the Rust API's lines for the
+# reference head and the official image, every float bit for bit (`reference compare
+# ... --image`), and that comparison must reject a missing, duplicated, extra or
+# one-ulp-off line. Installs what it uses on a bare machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 started=$SECONDS
@@ -43,23 +45,27 @@ native_libs=$(cargo rustc --release -p simsiam-capi --crate-type staticlib -- --
   sed -n 's/.*native-static-libs: //p' | tail -n 1)
 echo "native libraries: $native_libs"
 
+say "reference tool, and the parameter images the C test reads (official and reference heads)"
+cargo build -q --release -p simsiam-capi --example reference
+reference="$CARGO_TARGET_DIR/release/examples/reference"
+"$reference" write-image "$out/official.simsiam" official
+"$reference" write-image "$out/reference.simsiam" reference
+
 say "C test: gcc, valgrind"
 # shellcheck disable=SC2086 # the library list is meant to split into words
 gcc -std=c11 -O1 -g -Wall -Wextra -Werror -pedantic -Iinclude capi/tests/capi_test.c \
   "$CARGO_TARGET_DIR/release/libsimsiam_capi.a" $native_libs -o "$out/capi_test"
 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-  "$out/capi_test" >"$out/capi_test.out"
+  "$out/capi_test" "$out/official.simsiam" "$out/reference.simsiam" >"$out/capi_test.out"
 
-say "C results equal the Rust API's: every line once, bit for bit"
-cargo build -q --release -p simsiam-capi --example reference
-reference="$CARGO_TARGET_DIR/release/examples/reference"
-"$reference" compare "$out/capi_test.out" simd,scalar
+say "C results equal the Rust API's (reference head and image): every line once, bit for bit"
+"$reference" compare "$out/capi_test.out" simd,scalar --image
 
 say "reference compare rejects what it must"
 good="$out/capi_test.out"
 bad="$out/compare-bad.out"
-rejects() { # WHAT TWINS: the comparison of $bad must fail
-  if "$reference" compare "$bad" "$2" 2>"$out/compare-bad.err"; then
+rejects() { # WHAT TWINS [--image]: the comparison of $bad must fail
+  if "$reference" compare "$bad" "${@:2}" 2>"$out/compare-bad.err"; then
     echo "reference compare accepted $1" >&2
     exit 1
   fi
@@ -72,21 +78,31 @@ for twin in simd scalar; do
   "$reference" compare "$bad" "$twin"
 done
 grep -v '^predict\.scalar ' "$good" >"$bad"
-rejects "a missing line" simd,scalar
+rejects "a missing line" simd,scalar --image
 grep -v '^params\.fnv ' "$good" >"$bad"
-rejects "a missing parameter hash" simd,scalar
+rejects "a missing parameter hash" simd,scalar --image
+grep -v '^image\.loss\.simd ' "$good" >"$bad"
+rejects "a missing image line" simd,scalar --image
+read -r _ hash < <(grep '^image\.fnv ' "$good")
+sed "s/^image\.fnv $hash\$/image.fnv $(printf '%016x' $((16#$hash ^ 1)))/" "$good" >"$bad"
+rejects "another image hash" simd,scalar --image
 read -r _ first _ < <(grep '^predict\.simd ' "$good")
 sed "s/^predict\.simd $first /predict.simd $(printf '%08x' $((16#$first ^ 1))) /" "$good" >"$bad"
-rejects "a value one ulp off (last mantissa bit flipped)" simd,scalar
+rejects "a value one ulp off (last mantissa bit flipped)" simd,scalar --image
+read -r _ first _ < <(grep '^image\.project\.scalar ' "$good")
+sed "s/^image\.project\.scalar $first /image.project.scalar $(printf '%08x' $((16#$first ^ 1))) /" \
+  "$good" >"$bad"
+rejects "an image value one ulp off" simd,scalar --image
 sed '/^loss\.scalar /s/ [0-9a-f]*$/ /' "$good" >"$bad"
-rejects "a line with a value missing" simd,scalar
+rejects "a line with a value missing" simd,scalar --image
 { cat "$good"; grep '^loss\.simd ' "$good"; } >"$bad"
-rejects "a duplicated line" simd,scalar
+rejects "a duplicated line" simd,scalar --image
 { cat "$good"; echo "loss.fma 3bf643a0"; } >"$bad"
-rejects "an extra value line" simd,scalar
+rejects "an extra value line" simd,scalar --image
 { cat "$good"; echo "error: loss: NonFinite"; } >"$bad"
-rejects "an extra line of another kind" simd,scalar
+rejects "an extra line of another kind" simd,scalar --image
 cp "$good" "$bad"
-rejects "the other twin's lines (only simd expected)" simd
+rejects "the other twin's lines (only simd expected)" simd --image
+rejects "the image lines (not expected without --image)" simd,scalar
 
 say "capi done"

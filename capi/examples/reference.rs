@@ -2,11 +2,16 @@
 //! Rust API, and the comparison of another program's output against them.
 //!
 //! ```text
-//! reference print [TWINS]           # the expected lines: `params.fnv`, then for each
-//!                                   # twin `project.K`, `predict.K`, `loss.K`
-//! reference c-params                # the parameters as a C file (exact hex-float literals)
-//! reference compare FILE [TWINS]    # FILE must hold exactly the lines `print TWINS`
-//!                                   # prints, each once, every float bit for bit
+//! reference print [TWINS] [--image]         # the expected lines: `params.fnv`, then for
+//!                                           # each twin `project.K`, `predict.K`, `loss.K`
+//! reference c-params                        # the parameters as a C file (exact hex
+//!                                           # float literals)
+//! reference write-image PATH [HEAD]         # a parameter image: the image scenario's
+//!                                           # (HEAD `official`, the default) or the
+//!                                           # scenario's reference head (`reference`)
+//! reference compare FILE [TWINS] [--image]  # FILE must hold exactly the lines `print`
+//!                                           # prints with the same arguments, each once,
+//!                                           # every float bit for bit
 //! ```
 //!
 //! `TWINS` is `simd`, `scalar` or `simd,scalar` (the default): which kernel twins the
@@ -18,6 +23,12 @@
 //! `f32`). Lines: `params.fnv` = FNV-1a 64 of the parameter bits (little-endian), as 16
 //! hex digits; `project.K` = project(z1), `predict.K` = predict(project(z1)),
 //! `loss.K` = loss(z1, z2), for each twin K, every float as the 8 hex digits of its bits.
+//!
+//! The image scenario (`--image`, the C test's): the official head,
+//! `Architecture::official` of [`IMAGE_HEAD`] (BatchNorm, a 3-layer projector), with the
+//! parameters of [`image_params`] (seed [`IMAGE_SEED`]), as the parameter image
+//! `write-image` writes; the same inputs, `d_encoder` long. Lines: `image.fnv` = FNV-1a 64 of the image's
+//! bytes, then `image.project.K`, `image.predict.K`, `image.loss.K` as above.
 //!
 //! `compare` is exact: every expected line must appear exactly once, with the right
 //! number of values, each the host's bit pattern; a missing, duplicated, unknown or
@@ -36,11 +47,20 @@
 
 use std::process::ExitCode;
 
+use simsiam::image::{Image, image_len, write_image};
 use simsiam::kernels::{Kernels, Scalar, Simd};
+use simsiam::model::Architecture;
 use simsiam::{LcgRng, SimSiamConfig, SimSiamHead, SslResult, init_params};
 
 /// The seed of the parameters in every program of this scenario.
 const SEED: u64 = 42;
+
+/// The image scenario's head: `Architecture::official(prev_dim, dim, pred_dim)`, widths
+/// that are not multiples of the SIMD lanes.
+const IMAGE_HEAD: (usize, usize, usize) = (48, 20, 12);
+
+/// The seed of the image scenario's parameters.
+const IMAGE_SEED: u64 = 7;
 
 fn input(len: usize, mul: usize, modulus: usize, offset: f32) -> Vec<f32> {
     (0..len)
@@ -48,20 +68,25 @@ fn input(len: usize, mul: usize, modulus: usize, offset: f32) -> Vec<f32> {
         .collect()
 }
 
+fn fnv1a_bytes(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 fn fnv1a(values: &[f32]) -> u64 {
-    values
-        .iter()
-        .flat_map(|v| v.to_bits().to_le_bytes())
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
+    fnv1a_bytes(values.iter().flat_map(|v| v.to_bits().to_le_bytes()))
 }
 
 /// `(key, float bits)` lines, in print order.
 type Lines = Vec<(String, Vec<u32>)>;
 
+/// Runs project, predict and loss on the twin `K` and records them as `PREFIXkey.NAME`
+/// lines. Every call gets a workspace of `workspace_len(1)` floats (what the head needs:
+/// none for project and predict on the reference head, which give the same with more).
 fn twin<K: Kernels>(
     head: &SimSiamHead<Vec<f32>>,
+    prefix: &str,
     name: &str,
     z1: &[f32],
     z2: &[f32],
@@ -69,19 +94,20 @@ fn twin<K: Kernels>(
 ) -> SslResult<()> {
     let head = head.view().with_kernels::<K>();
     let d_out = head.d_out();
-    let mut projected = vec![0.0; d_out];
-    head.project_into(z1, &mut projected, &mut [])?;
-    let mut predicted = vec![0.0; d_out];
-    head.predict_into(&projected, &mut predicted, &mut [])?;
     let mut workspace = vec![0.0; head.architecture().workspace_len(1)?];
+    let mut projected = vec![0.0; d_out];
+    head.project_into(z1, &mut projected, &mut workspace)?;
+    let mut predicted = vec![0.0; d_out];
+    head.predict_into(&projected, &mut predicted, &mut workspace)?;
     let loss = head.loss(z1, z2, &mut workspace)?;
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect();
-    lines.push((format!("project.{name}"), bits(&projected)));
-    lines.push((format!("predict.{name}"), bits(&predicted)));
-    lines.push((format!("loss.{name}"), vec![loss.to_bits()]));
+    lines.push((format!("{prefix}project.{name}"), bits(&projected)));
+    lines.push((format!("{prefix}predict.{name}"), bits(&predicted)));
+    lines.push((format!("{prefix}loss.{name}"), vec![loss.to_bits()]));
     Ok(())
 }
 
+/// The scenario's lines for both twins and the parameter hash.
 fn reference() -> SslResult<(Lines, u64)> {
     let config = SimSiamConfig::default();
     let mut params = vec![0.0; config.param_count()?];
@@ -91,9 +117,65 @@ fn reference() -> SslResult<(Lines, u64)> {
     let z1 = input(config.d_encoder, 7, 13, 0.75);
     let z2 = input(config.d_encoder, 5, 11, 0.625);
     let mut lines = Vec::new();
-    twin::<Simd>(&head, "simd", &z1, &z2, &mut lines)?;
-    twin::<Scalar>(&head, "scalar", &z1, &z2, &mut lines)?;
+    twin::<Simd>(&head, "", "simd", &z1, &z2, &mut lines)?;
+    twin::<Scalar>(&head, "", "scalar", &z1, &z2, &mut lines)?;
     Ok((lines, fnv))
+}
+
+/// Deterministic parameters for any architecture, layer by layer in the flat layout:
+/// `W` uniform in `±√(3/d_in)`, a bias in `±0.1`, the BatchNorm's `γ` in `1 ± 0.25`, `β`
+/// and `running_mean` in `±0.1`, `running_var` in `[0.25, 1.25]`.
+fn image_params(architecture: &Architecture, seed: u64) -> SslResult<Vec<f32>> {
+    let mut rng = LcgRng::new(seed);
+    let mut uniform = move |n: usize, centre: f32, spread: f32| -> Vec<f32> {
+        (0..n)
+            .map(|_| centre + spread * (rng.next_f32() * 2.0 - 1.0))
+            .collect()
+    };
+    let mut params = Vec::with_capacity(architecture.param_count()?);
+    for layer in architecture.layers() {
+        let scale = (3.0 / layer.d_in as f32).sqrt();
+        params.extend(uniform(layer.d_in * layer.d_out, 0.0, scale));
+        if layer.bias {
+            params.extend(uniform(layer.d_out, 0.0, 0.1));
+        }
+        if let Some(batch_norm) = layer.batch_norm {
+            if batch_norm.affine {
+                params.extend(uniform(layer.d_out, 1.0, 0.25));
+                params.extend(uniform(layer.d_out, 0.0, 0.1));
+            }
+            params.extend(uniform(layer.d_out, 0.0, 0.1));
+            params.extend(uniform(layer.d_out, 0.75, 0.5));
+        }
+    }
+    Ok(params)
+}
+
+/// The image scenario's parameter image (what `write-image` writes).
+fn official_image() -> SslResult<Vec<u8>> {
+    let (prev_dim, dim, pred_dim) = IMAGE_HEAD;
+    let architecture = Architecture::official(prev_dim, dim, pred_dim)?;
+    let params = image_params(&architecture, IMAGE_SEED)?;
+    let mut bytes = vec![0; image_len(&architecture)?];
+    write_image(&architecture, &params, &[], &mut bytes)?;
+    Ok(bytes)
+}
+
+/// The image scenario's lines for both twins and the image's hash: the head parsed from
+/// the image's bytes (its parameters copied, so any alignment of the `Vec` works).
+fn image_reference() -> SslResult<(Lines, u64)> {
+    let bytes = official_image()?;
+    let image = Image::parse(&bytes)?;
+    let mut params = vec![0.0; image.param_count()];
+    image.copy_params(&mut params)?;
+    let head = SimSiamHead::new(*image.architecture(), params)?;
+    let d_encoder = head.d_encoder();
+    let z1 = input(d_encoder, 7, 13, 0.75);
+    let z2 = input(d_encoder, 5, 11, 0.625);
+    let mut lines = Vec::new();
+    twin::<Simd>(&head, "image.", "simd", &z1, &z2, &mut lines)?;
+    twin::<Scalar>(&head, "image.", "scalar", &z1, &z2, &mut lines)?;
+    Ok((lines, fnv1a_bytes(bytes)))
 }
 
 /// `value` as an exact C99 hexadecimal float literal (`0x1.8p-3f`); finite values only.
@@ -159,19 +241,31 @@ fn twins(arg: &str) -> Result<Vec<&'static str>, String> {
     }
 }
 
-/// The lines `print` gives for `twins`: `(key, words)`, in print order.
-fn expected(twins: &[&str]) -> SslResult<Vec<(String, Vec<String>)>> {
-    let (lines, fnv) = reference()?;
-    let mut out = vec![("params.fnv".to_owned(), vec![format!("{fnv:016x}")])];
-    for twin in twins {
-        for (key, bits) in &lines {
-            if key.split_once('.').is_some_and(|(_, k)| k == *twin) {
-                let words = bits.iter().map(|b| format!("{b:08x}")).collect();
-                out.push((key.clone(), words));
+/// The lines `print` gives for `twins` (and the image scenario's with `with_image`):
+/// `(key, words)`, in print order.
+fn expected(twins: &[&str], with_image: bool) -> SslResult<Vec<(String, Vec<String>)>> {
+    let mut scenarios = vec![("params.fnv", reference()?)];
+    if with_image {
+        scenarios.push(("image.fnv", image_reference()?));
+    }
+    let mut out = Vec::new();
+    for (fnv_key, (lines, fnv)) in scenarios {
+        out.push((fnv_key.to_owned(), vec![format!("{fnv:016x}")]));
+        for twin in twins {
+            for (key, bits) in &lines {
+                if key.rsplit_once('.').is_some_and(|(_, k)| k == *twin) {
+                    let words = bits.iter().map(|b| format!("{b:08x}")).collect();
+                    out.push((key.clone(), words));
+                }
             }
         }
     }
     Ok(out)
+}
+
+/// Whether a line holds a 64-bit hash (16 hex digits) rather than floats.
+fn is_hash(key: &str) -> bool {
+    key.ends_with(".fnv")
 }
 
 /// `bits` as a float with its bit pattern, for messages.
@@ -211,7 +305,7 @@ fn check_values(key: &str, line: usize, words: &[&str], want: &[String]) -> Vec<
         ));
         return problems;
     }
-    let digits = if key == "params.fnv" { 16 } else { 8 };
+    let digits = if is_hash(key) { 16 } else { 8 };
     let mut differing = 0_usize;
     for (i, (word, want)) in words.iter().zip(want).enumerate() {
         let Some(got) = hex_word(word, digits) else {
@@ -252,8 +346,8 @@ fn check_values(key: &str, line: usize, words: &[&str], want: &[String]) -> Vec<
 /// Checks the text of a program's output against `print twins`: every expected line
 /// exactly once, bit for bit, and nothing else but empty and `#` lines. Returns a summary,
 /// or every problem found.
-fn check(text: &str, twins: &[&str]) -> Result<String, Vec<String>> {
-    let want = expected(twins).map_err(|e| vec![e.to_string()])?;
+fn check(text: &str, twins: &[&str], with_image: bool) -> Result<String, Vec<String>> {
+    let want = expected(twins, with_image).map_err(|e| vec![e.to_string()])?;
     let mut seen: Vec<Vec<(usize, Vec<&str>)>> = vec![Vec::new(); want.len()];
     let mut problems = Vec::new();
     for (index, raw) in text.lines().enumerate() {
@@ -279,7 +373,7 @@ fn check(text: &str, twins: &[&str]) -> Result<String, Vec<String>> {
             [] => problems.push(format!("missing line: {key}")),
             [(line, got)] => {
                 let found_problems = check_values(key, *line, got, words);
-                if found_problems.is_empty() && key != "params.fnv" {
+                if found_problems.is_empty() && !is_hash(key) {
                     values += words.len();
                 }
                 problems.extend(found_problems);
@@ -295,11 +389,17 @@ fn check(text: &str, twins: &[&str]) -> Result<String, Vec<String>> {
         }
     }
     if problems.is_empty() {
+        let hashes: Vec<&str> = want
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .filter(|key| is_hash(key))
+            .collect();
         Ok(format!(
-            "all {} expected lines ({}) present once; params.fnv and {values} floats \
+            "all {} expected lines ({}) present once; {} and {values} floats \
              bit-identical to the host's",
             want.len(),
-            twins.join(", ")
+            twins.join(", "),
+            hashes.join(", ")
         ))
     } else {
         Err(problems)
@@ -314,9 +414,9 @@ fn clip(line: &str) -> String {
     }
 }
 
-fn compare(path: &str, twins: &[&str]) -> Result<(), String> {
+fn compare(path: &str, twins: &[&str], with_image: bool) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    match check(&text, twins) {
+    match check(&text, twins, with_image) {
         Ok(summary) => {
             println!(
                 "{path}: {summary} (reference simd-arithmetic {})",
@@ -337,10 +437,36 @@ fn compare(path: &str, twins: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The scenario's reference head (default config, `init_params` with [`SEED`]) as a
+/// parameter image.
+fn reference_image() -> SslResult<Vec<u8>> {
+    let config = SimSiamConfig::default();
+    let mut params = vec![0.0; config.param_count()?];
+    init_params(&config, &mut LcgRng::new(SEED), &mut params)?;
+    let head = SimSiamHead::from_params(config, params)?;
+    let mut bytes = vec![0; head.image_len()?];
+    head.write_image(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn write_image_file(path: &str, head: &str) -> Result<(), String> {
+    let bytes = match head {
+        "official" => official_image(),
+        "reference" => reference_image(),
+        _ => return Err(format!("HEAD must be official or reference, not `{head}`")),
+    }
+    .map_err(|e| e.to_string())?;
+    std::fs::write(path, &bytes).map_err(|e| format!("{path}: {e}"))
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: reference print [TWINS] | reference c-params | \
-                 reference compare FILE [TWINS]   (TWINS: simd, scalar or simd,scalar)";
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let with_image = args.iter().any(|arg| arg == "--image");
+    args.retain(|arg| arg != "--image");
+    let usage = "usage: reference print [TWINS] [--image] | reference c-params | \
+                 reference write-image PATH [official|reference] | \
+                 reference compare FILE [TWINS] [--image]   \
+                 (TWINS: simd, scalar or simd,scalar)";
     let result = match args
         .iter()
         .map(String::as_str)
@@ -348,18 +474,22 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["print", rest @ ..] if rest.len() <= 1 => twins(rest.first().unwrap_or(&"simd,scalar"))
-            .and_then(|twins| expected(&twins).map_err(|e| e.to_string()))
+            .and_then(|twins| expected(&twins, with_image).map_err(|e| e.to_string()))
             .map(|lines| {
                 println!("# simd-arithmetic {}", simd_arithmetic());
                 for (key, words) in lines {
                     println!("{key} {}", words.join(" "));
                 }
             }),
-        ["c-params"] => c_params()
+        ["c-params"] if !with_image => c_params()
             .map(|text| print!("{text}"))
             .map_err(|e| e.to_string()),
+        ["write-image", path, rest @ ..] if !with_image && rest.len() <= 1 => {
+            write_image_file(path, rest.first().unwrap_or(&"official"))
+        }
         ["compare", path, rest @ ..] if rest.len() <= 1 => {
-            twins(rest.first().unwrap_or(&"simd,scalar")).and_then(|twins| compare(path, &twins))
+            twins(rest.first().unwrap_or(&"simd,scalar"))
+                .and_then(|twins| compare(path, &twins, with_image))
         }
         _ => Err(usage.to_owned()),
     };

@@ -1,14 +1,22 @@
 /* Host test of the simsiam C ABI, linked against the static library (see
  * .ci/steps/50-capi.sh, which runs it under valgrind).
  *
+ * Usage: capi_test OFFICIAL REFERENCE: the parameter images `reference write-image PATH
+ * official` (the official head: BatchNorm, a 3-layer projector) and `reference
+ * write-image PATH reference` (the scenario's reference head, whose image model must
+ * give the reference model's results bit for bit, through the calls without workspace).
+ *
  * Normal use: prints the scenario's lines (`params.fnv`, then `key hex-bits...` for each
- * twin, see capi/examples/reference.rs) on stdout, which `reference compare` checks
- * against the Rust API: every line once, every float bit for bit. The batch workspace
- * length must be exactly 4 * d_out * min(n, 8), and enough. Bad inputs: every NULL pointer, wrong length, zero
- * dimension, non-finite value, overlap, misalignment and bad backend must give its status
- * code and leave the outputs untouched. Ends with `N passed, N failed` on stderr and
- * exits non-zero on any failure. Heap buffers are sized exactly so that valgrind sees any
- * out-of-bounds access. */
+ * twin, see capi/examples/reference.rs) and the image scenario's (`image.fnv`, then
+ * `image.key hex-bits...`) on stdout, which `reference compare FILE simd,scalar --image`
+ * checks against the Rust API: every line once, every float bit for bit. The batch
+ * workspace length must be exactly 4 * d_out * min(n, 8) for the reference head,
+ * min(n, 8) * (4 * d_out + 2 * prev_dim) for the official one, and enough. Bad inputs:
+ * every NULL pointer, wrong length, zero dimension, non-finite value, overlap,
+ * misalignment, bad backend, unknown struct_size or kind, and malformed image must give
+ * its status code and leave the outputs untouched. Ends with `N passed, N failed` on
+ * stderr and exits non-zero on any failure. Heap buffers are sized exactly so that
+ * valgrind sees any out-of-bounds access. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -307,7 +315,7 @@ static void test_config_errors(void) {
     EXPECT(simsiam_loss_workspace_len(bad, &n), SIMSIAM_STATUS_INVALID_PARAMETER);
     float buf[16];
     EXPECT(simsiam_init_params(bad, 1, buf, 16), SIMSIAM_STATUS_INVALID_PARAMETER);
-    SimsiamModel model;
+    SimsiamModel model = {.struct_size = sizeof(SimsiamModel)};
     EXPECT(simsiam_model_init(&model, bad, buf, 16), SIMSIAM_STATUS_INVALID_PARAMETER);
   }
   SimsiamConfig huge = {SIZE_MAX, SIZE_MAX, 1, 1};
@@ -320,7 +328,628 @@ static void test_config_errors(void) {
   EXPECT(simsiam_param_count(good, (size_t *)((char *)pair + 1)), SIMSIAM_STATUS_MISALIGNED);
 }
 
-int main(void) {
+/* The reference model's _ws calls: NULL workspace of length 0 (or any workspace) gives
+ * the plain calls' results bit for bit; bad workspaces give their status. Then the ABI
+ * version checks: an unknown struct_size or kind is refused by every function, which
+ * reads nothing of a model but its struct_size until that matches (a model struct of an
+ * older, smaller layout is never read beyond). */
+static void test_versioning(const SimsiamModel *model, const float *params, size_t count,
+                            const float *z1, const float *z2, size_t d_enc, size_t d_out) {
+  float *plain = alloc_floats(d_out), *with_ws = alloc_floats(d_out);
+  float *pred = alloc_floats(d_out), *pred_ws = alloc_floats(d_out);
+  float *ws = alloc_floats(4 * d_out);
+  for (uint32_t backend = 0; backend < 2; backend++) {
+    SimsiamModel m = *model;
+    m.backend = backend;
+    EXPECT(simsiam_project(&m, z1, d_enc, plain, d_out), SIMSIAM_STATUS_OK);
+    EXPECT(simsiam_project_ws(&m, z1, d_enc, with_ws, d_out, NULL, 0), SIMSIAM_STATUS_OK);
+    CHECK(memcmp(plain, with_ws, d_out * sizeof(float)) == 0);
+    EXPECT(simsiam_project_ws(&m, z1, d_enc, with_ws, d_out, ws, 4 * d_out), SIMSIAM_STATUS_OK);
+    CHECK(memcmp(plain, with_ws, d_out * sizeof(float)) == 0);
+    EXPECT(simsiam_predict(&m, plain, d_out, pred, d_out), SIMSIAM_STATUS_OK);
+    EXPECT(simsiam_predict_ws(&m, plain, d_out, pred_ws, d_out, NULL, 0), SIMSIAM_STATUS_OK);
+    CHECK(memcmp(pred, pred_ws, d_out * sizeof(float)) == 0);
+  }
+  for (size_t i = 0; i < d_out; i++) with_ws[i] = SENTINEL;
+  EXPECT(simsiam_project_ws(model, z1, d_enc, with_ws, d_out, NULL, 5),
+         SIMSIAM_STATUS_NULL_POINTER);
+  EXPECT(simsiam_project_ws(model, z1, d_enc, with_ws, d_out, (float *)((char *)ws + 1), 4),
+         SIMSIAM_STATUS_MISALIGNED);
+  EXPECT(simsiam_project_ws(model, z1, d_enc, with_ws, d_out, with_ws, d_out),
+         SIMSIAM_STATUS_OVERLAP);
+  EXPECT(simsiam_project_ws(model, z1, d_enc, with_ws, d_out, (float *)z1, d_enc),
+         SIMSIAM_STATUS_OVERLAP);
+  EXPECT(simsiam_project_ws(model, z1, d_enc, with_ws, d_out, (float *)params + 7, 4),
+         SIMSIAM_STATUS_OVERLAP);
+  EXPECT(simsiam_project_ws(model, z1, d_enc, with_ws, d_out, ws, SIZE_MAX),
+         SIMSIAM_STATUS_DIMENSION_MISMATCH);
+  CHECK(all_equal(with_ws, d_out, SENTINEL));
+
+  /* init: a struct_size other than sizeof(SimsiamModel) is refused, nothing written. */
+  static const size_t sizes[] = {0, sizeof(SimsiamModel) - 1, sizeof(SimsiamModel) + 8,
+                                 (size_t)-1};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    SimsiamModel m;
+    memset(&m, 0x3c, sizeof m);
+    m.struct_size = sizes[i];
+    SimsiamModel copy = m;
+    EXPECT(simsiam_model_init(&m, model->config, params, count),
+           SIMSIAM_STATUS_UNSUPPORTED_VERSION);
+    CHECK(memcmp(&m, &copy, sizeof m) == 0);
+  }
+  /* Every call refuses a model with another struct_size, or an unknown kind. */
+  float *zs = alloc_floats(d_enc), *losses = alloc_floats(1);
+  memcpy(zs, z1, d_enc * sizeof(float));
+  for (int variant = 0; variant < 6; variant++) {
+    SimsiamModel m = *model;
+    switch (variant) {
+      case 0: m.struct_size = 0; break;
+      case 1: m.struct_size = sizeof m - sizeof(size_t); break;
+      case 2: m.struct_size = sizeof m + sizeof(size_t); break;
+      case 3: m.kind = 0; break;
+      case 4: m.kind = SIMSIAM_MODEL_KIND_IMAGE + 1; break;
+      default: m.kind = 0xffffffffu; break;
+    }
+    for (size_t i = 0; i < d_out; i++) with_ws[i] = SENTINEL;
+    for (size_t i = 0; i < 4 * d_out; i++) ws[i] = SENTINEL;
+    float loss = SENTINEL;
+    size_t len = 7, enc = 7, out = 7;
+    const SimsiamStatus unsupported = SIMSIAM_STATUS_UNSUPPORTED_VERSION;
+    EXPECT(simsiam_project(&m, z1, d_enc, with_ws, d_out), unsupported);
+    EXPECT(simsiam_project_ws(&m, z1, d_enc, with_ws, d_out, ws, 4 * d_out), unsupported);
+    EXPECT(simsiam_predict(&m, z1, d_out, with_ws, d_out), unsupported);
+    EXPECT(simsiam_predict_ws(&m, z1, d_out, with_ws, d_out, ws, 4 * d_out), unsupported);
+    EXPECT(simsiam_project_batch(&m, zs, d_enc, with_ws, d_out), unsupported);
+    EXPECT(simsiam_project_batch_ws(&m, zs, d_enc, with_ws, d_out, ws, 4 * d_out),
+           unsupported);
+    EXPECT(simsiam_predict_batch(&m, zs, d_out, with_ws, d_out), unsupported);
+    EXPECT(simsiam_predict_batch_ws(&m, zs, d_out, with_ws, d_out, ws, 4 * d_out),
+           unsupported);
+    EXPECT(simsiam_loss(&m, z1, d_enc, z2, d_enc, ws, 4 * d_out, &loss), unsupported);
+    EXPECT(simsiam_loss_batch(&m, z1, d_enc, z2, d_enc, losses, 1, ws, 4 * d_out),
+           unsupported);
+    EXPECT(simsiam_workspace_len(&m, 1, &len), unsupported);
+    EXPECT(simsiam_model_dims(&m, &enc, &out), unsupported);
+    CHECK(loss == SENTINEL && len == 7 && enc == 7 && out == 7);
+    CHECK(all_equal(with_ws, d_out, SENTINEL) && all_equal(ws, 4 * d_out, SENTINEL));
+  }
+  /* A model of an older, smaller layout: only its size_t struct_size exists (a heap
+   * block of exactly that size, so valgrind sees any read beyond). */
+  {
+    size_t *tiny = malloc(sizeof(size_t));
+    if (tiny == NULL) exit(2);
+    *tiny = sizeof(size_t);
+    float loss = SENTINEL;
+    size_t len = 7;
+    const SimsiamModel *old = (const SimsiamModel *)tiny;
+    EXPECT(simsiam_project(old, z1, d_enc, with_ws, d_out), SIMSIAM_STATUS_UNSUPPORTED_VERSION);
+    EXPECT(simsiam_loss(old, z1, d_enc, z2, d_enc, ws, 4 * d_out, &loss),
+           SIMSIAM_STATUS_UNSUPPORTED_VERSION);
+    EXPECT(simsiam_workspace_len(old, 1, &len), SIMSIAM_STATUS_UNSUPPORTED_VERSION);
+    EXPECT(simsiam_model_init((SimsiamModel *)tiny, model->config, params, count),
+           SIMSIAM_STATUS_UNSUPPORTED_VERSION);
+    CHECK(*tiny == sizeof(size_t) && len == 7 && loss == SENTINEL);
+    free(tiny);
+  }
+  free(plain);
+  free(with_ws);
+  free(pred);
+  free(pred_ws);
+  free(ws);
+  free(zs);
+  free(losses);
+}
+
+/* CRC-32 (IEEE, zlib's), table-driven, to reseal deliberately edited images. */
+static uint32_t crc32_bytes(const uint8_t *bytes, size_t n) {
+  static uint32_t table[256];
+  if (table[1] == 0) {
+    for (uint32_t i = 0; i < 256; i++) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; k++) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+  }
+  uint32_t crc = 0xffffffffu;
+  for (size_t i = 0; i < n; i++) crc = table[(crc ^ bytes[i]) & 0xffu] ^ (crc >> 8);
+  return ~crc;
+}
+
+static uint32_t read_u32(const uint8_t *bytes) {
+  return (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 | (uint32_t)bytes[2] << 16 |
+         (uint32_t)bytes[3] << 24;
+}
+
+static void write_u32(uint8_t *bytes, uint32_t value) {
+  for (int b = 0; b < 4; b++) bytes[b] = (uint8_t)(value >> (8 * b));
+}
+
+/* Rewrites the checksum (bytes 12..16, computed with them as zero) after an edit, so the
+ * edit itself is what is tested. */
+static void reseal(uint8_t *image, size_t len) {
+  write_u32(image + 12, 0);
+  write_u32(image + 12, crc32_bytes(image, len));
+}
+
+static uint64_t fnv1a_bytes(const uint8_t *bytes, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ bytes[i]) * 0x00000100000001b3ull;
+  return h;
+}
+
+/* Reads a whole file into a heap block of exactly its size. */
+static uint8_t *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL || fseek(f, 0, SEEK_END) != 0) {
+    fprintf(stderr, "cannot read %s\n", path);
+    exit(2);
+  }
+  long size = ftell(f);
+  if (size <= 0 || fseek(f, 0, SEEK_SET) != 0) {
+    fprintf(stderr, "cannot read %s\n", path);
+    exit(2);
+  }
+  uint8_t *bytes = malloc((size_t)size);
+  if (bytes == NULL || fread(bytes, 1, (size_t)size, f) != (size_t)size) {
+    fprintf(stderr, "cannot read %s\n", path);
+    exit(2);
+  }
+  fclose(f);
+  *len = (size_t)size;
+  return bytes;
+}
+
+/* The image scenario's head: official(48, 20, 12), see capi/examples/reference.rs. */
+#define IMAGE_D_ENCODER 48
+#define IMAGE_D_OUT 20
+#define IMAGE_PREV_DIM 48
+/* 5 layer records after the 64-byte header, padded to 64 bytes. */
+#define IMAGE_HEADER_LEN 256
+/* SIMD vs scalar and batch vs single differ by summation order only; the official
+ * head's outputs are not unit vectors (BatchNorm ends the projector), values up to
+ * about 3. */
+#define IMAGE_TOLERANCE 1e-4f
+
+/* Whether flipping bit `bit` of byte `at` of the scenario's image (then resealing it)
+ * leaves a valid image of another head: the checksum field (the reseal restores it), the
+ * header flags that L2-normalise the projection or the prediction, a layer's ReLU flag,
+ * the frozen flag of a layer with a bias (records 2 and 4), and the BatchNorm eps (but
+ * its sign) and num_batches_tracked of the four layers with a BatchNorm (records 0 to
+ * 3). Every other field changes the parameter count, the widths, the offsets, or must be
+ * zero. */
+static int flip_keeps_valid(size_t at, int bit) {
+  if (at >= 12 && at < 16) return 1;
+  if (at == 24) return bit < 2;
+  if (at < 64) return 0;
+  const size_t record = (at - 64) / 32, field = (at - 64) % 32;
+  if (record >= 5) return 0; /* padding */
+  if (field == 8) return bit == 4 || (bit == 1 && (record == 2 || record == 4));
+  if (record < 4 && field >= 12 && field < 16) return !(field == 15 && bit == 7);
+  return record < 4 && field >= 16 && field < 24;
+}
+
+/* init_image on `len` bytes at `bytes` must give `want` and leave the model untouched
+ * unless it succeeds. */
+static void expect_image_status(const uint8_t *bytes, size_t len, SimsiamStatus want,
+                                int line) {
+  SimsiamModel m;
+  memset(&m, 0x77, sizeof m);
+  m.struct_size = sizeof m;
+  SimsiamModel copy = m;
+  SimsiamStatus got = simsiam_model_init_image(&m, bytes, len);
+  if (got == want) {
+    passed++;
+  } else {
+    failed++;
+    fprintf(stderr, "FAIL %s:%d: simsiam_model_init_image -> %d (%s), expected %d\n",
+            __FILE__, line, (int)got, simsiam_status_message(got), (int)want);
+  }
+  if (got != SIMSIAM_STATUS_OK) CHECK(memcmp(&m, &copy, sizeof m) == 0);
+}
+#define EXPECT_IMAGE(bytes, len, status) expect_image_status(bytes, len, status, __LINE__)
+
+/* Batch calls on the image model equal the single calls (bit for bit on the scalar
+ * backend), with workspaces of exactly simsiam_workspace_len(model, n) floats and the
+ * documented minimum for the batch forward calls. */
+static void test_image_batch(const SimsiamModel *model, const float *z1, const float *z2,
+                             size_t n) {
+  const size_t d_enc = IMAGE_D_ENCODER, d_out = IMAGE_D_OUT;
+  float *z1s = alloc_floats(n * d_enc), *z2s = alloc_floats(n * d_enc);
+  fill_pairs(z1s, z2s, n, z1, z2, d_enc);
+  float *out = alloc_floats(n * d_out), *pred = alloc_floats(n * d_out);
+  float *plain_pred = alloc_floats(n * d_out), *losses = alloc_floats(n);
+  float *single = alloc_floats(d_out), *single_pred = alloc_floats(d_out);
+  size_t ws_len = 0, single_len = 0;
+  EXPECT(simsiam_workspace_len(model, n, &ws_len), SIMSIAM_STATUS_OK);
+  const size_t group = n < 8 ? n : 8, inputs = n < 16 ? n : 16;
+  CHECK_SIZE(ws_len, group * (4 * d_out + 2 * IMAGE_PREV_DIM));
+  EXPECT(simsiam_workspace_len(model, 1, &single_len), SIMSIAM_STATUS_OK);
+  float *ws = alloc_floats(ws_len), *single_ws = alloc_floats(single_len);
+  float *forward_ws = alloc_floats(inputs * IMAGE_PREV_DIM);
+  for (uint32_t backend = 0; backend < 2; backend++) {
+    SimsiamModel m = *model;
+    m.backend = backend;
+    EXPECT(simsiam_project_batch_ws(&m, z1s, n * d_enc, out, n * d_out, ws, ws_len),
+           SIMSIAM_STATUS_OK);
+    EXPECT(simsiam_project_batch_ws(&m, z1s, n * d_enc, pred, n * d_out, forward_ws,
+                                    inputs * IMAGE_PREV_DIM),
+           SIMSIAM_STATUS_OK);
+    CHECK(memcmp(out, pred, n * d_out * sizeof(float)) == 0);
+    EXPECT(simsiam_project_batch_ws(&m, z1s, n * d_enc, pred, n * d_out, forward_ws,
+                                    inputs * IMAGE_PREV_DIM - 1),
+           SIMSIAM_STATUS_CAPACITY_TOO_SMALL);
+    EXPECT(simsiam_project_batch(&m, z1s, n * d_enc, pred, n * d_out),
+           SIMSIAM_STATUS_CAPACITY_TOO_SMALL);
+    EXPECT(simsiam_predict_batch_ws(&m, out, n * d_out, pred, n * d_out, ws, ws_len),
+           SIMSIAM_STATUS_OK);
+    /* The official predictor has two layers: no workspace needed. */
+    EXPECT(simsiam_predict_batch(&m, out, n * d_out, plain_pred, n * d_out), SIMSIAM_STATUS_OK);
+    CHECK(memcmp(pred, plain_pred, n * d_out * sizeof(float)) == 0);
+    EXPECT(simsiam_loss_batch(&m, z1s, n * d_enc, z2s, n * d_enc, losses, n, ws, ws_len),
+           SIMSIAM_STATUS_OK);
+    EXPECT(simsiam_loss_batch(&m, z1s, n * d_enc, z2s, n * d_enc, losses, n, ws, ws_len - 1),
+           SIMSIAM_STATUS_CAPACITY_TOO_SMALL);
+    for (size_t j = 0; j < n; j++) {
+      float loss = SENTINEL;
+      EXPECT(simsiam_project_ws(&m, z1s + j * d_enc, d_enc, single, d_out, single_ws,
+                                single_len),
+             SIMSIAM_STATUS_OK);
+      EXPECT(simsiam_predict_ws(&m, out + j * d_out, d_out, single_pred, d_out, single_ws,
+                                single_len),
+             SIMSIAM_STATUS_OK);
+      EXPECT(simsiam_loss(&m, z1s + j * d_enc, d_enc, z2s + j * d_enc, d_enc, single_ws,
+                          single_len, &loss),
+             SIMSIAM_STATUS_OK);
+      if (backend == SIMSIAM_BACKEND_SCALAR) {
+        CHECK(memcmp(out + j * d_out, single, d_out * sizeof(float)) == 0);
+        CHECK(memcmp(pred + j * d_out, single_pred, d_out * sizeof(float)) == 0);
+        CHECK(memcmp(&losses[j], &loss, sizeof loss) == 0);
+      } else {
+        CHECK(max_diff(out + j * d_out, single, d_out) <= IMAGE_TOLERANCE);
+        CHECK(max_diff(pred + j * d_out, single_pred, d_out) <= IMAGE_TOLERANCE);
+        CHECK(fabsf(losses[j] - loss) <= IMAGE_TOLERANCE);
+      }
+    }
+  }
+  free(z1s);
+  free(z2s);
+  free(out);
+  free(pred);
+  free(plain_pred);
+  free(losses);
+  free(single);
+  free(single_pred);
+  free(ws);
+  free(single_ws);
+  free(forward_ws);
+}
+
+/* The image scenario: init from the image file, the scenario's lines on both backends,
+ * the calls' workspace rules, batches, and every kind of malformed image. */
+static void test_image(const char *path) {
+  size_t len = 0;
+  uint8_t *image = read_file(path, &len);
+  const size_t d_enc = IMAGE_D_ENCODER, d_out = IMAGE_D_OUT;
+  CHECK(len > IMAGE_HEADER_LEN && read_u32(image + 16) == IMAGE_HEADER_LEN);
+  printf("image.fnv %016llx\n", (unsigned long long)fnv1a_bytes(image, len));
+
+  SimsiamModel model;
+  memset(&model, 0xab, sizeof model);
+  model.struct_size = sizeof model;
+  EXPECT(simsiam_model_init_image(&model, image, len), SIMSIAM_STATUS_OK);
+  const SimsiamConfig zero = {0, 0, 0, 0};
+  CHECK(model.struct_size == sizeof model && model.kind == SIMSIAM_MODEL_KIND_IMAGE &&
+        model.backend == SIMSIAM_BACKEND_SIMD && model.image == image &&
+        model.image_len == len);
+  CHECK(memcmp(&model.config, &zero, sizeof zero) == 0);
+  /* The parameters are viewed in place, right after the header. */
+  CHECK(model.params == (const float *)(image + IMAGE_HEADER_LEN) &&
+        model.params_len == (len - IMAGE_HEADER_LEN) / sizeof(float));
+  size_t enc = 0, out_dim = 0, ws_len = 0;
+  EXPECT(simsiam_model_dims(&model, &enc, &out_dim), SIMSIAM_STATUS_OK);
+  CHECK_SIZE(enc, d_enc);
+  CHECK_SIZE(out_dim, d_out);
+  EXPECT(simsiam_workspace_len(&model, 1, &ws_len), SIMSIAM_STATUS_OK);
+  CHECK_SIZE(ws_len, 4 * d_out + 2 * IMAGE_PREV_DIM);
+  EXPECT(simsiam_workspace_len(&model, 0, &ws_len), SIMSIAM_STATUS_OK);
+  CHECK_SIZE(ws_len, 0);
+  EXPECT(simsiam_workspace_len(&model, 1000, &ws_len), SIMSIAM_STATUS_OK);
+  CHECK_SIZE(ws_len, 8 * (4 * d_out + 2 * IMAGE_PREV_DIM));
+  const size_t w = 4 * d_out + 2 * IMAGE_PREV_DIM;
+
+  float *z1 = alloc_floats(d_enc), *z2 = alloc_floats(d_enc);
+  fill_input(z1, d_enc, 7, 13, 0.75f);
+  fill_input(z2, d_enc, 5, 11, 0.625f);
+  float *projected = alloc_floats(d_out), *predicted = alloc_floats(d_out);
+  float *again = alloc_floats(d_out), *ws = alloc_floats(w);
+  float *inter = alloc_floats(IMAGE_PREV_DIM);
+  float results[2][2 * IMAGE_D_OUT + 1];
+  for (uint32_t backend = 0; backend < 2; backend++) {
+    const char *name = backend == SIMSIAM_BACKEND_SIMD ? "simd" : "scalar";
+    char key[40];
+    float loss = SENTINEL;
+    SimsiamModel m = model;
+    m.backend = backend;
+    EXPECT(simsiam_project_ws(&m, z1, d_enc, projected, d_out, ws, w), SIMSIAM_STATUS_OK);
+    EXPECT(simsiam_predict_ws(&m, projected, d_out, predicted, d_out, ws, w),
+           SIMSIAM_STATUS_OK);
+    EXPECT(simsiam_loss(&m, z1, d_enc, z2, d_enc, ws, w, &loss), SIMSIAM_STATUS_OK);
+    CHECK(loss >= -1.0f - 1e-5f && loss <= 1.0f + 1e-5f);
+    snprintf(key, sizeof key, "image.project.%s", name);
+    print_line(key, projected, d_out);
+    snprintf(key, sizeof key, "image.predict.%s", name);
+    print_line(key, predicted, d_out);
+    snprintf(key, sizeof key, "image.loss.%s", name);
+    print_line(key, &loss, 1);
+    memcpy(results[backend], projected, d_out * sizeof(float));
+    memcpy(results[backend] + d_out, predicted, d_out * sizeof(float));
+    results[backend][2 * d_out] = loss;
+
+    /* The projector needs its intermediate vector (prev_dim floats) and no more: the
+     * same result from exactly that workspace; one fewer, or none, is too small. */
+    for (size_t i = 0; i < d_out; i++) again[i] = SENTINEL;
+    EXPECT(simsiam_project_ws(&m, z1, d_enc, again, d_out, inter, IMAGE_PREV_DIM),
+           SIMSIAM_STATUS_OK);
+    CHECK(memcmp(again, projected, d_out * sizeof(float)) == 0);
+    for (size_t i = 0; i < d_out; i++) again[i] = SENTINEL;
+    EXPECT(simsiam_project_ws(&m, z1, d_enc, again, d_out, inter, IMAGE_PREV_DIM - 1),
+           SIMSIAM_STATUS_CAPACITY_TOO_SMALL);
+    EXPECT(simsiam_project_ws(&m, z1, d_enc, again, d_out, NULL, 0),
+           SIMSIAM_STATUS_CAPACITY_TOO_SMALL);
+    EXPECT(simsiam_project(&m, z1, d_enc, again, d_out), SIMSIAM_STATUS_CAPACITY_TOO_SMALL);
+    CHECK(all_equal(again, d_out, SENTINEL));
+    /* The official predictor has two layers: the plain call and no workspace work. */
+    EXPECT(simsiam_predict(&m, projected, d_out, again, d_out), SIMSIAM_STATUS_OK);
+    CHECK(memcmp(again, predicted, d_out * sizeof(float)) == 0);
+    EXPECT(simsiam_predict_ws(&m, projected, d_out, again, d_out, NULL, 0), SIMSIAM_STATUS_OK);
+    CHECK(memcmp(again, predicted, d_out * sizeof(float)) == 0);
+    /* The loss needs 4 * d_out + 2 * prev_dim floats. */
+    float short_loss = SENTINEL;
+    EXPECT(simsiam_loss(&m, z1, d_enc, z2, d_enc, ws, w - 1, &short_loss),
+           SIMSIAM_STATUS_CAPACITY_TOO_SMALL);
+    EXPECT(simsiam_loss(&m, z1, d_enc, z2, d_enc, ws, 4 * d_out, &short_loss),
+           SIMSIAM_STATUS_CAPACITY_TOO_SMALL);
+    CHECK(short_loss == SENTINEL);
+  }
+  /* The twins agree up to summation order. */
+  CHECK(max_diff(results[0], results[1], 2 * d_out + 1) <= IMAGE_TOLERANCE);
+
+  test_image_batch(&model, z1, z2, 3);
+  test_image_batch(&model, z1, z2, 17);
+
+  /* Bad calls on an image model: overlaps with the image, a changed model. */
+  {
+    float *in_image = (float *)(image + IMAGE_HEADER_LEN) + 3;
+    float loss = SENTINEL, losses[1];
+    for (size_t i = 0; i < d_out; i++) again[i] = SENTINEL;
+    EXPECT(simsiam_project_ws(&model, z1, d_enc, in_image, d_out, ws, w),
+           SIMSIAM_STATUS_OVERLAP);
+    EXPECT(simsiam_project_ws(&model, z1, d_enc, again, d_out, in_image, w),
+           SIMSIAM_STATUS_OVERLAP);
+    EXPECT(simsiam_project_ws(&model, z1, d_enc, again, d_out, (float *)image, w),
+           SIMSIAM_STATUS_OVERLAP);
+    EXPECT(simsiam_predict(&model, projected, d_out, (float *)(image + len - 8), d_out),
+           SIMSIAM_STATUS_OVERLAP);
+    EXPECT(simsiam_loss(&model, z1, d_enc, z2, d_enc, in_image, w, &loss),
+           SIMSIAM_STATUS_OVERLAP);
+    EXPECT(simsiam_loss(&model, z1, d_enc, z2, d_enc, ws, w, in_image), SIMSIAM_STATUS_OVERLAP);
+    EXPECT(simsiam_loss_batch(&model, z1, d_enc, z2, d_enc, in_image, 1, ws, w),
+           SIMSIAM_STATUS_OVERLAP);
+    EXPECT(simsiam_loss_batch(&model, z1, d_enc, z2, d_enc, losses, 1, in_image, w),
+           SIMSIAM_STATUS_OVERLAP);
+    EXPECT(simsiam_project_ws(&model, z1, d_enc - 1, again, d_out, ws, w),
+           SIMSIAM_STATUS_DIMENSION_MISMATCH);
+    EXPECT(simsiam_predict_ws(&model, projected, d_out, again, d_out + 1, ws, w),
+           SIMSIAM_STATUS_DIMENSION_MISMATCH);
+    SimsiamModel bad = model;
+    bad.backend = 2;
+    EXPECT(simsiam_project_ws(&bad, z1, d_enc, again, d_out, ws, w),
+           SIMSIAM_STATUS_INVALID_BACKEND);
+    bad = model;
+    bad.image = NULL;
+    EXPECT(simsiam_project_ws(&bad, z1, d_enc, again, d_out, ws, w),
+           SIMSIAM_STATUS_NULL_POINTER);
+    bad = model;
+    bad.image = image + 2;
+    EXPECT(simsiam_project_ws(&bad, z1, d_enc, again, d_out, ws, w), SIMSIAM_STATUS_MISALIGNED);
+    bad = model;
+    bad.image_len = len - 4;
+    EXPECT(simsiam_project_ws(&bad, z1, d_enc, again, d_out, ws, w), SIMSIAM_STATUS_BAD_IMAGE);
+    bad.image_len = SIZE_MAX;
+    EXPECT(simsiam_project_ws(&bad, z1, d_enc, again, d_out, ws, w),
+           SIMSIAM_STATUS_DIMENSION_MISMATCH);
+    bad = model;
+    bad.kind = SIMSIAM_MODEL_KIND_REFERENCE; /* its config is all zero */
+    EXPECT(simsiam_project_ws(&bad, z1, d_enc, again, d_out, ws, w),
+           SIMSIAM_STATUS_INVALID_PARAMETER);
+    /* The image changed after init (its magic): the calls refuse it. */
+    image[0] ^= 0x20u;
+    EXPECT(simsiam_project_ws(&model, z1, d_enc, again, d_out, ws, w), SIMSIAM_STATUS_BAD_IMAGE);
+    EXPECT(simsiam_loss(&model, z1, d_enc, z2, d_enc, ws, w, &loss), SIMSIAM_STATUS_BAD_IMAGE);
+    image[0] ^= 0x20u;
+    CHECK(loss == SENTINEL && all_equal(again, d_out, SENTINEL));
+  }
+
+  /* Malformed images: each gives its status and leaves the model untouched. */
+  {
+    SimsiamModel m;
+    memset(&m, 0x11, sizeof m);
+    m.struct_size = sizeof m - 1;
+    SimsiamModel copy = m;
+    EXPECT(simsiam_model_init_image(&m, image, len), SIMSIAM_STATUS_UNSUPPORTED_VERSION);
+    CHECK(memcmp(&m, &copy, sizeof m) == 0);
+    EXPECT(simsiam_model_init_image(NULL, image, len), SIMSIAM_STATUS_NULL_POINTER);
+    EXPECT_IMAGE(NULL, len, SIMSIAM_STATUS_NULL_POINTER);
+    EXPECT_IMAGE(image, 0, SIMSIAM_STATUS_BAD_IMAGE);
+    EXPECT_IMAGE(image, 63, SIMSIAM_STATUS_BAD_IMAGE);
+    EXPECT_IMAGE(image, IMAGE_HEADER_LEN, SIMSIAM_STATUS_BAD_IMAGE);
+    EXPECT_IMAGE(image, len - 1, SIMSIAM_STATUS_BAD_IMAGE);
+    EXPECT_IMAGE(image, len - 4, SIMSIAM_STATUS_BAD_IMAGE);
+    EXPECT_IMAGE(image, SIZE_MAX, SIMSIAM_STATUS_DIMENSION_MISMATCH);
+    /* Trailing bytes, and the image at addresses that are not 4-byte aligned. */
+    uint8_t *spare = malloc(len + 4);
+    if (spare == NULL) exit(2);
+    memcpy(spare, image, len);
+    memset(spare + len, 0, 4);
+    EXPECT_IMAGE(spare, len, SIMSIAM_STATUS_OK);
+    EXPECT_IMAGE(spare, len + 1, SIMSIAM_STATUS_BAD_IMAGE);
+    EXPECT_IMAGE(spare, len + 4, SIMSIAM_STATUS_BAD_IMAGE);
+    for (size_t offset = 1; offset < 4; offset++) {
+      memmove(spare + offset, image, len);
+      EXPECT_IMAGE(spare + offset, len, SIMSIAM_STATUS_MISALIGNED);
+    }
+    free(spare);
+
+    /* Header edits, resealed so that the edit itself is what is refused. */
+    uint8_t *bad = malloc(len);
+    if (bad == NULL) exit(2);
+    memcpy(bad, image, len);
+    bad[0] = 'X';
+    EXPECT_IMAGE(bad, len, SIMSIAM_STATUS_BAD_IMAGE); /* magic, not resealed */
+    reseal(bad, len);
+    EXPECT_IMAGE(bad, len, SIMSIAM_STATUS_BAD_IMAGE);
+    memcpy(bad, image, len);
+    write_u32(bad + 8, 2); /* format version 2 */
+    EXPECT_IMAGE(bad, len, SIMSIAM_STATUS_UNSUPPORTED_VERSION);
+    reseal(bad, len);
+    EXPECT_IMAGE(bad, len, SIMSIAM_STATUS_UNSUPPORTED_VERSION);
+    memcpy(bad, image, len);
+    write_u32(bad + 12, read_u32(image + 12) ^ 1u); /* the checksum itself */
+    EXPECT_IMAGE(bad, len, SIMSIAM_STATUS_BAD_IMAGE);
+    memcpy(bad, image, len);
+    write_u32(bad + 64, IMAGE_D_ENCODER + 1); /* layer 0's d_in */
+    reseal(bad, len);
+    EXPECT_IMAGE(bad, len, SIMSIAM_STATUS_BAD_IMAGE);
+    memcpy(bad, image, len);
+    write_u32(bad + IMAGE_HEADER_LEN + 4 * 5, 0x7fc00000u); /* a NaN parameter */
+    reseal(bad, len);
+    EXPECT_IMAGE(bad, len, SIMSIAM_STATUS_NON_FINITE);
+    memcpy(bad, image, len);
+    write_u32(bad + len - 4, 0x7f800000u); /* an infinite one, the last */
+    reseal(bad, len);
+    EXPECT_IMAGE(bad, len, SIMSIAM_STATUS_NON_FINITE);
+
+    /* Every single-bit change of the header and layer table, resealed: refused as
+     * BAD_IMAGE (UNSUPPORTED_VERSION in the version field), except where the image
+     * describes another valid head (flip_keeps_valid), whose model then runs (valgrind
+     * sees every access). */
+    int accepted = 0;
+    memcpy(bad, image, len);
+    for (size_t at = 0; at < IMAGE_HEADER_LEN; at++) {
+      for (int bit = 0; bit < 8; bit++) {
+        memcpy(bad, image, IMAGE_HEADER_LEN);
+        bad[at] ^= (uint8_t)(1u << bit);
+        reseal(bad, len);
+        SimsiamModel flipped = {.struct_size = sizeof(SimsiamModel)};
+        SimsiamStatus got = simsiam_model_init_image(&flipped, bad, len);
+        SimsiamStatus want = SIMSIAM_STATUS_BAD_IMAGE;
+        if (flip_keeps_valid(at, bit)) want = SIMSIAM_STATUS_OK;
+        if (at >= 8 && at < 12) want = SIMSIAM_STATUS_UNSUPPORTED_VERSION;
+        if (got != want) {
+          failed++;
+          fprintf(stderr, "FAIL %s:%d: byte %zu bit %d flipped: status %d, expected %d\n",
+                  __FILE__, __LINE__, at, bit, (int)got, (int)want);
+          continue;
+        }
+        passed++;
+        if (got == SIMSIAM_STATUS_OK) {
+          accepted++;
+          float loss = SENTINEL;
+          SimsiamStatus run = simsiam_loss(&flipped, z1, d_enc, z2, d_enc, ws, w, &loss);
+          CHECK(run == SIMSIAM_STATUS_OK || run == SIMSIAM_STATUS_NON_FINITE);
+        }
+      }
+    }
+    CHECK(accepted == 4 * 8 + 2 + 5 + 2 + 4 * (4 * 8 - 1) + 4 * 8 * 8);
+    /* Every single-bit change of the parameters (sampled), not resealed: a checksum
+     * mismatch. */
+    for (size_t at = IMAGE_HEADER_LEN; at < len; at += 61) {
+      memcpy(bad, image, len);
+      bad[at] ^= (uint8_t)(1u << (at % 8));
+      EXPECT_IMAGE(bad, len, SIMSIAM_STATUS_BAD_IMAGE);
+    }
+    free(bad);
+  }
+  free(z1);
+  free(z2);
+  free(projected);
+  free(predicted);
+  free(again);
+  free(ws);
+  free(inter);
+  free(image);
+}
+
+/* The scenario's reference head as a parameter image: its image model has the same
+ * parameters and gives the reference model's results bit for bit, through the calls
+ * without workspace too (the reference head's stacks have two layers). */
+static void test_reference_image(const char *path, const SimsiamModel *reference,
+                                 const float *z1, const float *z2, size_t d_enc,
+                                 size_t d_out) {
+  size_t len = 0;
+  uint8_t *image = read_file(path, &len);
+  SimsiamModel model = {.struct_size = sizeof(SimsiamModel)};
+  EXPECT(simsiam_model_init_image(&model, image, len), SIMSIAM_STATUS_OK);
+  CHECK(model.kind == SIMSIAM_MODEL_KIND_IMAGE && model.params_len == reference->params_len);
+  CHECK(model.params_len == reference->params_len &&
+        memcmp(model.params, reference->params, model.params_len * sizeof(float)) == 0);
+  size_t enc = 0, out_dim = 0, ws_len = 0, want = 0;
+  EXPECT(simsiam_model_dims(&model, &enc, &out_dim), SIMSIAM_STATUS_OK);
+  CHECK(enc == d_enc && out_dim == d_out);
+  EXPECT(simsiam_workspace_len(&model, 5, &ws_len), SIMSIAM_STATUS_OK);
+  EXPECT(simsiam_workspace_len(reference, 5, &want), SIMSIAM_STATUS_OK);
+  CHECK_SIZE(ws_len, want);
+  const size_t n = 5;
+  float *z1s = alloc_floats(n * d_enc), *z2s = alloc_floats(n * d_enc);
+  fill_pairs(z1s, z2s, n, z1, z2, d_enc);
+  /* [0]: the image model's results, [1]: the reference model's. */
+  float *got[2][4], losses[2][5], loss[2];
+  float *ws = alloc_floats(want);
+  for (int k = 0; k < 2; k++) {
+    got[k][0] = alloc_floats(d_out);
+    got[k][1] = alloc_floats(d_out);
+    got[k][2] = alloc_floats(n * d_out);
+    got[k][3] = alloc_floats(n * d_out);
+  }
+  for (uint32_t backend = 0; backend < 2; backend++) {
+    for (int k = 0; k < 2; k++) {
+      SimsiamModel m = k == 0 ? model : *reference;
+      m.backend = backend;
+      EXPECT(simsiam_project(&m, z1, d_enc, got[k][0], d_out), SIMSIAM_STATUS_OK);
+      EXPECT(simsiam_predict(&m, got[k][0], d_out, got[k][1], d_out), SIMSIAM_STATUS_OK);
+      EXPECT(simsiam_project_batch(&m, z1s, n * d_enc, got[k][2], n * d_out),
+             SIMSIAM_STATUS_OK);
+      EXPECT(simsiam_predict_batch(&m, got[k][2], n * d_out, got[k][3], n * d_out),
+             SIMSIAM_STATUS_OK);
+      EXPECT(simsiam_loss(&m, z1, d_enc, z2, d_enc, ws, 4 * d_out, &loss[k]),
+             SIMSIAM_STATUS_OK);
+      EXPECT(simsiam_loss_batch(&m, z1s, n * d_enc, z2s, n * d_enc, losses[k], n, ws, want),
+             SIMSIAM_STATUS_OK);
+    }
+    CHECK(memcmp(got[0][0], got[1][0], d_out * sizeof(float)) == 0);
+    CHECK(memcmp(got[0][1], got[1][1], d_out * sizeof(float)) == 0);
+    CHECK(memcmp(got[0][2], got[1][2], n * d_out * sizeof(float)) == 0);
+    CHECK(memcmp(got[0][3], got[1][3], n * d_out * sizeof(float)) == 0);
+    CHECK(memcmp(&loss[0], &loss[1], sizeof loss[0]) == 0);
+    CHECK(memcmp(losses[0], losses[1], sizeof losses[0]) == 0);
+  }
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < 4; i++) free(got[k][i]);
+  free(z1s);
+  free(z2s);
+  free(ws);
+  free(image);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr,
+            "usage: %s OFFICIAL REFERENCE (the files `reference write-image PATH official` "
+            "and `reference write-image PATH reference` write)\n",
+            argv[0]);
+    return 2;
+  }
+  CHECK(simsiam_abi_version() == SIMSIAM_ABI_VERSION);
   /* Normal use. */
   SimsiamConfig config = simsiam_config_default();
   CHECK(config.d_encoder == 64 && config.d_projector == 128 && config.d_predictor == 64 &&
@@ -338,10 +967,32 @@ int main(void) {
 
   SimsiamModel model;
   memset(&model, 0xab, sizeof model);
+  model.struct_size = sizeof model;
   EXPECT(simsiam_model_init(&model, config, params, count), SIMSIAM_STATUS_OK);
+  CHECK(model.struct_size == sizeof model && model.kind == SIMSIAM_MODEL_KIND_REFERENCE);
   CHECK(model.params == params && model.params_len == count &&
         model.backend == SIMSIAM_BACKEND_SIMD);
+  CHECK(model.image == NULL && model.image_len == 0);
   CHECK(memcmp(&model.config, &config, sizeof config) == 0);
+  {
+    size_t enc = 0, out = 0, len = 0, want = 0;
+    EXPECT(simsiam_model_dims(&model, &enc, &out), SIMSIAM_STATUS_OK);
+    CHECK_SIZE(enc, 64);
+    CHECK_SIZE(out, 32);
+    EXPECT(simsiam_model_dims(&model, &enc, NULL), SIMSIAM_STATUS_NULL_POINTER);
+    enc = 7;
+    EXPECT(simsiam_model_dims(&model, &enc, (size_t *)((char *)&out + 1)),
+           SIMSIAM_STATUS_MISALIGNED);
+    CHECK_SIZE(enc, 7);
+    /* The reference head's workspace for any call is the batch loss's. */
+    static const size_t counts[] = {0, 1, 3, 8, 9, 64};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+      EXPECT(simsiam_workspace_len(&model, counts[c], &len), SIMSIAM_STATUS_OK);
+      EXPECT(simsiam_batch_loss_workspace_len(config, counts[c], &want), SIMSIAM_STATUS_OK);
+      CHECK_SIZE(len, want);
+    }
+    EXPECT(simsiam_workspace_len(&model, 1, NULL), SIMSIAM_STATUS_NULL_POINTER);
+  }
 
   float *z1 = alloc_floats(d_enc), *z2 = alloc_floats(d_enc);
   fill_input(z1, d_enc, 7, 13, 0.75f);
@@ -363,7 +1014,7 @@ int main(void) {
     float *identity = alloc_floats(count);
     memcpy(identity, params, count * sizeof(float));
     EXPECT(simsiam_set_identity_predictor(config, identity, count), SIMSIAM_STATUS_OK);
-    SimsiamModel id_model;
+    SimsiamModel id_model = {.struct_size = sizeof(SimsiamModel)};
     EXPECT(simsiam_model_init(&id_model, config, identity, count), SIMSIAM_STATUS_OK);
     float *p = alloc_floats(d_out), *q = alloc_floats(d_out), *ws = alloc_floats(4 * d_out);
     float loss = SENTINEL;
@@ -411,6 +1062,7 @@ int main(void) {
   {
     SimsiamModel untouched;
     memset(&untouched, 0x5a, sizeof untouched);
+    untouched.struct_size = sizeof untouched;
     SimsiamModel copy = untouched;
     float *spare = alloc_floats(count + 1);
     memcpy(spare, params, count * sizeof(float));
@@ -581,13 +1233,19 @@ int main(void) {
     free(spare);
   }
 
+  test_versioning(&model, params, count, z1, z2, d_enc, d_out);
+  test_image(argv[1]);
+  test_reference_image(argv[2], &model, z1, z2, d_enc, d_out);
+
   /* Every status has a message, unknown codes too. */
-  for (int code = -1; code <= 11; code++) {
+  for (int code = -1; code <= SIMSIAM_STATUS_BAD_IMAGE + 1; code++) {
     const char *message = simsiam_status_message(code);
     CHECK(message != NULL && strlen(message) > 0);
   }
   CHECK(strcmp(simsiam_status_message(SIMSIAM_STATUS_OK), "ok") == 0);
   CHECK(strcmp(simsiam_status_message(99), "unknown status code") == 0);
+  CHECK(strcmp(simsiam_status_message(SIMSIAM_STATUS_BAD_IMAGE + 1), "unknown status code") == 0);
+  CHECK(strcmp(simsiam_status_message(SIMSIAM_STATUS_UNKNOWN), "unknown status code") != 0);
 
   free(z1);
   free(z2);

@@ -187,8 +187,14 @@ int main(void) {
     memcpy(z1s + j * D_ENCODER, j % 2 ? z2 : z1, sizeof z1);
     memcpy(z2s + j * D_ENCODER, j % 2 ? z1 : z2, sizeof z2);
   }
+  if (simsiam_abi_version() != SIMSIAM_ABI_VERSION) {
+    printf("error: library ABI %" PRIu32 ", header %d\n", simsiam_abi_version(),
+           SIMSIAM_ABI_VERSION);
+    return 1;
+  }
   SimsiamConfig config = simsiam_config_default();
-  SimsiamModel model;
+  /* The caller sets struct_size; simsiam_model_init fills the rest. */
+  SimsiamModel model = {.struct_size = sizeof(SimsiamModel)};
   t = SYST_CVR;
   SimsiamStatus s = simsiam_model_init(&model, config, simsiam_fw_params, simsiam_fw_params_len);
   uint32_t init_ticks = ticks_since(t);

@@ -84,6 +84,9 @@ fn infer_batch_with<K: Kernels>(head: SimSiamHead<&'static [f32], K>) {
 /// a possible path.
 fn image(bytes: &'static [u8]) {
     observe(Image::parse(bytes).map(|image| image.param_count()));
+    if let Ok(head) = SimSiamHead::from_checked_image(bytes) {
+        infer_with(black_box(head).with_kernels::<Scalar>());
+    }
     if let Ok(head) = SimSiamHead::from_image(bytes) {
         let head = black_box(head);
         let mut copy = black_box([0_u8; 1024]);

@@ -236,7 +236,20 @@ impl<'a> SimSiamHead<&'a [f32]> {
     /// aligned or the target is big-endian (copy them then, e.g. with
     /// [`SimSiam::from_image`](crate::SimSiam::from_image)).
     pub fn from_image(bytes: &'a [u8]) -> SslResult<Self> {
-        let image = Image::parse(bytes)?;
+        Self::from_parsed(Image::parse(bytes)?)
+    }
+
+    /// [`from_image`](Self::from_image) over bytes validated before and unchanged since:
+    /// [`Image::parse_unverified`], O(layers), no pass over the data (the C API rebuilds
+    /// an image model's head this way at every call).
+    ///
+    /// # Errors
+    /// As [`from_image`](Self::from_image), except `ChecksumMismatch` and `NonFinite`.
+    pub fn from_checked_image(bytes: &'a [u8]) -> SslResult<Self> {
+        Self::from_parsed(Image::parse_unverified(bytes)?)
+    }
+
+    fn from_parsed(image: Image<'a>) -> SslResult<Self> {
         let mut head = Self::from_checked_params(*image.architecture(), image.params()?)?;
         head.batches_tracked = *image.batches_tracked();
         Ok(head)
