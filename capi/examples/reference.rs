@@ -27,7 +27,9 @@
 //! The image scenario (`--image`, the C test's): the official head,
 //! `Architecture::official` of [`IMAGE_HEAD`] (BatchNorm, a 3-layer projector), with the
 //! parameters of [`image_params`] (seed [`IMAGE_SEED`]), as the parameter image
-//! `write-image` writes; the same inputs, `d_encoder` long. Lines: `image.fnv` = FNV-1a 64 of the image's
+//! `write-image` writes, or with `--image-file PATH` the image in that file (the Rust
+//! firmware runs the official head `simsiam-convert` imported from the PyTorch fixture);
+//! the same inputs, `d_encoder` long. Lines: `image.fnv` = FNV-1a 64 of the image's
 //! bytes, then `image.project.K`, `image.predict.K`, `image.loss.K` as above.
 //!
 //! `compare` is exact: every expected line must appear exactly once, with the right
@@ -163,8 +165,7 @@ fn official_image() -> SslResult<Vec<u8>> {
 
 /// The image scenario's lines for both twins and the image's hash: the head parsed from
 /// the image's bytes (its parameters copied, so any alignment of the `Vec` works).
-fn image_reference() -> SslResult<(Lines, u64)> {
-    let bytes = official_image()?;
+fn image_reference(bytes: Vec<u8>) -> SslResult<(Lines, u64)> {
     let image = Image::parse(&bytes)?;
     let mut params = vec![0.0; image.param_count()];
     image.copy_params(&mut params)?;
@@ -241,12 +242,35 @@ fn twins(arg: &str) -> Result<Vec<&'static str>, String> {
     }
 }
 
-/// The lines `print` gives for `twins` (and the image scenario's with `with_image`):
+/// Which parameter image the image scenario runs, if any.
+#[derive(Debug, Clone, Copy)]
+enum ImageScenario<'a> {
+    /// No image lines.
+    None,
+    /// The image `write-image` writes (`--image`).
+    Synthetic,
+    /// The image in this file (`--image-file PATH`), e.g. a head `simsiam-convert import`
+    /// made from a PyTorch checkpoint.
+    File(&'a str),
+}
+
+/// The lines `print` gives for `twins` (and the image scenario's with `image`):
 /// `(key, words)`, in print order.
-fn expected(twins: &[&str], with_image: bool) -> SslResult<Vec<(String, Vec<String>)>> {
-    let mut scenarios = vec![("params.fnv", reference()?)];
-    if with_image {
-        scenarios.push(("image.fnv", image_reference()?));
+fn expected(
+    twins: &[&str],
+    image: ImageScenario<'_>,
+) -> Result<Vec<(String, Vec<String>)>, String> {
+    let mut scenarios = vec![("params.fnv", reference().map_err(|e| e.to_string())?)];
+    let bytes = match image {
+        ImageScenario::None => None,
+        ImageScenario::Synthetic => Some(official_image().map_err(|e| e.to_string())?),
+        ImageScenario::File(path) => Some(std::fs::read(path).map_err(|e| format!("{path}: {e}"))?),
+    };
+    if let Some(bytes) = bytes {
+        scenarios.push((
+            "image.fnv",
+            image_reference(bytes).map_err(|e| e.to_string())?,
+        ));
     }
     let mut out = Vec::new();
     for (fnv_key, (lines, fnv)) in scenarios {
@@ -346,8 +370,8 @@ fn check_values(key: &str, line: usize, words: &[&str], want: &[String]) -> Vec<
 /// Checks the text of a program's output against `print twins`: every expected line
 /// exactly once, bit for bit, and nothing else but empty and `#` lines. Returns a summary,
 /// or every problem found.
-fn check(text: &str, twins: &[&str], with_image: bool) -> Result<String, Vec<String>> {
-    let want = expected(twins, with_image).map_err(|e| vec![e.to_string()])?;
+fn check(text: &str, twins: &[&str], image: ImageScenario<'_>) -> Result<String, Vec<String>> {
+    let want = expected(twins, image).map_err(|e| vec![e])?;
     let mut seen: Vec<Vec<(usize, Vec<&str>)>> = vec![Vec::new(); want.len()];
     let mut problems = Vec::new();
     for (index, raw) in text.lines().enumerate() {
@@ -414,9 +438,9 @@ fn clip(line: &str) -> String {
     }
 }
 
-fn compare(path: &str, twins: &[&str], with_image: bool) -> Result<(), String> {
+fn compare(path: &str, twins: &[&str], image: ImageScenario<'_>) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    match check(&text, twins, with_image) {
+    match check(&text, twins, image) {
         Ok(summary) => {
             println!(
                 "{path}: {summary} (reference simd-arithmetic {})",
@@ -463,9 +487,24 @@ fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let with_image = args.iter().any(|arg| arg == "--image");
     args.retain(|arg| arg != "--image");
-    let usage = "usage: reference print [TWINS] [--image] | reference c-params | \
-                 reference write-image PATH [official|reference] | \
-                 reference compare FILE [TWINS] [--image]   \
+    let image_file = args.iter().position(|arg| arg == "--image-file").map(|at| {
+        let path = args.get(at + 1).cloned();
+        args.drain(at..(at + 2).min(args.len()));
+        path
+    });
+    let image = match (&image_file, with_image) {
+        (None, false) => ImageScenario::None,
+        (None, true) => ImageScenario::Synthetic,
+        (Some(Some(path)), false) => ImageScenario::File(path),
+        _ => {
+            eprintln!("reference: use one of --image and --image-file PATH");
+            return ExitCode::FAILURE;
+        }
+    };
+    let with_image = !matches!(image, ImageScenario::None);
+    let usage = "usage: reference print [TWINS] [--image | --image-file PATH] | \
+                 reference c-params | reference write-image PATH [official|reference] | \
+                 reference compare FILE [TWINS] [--image | --image-file PATH]   \
                  (TWINS: simd, scalar or simd,scalar)";
     let result = match args
         .iter()
@@ -474,7 +513,7 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["print", rest @ ..] if rest.len() <= 1 => twins(rest.first().unwrap_or(&"simd,scalar"))
-            .and_then(|twins| expected(&twins, with_image).map_err(|e| e.to_string()))
+            .and_then(|twins| expected(&twins, image))
             .map(|lines| {
                 println!("# simd-arithmetic {}", simd_arithmetic());
                 for (key, words) in lines {
@@ -489,7 +528,7 @@ fn main() -> ExitCode {
         }
         ["compare", path, rest @ ..] if rest.len() <= 1 => {
             twins(rest.first().unwrap_or(&"simd,scalar"))
-                .and_then(|twins| compare(path, &twins, with_image))
+                .and_then(|twins| compare(path, &twins, image))
         }
         _ => Err(usage.to_owned()),
     };

@@ -8,6 +8,13 @@
 //! executed (SysTick under `-icount shift=0`) and the stack one `loss` used (stack
 //! painting). Exits through semihosting: 0 on success.
 //!
+//! Then the same for a trained head: the official SimSiam head (BatchNorm, 3-layer
+//! projector) that `simsiam-convert import` made from the PyTorch fixture
+//! `tests/data/official_head.pth.tar`, as the parameter image
+//! `tests/data/official_head.simsiam`, embedded 64-byte aligned and run in place from
+//! flash (`SimSiamHead::from_image`): `image.fnv` and `image.project/predict/loss`,
+//! checked by `reference compare FILE TWIN --image-file tests/data/official_head.simsiam`.
+//!
 //! No `core::fmt`: lines are built by hand, so the image holds no formatting machinery
 //! and no panic path.
 #![no_std]
@@ -19,9 +26,26 @@ use core::hint::black_box;
 use cortex_m::peripheral::{SYST, syst::SystClkSource};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hio};
+use simsiam::image::AlignedImage;
 use simsiam::{SimSiamHead, SslError};
 
 include!(concat!(env!("OUT_DIR"), "/params.rs"));
+
+/// The imported official head's parameter image, in flash, aligned for in-place use.
+macro_rules! official_image_bytes {
+    () => {
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/official_head.simsiam"
+        ))
+    };
+}
+const IMAGE_LEN: usize = official_image_bytes!().len();
+static IMAGE: AlignedImage<[u8; IMAGE_LEN]> = AlignedImage(*official_image_bytes!());
+/// Room for the image head's vectors (its widths are checked against it at run time).
+const IMAGE_WIDTH: usize = 64;
+/// Room for its workspace: `Architecture::workspace_len(1)` (checked at run time).
+const IMAGE_WORKSPACE: usize = 4 * IMAGE_WIDTH + 2 * IMAGE_WIDTH;
 
 #[cfg(not(feature = "scalar"))]
 #[cfg_attr(feature = "baseline", allow(dead_code))]
@@ -173,6 +197,13 @@ fn count<R>(f: impl FnOnce() -> R) -> (R, u32) {
 
 type Head = SimSiamHead<&'static [f32], Twin>;
 
+/// FNV-1a 64 of bytes (as `reference print`'s `image.fnv`).
+fn fnv1a_bytes(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 #[cfg(not(feature = "baseline"))]
 mod run {
     use super::{D_OUT, Head, Twin};
@@ -195,6 +226,28 @@ mod run {
 
     #[inline(never)]
     pub fn loss(head: &Head, z1: &[f32], z2: &[f32], ws: &mut [f32; 4 * D_OUT]) -> SslResult<f32> {
+        head.loss(z1, z2, ws)
+    }
+
+    /// The trained head, viewed in place in the flash image (validated: checksum,
+    /// layer table, finiteness).
+    #[inline(never)]
+    pub fn image_head() -> SslResult<Head> {
+        Ok(SimSiamHead::from_image(&super::IMAGE.0[..])?.with_kernels::<Twin>())
+    }
+
+    #[inline(never)]
+    pub fn project_ws(head: &Head, z: &[f32], out: &mut [f32], ws: &mut [f32]) -> SslResult<()> {
+        head.project_into(z, out, ws)
+    }
+
+    #[inline(never)]
+    pub fn predict_ws(head: &Head, p: &[f32], out: &mut [f32], ws: &mut [f32]) -> SslResult<()> {
+        head.predict_into(p, out, ws)
+    }
+
+    #[inline(never)]
+    pub fn loss_ws(head: &Head, z1: &[f32], z2: &[f32], ws: &mut [f32]) -> SslResult<f32> {
         head.loss(z1, z2, ws)
     }
 }
@@ -226,6 +279,28 @@ mod run {
 
     #[inline(never)]
     pub fn loss(_: &Head, z1: &[f32], _: &[f32], ws: &mut [f32; 4 * D_OUT]) -> SslResult<f32> {
+        Ok(black_box(
+            z1.first().copied().unwrap_or(0.0) + ws.len() as f32,
+        ))
+    }
+
+    #[inline(never)]
+    pub fn image_head() -> SslResult<Head> {
+        head()
+    }
+
+    #[inline(never)]
+    pub fn project_ws(head: &Head, z: &[f32], out: &mut [f32], _: &mut [f32]) -> SslResult<()> {
+        project(head, z, out)
+    }
+
+    #[inline(never)]
+    pub fn predict_ws(head: &Head, p: &[f32], out: &mut [f32], _: &mut [f32]) -> SslResult<()> {
+        project(head, p, out)
+    }
+
+    #[inline(never)]
+    pub fn loss_ws(_: &Head, z1: &[f32], _: &[f32], ws: &mut [f32]) -> SslResult<f32> {
         Ok(black_box(
             z1.first().copied().unwrap_or(0.0) + ws.len() as f32,
         ))
@@ -283,6 +358,82 @@ fn fnv1a(values: &[f32]) -> u64 {
         }
     }
     hash
+}
+
+/// The trained head from the flash image: the same inputs as the scenario, its own width.
+fn image_scenario(line: &mut Line) {
+    let image_fnv = fnv1a_bytes(black_box(&IMAGE.0[..]));
+    let (head, init_instructions) = count(run::image_head);
+    let head = head.unwrap_or_else(|e| fail("from_image", e));
+    let (d_encoder, d_out) = (head.d_encoder(), head.d_out());
+    let fits = d_encoder <= IMAGE_WIDTH
+        && d_out <= IMAGE_WIDTH
+        && head
+            .architecture()
+            .workspace_len(1)
+            .is_ok_and(|n| n <= IMAGE_WORKSPACE);
+    if !fits {
+        line.str("error: the image head is wider than IMAGE_WIDTH")
+            .print();
+        debug::exit(debug::EXIT_FAILURE);
+    }
+    let mut z1 = [0.0_f32; IMAGE_WIDTH];
+    let mut z2 = [0.0_f32; IMAGE_WIDTH];
+    for (i, (a, b)) in z1.iter_mut().zip(z2.iter_mut()).enumerate() {
+        *a = ((i * 7) % 13) as f32 * 0.125 - 0.75;
+        *b = ((i * 5) % 11) as f32 * 0.125 - 0.625;
+    }
+    // `get`, not indexing: no panic path (the widths were checked above).
+    let (z1, z2) = (
+        black_box(z1.get(..d_encoder).unwrap_or_default()),
+        black_box(z2.get(..d_encoder).unwrap_or_default()),
+    );
+    let mut projected = [0.0_f32; IMAGE_WIDTH];
+    let mut predicted = [0.0_f32; IMAGE_WIDTH];
+    let (projected, predicted) = (
+        projected.get_mut(..d_out).unwrap_or_default(),
+        predicted.get_mut(..d_out).unwrap_or_default(),
+    );
+    let mut workspace = [0.0_f32; IMAGE_WORKSPACE];
+    let (result, project_instructions) =
+        count(|| run::project_ws(&head, z1, projected, &mut workspace));
+    result.unwrap_or_else(|e| fail("image project", e));
+    let (result, predict_instructions) =
+        count(|| run::predict_ws(&head, projected, predicted, &mut workspace));
+    result.unwrap_or_else(|e| fail("image predict", e));
+    let (loss, loss_instructions) = count(|| run::loss_ws(&head, z1, z2, &mut workspace));
+    let loss = loss.unwrap_or_else(|e| fail("image loss", e));
+    let sp = cortex_m::register::msp::read() as usize;
+    stack::paint(sp);
+    let again = run::loss_ws(&head, z1, z2, &mut workspace);
+    let stack_bytes = stack::used(sp);
+    if again != Ok(loss) {
+        line.str("error: second image loss differs").print();
+        debug::exit(debug::EXIT_FAILURE);
+    }
+
+    line.str("# the imported official head (BatchNorm, 3-layer projector), image in flash: ")
+        .dec(IMAGE_LEN as u32)
+        .str(" bytes")
+        .print();
+    line.str("image.fnv ").hex64(image_fnv).print();
+    line.values("image.project", projected).print();
+    line.values("image.predict", predicted).print();
+    line.values("image.loss", &[loss]).print();
+    line.str("# image instructions: from_image ")
+        .dec(init_instructions)
+        .str(", project ")
+        .dec(project_instructions)
+        .str(", predict ")
+        .dec(predict_instructions)
+        .str(", loss ")
+        .dec(loss_instructions)
+        .str(" (SysTick x 40, +-40)")
+        .print();
+    line.str("# image stack: loss ")
+        .dec(stack_bytes as u32)
+        .str(" bytes (painted high-water mark)")
+        .print();
 }
 
 fn input(mul: usize, modulus: usize, offset: f32) -> [f32; D_ENCODER] {
@@ -383,6 +534,8 @@ fn main() -> ! {
         .dec((4 * D_OUT * 4) as u32)
         .str(" bytes (caller's)")
         .print();
+
+    image_scenario(&mut line);
     debug::exit(debug::EXIT_SUCCESS);
     #[allow(clippy::empty_loop)]
     loop {}
