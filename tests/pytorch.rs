@@ -231,6 +231,10 @@ fn check_all(name: &str, architecture: Architecture, params: &[f32], eval: &Eval
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "minutes under miri (safetensors' JSON header); the same paths run in tests/image.rs"
+)]
 fn lightly_head_matches_pytorch() {
     let bytes = read("lightly_head.safetensors");
     let file = SafeTensors::deserialize(&bytes).unwrap();
