@@ -269,8 +269,8 @@ fn lightly_head_matches_pytorch() {
     );
 }
 
-/// tests/data/README.md's formula: tensor `t`, flat index `i`.
-fn formula(t: u32, i: u32, offset: f32, k: i32) -> f32 {
+/// tests/data/README.md's hash of tensor `t`, flat index `i` (murmur3's fmix32).
+fn hash(t: u32, i: u32) -> u32 {
     let mut h = i
         .wrapping_mul(0x9E37_79B1)
         .wrapping_add(t.wrapping_mul(0x85EB_CA77))
@@ -279,24 +279,17 @@ fn formula(t: u32, i: u32, offset: f32, k: i32) -> f32 {
     h = h.wrapping_mul(0x85EB_CA6B);
     h ^= h >> 13;
     h = h.wrapping_mul(0xC2B2_AE35);
-    h ^= h >> 16;
-    let v = (h >> 20) as i32 - 2048;
+    h ^ (h >> 16)
+}
+
+/// tests/data/README.md's formula: `offset + v·2^-k`, `v` the hash's top 12 bits − 2048.
+fn formula(t: u32, i: u32, offset: f32, k: i32) -> f32 {
+    let v = (hash(t, i) >> 20) as i32 - 2048;
     (v as f32) * 2.0_f32.powi(-k) + offset
 }
 
 #[test]
 fn formula_anchors() {
-    let hash = |t: u32, i: u32| {
-        let mut h = i
-            .wrapping_mul(0x9E37_79B1)
-            .wrapping_add(t.wrapping_mul(0x85EB_CA77))
-            .wrapping_add(0x2545_F491);
-        h ^= h >> 16;
-        h = h.wrapping_mul(0x85EB_CA6B);
-        h ^= h >> 13;
-        h = h.wrapping_mul(0xC2B2_AE35);
-        h ^ (h >> 16)
-    };
     assert_eq!(hash(0, 0), 0x9ca7_0078);
     assert_eq!(hash(0, 1), 0x35e2_c8fb);
     assert_eq!(hash(22, 4095), 0x8acd_9066);

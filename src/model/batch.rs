@@ -92,16 +92,15 @@ fn rows_add<K: Kernels, const PACK: usize>(
     }
 }
 
-/// `outs[j] += W·inputs[j]` for the layer whose weights are `w` (`d_in` columns, the
-/// inputs in transposed layout `input_rows`, `d_in` of them, or packed from `xs`), in
-/// blocks of [`OUTPUT_ROWS`] output rows moved through `yt`.
-fn fold_into_outputs<K: Kernels>(
+/// For each block of [`OUTPUT_ROWS`] rows of `w` (`d_in` columns each): moves those
+/// rows of every output into `yt` (transposed, one input per lane), lets `accumulate`
+/// add the block's sums into them, and moves them back.
+fn for_output_blocks(
     w: &[f32],
     d_in: usize,
-    offset: usize,
-    inputs: &[Lanes],
     outs: &mut [&mut [f32]],
     yt: &mut [Lanes; OUTPUT_ROWS],
+    mut accumulate: impl FnMut(&[f32], &mut [Lanes]),
 ) {
     let mut o0 = 0_usize;
     for block in pieces(w, OUTPUT_ROWS.saturating_mul(d_in).max(1)) {
@@ -119,7 +118,7 @@ fn fold_into_outputs<K: Kernels>(
                 }
             }
         }
-        K::matmat_t_add(block, d_in, offset, inputs, y);
+        accumulate(block, y);
         for (j, out) in outs.iter_mut().enumerate() {
             for (yi, v) in y.iter().zip(out.get_mut(o0..o1).unwrap_or_default()) {
                 if let Some(value) = yi.get(j) {
@@ -163,28 +162,9 @@ fn stage_lanes<K: Kernels, const PACK: usize, const HIDDEN: usize>(
     match &stage.second {
         None => {
             // One layer: output rows in blocks, each summed over all input columns.
-            let mut o0 = 0_usize;
-            for block in pieces(first.weights, OUTPUT_ROWS.saturating_mul(first.d_in).max(1)) {
-                let rows = block.len().checked_div(first.d_in).unwrap_or(0);
-                let o1 = o0.saturating_add(rows);
-                let y = yt.get_mut(..rows).unwrap_or_default();
-                for (j, out) in outs.iter().enumerate() {
-                    for (yi, v) in y.iter_mut().zip(out.get(o0..o1).unwrap_or_default()) {
-                        if let Some(slot) = yi.get_mut(j) {
-                            *slot = *v;
-                        }
-                    }
-                }
+            for_output_blocks(first.weights, first.d_in, outs, &mut yt, |block, y| {
                 rows_add::<K, PACK>(block, first.d_in, xs, &mut xt, y);
-                for (j, out) in outs.iter_mut().enumerate() {
-                    for (yi, v) in y.iter().zip(out.get_mut(o0..o1).unwrap_or_default()) {
-                        if let Some(value) = yi.get(j) {
-                            *v = *value;
-                        }
-                    }
-                }
-                o0 = o1;
-            }
+            });
         }
         Some(second) => {
             let mut ht = [[0.0_f32; BATCH_LANES]; HIDDEN];
@@ -199,7 +179,11 @@ fn stage_lanes<K: Kernels, const PACK: usize, const HIDDEN: usize>(
                 init_lanes(first, h, first_unit);
                 rows_add::<K, PACK>(w1, first.d_in, xs, &mut xt, h);
                 finish_lanes(first, h, first_unit);
-                fold_into_outputs::<K>(second.weights, first.d_out, first_unit, h, outs, &mut yt);
+                // The block's units are columns `first_unit..` of the second layer.
+                let h = &*h;
+                for_output_blocks(second.weights, first.d_out, outs, &mut yt, |block, y| {
+                    K::matmat_t_add(block, first.d_out, first_unit, h, y);
+                });
                 first_unit = first_unit.saturating_add(units);
             }
         }
