@@ -538,8 +538,19 @@ impl Stats {
 /// The largest fraction of checked values allowed to have only the trivial bound: an
 /// output so close to zero that the bound cannot exclude the normalisation's floor needs
 /// a hidden or output sum within its rounding bound of zero, which random weights and
-/// inputs essentially never give (measured: none).
+/// inputs essentially never give (measured: none for projections and predictions; for
+/// losses see [`MAX_VACUOUS_LOSS`]).
 pub const MAX_VACUOUS: f64 = 0.001;
+
+/// [`MAX_VACUOUS`] for losses. A loss's bound is vacuous when a projection or prediction
+/// of one of its views has a norm within its rounding bound of zero (then the direction,
+/// and so the cosine, is not determined by the inputs to any precision): the randomised
+/// small configs of tests/batch.rs (widths from 1) give such a view now and then. Measured
+/// over 100 runs of `batch_equals_single_calls` (48 cases each, ~300–500 losses): a
+/// vacuous loss in 12 runs, at most 1.7 % of the losses of a run, and never a vacuous
+/// projection or prediction. 5 % keeps a margin of 3 over that while still failing a
+/// propagation bug, which makes most bounds vacuous.
+pub const MAX_VACUOUS_LOSS: f64 = 0.05;
 
 /// [`Stats`] by name, for a test that checks several kinds of values.
 #[derive(Debug, Default, Clone)]
@@ -551,14 +562,21 @@ impl Book {
         self.0.entry(name).or_default()
     }
 
-    /// [`Stats::report`] for each, prefixed by `test`, then for all of them together.
+    /// [`Stats::report`] for each, prefixed by `test`, then for all of them together;
+    /// values whose name mentions a loss may be vacuous up to [`MAX_VACUOUS_LOSS`].
     pub fn report(&self, test: &str, max_vacuous: f64) {
         let mut all = Stats::default();
         for (name, stats) in &self.0 {
-            stats.report(&format!("{test}, {name}"), max_vacuous);
+            let limit = if name.contains("loss") {
+                max_vacuous.max(MAX_VACUOUS_LOSS)
+            } else {
+                max_vacuous
+            };
+            stats.report(&format!("{test}, {name}"), limit);
             all.merge(stats);
         }
-        all.report(&format!("{test}, all"), max_vacuous);
+        // The vacuous values of the whole are those of its losses, a part of it.
+        all.report(&format!("{test}, all"), max_vacuous.max(MAX_VACUOUS_LOSS));
     }
 }
 
