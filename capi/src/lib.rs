@@ -758,8 +758,7 @@ pub unsafe extern "C" fn simsiam_model_init_image(
 /// Memory: no heap. Stack: one block of 256 hidden units (1 KiB; the hidden layer is
 /// made 256 units at a time, whatever `d_projector`) plus the call frames: on a
 /// Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default config) under 6 KiB in all
-/// (CI measures it on QEMU: about 5.5 KiB on either backend; the layer views of the
-/// general layer-stack model take most of it).
+/// (CI measures it on QEMU: about 4.7 KiB on the SIMD backend, 3.6 KiB scalar).
 ///
 /// Errors: `DIMENSION_MISMATCH` unless `z_len == d_encoder` and `out_len == d_out`;
 /// `NON_FINITE` for a NaN/infinite input or an overflowing result; `NULL_POINTER`,
@@ -939,7 +938,7 @@ unsafe fn run_mlp(
 /// each weight matrix together: 2 KiB (two blocks of 256 units), or 8 KiB (two of 1024)
 /// when `d_projector` or `d_predictor` is above 256; plus the call frames: on a
 /// Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default config) under 6.5 KiB in all
-/// (CI measures it on QEMU: about 6.1 KiB on the SIMD backend, 5.9 KiB scalar).
+/// (CI measures it on QEMU: about 6.1 KiB on the SIMD backend, 5.2 KiB scalar).
 ///
 /// Errors: `DIMENSION_MISMATCH` unless `z1_len == z2_len == d_encoder`;
 /// `CAPACITY_TOO_SMALL` for a short workspace; `NON_FINITE`; `NULL_POINTER`,

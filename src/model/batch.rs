@@ -26,7 +26,7 @@
 //! [`Architecture::workspace_len`](crate::model::Architecture::workspace_len).
 
 use super::forward::{StackView, Stage, stage_pair};
-use super::head::{SimSiamHead, finish_output, symmetric_loss};
+use super::head::{SimSiamHead, Which, finish_output, symmetric_loss};
 use super::layout::DenseView;
 use crate::error::{BATCH_OVERFLOW, SslError, SslResult, check_finite, check_len};
 use crate::kernels::{BATCH_LANES, Kernels, pieces, pieces_mut};
@@ -374,7 +374,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         out: &mut [f32],
         workspace: &mut [f32],
     ) -> SslResult<()> {
-        let [projector, _] = self.stacks()?;
+        let projector = self.stack(Which::Projector)?;
         let normalize = self.architecture().normalize_projection;
         batch_forward::<K>(
             &projector,
@@ -401,7 +401,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         out: &mut [f32],
         workspace: &mut [f32],
     ) -> SslResult<()> {
-        let [_, predictor] = self.stacks()?;
+        let predictor = self.stack(Which::Predictor)?;
         let normalize = self.architecture().normalize_prediction;
         batch_forward::<K>(
             &predictor,

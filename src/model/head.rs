@@ -3,7 +3,7 @@
 
 use core::marker::PhantomData;
 
-use super::architecture::{Architecture, Layer};
+use super::architecture::{Architecture, Layer, MAX_STACK_LAYERS};
 use super::config::SimSiamConfig;
 use super::forward::{StackView, stack_into, stack_pair};
 use super::layout::{DenseView, Layout, MAX_LAYERS};
@@ -11,6 +11,15 @@ use crate::error::{SslError, SslResult, check_finite, check_len};
 use crate::image::{Image, image_len, write_image};
 use crate::kernels::{Kernels, NORM_FLOOR, Simd, divide_by_norm, pieces_mut};
 use crate::rng::LcgRng;
+
+/// One of a head's two stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Which {
+    /// The projector.
+    Projector,
+    /// The predictor.
+    Predictor,
+}
 
 /// The floor PyTorch's `CosineSimilarity` puts under each norm (`eps = 1e-8`): the loss
 /// normalises with it whatever the architecture did not normalise already.
@@ -345,40 +354,42 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         )
     }
 
-    /// The view of every layer, projector first; `None` if the storage no longer matches
-    /// the layout (only storage whose `as_ref` changes length can do that).
-    fn layer_views(&self) -> Option<([DenseView<'_>; MAX_LAYERS], usize)> {
+    /// The stages of the projector (`Which::Projector`) or the predictor, viewed in the
+    /// parameters; `DimensionMismatch` if the storage no longer matches the layout (only
+    /// storage whose `as_ref` changes length can do that). Only that stack's layers are
+    /// viewed: a small head's call is short enough for the rest to show.
+    pub(crate) fn stack(&self, which: Which) -> SslResult<StackView<'_>> {
         let params = self.params.as_ref();
-        let mut views = [None; MAX_LAYERS];
-        let mut count = 0;
-        for ((view, layer), offsets) in views
-            .iter_mut()
-            .zip(self.architecture.layers())
-            .zip(&self.layout.layers)
-        {
-            *view = Some(DenseView::new(layer, offsets, params)?);
-            count += 1;
-        }
-        let first = views.iter().flatten().next().copied()?;
-        Some((views.map(|view| view.unwrap_or(first)), count))
-    }
-
-    /// The projector's and the predictor's stages.
-    pub(crate) fn stacks(&self) -> SslResult<[StackView<'_>; 2]> {
         let changed = SslError::DimensionMismatch {
             expected: self.layout.param_count,
-            got: self.params.as_ref().len(),
+            got: params.len(),
         };
-        let (views, count) = self.layer_views().ok_or(changed)?;
         let split = self.architecture.projector.layers().len();
-        let (projector, predictor) = views.split_at_checked(split).ok_or(changed)?;
-        let predictor = predictor
-            .get(..count.saturating_sub(split))
-            .ok_or(changed)?;
-        match (StackView::new(projector), StackView::new(predictor)) {
-            (Some(p), Some(q)) => Ok([p, q]),
-            _ => Err(changed),
+        let (layers, offsets) = match which {
+            Which::Projector => (
+                self.architecture.projector.layers(),
+                self.layout.layers.get(..split),
+            ),
+            Which::Predictor => (
+                self.architecture.predictor.layers(),
+                self.layout.layers.get(split..),
+            ),
+        };
+        let offsets = offsets.ok_or(changed)?;
+        // Filled in place; slots past the stack's length stay empty and unused.
+        let mut views = [DenseView::EMPTY; MAX_STACK_LAYERS];
+        let mut count = 0_usize;
+        for ((view, layer), offsets) in views.iter_mut().zip(layers).zip(offsets) {
+            *view = DenseView::new(layer, offsets, params).ok_or(changed)?;
+            count = count.saturating_add(1);
         }
+        let views = views.get(..count).ok_or(changed)?;
+        StackView::new(views).ok_or(changed)
+    }
+
+    /// Both stacks' stages, projector first.
+    pub(crate) fn stacks(&self) -> SslResult<[StackView<'_>; 2]> {
+        Ok([self.stack(Which::Projector)?, self.stack(Which::Predictor)?])
     }
 
     /// Projects an encoder output: `out` = the projector's output (L2-normalised when
@@ -395,7 +406,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// NaN/infinite input and `NonFinite { location: "projector output" }` when the
     /// result overflows.
     pub fn project_into(&self, z: &[f32], out: &mut [f32], workspace: &mut [f32]) -> SslResult<()> {
-        let [projector, _] = self.stacks()?;
+        let projector = self.stack(Which::Projector)?;
         self.forward(&projector, z, out, workspace, "z")?;
         finish_output::<K>(
             out,
@@ -415,7 +426,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// `CapacityTooSmall`; `NonFinite { location: "p" }` or
     /// `{ location: "predictor output" }`.
     pub fn predict_into(&self, p: &[f32], out: &mut [f32], workspace: &mut [f32]) -> SslResult<()> {
-        let [_, predictor] = self.stacks()?;
+        let predictor = self.stack(Which::Predictor)?;
         self.forward(&predictor, p, out, workspace, "p")?;
         finish_output::<K>(
             out,

@@ -133,6 +133,16 @@ pub(crate) struct DenseView<'a> {
 }
 
 impl<'a> DenseView<'a> {
+    /// A layer with no parameters (0 × 0): the filler of unused slots.
+    pub(crate) const EMPTY: Self = Self {
+        weights: &[],
+        d_in: 0,
+        d_out: 0,
+        bias: None,
+        batch_norm: None,
+        relu: false,
+    };
+
     /// Layer `layer` at `offsets` in `params`; `None` when `params` is too short (never
     /// for a validated head).
     pub(crate) fn new(layer: &Layer, offsets: &LayerOffsets, params: &'a [f32]) -> Option<Self> {
