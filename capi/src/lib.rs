@@ -938,7 +938,7 @@ unsafe fn run_mlp(
 /// each weight matrix together: 2 KiB (two blocks of 256 units), or 8 KiB (two of 1024)
 /// when `d_projector` or `d_predictor` is above 256; plus the call frames: on a
 /// Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default config) under 6.5 KiB in all
-/// (CI measures it on QEMU: about 6.1 KiB on the SIMD backend, 5.2 KiB scalar).
+/// (CI measures it on QEMU: about 6.0 KiB on the SIMD backend, 5.1 KiB scalar).
 ///
 /// Errors: `DIMENSION_MISMATCH` unless `z1_len == z2_len == d_encoder`;
 /// `CAPACITY_TOO_SMALL` for a short workspace; `NON_FINITE`; `NULL_POINTER`,

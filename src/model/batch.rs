@@ -25,7 +25,7 @@
 //! hidden layers wider than 256 units). Workspace: see each call and
 //! [`Architecture::workspace_len`](crate::model::Architecture::workspace_len).
 
-use super::forward::{StackView, Stage, stage_pair};
+use super::forward::{StackView, Stage, stack_group, stage_pair};
 use super::head::{SimSiamHead, Which, finish_output, symmetric_loss};
 use super::layout::DenseView;
 use crate::error::{BATCH_OVERFLOW, SslError, SslResult, check_finite, check_len};
@@ -188,7 +188,7 @@ fn stage_lanes<K: Kernels, const PACK: usize, const HIDDEN: usize>(
             }
         }
     }
-    outs.iter_mut().for_each(|out| last.finish(out, 0));
+    last.finish_group(outs, 0);
 }
 
 /// Every lane of row `u` starts at unit `first_unit + u`'s bias (or 0).
@@ -244,40 +244,24 @@ fn stage_many<K: Kernels>(stage: &Stage<'_>, xs: &[&[f32]], outs: &mut [&mut [f3
     }
 }
 
-/// `outs[j] = stack(xs[j])` for a group, the intermediate vectors in `scratch` (one per
-/// input, [`StackView::intermediate_len`] long; unused for a single stage).
+/// [`stack_group`] for up to [`BATCH_GROUP`] inputs through [`stage_many`].
 fn stack_many<K: Kernels>(
     stack: &StackView<'_>,
     xs: &[&[f32]],
     outs: &mut [&mut [f32]],
     scratch: &mut [&mut [f32]],
 ) {
-    match &stack.leading {
-        None => stage_many::<K>(&stack.last, xs, outs),
-        Some(leading) => {
-            let count = xs.len().min(scratch.len());
-            let scratch = scratch.get_mut(..count).unwrap_or_default();
-            stage_many::<K>(leading, xs.get(..count).unwrap_or_default(), scratch);
-            let mut views: [&[f32]; BATCH_GROUP] = [&[]; BATCH_GROUP];
-            views
-                .iter_mut()
-                .zip(scratch.iter())
-                .for_each(|(v, s)| *v = s);
-            let views = views.get(..count).unwrap_or_default();
-            stage_many::<K>(&stack.last, views, outs);
-        }
-    }
+    stack_group::<BATCH_GROUP>(stack, xs, outs, scratch, stage_many::<K>);
 }
 
 /// `count` slots of `len` floats from the front of `area`, as a group of slices.
 fn slots(area: &mut [f32], len: usize, count: usize) -> [&mut [f32]; BATCH_GROUP] {
-    let mut parts = pieces_mut(area, len.max(1));
     let mut group: [&mut [f32]; BATCH_GROUP] = Default::default();
-    for slot in group.iter_mut().take(count) {
-        *slot = parts.next().unwrap_or_default();
-    }
-    if len == 0 {
-        group.iter_mut().for_each(|slot| *slot = &mut []);
+    if len > 0 {
+        let mut parts = pieces_mut(area, len);
+        for slot in group.iter_mut().take(count) {
+            *slot = parts.next().unwrap_or_default();
+        }
     }
     group
 }

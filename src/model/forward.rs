@@ -155,28 +155,41 @@ pub(crate) fn stage_into<K: Kernels>(stage: &Stage<'_>, x: &[f32], out: &mut [f3
     second.finish(out, 0);
 }
 
-/// `outs[j] = stack(xs[j])` for the stack's two stages, the intermediate vectors in
-/// `scratch` (one per input, [`StackView::intermediate_len`] long), through
-/// [`stage_pair`]: one or two inputs.
+/// `outs[j] = stack(xs[j])` for a group of up to `G` inputs, each stage run by `stage`,
+/// the intermediate vectors in `scratch` (one per input,
+/// [`StackView::intermediate_len`] long; unused for a single stage).
+pub(crate) fn stack_group<const G: usize>(
+    stack: &StackView<'_>,
+    xs: &[&[f32]],
+    outs: &mut [&mut [f32]],
+    scratch: &mut [&mut [f32]],
+    stage: impl Fn(&Stage<'_>, &[&[f32]], &mut [&mut [f32]]),
+) {
+    match &stack.leading {
+        None => stage(&stack.last, xs, outs),
+        Some(leading) => {
+            let count = xs.len().min(scratch.len()).min(G);
+            let scratch = scratch.get_mut(..count).unwrap_or_default();
+            stage(leading, xs.get(..count).unwrap_or_default(), scratch);
+            let mut views: [&[f32]; G] = [&[]; G];
+            views
+                .iter_mut()
+                .zip(scratch.iter())
+                .for_each(|(v, s)| *v = s);
+            let views = views.get(..count).unwrap_or_default();
+            stage(&stack.last, views, outs);
+        }
+    }
+}
+
+/// [`stack_group`] for one or two inputs through [`stage_pair`] (the two-view loss).
 pub(crate) fn stack_pair<K: Kernels>(
     stack: &StackView<'_>,
     xs: &[&[f32]],
     outs: &mut [&mut [f32]],
     scratch: &mut [&mut [f32]],
 ) {
-    match &stack.leading {
-        None => stage_pair::<K>(&stack.last, xs, outs),
-        Some(leading) => {
-            stage_pair::<K>(leading, xs, scratch);
-            let mut views: [&[f32]; 2] = [&[]; 2];
-            views
-                .iter_mut()
-                .zip(scratch.iter())
-                .for_each(|(v, s)| *v = s);
-            let views = views.get(..xs.len().min(2)).unwrap_or_default();
-            stage_pair::<K>(&stack.last, views, outs);
-        }
-    }
+    stack_group::<2>(stack, xs, outs, scratch, stage_pair::<K>);
 }
 
 /// `out = stack(x)` for one input, the intermediate vector in `scratch`.
@@ -240,7 +253,7 @@ pub(crate) fn stage_group<K: Kernels, const G: usize, const B: usize>(
             first.init(out, 0);
         }
         matmat_add::<K>(first.weights, first.d_in, 0, xs, outs);
-        outs.iter_mut().for_each(|out| first.finish(out, 0));
+        first.finish_group(outs, 0);
         return;
     };
     for (x, out) in xs.iter().zip(outs.iter_mut()) {
@@ -263,12 +276,12 @@ pub(crate) fn stage_group<K: Kernels, const G: usize, const B: usize>(
             first.init(h, first_unit);
         }
         matmat_add::<K>(w1, first.d_in, 0, xs, hs);
-        hs.iter_mut().for_each(|h| first.finish(h, first_unit));
+        first.finish_group(hs, first_unit);
         let mut views: [&[f32]; G] = [&[]; G];
         views.iter_mut().zip(hs.iter()).for_each(|(v, h)| *v = h);
         let views = views.get(..count).unwrap_or_default();
         matmat_add::<K>(second.weights, first.d_out, first_unit, views, outs);
         first_unit = first_unit.saturating_add(units);
     }
-    outs.iter_mut().for_each(|out| second.finish(out, 0));
+    second.finish_group(outs, 0);
 }

@@ -106,6 +106,21 @@ impl BatchNormView<'_> {
         (alpha, at(self.beta, 0.0) - mean * alpha)
     }
 
+    /// [`apply`](Self::apply) to every vector of a group, each channel's `(α, β')`
+    /// computed once for all of them (a square root and a division per channel).
+    #[inline]
+    pub(crate) fn apply_group(&self, vs: &mut [&mut [f32]], first_channel: usize) {
+        let len = vs.iter().map(|v| v.len()).max().unwrap_or(0);
+        let mut channel = first_channel;
+        for i in 0..len {
+            let (alpha, shift) = self.scale_shift(channel);
+            for x in vs.iter_mut().filter_map(|v| v.get_mut(i)) {
+                *x = *x * alpha + shift;
+            }
+            channel = channel.saturating_add(1);
+        }
+    }
+
     /// `v[i] = v[i]·α_c + β'_c` for channels `c = first_channel + i`.
     #[inline]
     pub(crate) fn apply(&self, v: &mut [f32], first_channel: usize) {
@@ -194,6 +209,19 @@ impl<'a> DenseView<'a> {
         }
         if self.relu {
             crate::kernels::relu_in_place(out);
+        }
+    }
+
+    /// [`finish`](Self::finish) for a group of outputs, the BatchNorm's per-channel
+    /// factors computed once for the group.
+    #[inline]
+    pub(crate) fn finish_group(&self, outs: &mut [&mut [f32]], first_channel: usize) {
+        if let Some(batch_norm) = &self.batch_norm {
+            batch_norm.apply_group(outs, first_channel);
+        }
+        if self.relu {
+            outs.iter_mut()
+                .for_each(|out| crate::kernels::relu_in_place(out));
         }
     }
 }
