@@ -49,6 +49,7 @@ pub mod model;
 mod rng;
 #[cfg(feature = "alloc")]
 mod simsiam;
+pub mod train;
 
 pub use error::{ImageError, SslError, SslResult};
 /// The fixed-capacity collections of the public API (`SimSiamHead::from_seed` owns its

@@ -10,7 +10,7 @@ use crate::model::{Architecture, SimSiamConfig, SimSiamHead, init_params};
 use crate::rng::LcgRng;
 
 /// `len` zeros, or `OutOfMemory` instead of an abort.
-fn try_zeros(len: usize) -> SslResult<Vec<f32>> {
+pub(crate) fn try_zeros(len: usize) -> SslResult<Vec<f32>> {
     let mut v = Vec::new();
     v.try_reserve_exact(len)
         .map_err(|_| SslError::OutOfMemory { floats: len })?;

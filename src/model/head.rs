@@ -527,6 +527,19 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
 }
 
 impl<S: AsRef<[f32]> + AsMut<[f32]>, K: Kernels> SimSiamHead<S, K> {
+    /// What a training step changes, borrowed at once: the architecture and layout
+    /// (read), the parameters and the BatchNorm counters (written).
+    pub(crate) fn training_parts(
+        &mut self,
+    ) -> (&Architecture, &Layout, &mut [f32], &mut [u64; MAX_LAYERS]) {
+        (
+            &self.architecture,
+            &self.layout,
+            self.params.as_mut(),
+            &mut self.batches_tracked,
+        )
+    }
+
     /// The flat parameters, to change in place (training, or loading new weights). The
     /// length cannot change; finiteness is not checked again.
     #[must_use]

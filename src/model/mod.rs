@@ -14,7 +14,7 @@ pub(crate) mod batch;
 mod config;
 mod forward;
 mod head;
-mod layout;
+pub(crate) mod layout;
 
 pub use architecture::{Architecture, BATCH_NORM_EPS, BatchNorm, Layer, MAX_STACK_LAYERS, Stack};
 pub use batch::BATCH_GROUP;

@@ -1,0 +1,397 @@
+//! `torch.optim.SGD` over a head, and the step that drives it.
+
+use super::buffers::{STATS, carve};
+use super::step::{LayerViews, gradients};
+use super::{TrainConfig, check_lr};
+use crate::error::{SslError, SslResult, check_finite, check_len};
+use crate::kernels::{Kernels, pieces};
+use crate::model::layout::{LayerOffsets, Layout};
+use crate::model::{Architecture, Layer, MAX_LAYERS, SimSiamHead};
+
+/// SGD with momentum and weight decay, as `torch.optim.SGD(params, lr, momentum,
+/// weight_decay)` (no dampening, no Nesterov), over the momentum buffer `M` the caller
+/// owns (`[f32; N]`, `heapless::Vec<f32, N>`, `&mut [f32]`, `Vec<f32>`: anything with
+/// [`Architecture::param_count`] floats).
+///
+/// Per trained parameter `w` with gradient `grad`: `g = grad + wd·w`; the buffer is `g`
+/// on the first step, then `m·buf + g`; `w ← w − lr·buf`. Running statistics and frozen
+/// biases are not trained. See [the module](super) for the whole step.
+///
+/// # Examples
+/// ```
+/// use simsiam::{LcgRng, SimSiamConfig, SimSiamHead};
+/// use simsiam::train::{Sgd, TrainConfig, scratch_len};
+/// let config = SimSiamConfig { d_encoder: 8, d_projector: 16, d_predictor: 8, d_out: 4 };
+/// const PARAMS: usize = 8 * 16 + 16 + 16 * 4 + 4 + 4 * 8 + 8 + 8 * 4 + 4;
+/// let mut head = SimSiamHead::<heapless::Vec<f32, PARAMS>>::from_seed(config, &mut LcgRng::new(3))?;
+/// let mut sgd = Sgd::new(head.architecture(), TrainConfig::default(), [0.0_f32; PARAMS])?;
+/// // A batch of 4 pairs; the scratch for it, and no input gradients.
+/// let x1s = [[0.5_f32, -1.0, 0.25, 2.0, 0.0, 1.0, -0.5, 0.75]; 4].concat();
+/// let x2s: Vec<f32> = x1s.iter().map(|x| x * 0.9).collect();
+/// let mut scratch = vec![0.0_f32; scratch_len(head.architecture(), 4)?];
+/// let loss = sgd.step(&mut head, &x1s, &x2s, &mut scratch, [&mut [], &mut []])?;
+/// assert!((-1.0..=1.0).contains(&loss));
+/// assert_eq!(sgd.steps(), 1);
+/// # Ok::<(), simsiam::SslError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Sgd<M> {
+    config: TrainConfig,
+    lr: f32,
+    architecture: Architecture,
+    momentum: M,
+    steps: u64,
+}
+
+const WRONG_HEAD: SslError = SslError::InvalidParameter {
+    name: "head",
+    reason: "not the architecture this optimiser was made for",
+};
+
+impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
+    /// An optimiser for heads of `architecture`, at `config.lr`, over `momentum` (its
+    /// contents are ignored: the first step starts it).
+    ///
+    /// # Errors
+    /// [`TrainConfig::validate`]'s errors; the architecture's; `DimensionMismatch` when
+    /// `momentum` is not `param_count` long.
+    pub fn new(architecture: &Architecture, config: TrainConfig, momentum: M) -> SslResult<Self> {
+        config.validate()?;
+        check_len(architecture.param_count()?, momentum.as_ref().len())?;
+        Ok(Self {
+            config,
+            lr: config.lr,
+            architecture: *architecture,
+            momentum,
+            steps: 0,
+        })
+    }
+
+    /// Sets the learning rate of the next steps (of everything but the predictor when
+    /// [`TrainConfig::fix_predictor_lr`]). A negative or non-finite `lr` makes the next
+    /// [`step`](Self::step) fail with `InvalidParameter { name: "lr", .. }`.
+    pub fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
+    /// The learning rate of the next step.
+    #[must_use]
+    pub fn lr(&self) -> f32 {
+        self.lr
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Steps taken.
+    #[must_use]
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The architecture of the heads it trains.
+    #[must_use]
+    pub fn architecture(&self) -> &Architecture {
+        &self.architecture
+    }
+
+    /// The momentum buffer (flat layout; zeros where nothing is trained).
+    #[must_use]
+    pub fn momentum(&self) -> &[f32] {
+        self.momentum.as_ref()
+    }
+
+    /// One training step on `n` pairs: `x1s`, `x2s` are `n × d_encoder` each, row-major.
+    /// Returns the loss *before* the update. `scratch` holds at least
+    /// [`scratch_len`](super::scratch_len)`(architecture, n)` floats; `input_grads`
+    /// receive `dL/dx1s`, `dL/dx2s` (`n·d_encoder` each), or pass empty slices to skip
+    /// them. On any error the head and the optimiser are unchanged.
+    ///
+    /// # Errors
+    /// `InvalidParameter { name: "head" }` for a head of another architecture;
+    /// `InvalidParameter { name: "lr" }` for a bad [`set_lr`](Self::set_lr);
+    /// `InvalidParameter { name: "x1s" }` when `x1s` is empty or not a multiple of
+    /// `d_encoder` long; `DimensionMismatch` when `x2s` is not as long as `x1s`, or an
+    /// input gradient is neither empty nor `n·d_encoder`; `InvalidParameter { name: "n" }`
+    /// for one pair when a layer has BatchNorm (PyTorch raises too: one value per
+    /// channel has no variance); `CapacityTooSmall` for a short scratch;
+    /// `NonFinite` for a non-finite input (`"x1s"`, `"x2s"`), output, loss, gradient
+    /// (`"gradients"`) or updated value (`"update"`).
+    pub fn step<S, K>(
+        &mut self,
+        head: &mut SimSiamHead<S, K>,
+        x1s: &[f32],
+        x2s: &[f32],
+        scratch: &mut [f32],
+        input_grads: [&mut [f32]; 2],
+    ) -> SslResult<f32>
+    where
+        S: AsRef<[f32]> + AsMut<[f32]>,
+        K: Kernels,
+    {
+        let (architecture, layout, params, batches_tracked) = head.training_parts();
+        self.step_on::<K>(
+            architecture,
+            layout,
+            params,
+            batches_tracked,
+            [x1s, x2s],
+            scratch,
+            input_grads,
+        )
+    }
+
+    /// [`step`](Self::step) on a head's parts, on the kernel twin `K`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn step_on<K: Kernels>(
+        &mut self,
+        architecture: &Architecture,
+        layout: &Layout,
+        params: &mut [f32],
+        batches_tracked: &mut [u64; MAX_LAYERS],
+        xs: [&[f32]; 2],
+        scratch: &mut [f32],
+        input_grads: [&mut [f32]; 2],
+    ) -> SslResult<f32> {
+        if *architecture != self.architecture {
+            return Err(WRONG_HEAD);
+        }
+        check_lr(self.lr)?;
+        let [x1s, x2s] = xs;
+        let n = batch_size(architecture, x1s)?;
+        check_len(x1s.len(), x2s.len())?;
+        for grad in &input_grads {
+            if !grad.is_empty() {
+                check_len(x1s.len(), grad.len())?;
+            }
+        }
+        check_finite(x1s, "x1s")?;
+        check_finite(x2s, "x2s")?;
+        check_len(layout.param_count, self.momentum.as_ref().len())?;
+        let mut buffers = carve(architecture, n, scratch)?;
+        let loss = {
+            let layers = LayerViews::new(architecture, layout, params)?;
+            gradients::<K>(
+                architecture,
+                &layers,
+                xs,
+                n,
+                self.config.stop_gradient,
+                &mut buffers,
+                input_grads,
+            )?
+        };
+        check_finite(buffers.param_grads, "gradients")?;
+        let update = Update {
+            config: &self.config,
+            lr: self.lr,
+            started: self.steps > 0,
+        };
+        let grads: &[f32] = buffers.param_grads;
+        let momentum = self.momentum.as_mut();
+        let regions = || trained_regions(architecture, layout);
+        // All or nothing: check every new value first, then write.
+        for (range, lr) in regions() {
+            let (Some(w), Some(g), Some(buf)) = (
+                params.get(range.clone()),
+                grads.get(range.clone()),
+                momentum.get(range),
+            ) else {
+                return Err(SslError::DimensionMismatch {
+                    expected: layout.param_count,
+                    got: params.len(),
+                });
+            };
+            for ((w, g), buf) in w.iter().zip(g).zip(buf) {
+                let (w, buf) = update.apply(*w, *g, *buf, lr(&update));
+                if !(w.is_finite() && buf.is_finite()) {
+                    return Err(SslError::NonFinite { location: "update" });
+                }
+            }
+        }
+        let momentum_bn = self.config.batch_norm_momentum;
+        let unbiased = n.saturating_sub(1) as f32;
+        let views = &buffers.views;
+        let running = |stats: &[&[f32]; 2], rm: f32, rv: f32, c: usize| {
+            let mut values = (rm, rv);
+            for view in stats {
+                let mut parts = pieces(view, view.len() / STATS);
+                let (Some(mean), Some(var_sum)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                if let (Some(mean), Some(var_sum)) = (mean.get(c), var_sum.get(c)) {
+                    values = (
+                        momentum_bn * *mean + (1.0 - momentum_bn) * values.0,
+                        momentum_bn * (*var_sum / unbiased) + (1.0 - momentum_bn) * values.1,
+                    );
+                }
+            }
+            values
+        };
+        for (index, (layer, offsets)) in architecture.layers().zip(&layout.layers).enumerate() {
+            let Some((mean_range, var_range)) = running_ranges(layer, offsets) else {
+                continue;
+            };
+            let stats = [
+                views[0].stats.get(index).map_or(&[][..], |s| &s[..]),
+                views[1].stats.get(index).map_or(&[][..], |s| &s[..]),
+            ];
+            let (Some(rm), Some(rv)) = (params.get(mean_range), params.get(var_range)) else {
+                continue;
+            };
+            for (c, (rm, rv)) in rm.iter().zip(rv).enumerate() {
+                let (rm, rv) = running(&stats, *rm, *rv, c);
+                if !(rm.is_finite() && rv.is_finite()) {
+                    return Err(SslError::NonFinite { location: "update" });
+                }
+            }
+        }
+        // Commit.
+        for (range, lr) in regions() {
+            let lr = lr(&update);
+            let (Some(w), Some(g), Some(buf)) = (
+                params.get_mut(range.clone()),
+                grads.get(range.clone()),
+                momentum.get_mut(range),
+            ) else {
+                continue;
+            };
+            for ((w, g), buf) in w.iter_mut().zip(g).zip(buf.iter_mut()) {
+                (*w, *buf) = update.apply(*w, *g, *buf, lr);
+            }
+        }
+        for (index, (layer, offsets)) in architecture.layers().zip(&layout.layers).enumerate() {
+            let Some((mean_range, var_range)) = running_ranges(layer, offsets) else {
+                continue;
+            };
+            let stats = [
+                views[0].stats.get(index).map_or(&[][..], |s| &s[..]),
+                views[1].stats.get(index).map_or(&[][..], |s| &s[..]),
+            ];
+            // running_mean and running_var are adjacent: running_mean first.
+            let Some((rm, rv)) = params
+                .get_mut(mean_range.start..var_range.end)
+                .and_then(|both| both.split_at_mut_checked(mean_range.len()))
+            else {
+                continue;
+            };
+            for (c, (rm, rv)) in rm.iter_mut().zip(rv.iter_mut()).enumerate() {
+                (*rm, *rv) = running(&stats, *rm, *rv, c);
+            }
+            if let Some(count) = batches_tracked.get_mut(index) {
+                *count = count.saturating_add(2);
+            }
+        }
+        self.steps = self.steps.saturating_add(1);
+        Ok(loss)
+    }
+}
+
+/// `n` for a batch `x1s` of a head whose encoder width is `d_encoder`.
+fn batch_size(architecture: &Architecture, x1s: &[f32]) -> SslResult<usize> {
+    let d = architecture.d_encoder();
+    let n = x1s.len().checked_div(d).unwrap_or(0);
+    if n == 0 || x1s.len().checked_rem(d) != Some(0) {
+        return Err(SslError::InvalidParameter {
+            name: "x1s",
+            reason: "must hold n ≥ 1 rows of d_encoder",
+        });
+    }
+    if n < 2
+        && architecture
+            .layers()
+            .any(|layer| layer.batch_norm.is_some())
+    {
+        return Err(SslError::InvalidParameter {
+            name: "n",
+            reason: "BatchNorm in training mode needs at least 2 pairs per batch",
+        });
+    }
+    Ok(n)
+}
+
+/// The SGD arithmetic of one step.
+struct Update<'a> {
+    config: &'a TrainConfig,
+    lr: f32,
+    started: bool,
+}
+
+impl Update<'_> {
+    /// `(w', buf')` for a parameter `w` with gradient `grad`.
+    #[inline]
+    fn apply(&self, w: f32, grad: f32, buf: f32, lr: f32) -> (f32, f32) {
+        let g = grad + self.config.weight_decay * w;
+        let buf = if self.started && self.config.momentum != 0.0 {
+            self.config.momentum * buf + g
+        } else {
+            g
+        };
+        (w - lr * buf, buf)
+    }
+}
+
+type LrOf = fn(&Update<'_>) -> f32;
+
+fn current_lr(update: &Update<'_>) -> f32 {
+    update.lr
+}
+
+fn initial_lr(update: &Update<'_>) -> f32 {
+    if update.config.fix_predictor_lr {
+        update.config.lr
+    } else {
+        update.lr
+    }
+}
+
+/// Every trained range of the flat parameters (weights, unfrozen biases, `γ`, `β`), with
+/// how its learning rate is chosen.
+fn trained_regions<'a>(
+    architecture: &'a Architecture,
+    layout: &'a Layout,
+) -> impl Iterator<Item = (core::ops::Range<usize>, LrOf)> + 'a {
+    let projector_len = architecture.projector.layers().len();
+    architecture
+        .layers()
+        .zip(&layout.layers)
+        .enumerate()
+        .flat_map(move |(index, (layer, offsets))| {
+            let lr: LrOf = if index >= projector_len {
+                initial_lr
+            } else {
+                current_lr
+            };
+            let vector = move |start: Option<usize>| {
+                start.and_then(|s| Some(s..s.checked_add(layer.d_out)?))
+            };
+            let weights = layer
+                .weight_count()
+                .and_then(|count| Some(offsets.weights..offsets.weights.checked_add(count)?));
+            let bias = if layer.bias_frozen {
+                None
+            } else {
+                vector(offsets.bias)
+            };
+            [weights, bias, vector(offsets.gamma), vector(offsets.beta)]
+                .into_iter()
+                .flatten()
+                .map(move |range| (range, lr))
+        })
+}
+
+/// The running_mean and running_var ranges of a BatchNorm layer.
+fn running_ranges(
+    layer: &Layer,
+    offsets: &LayerOffsets,
+) -> Option<(core::ops::Range<usize>, core::ops::Range<usize>)> {
+    let mean = offsets.running_mean?;
+    let var = offsets.running_var?;
+    Some((
+        mean..mean.checked_add(layer.d_out)?,
+        var..var.checked_add(layer.d_out)?,
+    ))
+}

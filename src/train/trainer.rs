@@ -1,0 +1,168 @@
+//! The `alloc` training API: [`Trainer`] owns the optimiser and the step's buffers.
+
+use alloc::vec::Vec;
+
+use super::buffers::{projection_ranges, scratch_len};
+use super::{Sgd, TrainConfig};
+use crate::error::SslResult;
+use crate::kernels::{Backend, Scalar, Simd};
+use crate::simsiam::{SimSiam, try_zeros};
+
+/// Trains a [`SimSiam`] model: SGD with its momentum buffer, the step's scratch and
+/// the input gradients, in `Vec`s sized on the first step (and again when the batch size
+/// changes). A thin wrapper over [`Sgd::step`]; runs on the model's
+/// [`Backend`].
+///
+/// # Examples
+/// ```
+/// use simsiam::{LcgRng, SimSiam, SimSiamConfig};
+/// use simsiam::train::{TrainConfig, Trainer, cosine_lr};
+/// let config = SimSiamConfig { d_encoder: 8, d_projector: 16, d_predictor: 8, d_out: 4 };
+/// let mut model = SimSiam::new(config, &mut LcgRng::new(1))?;
+/// let mut trainer = Trainer::new(&model, TrainConfig { lr: 0.1, ..TrainConfig::default() })?;
+/// let x1s: Vec<f32> = (0..6 * 8).map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0).collect();
+/// let x2s: Vec<f32> = x1s.iter().map(|x| x * 1.05).collect();
+/// for step in 0..3 {
+///     trainer.set_lr(cosine_lr(0.1, step, 3));
+///     let loss = trainer.step(&mut model, &x1s, &x2s)?;
+///     assert!((-1.0..=1.0).contains(&loss));
+/// }
+/// let (g1, _g2) = trainer.input_grads(); // dL/dx1s of the last step, 6 × 8
+/// assert_eq!(g1.len(), 48);
+/// # Ok::<(), simsiam::SslError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    sgd: Sgd<Vec<f32>>,
+    scratch: Vec<f32>,
+    input_grads: Vec<f32>,
+    /// The batch size the buffers are cut for (0 before the first step).
+    n: usize,
+}
+
+impl Trainer {
+    /// A trainer for `model` (its architecture; the model itself is passed to each
+    /// step) with `config`.
+    ///
+    /// # Errors
+    /// [`TrainConfig::validate`]'s errors; `OutOfMemory` for the momentum buffer.
+    pub fn new(model: &SimSiam, config: TrainConfig) -> SslResult<Self> {
+        let architecture = model.architecture();
+        let momentum = try_zeros(architecture.param_count()?)?;
+        Ok(Self {
+            sgd: Sgd::new(architecture, config, momentum)?,
+            scratch: Vec::new(),
+            input_grads: Vec::new(),
+            n: 0,
+        })
+    }
+
+    /// Sets the learning rate of the next steps (all but the predictor's when
+    /// [`TrainConfig::fix_predictor_lr`]): call it before a step with the schedule's
+    /// value, e.g. [`cosine_lr`](super::cosine_lr). A bad value fails the next step.
+    pub fn set_lr(&mut self, lr: f32) {
+        self.sgd.set_lr(lr);
+    }
+
+    /// The learning rate of the next step.
+    #[must_use]
+    pub fn lr(&self) -> f32 {
+        self.sgd.lr()
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn config(&self) -> &TrainConfig {
+        self.sgd.config()
+    }
+
+    /// Steps taken.
+    #[must_use]
+    pub fn steps(&self) -> u64 {
+        self.sgd.steps()
+    }
+
+    /// The optimiser inside.
+    #[must_use]
+    pub fn sgd(&self) -> &Sgd<Vec<f32>> {
+        &self.sgd
+    }
+
+    /// One step on `n` pairs (`x1s`, `x2s`: `n × d_encoder` each, row-major): returns
+    /// the loss before the update, and updates `model`'s parameters and BatchNorm
+    /// running statistics. On an error the model and the trainer are unchanged.
+    ///
+    /// # Errors
+    /// As [`Sgd::step`]; `OutOfMemory` when the buffers for a new batch size cannot be
+    /// allocated.
+    pub fn step(&mut self, model: &mut SimSiam, x1s: &[f32], x2s: &[f32]) -> SslResult<f32> {
+        let architecture = *model.architecture();
+        let d = architecture.d_encoder();
+        let n = x1s.len().checked_div(d).unwrap_or(0);
+        if n != self.n {
+            // Sized for this batch; the step itself checks the batch.
+            let len = scratch_len(&architecture, n)?;
+            let grads = x1s.len().saturating_mul(2);
+            self.scratch = try_zeros(len)?;
+            self.input_grads = try_zeros(grads)?;
+            self.n = n;
+        }
+        let (g1, g2) = self
+            .input_grads
+            .split_at_mut_checked(x1s.len())
+            .unwrap_or((&mut [], &mut []));
+        let backend = model.backend();
+        let (architecture, layout, params, batches_tracked) = model.head_mut().training_parts();
+        let parts = (architecture, layout);
+        match backend {
+            Backend::Simd => self.sgd.step_on::<Simd>(
+                parts.0,
+                parts.1,
+                params,
+                batches_tracked,
+                [x1s, x2s],
+                &mut self.scratch,
+                [g1, g2],
+            ),
+            Backend::Scalar => self.sgd.step_on::<Scalar>(
+                parts.0,
+                parts.1,
+                params,
+                batches_tracked,
+                [x1s, x2s],
+                &mut self.scratch,
+                [g1, g2],
+            ),
+        }
+    }
+
+    /// `dL/dx1s`, `dL/dx2s` of the last step (`n × d_encoder` each; empty before the
+    /// first).
+    #[must_use]
+    pub fn input_grads(&self) -> (&[f32], &[f32]) {
+        let half = self.input_grads.len() / 2;
+        self.input_grads.split_at(half)
+    }
+
+    /// The projector's outputs `z1s`, `z2s` of the last step (`n × d_out` each, as the
+    /// forward pass in training mode made them, before L2 normalisation; empty before
+    /// the first step). Feed them to a [`CollapseMonitor`](super::CollapseMonitor).
+    #[must_use]
+    pub fn projections(&self) -> (&[f32], &[f32]) {
+        if self.steps() == 0 {
+            return (&[], &[]);
+        }
+        let architecture = self.sgd_architecture();
+        match projection_ranges(architecture, self.n) {
+            Some([first, second]) => (
+                self.scratch.get(first).unwrap_or_default(),
+                self.scratch.get(second).unwrap_or_default(),
+            ),
+            None => (&[], &[]),
+        }
+    }
+
+    fn sgd_architecture(&self) -> &crate::model::Architecture {
+        self.sgd.architecture()
+    }
+}
