@@ -64,8 +64,10 @@ fn widest(architecture: &Architecture) -> usize {
 /// projections and predictions with their norms, the target gradients, two rows buffers
 /// for the backward pass, and the parameter gradients.
 ///
-/// For the reference's default head (64/128/64/32) at `n = 8` that is 30 848 floats
-/// (120.5 KiB); at `n = 64`, 82 816.
+/// For the reference's default head (64/128/64/32) at `n = 8` that is 24 352 floats
+/// (95.1 KiB); at `n = 64`, 78 336 (306 KiB). The official head at the paper's size
+/// (2048/2048/512) needs 15 150 112 floats at `n = 8` (58 MiB, mostly the parameter
+/// gradients: `param_count` is 14 692 352).
 ///
 /// # Errors
 /// The architecture's errors; `InvalidParameter { name: "n", .. }` on overflow.
@@ -74,7 +76,7 @@ fn widest(architecture: &Architecture) -> usize {
 /// ```
 /// use simsiam::{SimSiamConfig, model::Architecture, train::scratch_len};
 /// let reference = Architecture::reference(SimSiamConfig::default())?;
-/// assert_eq!(scratch_len(&reference, 8)?, 30_848);
+/// assert_eq!(scratch_len(&reference, 8)?, 24_352);
 /// # Ok::<(), simsiam::SslError>(())
 /// ```
 pub fn scratch_len(architecture: &Architecture, n: usize) -> SslResult<usize> {
