@@ -191,25 +191,35 @@ pub(crate) fn carve<'a>(
     })
 }
 
-/// Where the two views' projector outputs (`n × d_out` each) sit in a step's scratch.
-pub(crate) fn projection_ranges(
+/// Where a step on `n` pairs leaves the two views' projector outputs in its scratch:
+/// `z1s`, `z2s` (`n × d_out` each, from the forward pass in training mode, before any L2
+/// normalisation) at `scratch[ranges[0]]`, `scratch[ranges[1]]`. Feed them to a
+/// [`CollapseMonitor`](super::CollapseMonitor).
+///
+/// # Errors
+/// As [`scratch_len`].
+pub fn projection_ranges(
     architecture: &Architecture,
     n: usize,
-) -> Option<[core::ops::Range<usize>; 2]> {
-    let per_view = scratch_len(architecture, n)
-        .ok()?
-        .checked_sub(architecture.param_count().ok()?)?
-        .checked_sub(n.checked_mul(widest(architecture))?.checked_mul(2)?)?
-        / 2;
-    let last = architecture.projector.layers().len().checked_sub(1)?;
+) -> SslResult<[core::ops::Range<usize>; 2]> {
+    let total = scratch_len(architecture, n)?;
+    let shared = n
+        .checked_mul(widest(architecture))
+        .and_then(|rows| rows.checked_mul(2))
+        .and_then(|rows| rows.checked_add(architecture.param_count().ok()?))
+        .ok_or(OVERFLOW)?;
+    let per_view = total.saturating_sub(shared) / 2;
+    let last = architecture.projector.layers().len().saturating_sub(1);
     let before = architecture
         .layers()
         .take(last)
         .try_fold(0_usize, |total, layer| {
             total.checked_add(layer_len(layer, n)?)
-        })?;
-    let len = n.checked_mul(architecture.d_out())?;
-    let first = before..before.checked_add(len)?;
-    let second_start = before.checked_add(per_view)?;
-    Some([first, second_start..second_start.checked_add(len)?])
+        })
+        .ok_or(OVERFLOW)?;
+    let len = n.checked_mul(architecture.d_out()).ok_or(OVERFLOW)?;
+    let first_end = before.checked_add(len).ok_or(OVERFLOW)?;
+    let second_start = before.checked_add(per_view).ok_or(OVERFLOW)?;
+    let second_end = second_start.checked_add(len).ok_or(OVERFLOW)?;
+    Ok([before..first_end, second_start..second_end])
 }

@@ -63,7 +63,7 @@ mod step;
 #[cfg(feature = "alloc")]
 mod trainer;
 
-pub use buffers::{param_grads, scratch_len};
+pub use buffers::{param_grads, projection_ranges, scratch_len};
 pub use collapse::{CollapseMonitor, collapse_level, output_std, output_std_scratch_len};
 pub use sgd::Sgd;
 #[cfg(feature = "alloc")]

@@ -49,8 +49,8 @@ const WRONG_HEAD: SslError = SslError::InvalidParameter {
 };
 
 impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
-    /// An optimiser for heads of `architecture`, at `config.lr`, over `momentum` (its
-    /// contents are ignored: the first step starts it).
+    /// An optimiser for heads of `architecture`, at `config.lr`, over `momentum` (zeroed
+    /// here; the first step starts it).
     ///
     /// # Errors
     /// [`TrainConfig::validate`]'s errors; the architecture's; `DimensionMismatch` when
@@ -58,6 +58,8 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
     pub fn new(architecture: &Architecture, config: TrainConfig, momentum: M) -> SslResult<Self> {
         config.validate()?;
         check_len(architecture.param_count()?, momentum.as_ref().len())?;
+        let mut momentum = momentum;
+        momentum.as_mut().fill(0.0);
         Ok(Self {
             config,
             lr: config.lr,
@@ -188,7 +190,11 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         let update = Update {
             config: &self.config,
             lr: self.lr,
-            started: self.steps > 0,
+            momentum: if self.steps > 0 {
+                self.config.momentum
+            } else {
+                0.0
+            },
         };
         let grads: &[f32] = buffers.param_grads;
         let momentum = self.momentum.as_mut();
@@ -205,11 +211,18 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
                     got: params.len(),
                 });
             };
-            for ((w, g), buf) in w.iter().zip(g).zip(buf) {
-                let (w, buf) = update.apply(*w, *g, *buf, lr(&update));
-                if !(w.is_finite() && buf.is_finite()) {
-                    return Err(SslError::NonFinite { location: "update" });
-                }
+            let lr = lr(&update);
+            // A fold without an early exit, so that it vectorises.
+            let finite = w
+                .iter()
+                .zip(g)
+                .zip(buf)
+                .fold(true, |finite, ((w, g), buf)| {
+                    let (w, buf) = update.apply(*w, *g, *buf, lr);
+                    finite & w.is_finite() & buf.is_finite()
+                });
+            if !finite {
+                return Err(SslError::NonFinite { location: "update" });
             }
         }
         let momentum_bn = self.config.batch_norm_momentum;
@@ -317,19 +330,19 @@ fn batch_size(architecture: &Architecture, x1s: &[f32]) -> SslResult<usize> {
 struct Update<'a> {
     config: &'a TrainConfig,
     lr: f32,
-    started: bool,
+    /// The momentum buffer's factor this step: `m`, or 0 on the first step.
+    momentum: f32,
 }
 
 impl Update<'_> {
     /// `(w', buf')` for a parameter `w` with gradient `grad`.
+    ///
+    /// Branch-free: before the first step the buffer is zero and its factor 0, so
+    /// `0·0 + g` is `g` (as PyTorch's `clone(g)`); with `momentum` 0 likewise.
     #[inline]
     fn apply(&self, w: f32, grad: f32, buf: f32, lr: f32) -> (f32, f32) {
         let g = grad + self.config.weight_decay * w;
-        let buf = if self.started && self.config.momentum != 0.0 {
-            self.config.momentum * buf + g
-        } else {
-            g
-        };
+        let buf = self.momentum * buf + g;
         (w - lr * buf, buf)
     }
 }

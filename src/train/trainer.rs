@@ -154,11 +154,11 @@ impl Trainer {
         }
         let architecture = self.sgd_architecture();
         match projection_ranges(architecture, self.n) {
-            Some([first, second]) => (
+            Ok([first, second]) => (
                 self.scratch.get(first).unwrap_or_default(),
                 self.scratch.get(second).unwrap_or_default(),
             ),
-            None => (&[], &[]),
+            Err(_) => (&[], &[]),
         }
     }
 
