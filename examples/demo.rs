@@ -1,96 +1,202 @@
-//! The main job: the default SimSiam head built from a seed with the no-alloc API, two
-//! synthetic views through project / predict / loss, and a SIMD-vs-scalar timing table.
+//! The main job: SimSiam learning on the device, and collapsing without stop-gradient.
+//!
+//! The default head (64/128/64/32, the reference's) is initialised from a seed into
+//! fixed-capacity storage and trained with the no-heap core API (`Sgd::step`, caller
+//! buffers) on a synthetic stream: two noisy views of vectors drawn around a few
+//! cluster centres. Every 50 steps a progress line shows the loss and the collapse
+//! monitor (√d·std of the L2-normalised projections: about 1 when healthy, 0 when
+//! collapsed). Then the same run without stop-gradient, the paper's ablation, collapses.
+//! Last, a training step's time on the SIMD twin against the scalar twin.
 //!
 //! `cargo run --release --example demo`
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use simsiam::kernels::{LANES, Scalar};
-use simsiam::{Backend, HIDDEN_BLOCK, LcgRng, SimSiamConfig, SimSiamHead, SslResult};
+use simsiam::kernels::{Kernels, LANES, Scalar, Simd};
+use simsiam::model::Architecture;
+use simsiam::train::{
+    CollapseMonitor, Sgd, TrainConfig, output_std_scratch_len, projection_ranges, scratch_len,
+};
+use simsiam::{LcgRng, SimSiamConfig, SimSiamHead, SslResult};
 
 const CONFIG: SimSiamConfig = SimSiamConfig::DEFAULT;
 /// Parameter count of the default config (checked against `param_count` below).
 const PARAMS: usize = 16_640;
 const SEED: u64 = 42;
+/// Pairs per step, steps per run, steps between progress lines.
+const BATCH: usize = 64;
+const STEPS: usize = 600;
+const REPORT_EVERY: usize = 50;
 
-/// Median nanoseconds per call of `f`, over `samples` timings of `calls` calls each.
-fn median_ns(samples: usize, calls: usize, mut f: impl FnMut()) -> f64 {
-    let mut times: Vec<f64> = (0..samples)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..calls {
-                f();
+type Head<K> = SimSiamHead<heapless::Vec<f32, PARAMS>, K>;
+
+/// The synthetic stream: `CLUSTERS` centres in the encoder space; a sample is a centre
+/// plus spread, and its two views are the sample plus independent noise.
+struct Stream {
+    rng: LcgRng,
+    centres: Vec<f32>,
+}
+
+const CLUSTERS: usize = 10;
+const SPREAD: f32 = 0.5;
+const VIEW_NOISE: f32 = 0.3;
+
+impl Stream {
+    fn new(seed: u64) -> Self {
+        let mut rng = LcgRng::new(seed);
+        let mut centres = vec![0.0_f32; CLUSTERS * CONFIG.d_encoder];
+        rng.fill_normal(&mut centres);
+        Self { rng, centres }
+    }
+
+    /// The next batch of pairs into `x1s`, `x2s` (`BATCH × d_encoder` each).
+    fn next_batch(&mut self, x1s: &mut [f32], x2s: &mut [f32]) {
+        let d = CONFIG.d_encoder;
+        let mut noise = vec![0.0_f32; 3 * d];
+        for (x1, x2) in x1s.chunks_exact_mut(d).zip(x2s.chunks_exact_mut(d)) {
+            let cluster = (self.rng.next_f32() * CLUSTERS as f32) as usize % CLUSTERS;
+            let centre = &self.centres[cluster * d..(cluster + 1) * d];
+            self.rng.fill_normal(&mut noise);
+            let (spread, views) = noise.split_at(d);
+            let (n1, n2) = views.split_at(d);
+            for i in 0..d {
+                let sample = centre[i] + SPREAD * spread[i];
+                x1[i] = sample + VIEW_NOISE * n1[i];
+                x2[i] = sample + VIEW_NOISE * n2[i];
             }
-            start.elapsed().as_nanos() as f64 / calls as f64
+        }
+    }
+}
+
+/// The caller's buffers of a step: the scratch and the momentum (no heap in the core;
+/// here they live in `Vec`s because 300 KiB is a lot of `main`'s stack).
+struct Buffers {
+    scratch: Vec<f32>,
+    x1s: Vec<f32>,
+    x2s: Vec<f32>,
+    monitor_scratch: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(architecture: &Architecture, batch: usize) -> SslResult<Self> {
+        Ok(Self {
+            scratch: vec![0.0; scratch_len(architecture, batch)?],
+            x1s: vec![0.0; batch * CONFIG.d_encoder],
+            x2s: vec![0.0; batch * CONFIG.d_encoder],
+            monitor_scratch: vec![0.0; output_std_scratch_len(CONFIG.d_out)],
         })
-        .collect();
+    }
+}
+
+/// `STEPS` steps with or without stop-gradient, a progress line every `REPORT_EVERY`.
+fn train_run(stop_gradient: bool) -> SslResult<()> {
+    let mut head = Head::<Simd>::from_seed(CONFIG, &mut LcgRng::new(SEED))?;
+    let config = TrainConfig {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+        stop_gradient,
+        ..TrainConfig::default()
+    };
+    let architecture = *head.architecture();
+    let mut sgd = Sgd::new(&architecture, config, [0.0_f32; PARAMS])?;
+    let mut buffers = Buffers::new(&architecture, BATCH)?;
+    let mut stream = Stream::new(7);
+    let mut monitor = CollapseMonitor::new();
+    let [projection, _] = projection_ranges(&architecture, BATCH)?;
+    println!(
+        "{} stop-gradient: {STEPS} steps of {BATCH} pairs, lr 0.05, momentum 0.9, weight decay 1e-4",
+        if stop_gradient { "with" } else { "without" }
+    );
+    println!(
+        "  {:>5} {:>9} {:>9} {:>9} {:>10}",
+        "step", "loss", "sqrt(d)*std", "collapse", "ms/step*"
+    );
+    let started = Instant::now();
+    let mut window = Instant::now();
+    for step in 1..=STEPS {
+        stream.next_batch(&mut buffers.x1s, &mut buffers.x2s);
+        let loss = sgd.step(
+            &mut head,
+            &buffers.x1s,
+            &buffers.x2s,
+            &mut buffers.scratch,
+            [&mut [], &mut []],
+        )?;
+        let z1s = buffers.scratch.get(projection.clone()).unwrap_or_default();
+        monitor.update(z1s, CONFIG.d_out, &mut buffers.monitor_scratch)?;
+        if step % REPORT_EVERY == 0 || step == 1 {
+            let steps_in_window = if step == 1 { 1 } else { REPORT_EVERY };
+            println!(
+                "  {step:>5} {loss:>+9.4} {:>11.3} {:>9.3} {:>10.3}",
+                monitor.normalized_std(),
+                monitor.collapse_level(),
+                window.elapsed().as_secs_f64() * 1e3 / steps_in_window as f64
+            );
+            window = Instant::now();
+        }
+    }
+    println!(
+        "  {STEPS} steps in {:.2} s (*ms/step includes making the batch and the monitor)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Median milliseconds of one training step at `batch` pairs on twin `K` (each sample
+/// steps a fresh copy of the same head on the same batch).
+fn step_ms<K: Kernels>(batch: usize, samples: usize) -> SslResult<f64> {
+    let head = Head::<Simd>::from_seed(CONFIG, &mut LcgRng::new(SEED))?.with_kernels::<K>();
+    let architecture = *head.architecture();
+    let mut buffers = Buffers::new(&architecture, batch)?;
+    Stream::new(3).next_batch(&mut buffers.x1s, &mut buffers.x2s);
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let mut head = head.clone();
+        let mut sgd = Sgd::new(&architecture, TrainConfig::default(), [0.0_f32; PARAMS])?;
+        let start = Instant::now();
+        for _ in 0..4 {
+            black_box(sgd.step(
+                &mut head,
+                black_box(&buffers.x1s),
+                black_box(&buffers.x2s),
+                &mut buffers.scratch,
+                [&mut [], &mut []],
+            )?);
+        }
+        times.push(start.elapsed().as_secs_f64() * 1e3 / 4.0);
+    }
     times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    Ok(times[times.len() / 2])
 }
 
 fn main() -> SslResult<()> {
     assert_eq!(CONFIG.param_count()?, PARAMS);
-    // Parameters owned in fixed-capacity storage, initialised from the seed: no allocator.
-    let head =
-        SimSiamHead::<heapless::Vec<f32, PARAMS>>::from_seed(CONFIG, &mut LcgRng::new(SEED))?;
+    println!("simsiam demo: training the SimSiam head {CONFIG:?} on the device, seed {SEED}");
+    println!(
+        "stream: {CLUSTERS} cluster centres ~ N(0, I) in {} dimensions; sample = centre + {SPREAD}*N(0, I); views = sample + {VIEW_NOISE}*N(0, I) each",
+        CONFIG.d_encoder
+    );
+    println!(
+        "collapse monitor: sqrt(d)*std of the L2-normalised projections (moving average, weight 0.9): ~1 healthy, 0 collapsed"
+    );
+    train_run(true)?;
+    train_run(false)?;
 
-    // Two views: a vector and a noisy copy of it.
-    let mut rng = LcgRng::new(7);
-    let mut view1 = [0.0_f32; 64];
-    rng.fill_normal(&mut view1);
-    let mut noise = [0.0_f32; 64];
-    rng.fill_normal(&mut noise);
-    let mut view2 = view1;
-    view2
-        .iter_mut()
-        .zip(&noise)
-        .for_each(|(v, n)| *v += 0.1 * n);
-
-    let mut z1 = [0.0_f32; 32];
-    let mut p1 = [0.0_f32; 32];
-    let mut workspace = [0.0_f32; 4 * 32];
-    head.project_into(&view1, &mut z1, &mut [])?;
-    head.predict_into(&z1, &mut p1, &mut [])?;
-    let loss = head.loss(&view1, &view2, &mut workspace)?;
-    let unrelated = {
-        let mut other = [0.0_f32; 64];
-        rng.fill_normal(&mut other);
-        head.loss(&view1, &other, &mut workspace)?
-    };
-
-    println!("simsiam demo: SimSiam head {CONFIG:?}, seed {SEED}");
-    println!("  project(view1)[..4]          = {:?}", &z1[..4]);
-    println!("  predict(project(view1))[..4] = {:?}", &p1[..4]);
-    println!("  loss(view1, noisy copy)      = {loss:+.6}");
-    println!("  loss(view1, unrelated)       = {unrelated:+.6}");
-    // With the exact identity predictor (d_predictor == 2·d_out here), SimSiam's loss
-    // measures how well the projections of the two views align.
-    let mut identity = head.clone();
-    identity.set_identity_predictor()?;
-    let same = identity.loss(&view1, &view1, &mut workspace)?;
-    let noisy = identity.loss(&view1, &view2, &mut workspace)?;
-    println!(
-        "  with the identity predictor: loss(view1, view1) = {same:+.6}, loss(view1, noisy copy) = {noisy:+.6}"
-    );
-    println!("memory");
-    println!(
-        "  parameters                = {} bytes ({PARAMS} f32)",
-        PARAMS * 4
-    );
-    println!(
-        "  loss workspace (caller's) = {} bytes (4 x d_out f32)",
-        workspace.len() * 4
-    );
-    println!(
-        "  hidden blocks (stack)     = {} bytes (2 x {HIDDEN_BLOCK} f32, one per view)",
-        2 * HIDDEN_BLOCK * 4
-    );
-    println!("  heap                      = 0 bytes");
+    let architecture = Architecture::reference(CONFIG)?;
+    println!("memory of a step (caller's buffers; no heap in the core)");
+    for batch in [8, BATCH] {
+        let scratch = scratch_len(&architecture, batch)? * 4;
+        println!(
+            "  batch {batch:>2}: parameters {} B + momentum {} B + scratch {scratch} B",
+            PARAMS * 4,
+            PARAMS * 4
+        );
+    }
 
     let features: Vec<&str> = [
         ("sse2", cfg!(target_feature = "sse2")),
-        ("avx", cfg!(target_feature = "avx")),
         ("avx2", cfg!(target_feature = "avx2")),
         ("fma", cfg!(target_feature = "fma")),
         ("avx512f", cfg!(target_feature = "avx512f")),
@@ -99,32 +205,20 @@ fn main() -> SslResult<()> {
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
     .collect();
-    println!("timing of loss at the default config (median of 301 samples x 200 calls)");
     println!(
-        "  target features: {}; SIMD lanes: f32x{LANES}",
+        "time of one training step (median of 21 samples of 4 steps; target features {}, f32x{LANES})",
         features.join("+")
     );
-    let scalar = head.view().with_kernels::<Scalar>();
-    let scalar_ns = median_ns(301, 200, || {
-        let _ = black_box(scalar.loss(black_box(&view1), black_box(&view2), &mut workspace));
-    });
-    let simd_ns = median_ns(301, 200, || {
-        let _ = black_box(head.loss(black_box(&view1), black_box(&view2), &mut workspace));
-    });
-    let timings = [(Backend::Scalar, scalar_ns), (Backend::Simd, simd_ns)];
-    let scalar_ns = timings.first().map_or(f64::NAN, |t| t.1);
-    let flops = 2.0 * 2.0 * (CONFIG.param_count()? as f64); // two views, a multiply-add per weight
     println!(
-        "  {:<8} {:>10} {:>10} {:>9}",
-        "backend", "ns/loss", "GFLOP/s", "speed-up"
+        "  {:>5} {:>12} {:>12} {:>9}",
+        "batch", "scalar ms", "SIMD ms", "speed-up"
     );
-    for (backend, ns) in timings {
+    for batch in [8, BATCH] {
+        let scalar = step_ms::<Scalar>(batch, 21)?;
+        let simd = step_ms::<Simd>(batch, 21)?;
         println!(
-            "  {:<8} {:>10.0} {:>10.2} {:>8.2}x",
-            format!("{backend:?}"),
-            ns,
-            flops / ns,
-            scalar_ns / ns
+            "  {batch:>5} {scalar:>12.3} {simd:>12.3} {:>8.2}x",
+            scalar / simd
         );
     }
     if !cfg!(target_feature = "avx2") && cfg!(target_arch = "x86_64") {

@@ -74,10 +74,12 @@ fn dense_forward<K: Kernels>(layer: &DenseView<'_>, input: &[f32], out: &mut [f3
         let mut xs: [&[f32]; GROUP] = [&[]; GROUP];
         let mut ys: [&mut [f32]; GROUP] = Default::default();
         let mut count = 0_usize;
-        for ((x, y), (x_slot, y_slot)) in inputs
-            .by_ref()
-            .zip(outputs.by_ref())
-            .zip(xs.iter_mut().zip(ys.iter_mut()))
+        // The slots first: `zip` pulls from its first iterator first, and an input
+        // pulled when the slots are full would be lost.
+        for ((x_slot, y_slot), (x, y)) in xs
+            .iter_mut()
+            .zip(ys.iter_mut())
+            .zip(inputs.by_ref().zip(outputs.by_ref()))
         {
             *x_slot = x;
             *y_slot = y;
