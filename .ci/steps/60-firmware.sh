@@ -4,8 +4,10 @@
 # must print exactly the host reference's lines (`reference compare`: the parameter hash
 # and project / predict / loss of each twin it runs, each once, every float bit for bit;
 # the Rust images also the official head imported from PyTorch, run from its parameter
-# image in flash: tests/data/official_head.simsiam);
-# the Rust image's .text that simsiam adds must stay within the budgets below; the C
+# image in flash: tests/data/official_head.simsiam; and train the reference head for
+# three SGD steps at batch 8 from a RAM copy of its parameters: `--train`);
+# the Rust image's .text that simsiam's inference path adds, the training step's stack
+# and the training RAM must stay within the budgets below; the C
 # image's calls must stay within the stack include/simsiam.h documents; no image may hold
 # a panic symbol. Installs what it uses on a bare machine.
 set -euo pipefail
@@ -24,6 +26,14 @@ say() { printf -- '--- %s (%ss)\n' "$*" "$((SECONDS - started))"; }
 # the faster twin's inference path).
 TEXT_BUDGET_SIMD=${TEXT_BUDGET_SIMD:-19968}
 TEXT_BUDGET_SCALAR=${TEXT_BUDGET_SCALAR:-14848}
+# Training on the board (feature `train`, the images that run): one `Sgd::step` at batch 8
+# on the reference head (64/128/64/32). Stack: the painted high-water mark of a step from
+# the caller's SP, measured 4 852 B on both twins (budget +16 %). RAM: the image's
+# .data + .bss, i.e. the training statics: parameters 66 560 + momentum 66 560 + scratch
+# 97 408 (scratch_len 24 352 floats) + the batch 4 096 + the input gradients 4 096 =
+# 238 720 B, plus 4 B (budget +15 %).
+TRAIN_STACK_BUDGET=${TRAIN_STACK_BUDGET:-5632}
+TRAIN_RAM_BUDGET=${TRAIN_RAM_BUDGET:-274432}
 # The stack each C API call may use on the board (default config, painted from the
 # caller's SP): what include/simsiam.h promises. Measured: project and predict 4 836 /
 # 3 696 B, loss 6 152 / 5 268 B, loss_batch of 3 pairs 25 412 / 24 680 B (SIMD / scalar;
@@ -81,32 +91,68 @@ if [[ $arithmetic != portable:* ]]; then
 fi
 
 say "Rust firmware: build the SIMD, scalar and baseline images (opt-level s, fat LTO)"
+# firmware-TWIN.elf: what runs (inference and training, the default features);
+# firmware-TWIN-inference.elf (no training) and firmware-baseline.elf: the .text budgets.
 (
   cd examples/firmware
   export CARGO_TARGET_DIR="$PWD/target"
   cargo clippy -q --release -- -D warnings
-  for variant in simd scalar baseline; do
+  cargo clippy -q --release --no-default-features --features baseline -- -D warnings
+  for variant in simd scalar simd-inference scalar-inference baseline; do
     features=()
-    [[ $variant != simd ]] && features=(--features "$variant")
+    [[ $variant == scalar* ]] && features=(--features scalar)
+    [[ $variant == baseline ]] && features=(--features baseline)
+    [[ $variant == *-inference || $variant == baseline ]] && features+=(--no-default-features)
     cargo build -q --release "${features[@]}"
     cp "target/$TARGET/release/simsiam-firmware" "$out/firmware-$variant.elf"
   done
 )
 
-say "Rust firmware in QEMU: SIMD twin, bit for bit against the host"
-run_qemu "$out/firmware-simd.elf" "$out/firmware-simd.txt"
-# The Rust images also run the imported official head from its image in flash.
+# The Rust images also run the imported official head from its image in flash, and train.
 official_image="$root/tests/data/official_head.simsiam"
-"$reference" compare "$out/firmware-simd.txt" simd --image-file "$official_image"
-say "Rust firmware in QEMU: scalar twin, bit for bit against the host"
-run_qemu "$out/firmware-scalar.elf" "$out/firmware-scalar.txt"
-"$reference" compare "$out/firmware-scalar.txt" scalar --image-file "$official_image"
+for twin in simd scalar; do
+  say "Rust firmware in QEMU: $twin twin (inference and 3 training steps), bit for bit against the host"
+  run_qemu "$out/firmware-$twin.elf" "$out/firmware-$twin.txt"
+  "$reference" compare "$out/firmware-$twin.txt" "$twin" --image-file "$official_image" --train
+done
 
-say "Rust firmware: .text simsiam adds (image minus the baseline image), budgets, panic symbols"
+say "Rust firmware: a training step's stack and the training RAM (batch 8), budgets"
+status=0
+for twin in simd scalar; do
+  elf="$out/firmware-$twin.elf"
+  stack=$(sed -n 's/^# train stack: step \([0-9]*\) bytes.*/\1/p' "$out/firmware-$twin.txt")
+  printed=$(sed -n 's/^# train ram: .*; total \([0-9]*\) bytes.*/\1/p' "$out/firmware-$twin.txt")
+  ram=$(($(size "$elf" .data) + $(size "$elf" .bss)))
+  # The statics' sizes as the linker placed them: what the image printed, byte for byte.
+  statics=$("${nm[@]}" -C -S --radix=d "$elf" | awk '
+    $4 ~ /^simsiam_firmware::train::ram::TRAIN_[A-Z_]+::/ {
+      name = $4; sub(/^simsiam_firmware::train::ram::/, "", name); sub(/::.*/, "", name)
+      printf "%s %d\n", name, $2 + 0 }')
+  sum=$(awk '{ s += $2 } END { print s + 0 }' <<<"$statics")
+  printf '%-6s Sgd::step at batch 8: stack %6s B (budget %d B); RAM .data + .bss %d B (budget %d B)\n' \
+    "$twin" "${stack:-?}" "$TRAIN_STACK_BUDGET" "$ram" "$TRAIN_RAM_BUDGET"
+  printf '         training statics (nm): %s; total %d B (the image printed %s B)\n' \
+    "$(awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $1, $2 }' <<<"$statics")" "$sum" "${printed:-?}"
+  if [[ -z $stack ]] || ((stack > TRAIN_STACK_BUDGET)); then
+    echo "the $twin training step's stack (${stack:-not printed} B) is over $TRAIN_STACK_BUDGET B" >&2
+    status=1
+  fi
+  if ((ram > TRAIN_RAM_BUDGET)); then
+    echo "the $twin training image's RAM ($ram B) is over $TRAIN_RAM_BUDGET B" >&2
+    status=1
+  fi
+  if [[ $(wc -l <<<"$statics") != 5 || $sum != "${printed:-}" ]]; then
+    echo "the $twin image's training statics (nm: $sum B) are not the $printed B it printed" >&2
+    status=1
+  fi
+done
+((status == 0))
+
+say "Rust firmware: .text simsiam adds (inference image minus the baseline image), budgets, panic symbols"
 base=$(size "$out/firmware-baseline.elf" .text)
 status=0
 for variant in simd scalar; do
-  elf="$out/firmware-$variant.elf"
+  elf="$out/firmware-$variant-inference.elf"
   text=$(size "$elf" .text)
   added=$((text - base))
   budget=TEXT_BUDGET_${variant^^}
@@ -117,7 +163,11 @@ for variant in simd scalar; do
     status=1
   fi
   no_panic "$elf"
-  echo "largest simsiam / libm / wide symbols ($variant):"
+  train_elf="$out/firmware-$variant.elf"
+  printf '%-7s with training: .text %6d B (training adds %d B, not budgeted)\n' "$variant" \
+    "$(size "$train_elf" .text)" "$(($(size "$train_elf" .text) - text))"
+  no_panic "$train_elf"
+  echo "largest simsiam / libm / wide symbols ($variant, inference image):"
   "${nm[@]}" -C --size-sort -S --radix=d "$elf" | grep -E ' [tT] ' |
     grep -E 'simsiam::|simsiam\.\.|libm::|wide::|run::' | tail -n 8 |
     awk '{ size = $2 + 0; $1 = $2 = $3 = ""; printf "  %5d %s\n", size, $0 }'

@@ -2,14 +2,16 @@
 //! Rust API, and the comparison of another program's output against them.
 //!
 //! ```text
-//! reference print [TWINS] [--image]         # the expected lines: `params.fnv`, then for
+//! reference print [TWINS] [--image] [--train]
+//!                                           # the expected lines: `params.fnv`, then for
 //!                                           # each twin `project.K`, `predict.K`, `loss.K`
 //! reference c-params                        # the parameters as a C file (exact hex
 //!                                           # float literals)
 //! reference write-image PATH [HEAD]         # a parameter image: the image scenario's
 //!                                           # (HEAD `official`, the default) or the
 //!                                           # scenario's reference head (`reference`)
-//! reference compare FILE [TWINS] [--image]  # FILE must hold exactly the lines `print`
+//! reference compare FILE [TWINS] [--image] [--train]
+//!                                           # FILE must hold exactly the lines `print`
 //!                                           # prints with the same arguments, each once,
 //!                                           # every float bit for bit
 //! ```
@@ -32,6 +34,19 @@
 //! the same inputs, `d_encoder` long. Lines: `image.fnv` = FNV-1a 64 of the image's
 //! bytes, then `image.project.K`, `image.predict.K`, `image.loss.K` as above.
 //!
+//! The training scenario (`--train`, the Rust firmware's): the reference head (default
+//! config, seed [`SEED`]) trained for [`TRAIN_STEPS`] steps of `Sgd::step` on batches of
+//! [`TRAIN_N`] pairs, `TrainConfig::default()` with the lr of step `s` (from 0) set to
+//! `cosine_lr(0.05, s, TRAIN_STEPS)`, the input gradients asked for. Batch `s` comes from
+//! one `LcgRng` seeded [`TRAIN_SEED`], continued from batch to batch: every float of
+//! `x1s` (`TRAIN_N × d_encoder`) is `2u − 1`, then every float of `x2s` is
+//! `x1 + (2u − 1)/4`, `u = next_f32()`. Lines: `train.fnv` = FNV-1a 64 of the batches'
+//! bits (`x1s` then `x2s`, step by step); for each twin K `train.stepS.loss.K` (S from 1:
+//! the loss `step` returns, before its update), `train.lr.K` (the lrs set), and the
+//! FNV-1a 64 hashes `train.params.fnv.K` (every parameter after the last step),
+//! `train.momentum.fnv.K` (the momentum buffer) and `train.grads.fnv.K` (the last step's
+//! `dL/dx1s` then `dL/dx2s`).
+//!
 //! `compare` is exact: every expected line must appear exactly once, with the right
 //! number of values, each the host's bit pattern; a missing, duplicated, unknown or
 //! malformed line fails, and so does any other line that is neither empty nor a comment
@@ -52,6 +67,7 @@ use std::process::ExitCode;
 use simsiam::image::{Image, image_len, write_image};
 use simsiam::kernels::{Kernels, Scalar, Simd};
 use simsiam::model::Architecture;
+use simsiam::train::{Sgd, TrainConfig, cosine_lr, scratch_len};
 use simsiam::{LcgRng, SimSiamConfig, SimSiamHead, SslResult, init_params};
 
 /// The seed of the parameters in every program of this scenario.
@@ -63,6 +79,15 @@ const IMAGE_HEAD: (usize, usize, usize) = (48, 20, 12);
 
 /// The seed of the image scenario's parameters.
 const IMAGE_SEED: u64 = 7;
+
+/// Pairs per batch of the training scenario.
+const TRAIN_N: usize = 8;
+
+/// Steps of the training scenario (the cosine schedule runs over them).
+const TRAIN_STEPS: u64 = 3;
+
+/// The seed of the training scenario's batches.
+const TRAIN_SEED: u64 = 11;
 
 fn input(len: usize, mul: usize, modulus: usize, offset: f32) -> Vec<f32> {
     (0..len)
@@ -80,8 +105,16 @@ fn fnv1a(values: &[f32]) -> u64 {
     fnv1a_bytes(values.iter().flat_map(|v| v.to_bits().to_le_bytes()))
 }
 
-/// `(key, float bits)` lines, in print order.
-type Lines = Vec<(String, Vec<u32>)>;
+/// `(key, words)` lines, in print order: 8 hex digits per float's bits, 16 per hash.
+type Lines = Vec<(String, Vec<String>)>;
+
+/// Floats as the 8 hex digits of their bits.
+fn bits(values: &[f32]) -> Vec<String> {
+    values
+        .iter()
+        .map(|x| format!("{:08x}", x.to_bits()))
+        .collect()
+}
 
 /// Runs project, predict and loss on the twin `K` and records them as `PREFIXkey.NAME`
 /// lines. Every call gets a workspace of `workspace_len(1)` floats (what the head needs:
@@ -102,10 +135,9 @@ fn twin<K: Kernels>(
     let mut predicted = vec![0.0; d_out];
     head.predict_into(&projected, &mut predicted, &mut workspace)?;
     let loss = head.loss(z1, z2, &mut workspace)?;
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect();
     lines.push((format!("{prefix}project.{name}"), bits(&projected)));
     lines.push((format!("{prefix}predict.{name}"), bits(&predicted)));
-    lines.push((format!("{prefix}loss.{name}"), vec![loss.to_bits()]));
+    lines.push((format!("{prefix}loss.{name}"), bits(&[loss])));
     Ok(())
 }
 
@@ -121,6 +153,79 @@ fn reference() -> SslResult<(Lines, u64)> {
     let mut lines = Vec::new();
     twin::<Simd>(&head, "", "simd", &z1, &z2, &mut lines)?;
     twin::<Scalar>(&head, "", "scalar", &z1, &z2, &mut lines)?;
+    Ok((lines, fnv))
+}
+
+/// The training scenario's batches, `(x1s, x2s)` per step.
+fn train_batches(d_encoder: usize) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let mut rng = LcgRng::new(TRAIN_SEED);
+    (0..TRAIN_STEPS)
+        .map(|_| {
+            let x1s: Vec<f32> = (0..TRAIN_N * d_encoder)
+                .map(|_| rng.next_f32() * 2.0 - 1.0)
+                .collect();
+            let x2s = x1s
+                .iter()
+                .map(|x1| x1 + (rng.next_f32() * 2.0 - 1.0) * 0.25)
+                .collect();
+            (x1s, x2s)
+        })
+        .collect()
+}
+
+/// Trains the reference head on the twin `K` as the firmware does and records its
+/// `train.*.NAME` lines.
+fn train_twin<K: Kernels>(
+    name: &str,
+    batches: &[(Vec<f32>, Vec<f32>)],
+    lines: &mut Lines,
+) -> SslResult<()> {
+    let config = SimSiamConfig::default();
+    let mut params = vec![0.0; config.param_count()?];
+    init_params(&config, &mut LcgRng::new(SEED), &mut params)?;
+    let mut head = SimSiamHead::from_params(config, params)?.with_kernels::<K>();
+    let train_config = TrainConfig::default();
+    let momentum = vec![0.0; head.architecture().param_count()?];
+    let mut sgd = Sgd::new(head.architecture(), train_config, momentum)?;
+    let mut scratch = vec![0.0; scratch_len(head.architecture(), TRAIN_N)?];
+    let mut g1 = vec![0.0; TRAIN_N * config.d_encoder];
+    let mut g2 = g1.clone();
+    let mut lrs = Vec::new();
+    for (step, (x1s, x2s)) in (0..).zip(batches) {
+        let lr = cosine_lr(train_config.lr, step, TRAIN_STEPS);
+        sgd.set_lr(lr);
+        lrs.push(lr);
+        let loss = sgd.step(&mut head, x1s, x2s, &mut scratch, [&mut g1, &mut g2])?;
+        lines.push((format!("train.step{}.loss.{name}", step + 1), bits(&[loss])));
+    }
+    let grads: Vec<f32> = g1.iter().chain(&g2).copied().collect();
+    lines.push((format!("train.lr.{name}"), bits(&lrs)));
+    for (key, values) in [
+        ("params", head.params()),
+        ("momentum", sgd.momentum()),
+        ("grads", &grads[..]),
+    ] {
+        lines.push((
+            format!("train.{key}.fnv.{name}"),
+            vec![format!("{:016x}", fnv1a(values))],
+        ));
+    }
+    Ok(())
+}
+
+/// The training scenario's lines for both twins and the batches' hash.
+fn train_reference() -> SslResult<(Lines, u64)> {
+    let batches = train_batches(SimSiamConfig::default().d_encoder);
+    let fnv = fnv1a(
+        &batches
+            .iter()
+            .flat_map(|(x1s, x2s)| x1s.iter().chain(x2s))
+            .copied()
+            .collect::<Vec<f32>>(),
+    );
+    let mut lines = Vec::new();
+    train_twin::<Simd>("simd", &batches, &mut lines)?;
+    train_twin::<Scalar>("scalar", &batches, &mut lines)?;
     Ok((lines, fnv))
 }
 
@@ -254,11 +359,12 @@ enum ImageScenario<'a> {
     File(&'a str),
 }
 
-/// The lines `print` gives for `twins` (and the image scenario's with `image`):
-/// `(key, words)`, in print order.
+/// The lines `print` gives for `twins` (and the image scenario's with `image`, the
+/// training scenario's with `train`): `(key, words)`, in print order.
 fn expected(
     twins: &[&str],
     image: ImageScenario<'_>,
+    train: bool,
 ) -> Result<Vec<(String, Vec<String>)>, String> {
     let mut scenarios = vec![("params.fnv", reference().map_err(|e| e.to_string())?)];
     let bytes = match image {
@@ -272,14 +378,16 @@ fn expected(
             image_reference(bytes).map_err(|e| e.to_string())?,
         ));
     }
+    if train {
+        scenarios.push(("train.fnv", train_reference().map_err(|e| e.to_string())?));
+    }
     let mut out = Vec::new();
     for (fnv_key, (lines, fnv)) in scenarios {
         out.push((fnv_key.to_owned(), vec![format!("{fnv:016x}")]));
         for twin in twins {
-            for (key, bits) in &lines {
+            for (key, words) in &lines {
                 if key.rsplit_once('.').is_some_and(|(_, k)| k == *twin) {
-                    let words = bits.iter().map(|b| format!("{b:08x}")).collect();
-                    out.push((key.clone(), words));
+                    out.push((key.clone(), words.clone()));
                 }
             }
         }
@@ -287,9 +395,10 @@ fn expected(
     Ok(out)
 }
 
-/// Whether a line holds a 64-bit hash (16 hex digits) rather than floats.
+/// Whether a line holds a 64-bit hash (16 hex digits) rather than floats: `X.fnv`, or
+/// `X.fnv.K` for a twin's.
 fn is_hash(key: &str) -> bool {
-    key.ends_with(".fnv")
+    key.ends_with(".fnv") || key.contains(".fnv.")
 }
 
 /// `bits` as a float with its bit pattern, for messages.
@@ -370,8 +479,13 @@ fn check_values(key: &str, line: usize, words: &[&str], want: &[String]) -> Vec<
 /// Checks the text of a program's output against `print twins`: every expected line
 /// exactly once, bit for bit, and nothing else but empty and `#` lines. Returns a summary,
 /// or every problem found.
-fn check(text: &str, twins: &[&str], image: ImageScenario<'_>) -> Result<String, Vec<String>> {
-    let want = expected(twins, image).map_err(|e| vec![e])?;
+fn check(
+    text: &str,
+    twins: &[&str],
+    image: ImageScenario<'_>,
+    train: bool,
+) -> Result<String, Vec<String>> {
+    let want = expected(twins, image, train).map_err(|e| vec![e])?;
     let mut seen: Vec<Vec<(usize, Vec<&str>)>> = vec![Vec::new(); want.len()];
     let mut problems = Vec::new();
     for (index, raw) in text.lines().enumerate() {
@@ -438,9 +552,14 @@ fn clip(line: &str) -> String {
     }
 }
 
-fn compare(path: &str, twins: &[&str], image: ImageScenario<'_>) -> Result<(), String> {
+fn compare(
+    path: &str,
+    twins: &[&str],
+    image: ImageScenario<'_>,
+    train: bool,
+) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    match check(&text, twins, image) {
+    match check(&text, twins, image, train) {
         Ok(summary) => {
             println!(
                 "{path}: {summary} (reference simd-arithmetic {})",
@@ -486,7 +605,8 @@ fn write_image_file(path: &str, head: &str) -> Result<(), String> {
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let with_image = args.iter().any(|arg| arg == "--image");
-    args.retain(|arg| arg != "--image");
+    let train = args.iter().any(|arg| arg == "--train");
+    args.retain(|arg| arg != "--image" && arg != "--train");
     let image_file = args.iter().position(|arg| arg == "--image-file").map(|at| {
         let path = args.get(at + 1).cloned();
         args.drain(at..(at + 2).min(args.len()));
@@ -502,9 +622,9 @@ fn main() -> ExitCode {
         }
     };
     let with_image = !matches!(image, ImageScenario::None);
-    let usage = "usage: reference print [TWINS] [--image | --image-file PATH] | \
+    let usage = "usage: reference print [TWINS] [--image | --image-file PATH] [--train] | \
                  reference c-params | reference write-image PATH [official|reference] | \
-                 reference compare FILE [TWINS] [--image | --image-file PATH]   \
+                 reference compare FILE [TWINS] [--image | --image-file PATH] [--train]   \
                  (TWINS: simd, scalar or simd,scalar)";
     let result = match args
         .iter()
@@ -513,22 +633,22 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["print", rest @ ..] if rest.len() <= 1 => twins(rest.first().unwrap_or(&"simd,scalar"))
-            .and_then(|twins| expected(&twins, image))
+            .and_then(|twins| expected(&twins, image, train))
             .map(|lines| {
                 println!("# simd-arithmetic {}", simd_arithmetic());
                 for (key, words) in lines {
                     println!("{key} {}", words.join(" "));
                 }
             }),
-        ["c-params"] if !with_image => c_params()
+        ["c-params"] if !with_image && !train => c_params()
             .map(|text| print!("{text}"))
             .map_err(|e| e.to_string()),
-        ["write-image", path, rest @ ..] if !with_image && rest.len() <= 1 => {
+        ["write-image", path, rest @ ..] if !with_image && !train && rest.len() <= 1 => {
             write_image_file(path, rest.first().unwrap_or(&"official"))
         }
         ["compare", path, rest @ ..] if rest.len() <= 1 => {
             twins(rest.first().unwrap_or(&"simd,scalar"))
-                .and_then(|twins| compare(path, &twins, image))
+                .and_then(|twins| compare(path, &twins, image, train))
         }
         _ => Err(usage.to_owned()),
     };

@@ -15,6 +15,15 @@
 //! flash (`SimSiamHead::from_image`): `image.fnv` and `image.project/predict/loss`,
 //! checked by `reference compare FILE TWIN --image-file tests/data/official_head.simsiam`.
 //!
+//! Then (feature `train`, on by default) training: the reference head's parameters copied
+//! from flash into a RAM `static`, three `Sgd::step`s at batch 8 (`TrainConfig::default()`,
+//! the lr set per step by `cosine_lr(0.05, step, 3)`) on batches drawn on the device from
+//! `LcgRng`, each step's loss printed as it is taken (`train.stepS.loss`), then hashes of
+//! the batches, of the trained weights, of the momentum buffer and of the last step's
+//! input gradients, checked by `reference compare FILE TWIN --train`; with the
+//! instructions of each step, the stack of one step (stack painting) and the RAM of the
+//! training statics.
+//!
 //! No `core::fmt`: lines are built by hand, so the image holds no formatting machinery
 //! and no panic path.
 #![no_std]
@@ -327,9 +336,9 @@ mod stack {
     pub fn paint(sp: usize) {
         let (bottom, top) = region(sp);
         for addr in (bottom..top).step_by(4) {
-            // SAFETY: `[bottom, top)` is RAM below the live stack (the firmware uses a few
-            // KiB of the 4 MiB RAM, the stack grows down from its top, nothing else runs),
-            // word aligned, and no Rust reference points into it.
+            // SAFETY: `[bottom, top)` is RAM below the live stack (the statics take under
+            // 256 KiB at the bottom of the 4 MiB RAM, the stack grows down from its top,
+            // nothing else runs), word aligned, and no Rust reference points into it.
             unsafe { core::ptr::write_volatile(addr as *mut u32, PAINT) };
         }
     }
@@ -351,7 +360,12 @@ mod stack {
 /// FNV-1a 64 of the parameters' bits, little-endian (as `reference print`'s
 /// `params.fnv`): proves the flash holds the host's parameters bit for bit.
 fn fnv1a(values: &[f32]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv1a_extend(0xcbf2_9ce4_8422_2325, values)
+}
+
+/// FNV-1a 64 continued from `hash` over more floats' bits (a hash of several slices
+/// one after the other).
+fn fnv1a_extend(mut hash: u64, values: &[f32]) -> u64 {
     for value in values {
         for byte in value.to_bits().to_le_bytes() {
             hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
@@ -434,6 +448,288 @@ fn image_scenario(line: &mut Line) {
         .dec(stack_bytes as u32)
         .str(" bytes (painted high-water mark)")
         .print();
+}
+
+/// Training on the device (see `capi/examples/reference.rs`, `--train`, for the scenario):
+/// the reference head's parameters copied from flash into RAM, `TRAIN_STEPS` SGD steps at
+/// batch `TRAIN_N`, every buffer a `static` in `.bss`.
+#[cfg(all(feature = "train", not(feature = "baseline")))]
+mod train {
+    use super::{CONFIG, D_ENCODER, Line, PARAMS, TWIN, Twin, count, fail, fnv1a, fnv1a_extend};
+    use cortex_m_semihosting::debug;
+    use simsiam::train::{Sgd, TrainConfig, cosine_lr, scratch_len};
+    use simsiam::{LcgRng, SimSiamHead, SslResult};
+
+    /// Pairs per batch.
+    pub const TRAIN_N: usize = 8;
+    /// Steps taken (the cosine schedule runs over them).
+    pub const TRAIN_STEPS: u64 = 3;
+    /// The seed of the batches (the same in `capi/examples/reference.rs`).
+    pub const TRAIN_SEED: u64 = 11;
+    /// Floats of the head's parameters (and of the momentum buffer): `CONFIG`'s
+    /// `param_count`, checked at run time by `from_params` and `Sgd::new`.
+    pub const PARAM_COUNT: usize = 16_640;
+    /// Floats of the step's scratch: `scratch_len(reference head, TRAIN_N)`, checked at run
+    /// time (a mismatch prints an error; update this constant and the RAM budget).
+    pub const SCRATCH_LEN: usize = 24_352;
+    /// Floats of one view's batch (and of its input gradients).
+    pub const ROWS: usize = TRAIN_N * D_ENCODER;
+    const STEPS: usize = TRAIN_STEPS as usize;
+
+    type TrainHead = SimSiamHead<&'static mut [f32], Twin>;
+
+    /// The training buffers, each a `static` in `.bss` (their symbol sizes are the RAM the
+    /// scenario takes; CI reads them with `nm`).
+    #[allow(unsafe_code)]
+    mod ram {
+        use super::{PARAM_COUNT, ROWS, SCRATCH_LEN};
+        use core::cell::UnsafeCell;
+        use core::sync::atomic::{AtomicBool, Ordering};
+
+        /// A buffer in `.bss` that [`take`] hands out once.
+        struct Buffer<T>(UnsafeCell<T>);
+
+        // SAFETY: the contents are reached only through the one `&mut` that `take` makes
+        // (once, guarded by `TAKEN`), and the firmware runs no other thread or interrupt.
+        unsafe impl<T> Sync for Buffer<T> {}
+
+        impl<T> Buffer<T> {
+            /// The buffer's contents.
+            ///
+            /// # Safety
+            /// At most once per buffer, and no other reference to it may exist.
+            #[allow(clippy::mut_from_ref)]
+            unsafe fn get(&'static self) -> &'static mut T {
+                // SAFETY: the caller makes this the only reference; the cell is never
+                // accessed otherwise.
+                unsafe { &mut *self.0.get() }
+            }
+        }
+
+        static TRAIN_PARAMS: Buffer<[f32; PARAM_COUNT]> =
+            Buffer(UnsafeCell::new([0.0; PARAM_COUNT]));
+        static TRAIN_MOMENTUM: Buffer<[f32; PARAM_COUNT]> =
+            Buffer(UnsafeCell::new([0.0; PARAM_COUNT]));
+        static TRAIN_SCRATCH: Buffer<[f32; SCRATCH_LEN]> =
+            Buffer(UnsafeCell::new([0.0; SCRATCH_LEN]));
+        static TRAIN_BATCH: Buffer<[[f32; ROWS]; 2]> = Buffer(UnsafeCell::new([[0.0; ROWS]; 2]));
+        static TRAIN_INPUT_GRADS: Buffer<[[f32; ROWS]; 2]> =
+            Buffer(UnsafeCell::new([[0.0; ROWS]; 2]));
+        static TAKEN: AtomicBool = AtomicBool::new(false);
+
+        /// Exclusive references to every training buffer.
+        pub struct Ram {
+            pub params: &'static mut [f32; PARAM_COUNT],
+            pub momentum: &'static mut [f32; PARAM_COUNT],
+            pub scratch: &'static mut [f32; SCRATCH_LEN],
+            pub batch: &'static mut [[f32; ROWS]; 2],
+            pub input_grads: &'static mut [[f32; ROWS]; 2],
+        }
+
+        /// The buffers, the first time only (`None` after).
+        pub fn take() -> Option<Ram> {
+            if TAKEN.swap(true, Ordering::AcqRel) {
+                return None;
+            }
+            // SAFETY: `TAKEN` lets this run once, so these are the only references to the
+            // buffers ever made.
+            unsafe {
+                Some(Ram {
+                    params: TRAIN_PARAMS.get(),
+                    momentum: TRAIN_MOMENTUM.get(),
+                    scratch: TRAIN_SCRATCH.get(),
+                    batch: TRAIN_BATCH.get(),
+                    input_grads: TRAIN_INPUT_GRADS.get(),
+                })
+            }
+        }
+
+        /// Bytes of each static, as the linker places them: params, momentum, scratch,
+        /// batch, input gradients.
+        pub const SIZES: [usize; 5] = [
+            size_of::<[f32; PARAM_COUNT]>(),
+            size_of::<[f32; PARAM_COUNT]>(),
+            size_of::<[f32; SCRATCH_LEN]>(),
+            size_of::<[[f32; ROWS]; 2]>(),
+            size_of::<[[f32; ROWS]; 2]>(),
+        ];
+    }
+
+    fn error(message: &str) -> ! {
+        Line::new().str("error: ").str(message).print();
+        debug::exit(debug::EXIT_FAILURE);
+        #[allow(clippy::empty_loop)]
+        loop {}
+    }
+
+    /// The head over the RAM copy of the parameters (checked once).
+    #[inline(never)]
+    fn head(params: &'static mut [f32]) -> SslResult<TrainHead> {
+        Ok(SimSiamHead::from_params(CONFIG, params)?.with_kernels::<Twin>())
+    }
+
+    /// One training step (kept out of line: its stack is what the painting measures).
+    #[inline(never)]
+    fn step(
+        sgd: &mut Sgd<&mut [f32]>,
+        head: &mut TrainHead,
+        xs: [&[f32]; 2],
+        scratch: &mut [f32],
+        input_grads: [&mut [f32]; 2],
+    ) -> SslResult<f32> {
+        sgd.step(head, xs[0], xs[1], scratch, input_grads)
+    }
+
+    /// One batch: `x1 = 2u − 1` for each float, then `x2 = x1 + (2u − 1)/4` (`u` from
+    /// `next_f32`, all of `x1s` drawn first).
+    fn batch(rng: &mut LcgRng, x1s: &mut [f32], x2s: &mut [f32]) {
+        for x in x1s.iter_mut() {
+            *x = rng.next_f32() * 2.0 - 1.0;
+        }
+        for (x2, x1) in x2s.iter_mut().zip(x1s.iter()) {
+            *x2 = *x1 + (rng.next_f32() * 2.0 - 1.0) * 0.25;
+        }
+    }
+
+    pub fn scenario(line: &mut Line) {
+        let Some(ram::Ram {
+            params,
+            momentum,
+            scratch,
+            batch: [x1s, x2s],
+            input_grads: [g1, g2],
+        }) = ram::take()
+        else {
+            error("the training buffers are taken")
+        };
+        if PARAMS.len() != PARAM_COUNT {
+            error("PARAMS is not PARAM_COUNT long: update PARAM_COUNT");
+        }
+        // Flash to RAM.
+        for (dst, src) in params.iter_mut().zip(PARAMS.iter()) {
+            *dst = *src;
+        }
+        let config = TrainConfig::default();
+        let mut head = head(params).unwrap_or_else(|e| fail("train head", e));
+        let needed =
+            scratch_len(head.architecture(), TRAIN_N).unwrap_or_else(|e| fail("scratch_len", e));
+        if needed != SCRATCH_LEN {
+            line.str("error: scratch_len(head, ")
+                .dec(TRAIN_N as u32)
+                .str(") = ")
+                .dec(needed as u32)
+                .str(" floats, the static holds ")
+                .dec(SCRATCH_LEN as u32)
+                .str(": update SCRATCH_LEN")
+                .print();
+            debug::exit(debug::EXIT_FAILURE);
+        }
+        let mut sgd = Sgd::new(head.architecture(), config, &mut momentum[..])
+            .unwrap_or_else(|e| fail("Sgd::new", e));
+        let scratch = &mut scratch[..];
+
+        line.str("# training on the device: reference head copied from flash to RAM, ")
+            .dec(TRAIN_STEPS as u32)
+            .str(" SGD steps at batch ")
+            .dec(TRAIN_N as u32)
+            .str(", lr cosine_lr(0.05, step, ")
+            .dec(TRAIN_STEPS as u32)
+            .str(")")
+            .print();
+        let mut rng = LcgRng::new(TRAIN_SEED);
+        let mut batches_fnv = fnv1a(&[]);
+        let mut lrs = [0.0_f32; STEPS];
+        let mut instructions = [0_u32; STEPS];
+        let mut stack_bytes = 0;
+        for (step_index, (lr_slot, instructions_slot)) in
+            lrs.iter_mut().zip(instructions.iter_mut()).enumerate()
+        {
+            batch(&mut rng, x1s, x2s);
+            batches_fnv = fnv1a_extend(fnv1a_extend(batches_fnv, x1s), x2s);
+            let lr = cosine_lr(config.lr, step_index as u64, TRAIN_STEPS);
+            sgd.set_lr(lr);
+            // The last step runs over a painted stack.
+            let last = step_index + 1 == STEPS;
+            let sp = cortex_m::register::msp::read() as usize;
+            if last {
+                super::stack::paint(sp);
+            }
+            let (loss, step_instructions) = count(|| {
+                step(
+                    &mut sgd,
+                    &mut head,
+                    [&x1s[..], &x2s[..]],
+                    scratch,
+                    [&mut g1[..], &mut g2[..]],
+                )
+            });
+            if last {
+                stack_bytes = super::stack::used(sp);
+            }
+            let loss = loss.unwrap_or_else(|e| fail("train step", e));
+            (*lr_slot, *instructions_slot) = (lr, step_instructions);
+            let number = step_index as u32 + 1;
+            line.str("train.step")
+                .dec(number)
+                .str(".loss")
+                .values("", &[loss])
+                .print();
+            line.str("# step ")
+                .dec(number)
+                .str(": lr ")
+                .fixed6(lr)
+                .str(", loss ")
+                .fixed6(loss)
+                .str(", ")
+                .dec(step_instructions)
+                .str(" instructions")
+                .print();
+        }
+
+        line.str("train.fnv ").hex64(batches_fnv).print();
+        line.values("train.lr", &lrs).print();
+        let hashes = [
+            ("train.params.fnv.", fnv1a(head.params())),
+            ("train.momentum.fnv.", fnv1a(sgd.momentum())),
+            ("train.grads.fnv.", fnv1a_extend(fnv1a(&g1[..]), &g2[..])),
+        ];
+        for (key, hash) in hashes {
+            line.str(key).str(TWIN).str(" ").hex64(hash).print();
+        }
+        line.str("# train instructions:");
+        for (i, n) in instructions.iter().enumerate() {
+            line.str(if i == 0 { " step " } else { ", step " })
+                .dec(i as u32 + 1)
+                .str(" ")
+                .dec(*n);
+        }
+        line.str(" (SysTick x 40, +-40)").print();
+        line.str("# train stack: step ")
+            .dec(stack_bytes as u32)
+            .str(" bytes (painted high-water mark of step ")
+            .dec(TRAIN_STEPS as u32)
+            .str(" at batch ")
+            .dec(TRAIN_N as u32)
+            .str(", from the caller's SP)")
+            .print();
+        let [params, momentum, scratch_bytes, batch_bytes, grads] = ram::SIZES;
+        line.str("# train ram: params ")
+            .dec(params as u32)
+            .str(", momentum ")
+            .dec(momentum as u32)
+            .str(", scratch ")
+            .dec(scratch_bytes as u32)
+            .str(" (scratch_len ")
+            .dec(needed as u32)
+            .str(" floats), batch ")
+            .dec(batch_bytes as u32)
+            .str(", input gradients ")
+            .dec(grads as u32)
+            .str("; total ")
+            .dec(ram::SIZES.iter().sum::<usize>() as u32)
+            .str(" bytes (statics in .bss)")
+            .print();
+    }
 }
 
 fn input(mul: usize, modulus: usize, offset: f32) -> [f32; D_ENCODER] {
@@ -536,6 +832,8 @@ fn main() -> ! {
         .print();
 
     image_scenario(&mut line);
+    #[cfg(all(feature = "train", not(feature = "baseline")))]
+    train::scenario(&mut line);
     debug::exit(debug::EXIT_SUCCESS);
     #[allow(clippy::empty_loop)]
     loop {}
