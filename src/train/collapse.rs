@@ -45,25 +45,33 @@ pub const fn output_std_scratch_len(dim: usize) -> usize {
 /// L2-normalised rows: lightly's `std_of_l2_normalized(z)`, that is
 /// `torch.std(F.normalize(z, dim=1), dim=0).mean()`.
 ///
-/// `outputs` holds `n` rows of `dim` values, row-major. Each row is divided by
-/// `max(‖row‖₂, 1e-12)`; then for each dimension the standard deviation over the `n`
-/// rows is taken with `n − 1` in the denominator (`torch.std`'s default), and their mean
-/// returned. About `1/√dim` for healthy outputs, `0` for collapsed ones (see the
-/// [module docs](self)).
+/// `outputs` holds `n` rows `z_i` of `dim` values, row-major:
+///
+/// ```text
+/// x_i  = z_i / max(‖z_i‖₂, 1e-12)                       (F.normalize(z, dim=1))
+/// σ_j  = √( Σ_i (x_ij − x̄_j)² / (n − 1) )                (torch.std(x, dim=0), unbiased)
+/// std  = (1/dim) · Σ_j σ_j                               (.mean())
+/// ```
+///
+/// About `1/√dim` for outputs spread over the sphere (a zero-mean isotropic Gaussian
+/// before normalising), `0` for outputs collapsed onto one direction; `√dim·std` is
+/// then ≈ 1 healthy and 0 collapsed, and [`collapse_level`] `= max(0, 1 − √dim·std)` the
+/// reverse.
 ///
 /// # Memory and cost
 /// `scratch` must hold at least [`output_std_scratch_len(dim)`](output_std_scratch_len)
-/// `= 2·dim` floats (a longer one is fine; its first `2·dim` floats are overwritten), and
-/// the call uses a fixed few dozen bytes of stack. It reads `outputs` twice (two passes:
-/// the mean, then the squared deviations from it), normalising every row in each pass:
-/// about `4·n·dim` additions or multiply-adds and `3·n·dim` divisions, plus `dim` square roots and `dim`
-/// `f64` additions.
+/// `= 2·dim` floats (a longer one is fine; its first `2·dim` floats are overwritten);
+/// nothing else but a small fixed stack frame. It reads `outputs` twice (two passes: the
+/// mean, then the squared deviations from it), normalising every row in each pass: about
+/// `4·n·dim` additions or multiply-adds and `3·n·dim` divisions, plus `dim` square roots
+/// and `dim` `f64` additions (measured on x86-64: 3.4 ns per value, 1.8 ms for 256 rows
+/// of 2048).
 ///
 /// # Accuracy
 /// Each row is normalised in `f32` as `F.normalize` does (sum of squares, square root,
 /// a true division). The mean per dimension is a running mean, `m += (x − m)/k`, and the
 /// squared deviations from it are summed in a second pass (a two-pass algorithm: no
-/// cancellation); the per-dimension deviations are averaged in `f64`. Rows whose sum of
+/// cancellation); the per-dimension standard deviations are averaged in `f64`. Rows whose sum of
 /// squares overflows `f32` (a norm above ~1.8·10¹⁹) are first divided by their largest
 /// magnitude, so huge outputs are measured correctly (PyTorch's `f32` `F.normalize` turns
 /// them into zeros, reporting a collapse).
@@ -84,9 +92,10 @@ pub const fn output_std_scratch_len(dim: usize) -> usize {
 /// deviations, their squares, their sum, the division by `n − 1`, the square root, the
 /// `f64` mean and the final rounding to `f32` add `γ(n + 8)` relative. For `n = 256`,
 /// `dim = 2048` the bound is `1.6·10⁻⁵·s + 6.7·10⁻⁵`; the measured errors are far
-/// smaller (`tests/collapse.rs`). Rows that are exact copies of each other (or of each
-/// other times powers of two) give exactly `0`: their deviations from the running mean
-/// are exactly zero.
+/// smaller (`tests/collapse.rs`: at most 4 % of the bound, 2·10⁻⁷ relative). Rows that
+/// are exact copies of each other (or of each other times powers of two, within the
+/// normal range) give exactly `0`: their deviations from the running mean are exactly
+/// zero.
 ///
 /// # Errors
 /// In this order: [`SslError::InvalidParameter`] when `dim` is 0;
@@ -112,7 +121,7 @@ pub const fn output_std_scratch_len(dim: usize) -> usize {
 /// let std = output_std(&spread, DIM, &mut scratch)?;
 /// assert!((std - 0.5).abs() < 1e-6);
 ///
-/// // Every row a positive multiple of one vector: collapsed.
+/// // Every row a power-of-two multiple of one vector: collapsed, exactly 0.
 /// let collapsed = [1.0, 2.0, 3.0, 4.0, 2.0, 4.0, 6.0, 8.0, 0.5, 1.0, 1.5, 2.0];
 /// assert_eq!(output_std(&collapsed, DIM, &mut scratch)?, 0.0);
 /// # Ok::<(), simsiam::SslError>(())
@@ -135,9 +144,13 @@ pub fn output_std(outputs: &[f32], dim: usize, scratch: &mut [f32]) -> SslResult
 
     // Pass 1: the running mean of each dimension. The first row sets it exactly (0 + x/1),
     // so identical rows keep it exact and their deviations below are exactly 0.
+    // The row count is kept by hand: `enumerate` would add an overflow check (it cannot
+    // overflow: there are at most `outputs.len()` rows).
     mean.fill(0.0);
-    for (k, row) in pieces(outputs, dim).enumerate() {
-        let count = k as f32 + 1.0;
+    let mut rows = 0_usize;
+    for row in pieces(outputs, dim) {
+        rows = rows.saturating_add(1);
+        let count = rows as f32;
         RowScale::of(row).zip_normalised(row, mean.iter_mut(), |m, x| *m += (x - *m) / count);
     }
 
