@@ -616,3 +616,782 @@ fn kernel_twins_with_mismatched_lengths() {
     );
     assert_eq!(y, [0.0; 3], "an error leaves the output alone");
 }
+
+/// Training (`simsiam::train`): every bad input of `TrainConfig`, `Sgd::new` and
+/// `Sgd::step` with its exact error, on both kernel twins and on heads with and without
+/// BatchNorm; after every failed step the head (parameters, BatchNorm counters) and the
+/// optimiser (momentum, steps, lr) are bit for bit what they were.
+mod training {
+    use super::*;
+    use simsiam::kernels::{Kernels, Scalar, Simd};
+    use simsiam::model::{BatchNorm, Layer, MAX_LAYERS, Stack};
+    use simsiam::train::{Sgd, TrainConfig, scratch_len};
+
+    /// Pairs per batch in these tests.
+    const N: usize = 3;
+
+    fn invalid(name: &'static str, reason: &'static str) -> SslError {
+        SslError::InvalidParameter { name, reason }
+    }
+
+    const WRONG_HEAD: SslError = SslError::InvalidParameter {
+        name: "head",
+        reason: "not the architecture this optimiser was made for",
+    };
+    const BAD_X1S: SslError = SslError::InvalidParameter {
+        name: "x1s",
+        reason: "must hold n ≥ 1 rows of d_encoder",
+    };
+    const ONE_PAIR: SslError = SslError::InvalidParameter {
+        name: "n",
+        reason: "BatchNorm in training mode needs at least 2 pairs per batch",
+    };
+
+    fn reference() -> Architecture {
+        Architecture::reference(SMALL).unwrap()
+    }
+
+    fn official() -> Architecture {
+        Architecture::official(5, 4, 3).unwrap()
+    }
+
+    /// Parameters for any architecture: small normal values, running variances positive.
+    fn params_for(architecture: &Architecture, seed: u64) -> Vec<f32> {
+        let mut params = vec![0.0_f32; architecture.param_count().unwrap()];
+        LcgRng::new(seed).fill_normal(&mut params);
+        params.iter_mut().for_each(|p| *p = p.abs() * 0.5 + 0.01);
+        params
+    }
+
+    fn batch(architecture: &Architecture, n: usize, seed: u64) -> Vec<f32> {
+        let mut x = vec![0.0_f32; n * architecture.d_encoder()];
+        LcgRng::new(seed).fill_normal(&mut x);
+        x
+    }
+
+    /// A head that took one good step (so the momentum, the counters and the step count
+    /// are not at their initial values), with its optimiser.
+    fn trained<K: Kernels>(
+        architecture: &Architecture,
+        config: TrainConfig,
+    ) -> (SimSiamHead<Vec<f32>, K>, Sgd<Vec<f32>>) {
+        let params = params_for(architecture, 5);
+        let mut head = SimSiamHead::new(*architecture, params.clone())
+            .unwrap()
+            .with_kernels::<K>();
+        let mut sgd = Sgd::new(architecture, config, vec![0.0; params.len()]).unwrap();
+        let (x1s, x2s) = (batch(architecture, N, 1), batch(architecture, N, 2));
+        let mut scratch = vec![0.0; scratch_len(architecture, N).unwrap()];
+        sgd.step(&mut head, &x1s, &x2s, &mut scratch, [&mut [], &mut []])
+            .unwrap();
+        assert_eq!(sgd.steps(), 1);
+        (head, sgd)
+    }
+
+    /// Everything a step may change, bit for bit.
+    #[derive(Debug, PartialEq)]
+    struct State {
+        params: Vec<u32>,
+        batches_tracked: [u64; MAX_LAYERS],
+        momentum: Vec<u32>,
+        steps: u64,
+        lr: u32,
+    }
+
+    fn state<K: Kernels>(head: &SimSiamHead<Vec<f32>, K>, sgd: &Sgd<Vec<f32>>) -> State {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect();
+        State {
+            params: bits(head.params()),
+            batches_tracked: *head.batches_tracked(),
+            momentum: bits(sgd.momentum()),
+            steps: sgd.steps(),
+            lr: sgd.lr().to_bits(),
+        }
+    }
+
+    /// One step with these inputs fails with `expected` and changes nothing.
+    fn assert_step_fails<K: Kernels>(
+        head: &mut SimSiamHead<Vec<f32>, K>,
+        sgd: &mut Sgd<Vec<f32>>,
+        [x1s, x2s]: [&[f32]; 2],
+        scratch_len: usize,
+        [g1_len, g2_len]: [usize; 2],
+        expected: SslError,
+    ) {
+        let before = state(head, sgd);
+        let mut scratch = vec![0.0; scratch_len];
+        let (mut g1, mut g2) = (vec![0.0; g1_len], vec![0.0; g2_len]);
+        let result = sgd.step(head, x1s, x2s, &mut scratch, [&mut g1, &mut g2]);
+        assert_eq!(result, Err(expected), "{:?}", head.architecture());
+        assert_eq!(
+            state(head, sgd),
+            before,
+            "a failed step ({expected:?}) changed the state"
+        );
+    }
+
+    /// The good inputs of a step on `architecture`: `x1s`, `x2s`, the scratch length.
+    fn good(architecture: &Architecture) -> (Vec<f32>, Vec<f32>, usize) {
+        (
+            batch(architecture, N, 3),
+            batch(architecture, N, 4),
+            scratch_len(architecture, N).unwrap(),
+        )
+    }
+
+    #[test]
+    fn train_config_fields_out_of_range() {
+        let lr = invalid("lr", "must be finite and >= 0");
+        let momentum = invalid("momentum", "must be finite and in [0, 1)");
+        let weight_decay = invalid("weight_decay", "must be finite and >= 0");
+        let bn_momentum = invalid("batch_norm_momentum", "must be finite and in [0, 1]");
+        let base = TrainConfig::default();
+        let mut cases = Vec::new();
+        for bad in [-1e-3, -f32::MAX, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            cases.push((TrainConfig { lr: bad, ..base }, lr));
+            cases.push((
+                TrainConfig {
+                    weight_decay: bad,
+                    ..base
+                },
+                weight_decay,
+            ));
+        }
+        for bad in [1.0, 1.5, -1e-3, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            cases.push((
+                TrainConfig {
+                    momentum: bad,
+                    ..base
+                },
+                momentum,
+            ));
+        }
+        for bad in [1.0 + f32::EPSILON, 2.0, -1e-3, f32::NAN, f32::INFINITY] {
+            let config = TrainConfig {
+                batch_norm_momentum: bad,
+                ..base
+            };
+            cases.push((config, bn_momentum));
+        }
+        // The first field at fault, in the documented order.
+        let all_bad = TrainConfig {
+            lr: f32::NAN,
+            momentum: 2.0,
+            weight_decay: -1.0,
+            batch_norm_momentum: 2.0,
+            ..base
+        };
+        cases.push((all_bad, lr));
+        cases.push((TrainConfig { lr: 0.1, ..all_bad }, momentum));
+        cases.push((
+            TrainConfig {
+                lr: 0.1,
+                momentum: 0.0,
+                ..all_bad
+            },
+            weight_decay,
+        ));
+        for architecture in [reference(), official()] {
+            let count = architecture.param_count().unwrap();
+            for (config, expected) in cases.iter().copied() {
+                assert_eq!(config.validate(), Err(expected), "{config:?}");
+                assert_eq!(
+                    Sgd::new(&architecture, config, vec![0.0; count]).map(|_| ()),
+                    Err(expected),
+                    "{config:?}"
+                );
+                // A config error comes before a wrong momentum length.
+                assert_eq!(
+                    Sgd::new(&architecture, config, vec![0.0; count + 1]).map(|_| ()),
+                    Err(expected)
+                );
+            }
+        }
+        // The edges that are valid.
+        for config in [
+            TrainConfig { lr: 0.0, ..base },
+            TrainConfig {
+                momentum: 0.0,
+                ..base
+            },
+            TrainConfig {
+                momentum: 1.0 - f32::EPSILON,
+                ..base
+            },
+            TrainConfig {
+                weight_decay: 0.0,
+                ..base
+            },
+            TrainConfig {
+                batch_norm_momentum: 0.0,
+                ..base
+            },
+            TrainConfig {
+                batch_norm_momentum: 1.0,
+                ..base
+            },
+            TrainConfig { lr: -0.0, ..base },
+        ] {
+            assert_eq!(config.validate(), Ok(()), "{config:?}");
+        }
+    }
+
+    #[test]
+    fn momentum_buffer_of_the_wrong_length() {
+        for architecture in [reference(), official()] {
+            let count = architecture.param_count().unwrap();
+            for len in [0, 1, count - 1, count + 1, 2 * count] {
+                assert_eq!(
+                    Sgd::new(&architecture, TrainConfig::default(), vec![0.0; len]).map(|_| ()),
+                    Err(mismatch(count, len))
+                );
+            }
+            let mut short = [0.0_f32; 4];
+            assert_eq!(
+                Sgd::new(&architecture, TrainConfig::default(), &mut short[..]).map(|_| ()),
+                Err(mismatch(count, 4))
+            );
+        }
+    }
+
+    fn step_on_another_architecture<K: Kernels>() {
+        let (mut head, mut sgd) = trained::<K>(&reference(), TrainConfig::default());
+        let others = [
+            Architecture::reference(config(5, 7, 6, 4)).unwrap(),
+            // Same widths and parameter count, another layer kind.
+            Architecture::new(reference().projector, reference().predictor, true, false).unwrap(),
+        ];
+        for other in others {
+            let mut sgd_other = Sgd::new(
+                &other,
+                TrainConfig::default(),
+                vec![0.0; other.param_count().unwrap()],
+            )
+            .unwrap();
+            let (x1s, x2s, len) = good(&reference());
+            assert_step_fails(
+                &mut head,
+                &mut sgd_other,
+                [&x1s, &x2s],
+                len,
+                [0, 0],
+                WRONG_HEAD,
+            );
+            // The head of the other architecture on this optimiser, too.
+            let mut other_head = SimSiamHead::new(other, params_for(&other, 1))
+                .unwrap()
+                .with_kernels::<K>();
+            let (x1s, x2s, len) = good(&other);
+            assert_step_fails(
+                &mut other_head,
+                &mut sgd,
+                [&x1s, &x2s],
+                len,
+                [0, 0],
+                WRONG_HEAD,
+            );
+        }
+    }
+
+    fn bad_learning_rates<K: Kernels>() {
+        let lr = invalid("lr", "must be finite and >= 0");
+        for architecture in [reference(), official()] {
+            let (mut head, mut sgd) = trained::<K>(&architecture, TrainConfig::default());
+            let (x1s, x2s, len) = good(&architecture);
+            for bad in [-1e-6, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -f32::MAX] {
+                sgd.set_lr(bad);
+                assert_eq!(sgd.lr().to_bits(), bad.to_bits());
+                assert_step_fails(&mut head, &mut sgd, [&x1s, &x2s], len, [0, 0], lr);
+                // The lr comes before the batch.
+                assert_step_fails(&mut head, &mut sgd, [&[], &x2s], 0, [0, 0], lr);
+            }
+            sgd.set_lr(0.01);
+            let mut scratch = vec![0.0; len];
+            sgd.step(&mut head, &x1s, &x2s, &mut scratch, [&mut [], &mut []])
+                .unwrap();
+            assert_eq!(sgd.steps(), 2);
+        }
+    }
+
+    fn bad_batch_shapes<K: Kernels>() {
+        for architecture in [reference(), official()] {
+            let (mut head, mut sgd) = trained::<K>(&architecture, TrainConfig::default());
+            let d = architecture.d_encoder();
+            let (x1s, x2s, len) = good(&architecture);
+            let n_d = x1s.len();
+            // x1s empty or not a whole number of rows.
+            for x1_len in [0, 1, d - 1, d + 1, n_d - 1, n_d + 1] {
+                let x1 = batch(&architecture, 4, 9);
+                let x1 = &x1[..x1_len];
+                assert_step_fails(&mut head, &mut sgd, [x1, x1], len, [0, 0], BAD_X1S);
+            }
+            // x2s of another length than x1s.
+            for x2_len in [0, 1, d, n_d - 1, n_d + 1, n_d + d] {
+                let x2 = batch(&architecture, N + 1, 9);
+                let x2 = &x2[..x2_len];
+                assert_step_fails(
+                    &mut head,
+                    &mut sgd,
+                    [&x1s, x2],
+                    len,
+                    [0, 0],
+                    mismatch(n_d, x2_len),
+                );
+            }
+            // Input gradients neither empty nor n·d_encoder long, either of them.
+            for grad_len in [1, d, n_d - 1, n_d + 1, 2 * n_d] {
+                for lens in [
+                    [grad_len, 0],
+                    [0, grad_len],
+                    [n_d, grad_len],
+                    [grad_len, n_d],
+                ] {
+                    assert_step_fails(
+                        &mut head,
+                        &mut sgd,
+                        [&x1s, &x2s],
+                        len,
+                        lens,
+                        mismatch(n_d, grad_len),
+                    );
+                }
+            }
+            // Lengths are checked before values and the scratch.
+            let mut nan = x1s.clone();
+            nan[0] = f32::NAN;
+            assert_step_fails(
+                &mut head,
+                &mut sgd,
+                [&nan, &x2s[1..]],
+                0,
+                [0, 0],
+                mismatch(n_d, n_d - 1),
+            );
+            assert_step_fails(
+                &mut head,
+                &mut sgd,
+                [&nan, &x2s],
+                0,
+                [1, 0],
+                mismatch(n_d, 1),
+            );
+            // Right lengths: a good step.
+            let mut scratch = vec![0.0; len];
+            let (mut g1, mut g2) = (vec![0.0; n_d], vec![0.0; n_d]);
+            sgd.step(&mut head, &x1s, &x2s, &mut scratch, [&mut g1, &mut g2])
+                .unwrap();
+            sgd.step(&mut head, &x1s, &x2s, &mut scratch, [&mut [], &mut g2])
+                .unwrap();
+        }
+    }
+
+    fn one_pair_with_batch_norm<K: Kernels>() {
+        let custom = Architecture::new(
+            Stack::new(&[Layer::linear(5, 3).with_bias().with_relu()]).unwrap(),
+            Stack::new(&[Layer::linear(3, 3).with_batch_norm(BatchNorm::PLAIN)]).unwrap(),
+            true,
+            true,
+        )
+        .unwrap();
+        for architecture in [
+            official(),
+            Architecture::lightly(5, 4, 3, 2).unwrap(),
+            custom,
+        ] {
+            let (mut head, mut sgd) = trained::<K>(&architecture, TrainConfig::default());
+            let x = batch(&architecture, 1, 3);
+            let len = scratch_len(&architecture, 1).unwrap();
+            assert_step_fails(&mut head, &mut sgd, [&x, &x], len, [0, 0], ONE_PAIR);
+            // Before the x2s length and the input gradients.
+            assert_step_fails(&mut head, &mut sgd, [&x, &[]], len, [1, 0], ONE_PAIR);
+        }
+        // Without BatchNorm one pair is a batch.
+        let (mut head, mut sgd) = trained::<K>(&reference(), TrainConfig::default());
+        let x = batch(&reference(), 1, 3);
+        let mut scratch = vec![0.0; scratch_len(&reference(), 1).unwrap()];
+        let loss = sgd
+            .step(&mut head, &x, &x, &mut scratch, [&mut [], &mut []])
+            .unwrap();
+        assert!(loss.is_finite());
+    }
+
+    fn short_scratch<K: Kernels>() {
+        for architecture in [reference(), official()] {
+            let (mut head, mut sgd) = trained::<K>(&architecture, TrainConfig::default());
+            let (x1s, x2s, needed) = good(&architecture);
+            for capacity in [0, 1, needed / 2, needed - 1] {
+                assert_step_fails(
+                    &mut head,
+                    &mut sgd,
+                    [&x1s, &x2s],
+                    capacity,
+                    [0, 0],
+                    SslError::CapacityTooSmall { needed, capacity },
+                );
+            }
+            // Longer than needed is fine.
+            let mut scratch = vec![0.0; needed + 7];
+            sgd.step(&mut head, &x1s, &x2s, &mut scratch, [&mut [], &mut []])
+                .unwrap();
+        }
+    }
+
+    fn non_finite_training_inputs<K: Kernels>() {
+        for architecture in [reference(), official()] {
+            let (mut head, mut sgd) = trained::<K>(&architecture, TrainConfig::default());
+            let (x1s, x2s, len) = good(&architecture);
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                for at in [0, x1s.len() / 2, x1s.len() - 1] {
+                    let mut x1 = x1s.clone();
+                    x1[at] = bad;
+                    let mut x2 = x2s.clone();
+                    x2[at] = bad;
+                    let x1s_error = non_finite("x1s");
+                    assert_step_fails(&mut head, &mut sgd, [&x1, &x2s], len, [0, 0], x1s_error);
+                    assert_step_fails(
+                        &mut head,
+                        &mut sgd,
+                        [&x1s, &x2],
+                        len,
+                        [0, 0],
+                        non_finite("x2s"),
+                    );
+                    // x1s first; both before the scratch.
+                    assert_step_fails(&mut head, &mut sgd, [&x1, &x2], 0, [0, 0], x1s_error);
+                    assert_step_fails(
+                        &mut head,
+                        &mut sgd,
+                        [&x1s, &x2],
+                        0,
+                        [0, 0],
+                        non_finite("x2s"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Steps whose arithmetic overflows: each gives its documented `NonFinite` location
+    /// and changes nothing.
+    fn overflowing_steps<K: Kernels>() {
+        // Huge parameters: the projector's output overflows.
+        let architecture = reference();
+        let (mut head, mut sgd) = trained::<K>(&architecture, TrainConfig::default());
+        let (x1s, x2s, len) = good(&architecture);
+        let huge = vec![1e30_f32; head.params().len()];
+        head.params_mut().copy_from_slice(&huge);
+        let location = non_finite("projector output");
+        assert_step_fails(&mut head, &mut sgd, [&x1s, &x2s], len, [0, 0], location);
+        // Huge predictor weights only: the predictor's output overflows.
+        head.params_mut()
+            .copy_from_slice(&params_for(&architecture, 5));
+        let projector_len: usize = architecture
+            .projector
+            .layers()
+            .iter()
+            .map(|l| l.param_count().unwrap())
+            .sum();
+        head.params_mut()[projector_len..].fill(1e30);
+        let location = non_finite("predictor output");
+        assert_step_fails(&mut head, &mut sgd, [&x1s, &x2s], len, [0, 0], location);
+
+        // A huge lr (or weight decay): the updated weights overflow.
+        for config in [
+            TrainConfig {
+                lr: f32::MAX,
+                weight_decay: 1.0,
+                ..TrainConfig::default()
+            },
+            TrainConfig {
+                lr: 1e10,
+                weight_decay: 1e30,
+                ..TrainConfig::default()
+            },
+        ] {
+            for architecture in [reference(), official()] {
+                // Its first step fails: a fresh head and optimiser.
+                let params = params_for(&architecture, 5);
+                let count = params.len();
+                let mut head = SimSiamHead::new(architecture, params)
+                    .unwrap()
+                    .with_kernels::<K>();
+                let mut sgd = Sgd::new(&architecture, config, vec![0.0; count]).unwrap();
+                let (x1s, x2s, len) = good(&architecture);
+                assert_step_fails(
+                    &mut head,
+                    &mut sgd,
+                    [&x1s, &x2s],
+                    len,
+                    [0, 0],
+                    non_finite("update"),
+                );
+            }
+        }
+        // A huge lr set later (a weight decay of 10 makes some |lr·buf| > f32::MAX).
+        let decay = TrainConfig {
+            weight_decay: 10.0,
+            ..TrainConfig::default()
+        };
+        let (mut head, mut sgd) = trained::<K>(&official(), decay);
+        let (x1s, x2s, len) = good(&official());
+        sgd.set_lr(f32::MAX);
+        assert_step_fails(
+            &mut head,
+            &mut sgd,
+            [&x1s, &x2s],
+            len,
+            [0, 0],
+            non_finite("update"),
+        );
+
+        // Inputs whose batch variance overflows: BatchNorm's output stays finite
+        // (1/√∞ = 0), the running variance does not. At lr 0 without weight decay no
+        // weight can overflow: the error is the running statistics'.
+        let frozen = TrainConfig {
+            lr: 0.0,
+            weight_decay: 0.0,
+            ..TrainConfig::default()
+        };
+        let (mut head, mut sgd) = trained::<K>(&official(), frozen);
+        let (x1s, x2s, len) = good(&official());
+        let x1: Vec<f32> = x1s.iter().map(|x| x * 1e19).collect();
+        assert_step_fails(
+            &mut head,
+            &mut sgd,
+            [&x1, &x2s],
+            len,
+            [0, 0],
+            non_finite("update"),
+        );
+
+        // Parameter gradients that overflow: a BatchNorm γ of 1e38 on a batch of
+        // variance far below eps.
+        let architecture = Architecture::new(
+            Stack::new(&[Layer::linear(1, 2)]).unwrap(),
+            Stack::new(&[Layer::linear(2, 2).with_batch_norm(BatchNorm::AFFINE)]).unwrap(),
+            false,
+            false,
+        )
+        .unwrap();
+        // W1, W2, γ, β, running mean, running variance.
+        let params = vec![
+            1.0, 2.0, 1.0, 0.5, -0.5, 1.0, 1e38, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0,
+        ];
+        let mut head = SimSiamHead::new(architecture, params)
+            .unwrap()
+            .with_kernels::<K>();
+        let mut sgd = Sgd::new(&architecture, TrainConfig::default(), vec![0.0; 14]).unwrap();
+        let len = scratch_len(&architecture, 2).unwrap();
+        let (x1, x2) = ([1e-30, -1e-30], [2e-30, -1e-30]);
+        assert_step_fails(
+            &mut head,
+            &mut sgd,
+            [&x1, &x2],
+            len,
+            [2, 2],
+            non_finite("gradients"),
+        );
+    }
+
+    /// Input gradients `dL/dx1s` that overflow (huge weights on inputs whose projection
+    /// is barely above the normalisation floor): the step must not report `Ok` with
+    /// non-finite input gradients; like the parameter gradients it fails with
+    /// `NonFinite { location: "gradients" }` and changes nothing.
+    fn overflowing_input_gradients<K: Kernels>() {
+        let architecture = Architecture::new(
+            Stack::new(&[Layer::linear(2, 2)]).unwrap(),
+            Stack::new(&[Layer::linear(2, 2)]).unwrap(),
+            true,
+            true,
+        )
+        .unwrap();
+        // W1 = 1e29·I, W2 swaps the two coordinates.
+        let params = vec![1e29, 0.0, 0.0, 1e29, 0.0, 1.0, 1.0, 0.0];
+        let mut head = SimSiamHead::new(architecture, params)
+            .unwrap()
+            .with_kernels::<K>();
+        let mut sgd = Sgd::new(&architecture, TrainConfig::default(), vec![0.0; 8]).unwrap();
+        let len = scratch_len(&architecture, 1).unwrap();
+        let x = [1e-40, 2e-40];
+        // Without input gradients the step is finite.
+        let mut scratch = vec![0.0; len];
+        let mut copy = head.clone();
+        let mut sgd_copy = sgd.clone();
+        assert!(
+            sgd_copy
+                .step(&mut copy, &x, &x, &mut scratch, [&mut [], &mut []])
+                .is_ok()
+        );
+        assert_step_fails(
+            &mut head,
+            &mut sgd,
+            [&x, &x],
+            len,
+            [2, 2],
+            non_finite("gradients"),
+        );
+        assert_step_fails(
+            &mut head,
+            &mut sgd,
+            [&x, &x],
+            len,
+            [2, 0],
+            non_finite("gradients"),
+        );
+    }
+
+    macro_rules! on_both_twins {
+        ($($name:ident),* $(,)?) => {
+            $(
+                #[test]
+                fn $name() {
+                    super::training::$name::<Simd>();
+                    super::training::$name::<Scalar>();
+                }
+            )*
+        };
+    }
+
+    mod twins {
+        use super::{Scalar, Simd};
+        on_both_twins!(
+            step_on_another_architecture,
+            bad_learning_rates,
+            bad_batch_shapes,
+            one_pair_with_batch_norm,
+            short_scratch,
+            non_finite_training_inputs,
+            overflowing_steps,
+            overflowing_input_gradients,
+        );
+    }
+
+    /// `Trainer::step` documents "on an error the model and the trainer are unchanged":
+    /// what the trainer shows of the last step (`input_grads`, `projections`) is still
+    /// the last good step's after a failed one, whether the failed batch had another
+    /// size (checked before any arithmetic) or the same (failing in the update).
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn trainer_failed_step_keeps_the_last_steps_outputs() {
+        use simsiam::SimSiam;
+        use simsiam::train::Trainer;
+        let architecture = official();
+        let model_params = params_for(&architecture, 5);
+        let mut model = SimSiam::from_params(architecture, model_params).unwrap();
+        let config = TrainConfig {
+            weight_decay: 10.0,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(&model, config).unwrap();
+        let (x1s, x2s, _) = good(&architecture);
+        trainer.step(&mut model, &x1s, &x2s).unwrap();
+        let shown = |t: &Trainer| {
+            let (g1, g2) = t.input_grads();
+            let (z1, z2) = t.projections();
+            [g1.to_vec(), g2.to_vec(), z1.to_vec(), z2.to_vec()]
+        };
+        let last = shown(&trainer);
+        assert!(last.iter().all(|v| !v.is_empty()));
+        let d = architecture.d_encoder();
+        let mut nan = x1s[..2 * d].to_vec();
+        nan[0] = f32::NAN;
+        assert_eq!(
+            trainer.step(&mut model, &nan, &x2s[..2 * d]),
+            Err(non_finite("x1s"))
+        );
+        assert_eq!(shown(&trainer), last, "after a failed step of another size");
+        trainer.set_lr(f32::MAX);
+        assert_eq!(
+            trainer.step(&mut model, &x2s, &x1s),
+            Err(non_finite("update"))
+        );
+        assert_eq!(
+            shown(&trainer),
+            last,
+            "after a step that failed in the update"
+        );
+    }
+
+    /// The `alloc` trainer reports the same errors and changes neither the model nor
+    /// itself.
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn trainer_errors() {
+        use simsiam::SimSiam;
+        use simsiam::train::Trainer;
+        for architecture in [reference(), official()] {
+            let params = params_for(&architecture, 5);
+            for backend in BACKENDS {
+                let mut model = SimSiam::from_params(architecture, params.clone())
+                    .unwrap()
+                    .with_backend(backend);
+                assert_eq!(
+                    Trainer::new(
+                        &model,
+                        TrainConfig {
+                            momentum: 1.0,
+                            ..TrainConfig::default()
+                        }
+                    )
+                    .map(|_| ()),
+                    Err(invalid("momentum", "must be finite and in [0, 1)"))
+                );
+                let mut trainer = Trainer::new(&model, TrainConfig::default()).unwrap();
+                let (x1s, x2s, _) = good(&architecture);
+                trainer.step(&mut model, &x1s, &x2s).unwrap();
+                let d = architecture.d_encoder();
+                let mut nan = x1s.clone();
+                nan[1] = f32::NAN;
+                let mut inf = x2s.clone();
+                inf[2] = f32::INFINITY;
+                let huge: Vec<f32> = x1s.iter().map(|x| x * 1e19).collect();
+                let mut cases: Vec<(Vec<f32>, Vec<f32>, SslError)> = vec![
+                    (vec![], vec![], BAD_X1S),
+                    (x1s[..d + 1].to_vec(), x2s[..d + 1].to_vec(), BAD_X1S),
+                    (x1s.clone(), x2s[..d].to_vec(), mismatch(x1s.len(), d)),
+                    (nan.clone(), x2s.clone(), non_finite("x1s")),
+                    (x1s.clone(), inf, non_finite("x2s")),
+                ];
+                if architecture == official() {
+                    cases.push((x1s[..d].to_vec(), x2s[..d].to_vec(), ONE_PAIR));
+                    cases.push((huge, x2s.clone(), non_finite("update")));
+                }
+                for (x1, x2, expected) in cases {
+                    let params_before = model.head().params().to_vec();
+                    let counters = *model.head().batches_tracked();
+                    let momentum = trainer.sgd().momentum().to_vec();
+                    assert_eq!(trainer.step(&mut model, &x1, &x2), Err(expected));
+                    assert_eq!(model.head().params(), &params_before[..]);
+                    assert_eq!(model.head().batches_tracked(), &counters);
+                    assert_eq!(trainer.sgd().momentum(), &momentum[..]);
+                    assert_eq!(trainer.steps(), 1);
+                }
+                trainer.set_lr(f32::NAN);
+                assert_eq!(
+                    trainer.step(&mut model, &x1s, &x2s),
+                    Err(invalid("lr", "must be finite and >= 0"))
+                );
+                trainer.set_lr(0.01);
+                trainer.step(&mut model, &x1s, &x2s).unwrap();
+                assert_eq!(trainer.steps(), 2);
+                // Updates that overflow on the first step.
+                let huge = TrainConfig {
+                    lr: 1e10,
+                    weight_decay: 1e30,
+                    ..TrainConfig::default()
+                };
+                let mut fresh = Trainer::new(&model, huge).unwrap();
+                let params_before = model.head().params().to_vec();
+                assert_eq!(
+                    fresh.step(&mut model, &x1s, &x2s),
+                    Err(non_finite("update"))
+                );
+                assert_eq!(model.head().params(), &params_before[..]);
+                assert_eq!(fresh.steps(), 0);
+                // A model of another architecture.
+                let mut other = SimSiam::new(config(5, 7, 6, 4), &mut LcgRng::new(1)).unwrap();
+                assert_eq!(trainer.step(&mut other, &x1s, &x2s), Err(WRONG_HEAD));
+            }
+        }
+    }
+}

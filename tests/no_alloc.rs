@@ -1,13 +1,16 @@
-//! The core makes zero heap allocations: every no-alloc entry point runs under a counting
-//! global allocator, whose counter is per thread so parallel tests do not interfere.
+//! The core makes zero heap allocations: every no-alloc entry point (inference and
+//! training) runs under a counting global allocator, whose counter is per thread so
+//! parallel tests do not interfere.
 
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use simsiam::kernels::{Scalar, Simd, scalar, simd};
-use simsiam::{Backend, LcgRng, SimSiamConfig, SimSiamHead, init_params};
+use simsiam::kernels::{Kernels, Scalar, Simd, scalar, simd};
+use simsiam::model::{Architecture, BatchNorm, Layer, Stack};
+use simsiam::train::{Sgd, TrainConfig, cosine_lr, param_grads, scratch_len};
+use simsiam::{Backend, LcgRng, SimSiamConfig, SimSiamHead, SslError, init_params};
 use support::twin::twin;
 
 struct CountingAllocator;
@@ -206,4 +209,203 @@ fn batch_calls_make_no_allocation() {
             "{config:?}: the batch calls allocated {count} times"
         );
     }
+}
+
+/// Parameters for any architecture, made before counting: small normal values.
+fn training_params(architecture: &Architecture, seed: u64) -> Vec<f32> {
+    let mut params = vec![0.0_f32; architecture.param_count().unwrap()];
+    LcgRng::new(seed).fill_normal(&mut params);
+    params.iter_mut().for_each(|p| *p *= 0.5);
+    params
+}
+
+/// `steps` training steps on the twin `K`, over the caller's storage, with and without
+/// input gradients; returns the last loss.
+fn train_steps<K: Kernels>(
+    architecture: &Architecture,
+    params: &mut [f32],
+    momentum: &mut [f32],
+    [x1s, x2s]: [&[f32]; 2],
+    scratch: &mut [f32],
+    [g1, g2]: [&mut [f32]; 2],
+    config: TrainConfig,
+) -> f32 {
+    let mut head = SimSiamHead::new(*architecture, params)
+        .unwrap()
+        .with_kernels::<K>();
+    let mut sgd = Sgd::new(architecture, config, momentum).unwrap();
+    let mut loss = f32::NAN;
+    for step in 0..3 {
+        sgd.set_lr(cosine_lr(config.lr, step, 3));
+        let grads: [&mut [f32]; 2] = if step == 1 {
+            [&mut [], &mut []]
+        } else {
+            [&mut *g1, &mut *g2]
+        };
+        loss = sgd.step(&mut head, x1s, x2s, scratch, grads).unwrap();
+        assert!((-1.0..=1.0).contains(&loss), "loss {loss}");
+    }
+    assert_eq!(sgd.steps(), 3);
+    // Errors are allocation-free too: a short scratch, a wrong x2s, a bad lr.
+    let short = scratch.len() - 1;
+    assert!(matches!(
+        sgd.step(
+            &mut head,
+            x1s,
+            x2s,
+            &mut scratch[..short],
+            [&mut [], &mut []]
+        ),
+        Err(SslError::CapacityTooSmall { .. })
+    ));
+    assert!(
+        sgd.step(&mut head, x1s, &x2s[1..], scratch, [&mut [], &mut []])
+            .is_err()
+    );
+    sgd.set_lr(f32::NAN);
+    assert!(
+        sgd.step(&mut head, x1s, x2s, scratch, [&mut [], &mut []])
+            .is_err()
+    );
+    assert_eq!(sgd.steps(), 3);
+    loss
+}
+
+/// The core training API: `Sgd::new`, `Sgd::step` (three steps a run, both twins, the
+/// reference, official and lightly heads and a custom stack, with and without
+/// stop-gradient and input gradients, and failing steps), `scratch_len`, `param_grads`,
+/// `cosine_lr`, `TrainConfig::validate`, over caller-owned slices, and over a
+/// fixed-capacity owner (`heapless::Vec` head, array momentum).
+#[test]
+fn core_training_makes_no_allocation() {
+    const N: usize = 4;
+    let architectures = [
+        Architecture::reference(SimSiamConfig {
+            d_encoder: 6,
+            d_projector: 8,
+            d_predictor: 5,
+            d_out: 4,
+        })
+        .unwrap(),
+        Architecture::official(6, 5, 3).unwrap(),
+        Architecture::lightly(6, 7, 4, 3).unwrap(),
+        Architecture::new(
+            Stack::new(&[
+                Layer::linear(6, 5).with_batch_norm(BatchNorm::AFFINE),
+                Layer::linear(5, 4).with_frozen_bias().with_relu(),
+            ])
+            .unwrap(),
+            Stack::new(&[Layer::linear(4, 4)
+                .with_bias()
+                .with_batch_norm(BatchNorm::PLAIN)])
+            .unwrap(),
+            true,
+            false,
+        )
+        .unwrap(),
+    ];
+    for architecture in &architectures {
+        let d = architecture.d_encoder();
+        let mut params = training_params(architecture, 11);
+        let mut momentum = vec![0.0_f32; params.len()];
+        let x1s: Vec<f32> = (0..N * d).map(|i| (i as f32 * 0.37).sin()).collect();
+        let x2s: Vec<f32> = x1s.iter().map(|x| x * 0.9 + 0.05).collect();
+        let mut scratch = vec![0.0_f32; scratch_len(architecture, N).unwrap()];
+        let mut g1 = vec![0.0_f32; N * d];
+        let mut g2 = vec![0.0_f32; N * d];
+        let count = allocations_in(|| {
+            assert_eq!(scratch_len(architecture, N), Ok(scratch.len()));
+            for stop_gradient in [true, false] {
+                let config = TrainConfig {
+                    stop_gradient,
+                    ..TrainConfig::default()
+                };
+                config.validate().unwrap();
+                let xs = [&x1s[..], &x2s[..]];
+                let grads = [&mut g1[..], &mut g2[..]];
+                train_steps::<Simd>(
+                    architecture,
+                    &mut params,
+                    &mut momentum,
+                    xs,
+                    &mut scratch,
+                    grads,
+                    config,
+                );
+                let grads = [&mut g1[..], &mut g2[..]];
+                train_steps::<Scalar>(
+                    architecture,
+                    &mut params,
+                    &mut momentum,
+                    xs,
+                    &mut scratch,
+                    grads,
+                    config,
+                );
+                let grads = param_grads(architecture, N, &scratch).unwrap();
+                assert_eq!(grads.len(), params.len());
+                assert!(param_grads(architecture, N, &scratch[1..]).is_err());
+            }
+            // Failing constructions.
+            assert!(Sgd::new(architecture, TrainConfig::default(), &mut momentum[1..]).is_err());
+            let bad = TrainConfig {
+                momentum: 1.0,
+                ..TrainConfig::default()
+            };
+            assert!(bad.validate().is_err());
+            assert!(Sgd::new(architecture, bad, &mut momentum[..]).is_err());
+            assert!(scratch_len(architecture, usize::MAX).is_err());
+            assert_eq!(cosine_lr(0.05, 0, 10), 0.05);
+            assert_eq!(cosine_lr(0.05, 10, 10), 0.0);
+        });
+        assert_eq!(
+            count, 0,
+            "{architecture:?}: training allocated {count} times"
+        );
+        assert!(params.iter().all(|p| p.is_finite()));
+    }
+
+    // The fixed-capacity owner of the module's example: a `heapless::Vec` head and an
+    // array momentum, moved into the optimiser.
+    let config = SimSiamConfig {
+        d_encoder: 8,
+        d_projector: 16,
+        d_predictor: 8,
+        d_out: 4,
+    };
+    const OWNED: usize = 8 * 16 + 16 + 16 * 4 + 4 + 4 * 8 + 8 + 8 * 4 + 4;
+    let x1s: Vec<f32> = (0..N * 8).map(|i| (i as f32 * 0.61).cos()).collect();
+    let x2s: Vec<f32> = x1s.iter().map(|x| x * 1.1).collect();
+    let mut scratch = vec![0.0_f32; 2048];
+    let count = allocations_in(|| {
+        let mut head =
+            SimSiamHead::<heapless::Vec<f32, OWNED>>::from_seed(config, &mut LcgRng::new(3))
+                .unwrap();
+        let architecture = *head.architecture();
+        let len = scratch_len(&architecture, N).unwrap();
+        let mut sgd = Sgd::new(&architecture, TrainConfig::default(), [0.0_f32; OWNED]).unwrap();
+        for _ in 0..3 {
+            let loss = sgd
+                .step(
+                    &mut head,
+                    &x1s,
+                    &x2s,
+                    &mut scratch[..len],
+                    [&mut [], &mut []],
+                )
+                .unwrap();
+            assert!((-1.0..=1.0).contains(&loss));
+        }
+        let mut head = head.with_kernels::<Scalar>();
+        sgd.step(
+            &mut head,
+            &x1s,
+            &x2s,
+            &mut scratch[..len],
+            [&mut [], &mut []],
+        )
+        .unwrap();
+        assert_eq!(sgd.steps(), 4);
+    });
+    assert_eq!(count, 0, "the fixed-capacity owner allocated {count} times");
 }

@@ -14,6 +14,13 @@ use core::hint::black_box;
 
 use simsiam::image::{AlignedImage, Image};
 use simsiam::kernels::{Kernels, Scalar, Simd, scalar, simd};
+use simsiam::model::{Architecture, BatchNorm, Layer, Stack};
+#[cfg(feature = "schedule")]
+use simsiam::train::cosine_lr;
+use simsiam::train::{
+    CollapseMonitor, Sgd, TrainConfig, collapse_level, output_std, output_std_scratch_len,
+    param_grads, scratch_len,
+};
 #[cfg(feature = "init")]
 use simsiam::{LcgRng, init_params};
 use simsiam::{SimSiamConfig, SimSiamHead, SslResult};
@@ -151,6 +158,122 @@ fn construction() {
     }
 }
 
+/// An architecture the optimiser knows nothing about: any preset with opaque widths, or
+/// a custom stack of every layer kind (bias, frozen bias, BatchNorm affine or not, ReLU,
+/// L2 after either stack or not), chosen at run time and hidden behind `black_box`.
+fn any_architecture() -> Option<Architecture> {
+    let d = |v: usize| black_box(v);
+    let architecture = match black_box(0_u8) {
+        0 => Architecture::reference(black_box(CONFIG)),
+        1 => Architecture::official(d(8), d(4), d(2)),
+        2 => Architecture::lightly(d(8), d(6), d(4), d(2)),
+        _ => Architecture::new(
+            Stack::new(black_box(&[
+                Layer::linear(8, 6).with_batch_norm(BatchNorm::AFFINE),
+                Layer::linear(6, 6).with_bias().with_relu(),
+                Layer::linear(6, 4)
+                    .with_batch_norm(BatchNorm::PLAIN.with_eps(1e-3))
+                    .with_relu(),
+                Layer::linear(4, 4).with_frozen_bias(),
+            ]))
+            .ok()?,
+            Stack::new(black_box(&[Layer::linear(4, 4).with_bias().with_relu()])).ok()?,
+            black_box(true),
+            black_box(false),
+        ),
+    };
+    Some(black_box(architecture.ok()?))
+}
+
+/// Training settings with every field opaque (any value, valid or not).
+fn any_train_config() -> TrainConfig {
+    black_box(TrainConfig {
+        lr: black_box(0.05),
+        momentum: black_box(0.9),
+        weight_decay: black_box(1e-4),
+        fix_predictor_lr: black_box(true),
+        stop_gradient: black_box(true),
+        batch_norm_momentum: black_box(0.1),
+    })
+}
+
+/// `len` floats of `buffer` (`len` opaque: any length, short or empty included).
+fn cut(buffer: &mut [f32], len: usize) -> &mut [f32] {
+    buffer.get_mut(..black_box(len)).unwrap_or_default()
+}
+
+/// Training, core API: sizes, the optimiser and steps on both twins, with opaque
+/// architecture, parameters, batch, scratch, input gradients and settings.
+fn training() {
+    let config = any_train_config();
+    observe(config.validate());
+    #[cfg(feature = "schedule")]
+    black_box(cosine_lr(black_box(0.05), black_box(3), black_box(10)));
+    let Some(architecture) = any_architecture() else {
+        return;
+    };
+    let n = black_box(3);
+    observe(scratch_len(&architecture, n));
+    let param_count = architecture.param_count().unwrap_or(0);
+    let mut params = black_box([0.125_f32; 512]);
+    let mut momentum = black_box([0.0_f32; 512]);
+    let mut scratch = black_box([0.0_f32; 1024]);
+    let mut g1 = black_box([0.0_f32; 32]);
+    let mut g2 = black_box([0.0_f32; 32]);
+    let params = cut(&mut params, param_count);
+    let Ok(head) = SimSiamHead::from_checked_params(architecture, params) else {
+        return;
+    };
+    let mut head = black_box(head);
+    let Ok(sgd) = Sgd::new(&architecture, config, cut(&mut momentum, param_count)) else {
+        return;
+    };
+    let mut sgd = black_box(sgd);
+    sgd.set_lr(black_box(0.01));
+    black_box((sgd.lr(), sgd.steps(), sgd.config(), sgd.architecture()));
+    black_box(sgd.momentum());
+    let scratch = cut(&mut scratch, 700);
+    observe(sgd.step(
+        &mut head,
+        opaque(&BATCH),
+        opaque(&BATCH),
+        scratch,
+        [cut(&mut g1, 24), cut(&mut g2, 24)],
+    ));
+    let mut head = black_box(head.with_kernels::<Scalar>());
+    observe(sgd.step(
+        &mut head,
+        opaque(&BATCH),
+        opaque(&BATCH[..16]),
+        scratch,
+        [cut(&mut g1, 0), cut(&mut g2, 24)],
+    ));
+    black_box(head.params());
+    observe(param_grads(&architecture, n, scratch));
+    // The collapse monitor.
+    let mut std_scratch = black_box([0.0_f32; 64]);
+    let dim = black_box(4);
+    black_box(output_std_scratch_len(dim));
+    let std = output_std(opaque(&BATCH), dim, cut(&mut std_scratch, 8));
+    observe(std);
+    black_box(collapse_level(black_box(0.25), dim));
+    let mut monitor = black_box(made::<CollapseMonitor>());
+    if let Ok(weighted) = CollapseMonitor::with_weight(black_box(0.5)) {
+        monitor = weighted;
+    }
+    observe(monitor.update(opaque(&BATCH), dim, cut(&mut std_scratch, 8)));
+    black_box((
+        monitor.average_std(),
+        monitor.collapse_level(),
+        monitor.normalized_std(),
+    ));
+}
+
+/// `T::default()`, opaque.
+fn made<T: Default>() -> T {
+    black_box(T::default())
+}
+
 #[cfg(feature = "canary")]
 fn canary() {
     let values = black_box([1.0_f32; 4]);
@@ -170,6 +293,7 @@ pub extern "C" fn _start() -> ! {
         }
         image(black_box(&IMAGE.0[..]));
         kernels();
+        training();
         #[cfg(feature = "init")]
         construction();
         #[cfg(feature = "canary")]

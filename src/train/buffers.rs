@@ -80,6 +80,7 @@ fn widest(architecture: &Architecture) -> usize {
 /// # Ok::<(), simsiam::SslError>(())
 /// ```
 pub fn scratch_len(architecture: &Architecture, n: usize) -> SslResult<usize> {
+    architecture.validate()?;
     let param_count = architecture.param_count()?;
     let per_view = architecture
         .layers()

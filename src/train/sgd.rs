@@ -57,6 +57,7 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
     /// `momentum` is not `param_count` long.
     pub fn new(architecture: &Architecture, config: TrainConfig, momentum: M) -> SslResult<Self> {
         config.validate()?;
+        architecture.validate()?;
         check_len(architecture.param_count()?, momentum.as_ref().len())?;
         let mut momentum = momentum;
         momentum.as_mut().fill(0.0);
@@ -165,7 +166,8 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         let [x1s, x2s] = xs;
         let n = batch_size(architecture, x1s)?;
         check_len(x1s.len(), x2s.len())?;
-        for grad in &input_grads {
+        let [input_first, input_second] = input_grads;
+        for grad in [&*input_first, &*input_second] {
             if !grad.is_empty() {
                 check_len(x1s.len(), grad.len())?;
             }
@@ -183,10 +185,12 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
                 n,
                 self.config.stop_gradient,
                 &mut buffers,
-                input_grads,
+                [&mut *input_first, &mut *input_second],
             )?
         };
         check_finite(buffers.param_grads, "gradients")?;
+        check_finite(input_first, "gradients")?;
+        check_finite(input_second, "gradients")?;
         let update = Update {
             config: &self.config,
             lr: self.lr,
@@ -198,6 +202,8 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         };
         let grads: &[f32] = buffers.param_grads;
         let momentum = self.momentum.as_mut();
+        // Storage whose mutable view differs in length from its shared one.
+        check_len(layout.param_count, momentum.len())?;
         let regions = || trained_regions(architecture, layout);
         // All or nothing: check every new value first, then write.
         for (range, lr) in regions() {
@@ -244,7 +250,9 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
             }
             values
         };
-        for (index, (layer, offsets)) in architecture.layers().zip(&layout.layers).enumerate() {
+        for ((layer, offsets), index) in
+            architecture.layers().zip(&layout.layers).zip(0..MAX_LAYERS)
+        {
             let Some((mean_range, var_range)) = running_ranges(layer, offsets) else {
                 continue;
             };
@@ -255,7 +263,7 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
             let (Some(rm), Some(rv)) = (params.get(mean_range), params.get(var_range)) else {
                 continue;
             };
-            for (c, (rm, rv)) in rm.iter().zip(rv).enumerate() {
+            for ((rm, rv), c) in rm.iter().zip(rv).zip(0..layer.d_out) {
                 let (rm, rv) = running(&stats, *rm, *rv, c);
                 if !(rm.is_finite() && rv.is_finite()) {
                     return Err(SslError::NonFinite { location: "update" });
@@ -276,7 +284,9 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
                 (*w, *buf) = update.apply(*w, *g, *buf, lr);
             }
         }
-        for (index, (layer, offsets)) in architecture.layers().zip(&layout.layers).enumerate() {
+        for ((layer, offsets), index) in
+            architecture.layers().zip(&layout.layers).zip(0..MAX_LAYERS)
+        {
             let Some((mean_range, var_range)) = running_ranges(layer, offsets) else {
                 continue;
             };
@@ -291,7 +301,7 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
             else {
                 continue;
             };
-            for (c, (rm, rv)) in rm.iter_mut().zip(rv.iter_mut()).enumerate() {
+            for ((rm, rv), c) in rm.iter_mut().zip(rv.iter_mut()).zip(0..layer.d_out) {
                 (*rm, *rv) = running(&stats, *rm, *rv, c);
             }
             if let Some(count) = batches_tracked.get_mut(index) {
@@ -371,8 +381,8 @@ fn trained_regions<'a>(
     architecture
         .layers()
         .zip(&layout.layers)
-        .enumerate()
-        .flat_map(move |(index, (layer, offsets))| {
+        .zip(0..MAX_LAYERS)
+        .flat_map(move |((layer, offsets), index)| {
             let lr: LrOf = if index >= projector_len {
                 initial_lr
             } else {

@@ -149,7 +149,7 @@ fn batch_norm_forward(
             .iter_mut()
             .zip(xhat_row)
             .zip(mean.iter().zip(inv_std.iter()));
-        for (c, ((y, xhat), (m, inv))) in channels.enumerate() {
+        for (((y, xhat), (m, inv)), c) in channels.zip(0..d) {
             *xhat = (*y - *m) * *inv;
             let gamma = batch_norm
                 .gamma
@@ -242,7 +242,7 @@ fn forward_view<K: Kernels>(
         .zip(normalized.iter_mut())
         .zip(stats.iter_mut());
     let active = layers.views.iter().take(layers.count);
-    for (index, (layer, ((out, xhat), stat))) in active.zip(slots).enumerate() {
+    for ((layer, ((out, xhat), stat)), index) in active.zip(slots).zip(0..MAX_LAYERS) {
         if index == layers.projector_len {
             // The predictor's input: the projection, as the architecture passes it on.
             normalize_rows::<K>(
@@ -338,8 +338,11 @@ fn layer_backward<K: Kernels>(
         let count = n as f32;
         for (g_row, xhat_row) in rows_mut(grads, d_out).zip(rows(parts.normalized, d_out)) {
             let per_channel = sum_g.iter().zip(sum_gx.iter()).zip(inv_std.iter());
-            for (c, ((g, xhat), ((sg, sgx), inv))) in
-                g_row.iter_mut().zip(xhat_row).zip(per_channel).enumerate()
+            for (((g, xhat), ((sg, sgx), inv)), c) in g_row
+                .iter_mut()
+                .zip(xhat_row)
+                .zip(per_channel)
+                .zip(0..d_out)
             {
                 let gamma = batch_norm
                     .gamma

@@ -34,10 +34,19 @@ use crate::simsiam::{SimSiam, try_zeros};
 #[derive(Debug, Clone)]
 pub struct Trainer {
     sgd: Sgd<Vec<f32>>,
+    /// The step's scratch and input-gradient buffers, cut for `n` pairs.
     scratch: Vec<f32>,
-    input_grads: Vec<f32>,
-    /// The batch size the buffers are cut for (0 before the first step).
+    work_grads: Vec<f32>,
     n: usize,
+    /// What the last successful step showed: `dL/dx1s ‖ dL/dx2s`, `z1s ‖ z2s`.
+    input_grads: Vec<f32>,
+    projections: Vec<f32>,
+}
+
+/// `v` with room for `len` floats, or `OutOfMemory`.
+fn reserve(v: &mut Vec<f32>, len: usize) -> SslResult<()> {
+    v.try_reserve_exact(len.saturating_sub(v.len()))
+        .map_err(|_| crate::SslError::OutOfMemory { floats: len })
 }
 
 impl Trainer {
@@ -52,8 +61,10 @@ impl Trainer {
         Ok(Self {
             sgd: Sgd::new(architecture, config, momentum)?,
             scratch: Vec::new(),
-            input_grads: Vec::new(),
+            work_grads: Vec::new(),
             n: 0,
+            input_grads: Vec::new(),
+            projections: Vec::new(),
         })
     }
 
@@ -90,7 +101,9 @@ impl Trainer {
 
     /// One step on `n` pairs (`x1s`, `x2s`: `n × d_encoder` each, row-major): returns
     /// the loss before the update, and updates `model`'s parameters and BatchNorm
-    /// running statistics. On an error the model and the trainer are unchanged.
+    /// running statistics. On an error the model, the optimiser and what
+    /// [`input_grads`](Self::input_grads) and [`projections`](Self::projections) show
+    /// (the last successful step's) are unchanged.
     ///
     /// # Errors
     /// As [`Sgd::step`]; `OutOfMemory` when the buffers for a new batch size cannot be
@@ -101,23 +114,25 @@ impl Trainer {
         let n = x1s.len().checked_div(d).unwrap_or(0);
         if n != self.n {
             // Sized for this batch; the step itself checks the batch.
-            let len = scratch_len(&architecture, n)?;
-            let grads = x1s.len().saturating_mul(2);
-            self.scratch = try_zeros(len)?;
-            self.input_grads = try_zeros(grads)?;
+            self.scratch = try_zeros(scratch_len(&architecture, n)?)?;
+            self.work_grads = try_zeros(x1s.len().saturating_mul(2))?;
             self.n = n;
         }
+        // Room for what the step will show, reserved before anything changes.
+        let shown_grads = self.work_grads.len();
+        let shown_projections = n.saturating_mul(architecture.d_out()).saturating_mul(2);
+        reserve(&mut self.input_grads, shown_grads)?;
+        reserve(&mut self.projections, shown_projections)?;
         let (g1, g2) = self
-            .input_grads
+            .work_grads
             .split_at_mut_checked(x1s.len())
             .unwrap_or((&mut [], &mut []));
         let backend = model.backend();
-        let (architecture, layout, params, batches_tracked) = model.head_mut().training_parts();
-        let parts = (architecture, layout);
-        match backend {
+        let (architecture_ref, layout, params, batches_tracked) = model.head_mut().training_parts();
+        let loss = match backend {
             Backend::Simd => self.sgd.step_on::<Simd>(
-                parts.0,
-                parts.1,
+                architecture_ref,
+                layout,
                 params,
                 batches_tracked,
                 [x1s, x2s],
@@ -125,44 +140,41 @@ impl Trainer {
                 [g1, g2],
             ),
             Backend::Scalar => self.sgd.step_on::<Scalar>(
-                parts.0,
-                parts.1,
+                architecture_ref,
+                layout,
                 params,
                 batches_tracked,
                 [x1s, x2s],
                 &mut self.scratch,
                 [g1, g2],
             ),
+        }?;
+        // Infallible from here: the room is reserved.
+        self.input_grads.clear();
+        self.input_grads.extend_from_slice(&self.work_grads);
+        self.projections.clear();
+        if let Ok([first, second]) = projection_ranges(&architecture, n) {
+            for range in [first, second] {
+                self.projections
+                    .extend_from_slice(self.scratch.get(range).unwrap_or_default());
+            }
         }
+        Ok(loss)
     }
 
-    /// `dL/dx1s`, `dL/dx2s` of the last step (`n × d_encoder` each; empty before the
-    /// first).
+    /// `dL/dx1s`, `dL/dx2s` of the last successful step (`n × d_encoder` each; empty
+    /// before the first).
     #[must_use]
     pub fn input_grads(&self) -> (&[f32], &[f32]) {
-        let half = self.input_grads.len() / 2;
-        self.input_grads.split_at(half)
+        self.input_grads.split_at(self.input_grads.len() / 2)
     }
 
-    /// The projector's outputs `z1s`, `z2s` of the last step (`n × d_out` each, as the
-    /// forward pass in training mode made them, before L2 normalisation; empty before
-    /// the first step). Feed them to a [`CollapseMonitor`](super::CollapseMonitor).
+    /// The projector's outputs `z1s`, `z2s` of the last successful step (`n × d_out`
+    /// each, as the forward pass in training mode made them, before L2 normalisation;
+    /// empty before the first step). Feed them to a
+    /// [`CollapseMonitor`](super::CollapseMonitor).
     #[must_use]
     pub fn projections(&self) -> (&[f32], &[f32]) {
-        if self.steps() == 0 {
-            return (&[], &[]);
-        }
-        let architecture = self.sgd_architecture();
-        match projection_ranges(architecture, self.n) {
-            Ok([first, second]) => (
-                self.scratch.get(first).unwrap_or_default(),
-                self.scratch.get(second).unwrap_or_default(),
-            ),
-            Err(_) => (&[], &[]),
-        }
-    }
-
-    fn sgd_architecture(&self) -> &crate::model::Architecture {
-        self.sgd.architecture()
+        self.projections.split_at(self.projections.len() / 2)
     }
 }
