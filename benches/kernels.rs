@@ -4,6 +4,11 @@
 //! vector kernels (dot, L2) run on vectors of `rows·cols` elements. Throughput is the
 //! number of multiply–adds (matvec, dot) or elements (L2).
 //!
+//! The `gemm` group times the training pass's matrix kernels on its shapes, `m×n×k`:
+//! `tn` 128×64×64 (`dW += Gᵀ·X` of a 64 → 128 layer at batch 64), `nn` 64×64×128 (its
+//! `dX = G·W`), `nn` 64×2048×2048 and `tn` 2048×2048×64 (a paper-size 2048-wide layer).
+//! Throughput is in FLOP (`2·m·n·k`), so criterion's "elem/s" reads as FLOP/s.
+//!
 //! `cargo bench --bench kernels` (SSE2 lanes) and
 //! `RUSTFLAGS="-C target-cpu=x86-64-v3" cargo bench --bench kernels` (AVX2 + FMA).
 
@@ -23,6 +28,61 @@ fn random(rng: &mut LcgRng, len: usize) -> Vec<f32> {
 type Matvec = fn(&[f32], &[f32], &[f32], &mut [f32]) -> simsiam::SslResult<()>;
 type Dot = fn(&[f32], &[f32]) -> simsiam::SslResult<f32>;
 type Normalize = fn(&mut [f32]) -> f32;
+type Gemm = fn(
+    usize,
+    usize,
+    usize,
+    &[f32],
+    usize,
+    &[f32],
+    usize,
+    &mut [f32],
+    usize,
+) -> simsiam::SslResult<()>;
+
+/// `(name, m, n, k)` of the `gemm` group; `nn` reads `A` as `m × k`, `tn` as `k × m`.
+const GEMM_SHAPES: [(&str, usize, usize, usize); 4] = [
+    ("tn", 128, 64, 64),
+    ("nn", 64, 64, 128),
+    ("nn", 64, 2048, 2048),
+    ("tn", 2048, 2048, 64),
+];
+
+fn bench_gemm(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gemm");
+    let mut rng = LcgRng::new(3);
+    for (op, m, n, k) in GEMM_SHAPES {
+        // Dense operands (leading dimension = width); `A` has `m·k` elements either way.
+        let (a, b) = (random(&mut rng, m * k), random(&mut rng, k * n));
+        let mut out = random(&mut rng, m * n);
+        let lda = if op == "nn" { k } else { m };
+        group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        let twins: [(&str, Gemm); 2] = if op == "nn" {
+            [("scalar", scalar::gemm_nn_add), ("simd", simd::gemm_nn_add)]
+        } else {
+            [("scalar", scalar::gemm_tn_add), ("simd", simd::gemm_tn_add)]
+        };
+        for (twin, f) in twins {
+            let id = BenchmarkId::new(twin, format!("{op}_{m}x{n}x{k}"));
+            group.bench_function(id, |bench| {
+                bench.iter(|| {
+                    f(
+                        black_box(m),
+                        black_box(n),
+                        black_box(k),
+                        black_box(&a),
+                        black_box(lda),
+                        black_box(&b),
+                        black_box(n),
+                        black_box(&mut out),
+                        black_box(n),
+                    )
+                });
+            });
+        }
+    }
+    group.finish();
+}
 
 fn bench_matvec(c: &mut Criterion, name: &str, twins: [(&str, Matvec); 2]) {
     let mut group = c.benchmark_group(name);
@@ -99,6 +159,8 @@ fn kernels(c: &mut Criterion) {
         }
     }
     group.finish();
+
+    bench_gemm(c);
 }
 
 criterion_group! {

@@ -2,13 +2,17 @@
 //! arbitrary finite data: equal within `simsiam::kernels::sum_error_bound` (plus the
 //! absolute error of products that underflow, which that relative bound does not
 //! cover), and mismatched lengths give `DimensionMismatch` with the documented payload.
+//! The matrix kernels (`gemm_nn_add`, `gemm_tn_add`) run on arbitrary shapes, leading
+//! dimensions (too small, huge, overflowing) and slice lengths: the documented error or,
+//! per element, the twin bound `sum_error_bound(k + 1, |c₀| + Σ|a·b|)`; `c` untouched on
+//! error and outside the matrix.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use simsiam::SslError;
 use simsiam::kernels::{scalar, simd, sum_error_bound};
-use simsiam_fuzz::{SUBNORMAL, floats, length};
+use simsiam_fuzz::{SUBNORMAL, any_dim, floats, length};
 
 fuzz_target!(|data: &[u8]| {
     let _ = run(&mut Unstructured::new(data));
@@ -169,5 +173,145 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     simd::relu(&mut rs);
     scalar::relu(&mut rc);
     assert_eq!(rs, rc);
+
+    gemm(u)
+}
+
+/// `(rows − 1)·ld + cols` (0 without elements), `None` when it overflows.
+fn needed(rows: usize, cols: usize, ld: usize) -> Option<usize> {
+    if rows == 0 || cols == 0 {
+        return Some(0);
+    }
+    (rows - 1).checked_mul(ld)?.checked_add(cols)
+}
+
+/// A leading dimension for rows of `cols`: usually `cols` plus 0–3, sometimes one short,
+/// sometimes any dimension (huge, overflowing).
+fn leading_dim(u: &mut Unstructured<'_>, cols: usize) -> Result<usize> {
+    Ok(match u.int_in_range(0_u8..=7)? {
+        0 => cols.saturating_sub(1),
+        1 => any_dim(u)?,
+        _ => cols + u.int_in_range(0..=3)?,
+    })
+}
+
+/// A slice length for an operand needing `needed` elements: [`length`] when that is
+/// small, else a few elements (too short: an error).
+fn operand_len(u: &mut Unstructured<'_>, needed: Option<usize>) -> Result<usize> {
+    match needed {
+        Some(n) if n <= 4096 => length(u, n),
+        _ => u.int_in_range(0..=64),
+    }
+}
+
+/// The documented checks: `a`, `b`, `c` in turn, each its leading dimension
+/// (`InvalidParameter` named `lda`, `ldb`, `ldc`) before its length (`InvalidParameter`
+/// named `a`, `b`, `c` on overflow, else `DimensionMismatch` when short).
+fn expected_gemm(operands: [(&'static str, usize, usize, usize, usize); 3]) -> Option<SslError> {
+    for (name, len, rows, cols, ld) in operands {
+        let ld_name = match name {
+            "a" => "lda",
+            "b" => "ldb",
+            _ => "ldc",
+        };
+        if ld < cols {
+            return Some(SslError::InvalidParameter {
+                name: ld_name,
+                reason: "",
+            });
+        }
+        match needed(rows, cols, ld) {
+            None => return Some(SslError::InvalidParameter { name, reason: "" }),
+            Some(need) if len < need => {
+                return Some(SslError::DimensionMismatch {
+                    expected: need,
+                    got: len,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// The same error (`InvalidParameter` compared by name: the reason is prose).
+fn same_error(got: std::result::Result<(), SslError>, want: Option<SslError>) -> bool {
+    match (got, want) {
+        (Ok(()), None) => true,
+        (
+            Err(SslError::InvalidParameter { name: g, .. }),
+            Some(SslError::InvalidParameter { name: w, .. }),
+        ) => g == w,
+        (Err(g), Some(w)) => g == w,
+        _ => false,
+    }
+}
+
+fn gemm(u: &mut Unstructured<'_>) -> Result<()> {
+    let m = u.int_in_range(0..=16)?;
+    let n = u.int_in_range(0..=40)?;
+    let k = u.int_in_range(0..=24)?;
+    let transposed: bool = u.arbitrary()?;
+    // `A` as stored: `m × k`, or `k × m` for `gemm_tn_add`.
+    let (a_rows, a_cols) = if transposed { (k, m) } else { (m, k) };
+    let (lda, ldb, ldc) = (
+        leading_dim(u, a_cols)?,
+        leading_dim(u, n)?,
+        leading_dim(u, n)?,
+    );
+    let a_len = operand_len(u, needed(a_rows, a_cols, lda))?;
+    let a = finite(u, a_len)?;
+    let b_len = operand_len(u, needed(k, n, ldb))?;
+    let b = finite(u, b_len)?;
+    let c_len = operand_len(u, needed(m, n, ldc))?;
+    let c = finite(u, c_len)?;
+
+    let want = expected_gemm([
+        ("a", a.len(), a_rows, a_cols, lda),
+        ("b", b.len(), k, n, ldb),
+        ("c", c.len(), m, n, ldc),
+    ]);
+    let (mut cs, mut cc) = (c.clone(), c.clone());
+    let (rs, rc) = if transposed {
+        (
+            simd::gemm_tn_add(m, n, k, &a, lda, &b, ldb, &mut cs, ldc),
+            scalar::gemm_tn_add(m, n, k, &a, lda, &b, ldb, &mut cc, ldc),
+        )
+    } else {
+        (
+            simd::gemm_nn_add(m, n, k, &a, lda, &b, ldb, &mut cs, ldc),
+            scalar::gemm_nn_add(m, n, k, &a, lda, &b, ldb, &mut cc, ldc),
+        )
+    };
+    assert!(same_error(rs, want), "simd gemm: {rs:?}, want {want:?}");
+    assert!(same_error(rc, want), "scalar gemm: {rc:?}, want {want:?}");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    if want.is_some() {
+        assert_eq!(bits(&cs), bits(&c), "an error leaves c untouched (simd)");
+        assert_eq!(bits(&cc), bits(&c), "an error leaves c untouched (scalar)");
+        return Ok(());
+    }
+    let a_at = |i: usize, p: usize| {
+        if transposed {
+            a[p * lda + i]
+        } else {
+            a[i * lda + p]
+        }
+    };
+    for (index, ((s, v), c0)) in cs.iter().zip(&cc).zip(&c).enumerate() {
+        let (i, j) = (index / ldc.max(1), index % ldc.max(1));
+        if i >= m || j >= n {
+            assert_eq!(
+                (s.to_bits(), v.to_bits()),
+                (c0.to_bits(), c0.to_bits()),
+                "written outside C"
+            );
+            continue;
+        }
+        let sum_abs = (0..k).fold(f64::from(c0.abs()), |acc, p| {
+            acc + (f64::from(a_at(i, p)) * f64::from(b[p * ldb + j])).abs()
+        });
+        close(*s, *v, k + 1, sum_abs, "gemm");
+    }
     Ok(())
 }

@@ -124,6 +124,14 @@ fn kernels() {
     observe(simd::matvec2_bias(w, a, b, bias, &mut y, &mut y2));
     observe(scalar::matvec2_bias(w, a, b, bias, &mut y, &mut y2));
     black_box(&y2);
+    // The training kernels, on opaque shapes and leading dimensions.
+    let mut c = black_box([0.0_f32; 32]);
+    let [m, n, k, lda, ldb, ldc] = black_box([2_usize, 4, 8, 8, 4, 4]);
+    observe(simd::gemm_nn_add(m, n, k, w, lda, a, ldb, &mut c, ldc));
+    observe(scalar::gemm_nn_add(m, n, k, w, lda, a, ldb, &mut c, ldc));
+    observe(simd::gemm_tn_add(m, n, k, w, lda, a, ldb, &mut c, ldc));
+    observe(scalar::gemm_tn_add(m, n, k, w, lda, a, ldb, &mut c, ldc));
+    black_box(&c);
     black_box(simd::l2_normalize(&mut y));
     black_box(scalar::l2_normalize(&mut y));
     simd::relu(&mut y);

@@ -15,6 +15,12 @@
 //! twins agree exactly. The bound assumes no product underflows into the subnormal
 //! range; where some do, each may add up to `2⁻¹⁴⁹` of absolute error (the kernels fuzz
 //! target allows `2·k·2⁻¹⁴⁹` more).
+//!
+//! The matrix kernels of the training pass ([`Kernels::gemm_nn_add`],
+//! [`Kernels::gemm_tn_add`]) sum every element in the same order on both twins (its start
+//! value, then `p` ascending); the twins differ only in whether a multiply and its add
+//! round once (FMA) or twice, so by at most `sum_error_bound(k + 1, |c₀| + Σ|a_p·b_p|)`
+//! per element (the start value counts as one more term).
 
 mod scalar_impl;
 mod simd_impl;
@@ -82,6 +88,75 @@ pub trait Kernels: sealed::Sealed {
 
     /// `v[i] /= divisor` for every element (a true division, as the reference does).
     fn divide(v: &mut [f32], divisor: f32);
+
+    /// Matrix product into an accumulator, all row-major ("NN", the training pass's
+    /// `dX = G·W`): for `i < m`, `j < n`, `C[i, j] += Σ_{p < k} A[i, p]·B[p, j]`, with
+    /// `A[i, p] = a[i·lda + p]`, `B[p, j] = b[p·ldb + j]` and `C[i, j] = c[i·ldc + j]`.
+    ///
+    /// # Summation order
+    /// Every element of `C` is one running sum from its start value, `p` ascending
+    /// (`0, 1, …, k − 1`). The scalar twin adds each product with a separate multiply and
+    /// add (no FMA): exactly that order, bit for bit the same on every platform. The SIMD
+    /// twin runs the same order per element with `wide`'s `mul_add` (vectorised across
+    /// `j`, register-blocked over `i`): one rounding per step where the target has a
+    /// fused multiply-add (x86 with `fma`, aarch64), else the scalar twin's multiply and
+    /// add, and then the scalar twin's result bit for bit. So the twins differ only by
+    /// FMA rounding, for each element by at most
+    /// [`sum_error_bound`]`(k + 1, |C₀[i, j]| + Σ_p |A[i, p]·B[p, j]|)`, with `C₀` the
+    /// start value; on inputs where nothing rounds (small integers) they agree exactly.
+    ///
+    /// # Shapes
+    /// `A` is `m × k`, `B` is `k × n`, `C` is `m × n`, and a `rows × cols` operand at
+    /// leading dimension `ld` needs `ld ≥ cols` and a slice of at least
+    /// `(rows − 1)·ld + cols` elements (its last element). The call does nothing at all
+    /// when `m`, `n` or `k` is zero (with `k = 0`, `C += 0`), when a leading dimension is
+    /// smaller than its row width or when a slice is too short: checked up front, in
+    /// `O(1)`, an overflowing length counting as too short. The checked entry points
+    /// ([`simd::gemm_nn_add`], [`scalar::gemm_nn_add`]) return an error instead. Elements of
+    /// `c` outside the `m × n` matrix (between rows, after the last) are never written.
+    ///
+    /// # Stack
+    /// The SIMD twin copies blocks of `A` (and, for large products on 64-bit targets, of
+    /// `B`) to the stack: at most 70 KiB on 64-bit targets, 1.5 KiB on 32-bit ones. The
+    /// scalar twin uses none.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the BLAS signature: three shapes, three operands, three leading dimensions"
+    )]
+    fn gemm_nn_add(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    );
+
+    /// Matrix product with `A` transposed ("TN", the training pass's `dW += Gᵀ·X`): for
+    /// `i < m`, `j < n`, `C[i, j] += Σ_{p < k} A[p, i]·B[p, j]`, where `A` is stored
+    /// `k × m`, `A[p, i] = a[p·lda + i]`; `B` (`k × n`) and `C` (`m × n`) as in
+    /// [`gemm_nn_add`](Self::gemm_nn_add).
+    ///
+    /// Summation order, twin bound and shapes as [`gemm_nn_add`](Self::gemm_nn_add), with
+    /// `a` a `k × m` operand (`lda ≥ m`, at least `(k − 1)·lda + m` elements).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the BLAS signature: three shapes, three operands, three leading dimensions"
+    )]
+    fn gemm_tn_add(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    );
 
     /// `Σ v_i²`.
     #[inline]
@@ -186,6 +261,153 @@ pub(crate) fn checked_area(rows: usize, cols: usize) -> SslResult<usize> {
         name: "w",
         reason: "rows × cols overflows usize",
     })
+}
+
+/// The least length of a `rows × cols` matrix at leading dimension `ld`: the index of its
+/// last element plus one, `(rows − 1)·ld + cols` (0 when it has no element).
+///
+/// # Errors
+/// `InvalidParameter` named `ld_name` when `ld < cols`, named `name` when the length
+/// overflows `usize`.
+fn strided_len(
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    name: &'static str,
+    ld_name: &'static str,
+) -> SslResult<usize> {
+    if ld < cols {
+        return Err(SslError::InvalidParameter {
+            name: ld_name,
+            reason: "leading dimension smaller than the row width",
+        });
+    }
+    if rows == 0 || cols == 0 {
+        return Ok(0);
+    }
+    rows.saturating_sub(1)
+        .checked_mul(ld)
+        .and_then(|start| start.checked_add(cols))
+        .ok_or(SslError::InvalidParameter {
+            name,
+            reason: "(rows − 1)·ld + cols overflows usize",
+        })
+}
+
+/// One operand of a matrix kernel: `rows × cols` at leading dimension `ld`, in a slice of
+/// `len` elements. Returns the length its shape needs.
+///
+/// # Errors
+/// As [`strided_len`]; then `DimensionMismatch { expected: needed, got: len }` when the
+/// slice is shorter than that.
+fn check_operand(
+    len: usize,
+    (rows, cols, ld): (usize, usize, usize),
+    name: &'static str,
+    ld_name: &'static str,
+) -> SslResult<usize> {
+    let needed = strided_len(rows, cols, ld, name, ld_name)?;
+    if len < needed {
+        return Err(SslError::DimensionMismatch {
+            expected: needed,
+            got: len,
+        });
+    }
+    Ok(needed)
+}
+
+/// How a matrix kernel reads `A`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GemmA {
+    /// `A` is `m × k`, `A[i, p] = a[i·lda + p]` ([`Kernels::gemm_nn_add`]).
+    RowMajor,
+    /// `A` is stored `k × m`, `A[p, i] = a[p·lda + i]` ([`Kernels::gemm_tn_add`]).
+    Transposed,
+}
+
+/// The read-only side of a validated matrix-kernel call: the shapes, and `a`, `b` cut to
+/// the lengths their shapes need (each ends at its last element).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gemm<'a> {
+    /// Rows of `C`.
+    pub(crate) m: usize,
+    /// Columns of `B` and `C`.
+    pub(crate) n: usize,
+    /// Terms per element.
+    pub(crate) k: usize,
+    /// `A`, as [`GemmA`] says.
+    pub(crate) a: &'a [f32],
+    /// Leading dimension of `a`.
+    pub(crate) lda: usize,
+    /// `B`, `k × n`.
+    pub(crate) b: &'a [f32],
+    /// Leading dimension of `b`.
+    pub(crate) ldb: usize,
+}
+
+/// Checks a matrix-kernel call: `a`, then `b`, then `c`, each its leading dimension
+/// before its length. Returns the inputs and `c`, cut to the lengths their shapes need.
+///
+/// # Errors
+/// As [`check_operand`], for the first operand at fault.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the kernels' BLAS signature plus the layout of A"
+)]
+pub(crate) fn gemm_operands<'a, 'c>(
+    layout: GemmA,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &'a [f32],
+    lda: usize,
+    b: &'a [f32],
+    ldb: usize,
+    c: &'c mut [f32],
+    ldc: usize,
+) -> SslResult<(Gemm<'a>, &'c mut [f32])> {
+    let a_shape = match layout {
+        GemmA::RowMajor => (m, k, lda),
+        GemmA::Transposed => (k, m, lda),
+    };
+    let a_len = check_operand(a.len(), a_shape, "a", "lda")?;
+    let b_len = check_operand(b.len(), (k, n, ldb), "b", "ldb")?;
+    let c_len = check_operand(c.len(), (m, n, ldc), "c", "ldc")?;
+    let gemm = Gemm {
+        m,
+        n,
+        k,
+        a: a.get(..a_len).unwrap_or_default(),
+        lda,
+        b: b.get(..b_len).unwrap_or_default(),
+        ldb,
+    };
+    Ok((gemm, c.get_mut(..c_len).unwrap_or_default()))
+}
+
+/// [`gemm_operands`] for the unchecked kernels: `None` (do nothing) on any error and when
+/// `m`, `n` or `k` is zero, so the kernels only ever see at least one whole element.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the kernels' BLAS signature plus the layout of A"
+)]
+#[inline]
+pub(crate) fn gemm_call<'a, 'c>(
+    layout: GemmA,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &'a [f32],
+    lda: usize,
+    b: &'a [f32],
+    ldb: usize,
+    c: &'c mut [f32],
+    ldc: usize,
+) -> Option<(Gemm<'a>, &'c mut [f32])> {
+    if m == 0 || n == 0 || k == 0 {
+        return None;
+    }
+    gemm_operands(layout, m, n, k, a, lda, b, ldb, c, ldc).ok()
 }
 
 /// `y = b` then `y += W·x`, shapes checked: `W` is `[y.len() × x.len()]` row-major.
@@ -419,6 +641,107 @@ macro_rules! kernel_twin {
             pub fn matvec_accumulate(w: &[f32], x: &[f32], y: &mut [f32]) -> SslResult<()> {
                 check_len(super::checked_area(y.len(), x.len())?, w.len())?;
                 <$backend as super::Kernels>::matvec_add(w, x.len(), 0, x, y);
+                Ok(())
+            }
+
+            /// Matrix product into an accumulator, all row-major:
+            /// `C[i, j] += Σ_{p < k} A[i, p]·B[p, j]` for `i < m`, `j < n`, with
+            /// `A[i, p] = a[i·lda + p]`, `B[p, j] = b[p·ldb + j]`, `C[i, j] = c[i·ldc + j]`
+            /// (`A` is `m × k`, `B` is `k × n`, `C` is `m × n`). Each element sums from
+            /// its start value with `p` ascending; see
+            /// [`Kernels::gemm_nn_add`](super::Kernels::gemm_nn_add) for the order of
+            /// each twin and the bound between them. `m`, `n` or `k` zero: `c` unchanged.
+            ///
+            /// # Errors
+            /// Checked for `a`, then `b`, then `c`, and `c` is left untouched on error:
+            /// `InvalidParameter` (`"lda"`, `"ldb"`, `"ldc"`) when a leading dimension is
+            /// smaller than its row width (`lda < k`, `ldb < n`, `ldc < n`);
+            /// `InvalidParameter` (`"a"`, `"b"`, `"c"`) when `(rows − 1)·ld + cols`
+            /// overflows `usize`; `DimensionMismatch { expected, got }` when a slice is
+            /// shorter than that length (`expected`, the least length; `got`, the
+            /// slice's). Longer slices are fine.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("use simsiam::kernels::", stringify!($module), ";")]
+            /// // A = [[1, 2], [3, 4]] (2 × 2), B = [[1, 0, 2], [0, 1, 3]] (2 × 3), stored with
+            /// // a padding column (ldb = 4); C starts at 1 and has ldc = 3.
+            /// let a = [1.0, 2.0, 3.0, 4.0];
+            /// let b = [1.0, 0.0, 2.0, -9.0, 0.0, 1.0, 3.0];
+            /// let mut c = [1.0; 6];
+            #[doc = concat!(stringify!($module), "::gemm_nn_add(2, 3, 2, &a, 2, &b, 4, &mut c, 3)?;")]
+            /// assert_eq!(c, [2.0, 3.0, 9.0, 4.0, 5.0, 19.0]);
+            /// // `b` one element short of its last row:
+            /// assert_eq!(
+            #[doc = concat!("    ", stringify!($module), "::gemm_nn_add(2, 3, 2, &a, 2, &b[..6], 4, &mut c, 3),")]
+            ///     Err(simsiam::SslError::DimensionMismatch { expected: 7, got: 6 })
+            /// );
+            /// # Ok::<(), simsiam::SslError>(())
+            /// ```
+            #[allow(
+                clippy::too_many_arguments,
+                reason = "the BLAS signature: three shapes, three operands, three leading dimensions"
+            )]
+            pub fn gemm_nn_add(
+                m: usize,
+                n: usize,
+                k: usize,
+                a: &[f32],
+                lda: usize,
+                b: &[f32],
+                ldb: usize,
+                c: &mut [f32],
+                ldc: usize,
+            ) -> SslResult<()> {
+                let layout = super::GemmA::RowMajor;
+                super::gemm_operands(layout, m, n, k, a, lda, b, ldb, c, ldc)?;
+                <$backend as super::Kernels>::gemm_nn_add(m, n, k, a, lda, b, ldb, c, ldc);
+                Ok(())
+            }
+
+            /// Matrix product with `A` transposed: `C[i, j] += Σ_{p < k} A[p, i]·B[p, j]`
+            /// for `i < m`, `j < n`, where `A` is stored `k × m`, `A[p, i] = a[p·lda + i]`;
+            /// `B` and `C` as in [`gemm_nn_add`]. Same summation order and twin bound
+            /// ([`Kernels::gemm_tn_add`](super::Kernels::gemm_tn_add)).
+            ///
+            /// # Errors
+            /// As [`gemm_nn_add`], with `a` a `k × m` operand: `lda < m` is an error,
+            /// and `a` needs `(k − 1)·lda + m` elements.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("use simsiam::kernels::", stringify!($module), ";")]
+            /// // Gᵀ·X: G is k × m = 2 × 2 (rows [1, 2] and [3, 4]), X is 2 × 3.
+            /// let g = [1.0, 2.0, 3.0, 4.0];
+            /// let x = [1.0, 0.0, 2.0, 0.0, 1.0, 3.0];
+            /// let mut dw = [0.0; 6];
+            #[doc = concat!(stringify!($module), "::gemm_tn_add(2, 3, 2, &g, 2, &x, 3, &mut dw, 3)?;")]
+            /// assert_eq!(dw, [1.0, 3.0, 11.0, 2.0, 4.0, 16.0]);
+            /// // A leading dimension smaller than the row width:
+            /// assert!(matches!(
+            #[doc = concat!("    ", stringify!($module), "::gemm_tn_add(2, 3, 2, &g, 1, &x, 3, &mut dw, 3),")]
+            ///     Err(simsiam::SslError::InvalidParameter { name: "lda", .. })
+            /// ));
+            /// # Ok::<(), simsiam::SslError>(())
+            /// ```
+            #[allow(
+                clippy::too_many_arguments,
+                reason = "the BLAS signature: three shapes, three operands, three leading dimensions"
+            )]
+            pub fn gemm_tn_add(
+                m: usize,
+                n: usize,
+                k: usize,
+                a: &[f32],
+                lda: usize,
+                b: &[f32],
+                ldb: usize,
+                c: &mut [f32],
+                ldc: usize,
+            ) -> SslResult<()> {
+                let layout = super::GemmA::Transposed;
+                super::gemm_operands(layout, m, n, k, a, lda, b, ldb, c, ldc)?;
+                <$backend as super::Kernels>::gemm_tn_add(m, n, k, a, lda, b, ldb, c, ldc);
                 Ok(())
             }
 

@@ -1,6 +1,6 @@
 //! The scalar twin: the reference crate's loops, left to right, no FMA.
 
-use super::{BATCH_LANES, Kernels};
+use super::{BATCH_LANES, GemmA, Kernels, gemm_call, pieces, pieces_mut};
 
 /// Scalar kernels: `acc += a_i * b_i` left to right, exactly as `oxicuda-ssl` sums.
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,5 +70,63 @@ impl Kernels for Scalar {
     #[inline]
     fn divide(v: &mut [f32], divisor: f32) {
         v.iter_mut().for_each(|x| *x /= divisor);
+    }
+
+    #[inline]
+    fn gemm_nn_add(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let layout = GemmA::RowMajor;
+        let Some((g, c)) = gemm_call(layout, m, n, k, a, lda, b, ldb, c, ldc) else {
+            return;
+        };
+        // Row `i` of `C` and of `A`, then `p` ascending: every `C[i, j]` adds its products
+        // one at a time, in order (`c + a·b`, two roundings; Rust never contracts to FMA).
+        for (c_row, a_row) in pieces_mut(c, ldc).zip(pieces(g.a, lda)) {
+            let c_row = c_row.get_mut(..n).unwrap_or_default();
+            for (a_ip, b_row) in a_row.iter().take(k).zip(pieces(g.b, ldb)) {
+                for (c_ij, b_pj) in c_row.iter_mut().zip(b_row) {
+                    *c_ij += a_ip * b_pj;
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn gemm_tn_add(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let layout = GemmA::Transposed;
+        let Some((g, c)) = gemm_call(layout, m, n, k, a, lda, b, ldb, c, ldc) else {
+            return;
+        };
+        // Row `i` of `C` (column `i` of the stored `A`), then `p` ascending, as above.
+        // (`0..m` counts the rows: `enumerate` keeps an overflow check on its counter.)
+        for (i, c_row) in (0..m).zip(pieces_mut(c, ldc)) {
+            let c_row = c_row.get_mut(..n).unwrap_or_default();
+            // `A[p, i]` is the first element of the `p`-th stride from `a[i]`.
+            let a_column = pieces(g.a.get(i..).unwrap_or_default(), lda).filter_map(<[f32]>::first);
+            for (a_pi, b_row) in a_column.zip(pieces(g.b, ldb)).take(k) {
+                for (c_ij, b_pj) in c_row.iter_mut().zip(b_row) {
+                    *c_ij += a_pi * b_pj;
+                }
+            }
+        }
     }
 }

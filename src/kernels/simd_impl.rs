@@ -5,7 +5,7 @@
 //! registers, or eight scalars, depending on the target features). Several independent
 //! accumulators keep the FMA latency from bounding the loops.
 
-use super::{BATCH_LANES, Kernels};
+use super::{BATCH_LANES, Gemm, GemmA, Kernels, gemm_call, pieces, pieces_mut};
 
 #[cfg(target_feature = "avx512f")]
 type Lanes = wide::f32x16;
@@ -75,6 +75,411 @@ fn batch_rows<const R: usize>(
 /// SIMD kernels on `wide` lanes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Simd;
+
+/// Rows of `C` per register block of the matrix kernels ([`Kernels::gemm_nn_add`]):
+/// `GEMM_ROWS × GEMM_VECS` lane accumulators, enough independent FMA chains to cover
+/// latency × pipes, few enough to stay in registers with the `B` vectors and the
+/// broadcast `A` value (16 ymm with AVX: 12 + 2 + 1; 32 zmm with AVX-512; 32 q registers
+/// on NEON, where an `f32x8` is two).
+#[cfg(any(target_feature = "avx", target_feature = "neon"))]
+const GEMM_ROWS: usize = 6;
+#[cfg(not(any(target_feature = "avx", target_feature = "neon")))]
+const GEMM_ROWS: usize = 4;
+/// Lane vectors per row of a register block (each `B` load feeds `GEMM_ROWS` FMAs).
+#[cfg(any(target_feature = "avx", target_feature = "neon"))]
+const GEMM_VECS: usize = 2;
+#[cfg(not(any(target_feature = "avx", target_feature = "neon")))]
+const GEMM_VECS: usize = 1;
+/// Columns of one register block: a column group.
+const GEMM_GROUP: usize = GEMM_VECS * LANES;
+/// Steps `p` per cache block: a row block's `A` values (`GEMM_ROWS × GEMM_DEPTH`, 6 KiB
+/// with AVX) stay in L1 while they meet every column group of a panel. Splitting `p`
+/// keeps every element's order: its running sum is stored after one block and loaded,
+/// exactly, for the next.
+#[cfg(target_pointer_width = "64")]
+const GEMM_DEPTH: usize = 256;
+#[cfg(not(target_pointer_width = "64"))]
+const GEMM_DEPTH: usize = 64;
+/// Columns per panel when `B` is read in place: the `GEMM_DEPTH × GEMM_PANEL` block of
+/// `B` is what every row block passes over before the next panel. A multiple of
+/// [`GEMM_GROUP`].
+const GEMM_PANEL: usize = 512;
+/// Column groups × steps of `B` the packed path copies per panel: 64 KiB of stack on
+/// 64-bit targets (application processors, deep stacks); 32-bit targets
+/// (microcontrollers) never pack.
+#[cfg(target_pointer_width = "64")]
+const GEMM_PACK: usize = 16 * 1024 / GEMM_GROUP;
+#[cfg(not(target_pointer_width = "64"))]
+const GEMM_PACK: usize = 0;
+/// Whether large products pack `B` ([`GEMM_PACK`]).
+#[cfg(target_pointer_width = "64")]
+const GEMM_PACKS: bool = true;
+#[cfg(not(target_pointer_width = "64"))]
+const GEMM_PACKS: bool = false;
+// A packed panel holds at least one group of a full cache block of steps.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(GEMM_PACK >= GEMM_PACK_DEPTH);
+/// Steps per cache block of the packed path: with the buffer's 16 K floats, panels of
+/// 256 columns (AVX) whose `A` block is packed once for 16 column groups.
+const GEMM_PACK_DEPTH: usize = 64;
+/// `B` is packed for calls of at least this many multiply-adds (clearing the buffer then
+/// costs a few per cent at most) with at least two full row blocks, when its rows are at
+/// least [`GEMM_PACK_LD`] apart or it spans at least [`GEMM_PACK_SPAN`] floats. Measured
+/// (x86-64-v3, Zen 4): read in place, a 4 KiB or larger power-of-two row stride maps a
+/// column group's rows to a few cache sets and halves the speed (`nn` 1024×1024×64: 48
+/// GFLOP/s in place, 77 packed); below that, reading in place is faster (256×256×256:
+/// 83 in place, 76 packed).
+const GEMM_PACK_WORK: usize = 1 << 20;
+/// See [`GEMM_PACK_WORK`].
+const GEMM_PACK_LD: usize = 1024;
+/// See [`GEMM_PACK_WORK`].
+const GEMM_PACK_SPAN: usize = 1 << 18;
+
+/// One column group of `B` or `C` (`GEMM_VECS` lane vectors).
+type Group = [f32; GEMM_GROUP];
+
+/// One step `p` of a register block: `acc[r][v] = A[r]·B[v] + acc[r][v]`, each `B`
+/// vector feeding `R` fused multiply-adds, each `A` value broadcast once.
+#[inline(always)]
+fn gemm_step<const R: usize>(
+    acc: &mut [[Lanes; GEMM_VECS]; R],
+    a: &[f32; R],
+    b: &[Lanes; GEMM_VECS],
+) {
+    for (acc_row, a_value) in acc.iter_mut().zip(a) {
+        let a_lanes = Lanes::splat(*a_value);
+        for (sum, b_lanes) in acc_row.iter_mut().zip(b) {
+            *sum = a_lanes.mul_add(*b_lanes, *sum);
+        }
+    }
+}
+
+/// A column group as lanes.
+#[inline(always)]
+fn load_group(group: &Group) -> [Lanes; GEMM_VECS] {
+    let mut lanes = [Lanes::ZERO; GEMM_VECS];
+    for (l, vector) in lanes.iter_mut().zip(group.as_chunks::<LANES>().0) {
+        *l = load(vector);
+    }
+    lanes
+}
+
+/// The first elements of `s` (at most a group) as a group, zero-padded.
+#[inline(always)]
+fn padded_group(s: &[f32]) -> Group {
+    let mut group = [0.0; GEMM_GROUP];
+    group.iter_mut().zip(s).for_each(|(g, v)| *g = *v);
+    group
+}
+
+/// A group of `B` read in place, one step after the other: row `p` of the group starts
+/// at `rest[p·ld]`. A whole group is loaded while the slice lasts, also for the last
+/// `width < GEMM_GROUP` columns (the extra lanes read the row's padding or the next row,
+/// and only reach lanes that are dropped); past its end, the `width` columns zero-padded.
+#[inline(always)]
+fn strided_groups(
+    mut rest: &[f32],
+    ld: usize,
+    width: usize,
+) -> impl Iterator<Item = [Lanes; GEMM_VECS]> {
+    core::iter::from_fn(move || {
+        let lanes = match rest.first_chunk::<GEMM_GROUP>() {
+            Some(group) => load_group(group),
+            None => load_group(&padded_group(rest.get(..width).unwrap_or_default())),
+        };
+        rest = rest.get(ld..).unwrap_or_default();
+        Some(lanes)
+    })
+}
+
+/// One register block: rows `c` (each from its panel's first column), columns
+/// `j .. j + width` (`width ≤ GEMM_GROUP`), loaded once, summed in registers over the
+/// steps of `a` (`a[p][r] = A[i₀ + r, p₀ + p]`) and `b` with `p` ascending, stored once.
+/// Lanes past `width` are computed on padding and dropped.
+#[inline(always)]
+fn gemm_block<const R: usize>(
+    a: &[[f32; R]],
+    b: impl Iterator<Item = [Lanes; GEMM_VECS]>,
+    c: &mut [&mut [f32]; R],
+    (j, width): (usize, usize),
+) {
+    let mut acc = [[Lanes::ZERO; GEMM_VECS]; R];
+    for (sums, row) in acc.iter_mut().zip(c.iter()) {
+        let row = row.get(j..).unwrap_or_default();
+        *sums = match row.first_chunk::<GEMM_GROUP>() {
+            Some(group) if width >= GEMM_GROUP => load_group(group),
+            _ => load_group(&padded_group(row.get(..width).unwrap_or_default())),
+        };
+    }
+    for (a_step, b_lanes) in a.iter().zip(b) {
+        gemm_step(&mut acc, a_step, &b_lanes);
+    }
+    for (sums, row) in acc.iter().zip(c.iter_mut()) {
+        let row = row.get_mut(j..).unwrap_or_default();
+        let mut values = [0.0; GEMM_GROUP];
+        for (v, lanes) in values.as_chunks_mut::<LANES>().0.iter_mut().zip(sums) {
+            *v = lanes.to_array();
+        }
+        match row.first_chunk_mut::<GEMM_GROUP>() {
+            Some(group) if width >= GEMM_GROUP => *group = values,
+            _ => row
+                .iter_mut()
+                .take(width)
+                .zip(values)
+                .for_each(|(c, v)| *c = v),
+        }
+    }
+}
+
+/// Where the register blocks of one panel read `B`: `width` columns from `j₀`, steps
+/// `p₀ ..`.
+trait PanelB {
+    /// [`gemm_block`] on the group of panel columns `j .. j + width`.
+    fn block<const R: usize>(
+        &self,
+        a: &[[f32; R]],
+        c: &mut [&mut [f32]; R],
+        columns: (usize, usize),
+    );
+}
+
+/// `B` read in place, from `B[p₀, j₀]` at leading dimension `ld`.
+struct InPlace<'a> {
+    b: &'a [f32],
+    ld: usize,
+}
+
+impl PanelB for InPlace<'_> {
+    #[inline(always)]
+    fn block<const R: usize>(
+        &self,
+        a: &[[f32; R]],
+        c: &mut [&mut [f32]; R],
+        (j, width): (usize, usize),
+    ) {
+        let b = strided_groups(self.b.get(j..).unwrap_or_default(), self.ld, width);
+        gemm_block(a, b, c, (j, width));
+    }
+}
+
+/// `B` packed by [`pack_b`]: group `g` of the panel is `pack[g·kc .. (g + 1)·kc]`.
+struct Packed<'a> {
+    pack: &'a [Group],
+    kc: usize,
+}
+
+impl PanelB for Packed<'_> {
+    #[inline(always)]
+    fn block<const R: usize>(
+        &self,
+        a: &[[f32; R]],
+        c: &mut [&mut [f32]; R],
+        (j, width): (usize, usize),
+    ) {
+        let start = (j / GEMM_GROUP).saturating_mul(self.kc);
+        let strip = self.pack.get(start..).unwrap_or_default();
+        let strip = strip.get(..a.len()).unwrap_or_default();
+        gemm_block(a, strip.iter().map(load_group), c, (j, width));
+    }
+}
+
+/// Copies `kc` steps × `width` columns of `B` (from `b = B[p₀, j₀ ..]`, leading
+/// dimension `ldb`) into `pack` as [`Packed`] reads them, the last group zero-padded.
+fn pack_b(b: &[f32], ldb: usize, kc: usize, width: usize, pack: &mut [Group]) {
+    // `0..kc` counts the steps: `enumerate` keeps an overflow check on its counter.
+    for (p, row) in (0..kc).zip(pieces(b, ldb)) {
+        let row = row.get(..width).unwrap_or_default();
+        let (groups, tail) = row.as_chunks::<GEMM_GROUP>();
+        let mut at = p;
+        for group in groups {
+            if let Some(entry) = pack.get_mut(at) {
+                *entry = *group;
+            }
+            at = at.saturating_add(kc);
+        }
+        if let (false, Some(entry)) = (tail.is_empty(), pack.get_mut(at)) {
+            *entry = padded_group(tail);
+        }
+    }
+}
+
+/// The next `N` rows (empty once `rows` runs out), mutable.
+#[inline(always)]
+fn next_rows_mut<'a, const N: usize>(
+    rows: &mut impl Iterator<Item = &'a mut [f32]>,
+) -> [&'a mut [f32]; N] {
+    core::array::from_fn(|_| rows.next().unwrap_or_default())
+}
+
+/// One cache block of the product: steps `p₀ .. p₀ + kc`, panel columns `j₀ .. j₀ + width`.
+#[derive(Clone, Copy)]
+struct Block {
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    width: usize,
+}
+
+/// Every block of `R` rows of the panel from row `*i0` on while `R` rows are left: its
+/// `A` packed, then the panel's column groups (the last one possibly partial).
+#[inline(always)]
+fn gemm_rows<'c, const R: usize>(
+    g: &Gemm<'_>,
+    layout: GemmA,
+    (block, panel): (Block, &impl PanelB),
+    c_rows: &mut impl Iterator<Item = &'c mut [f32]>,
+    i0: &mut usize,
+    a_pack: &mut [f32; GEMM_ROWS * GEMM_DEPTH],
+) {
+    let Block { p0, kc, width, .. } = block;
+    let (a_pack, _) = a_pack.as_chunks_mut::<R>();
+    let a_pack = a_pack.get_mut(..kc).unwrap_or_default();
+    while g.m.saturating_sub(*i0) >= R {
+        let mut c_block = next_rows_mut::<R>(c_rows);
+        gemm_pack_a(g, layout, (*i0, p0), a_pack);
+        gemm_columns(a_pack, panel, &mut c_block, width);
+        *i0 = i0.saturating_add(R);
+    }
+}
+
+/// `A[i₀ + r, p₀ + p]` into `pack[p][r]` for every step `p < pack.len()`, read as
+/// `layout` says.
+#[inline(always)]
+fn gemm_pack_a<const R: usize>(
+    g: &Gemm<'_>,
+    layout: GemmA,
+    (i0, p0): (usize, usize),
+    pack: &mut [[f32; R]],
+) {
+    match layout {
+        GemmA::RowMajor => {
+            // Rows `i₀ ..` of `A` from column `p₀`: one contiguous row per `r`.
+            let start = i0.saturating_mul(g.lda).saturating_add(p0);
+            let rows = pieces(g.a.get(start..).unwrap_or_default(), g.lda);
+            for (r, row) in (0..R).zip(rows) {
+                for (step, value) in pack.iter_mut().zip(row) {
+                    if let Some(slot) = step.get_mut(r) {
+                        *slot = *value;
+                    }
+                }
+            }
+        }
+        GemmA::Transposed => {
+            // Row `p₀ + p` of the stored `A` holds the block's `R` values side by side.
+            let start = p0.saturating_mul(g.lda).saturating_add(i0);
+            let rows = pieces(g.a.get(start..).unwrap_or_default(), g.lda);
+            for (step, row) in pack.iter_mut().zip(rows) {
+                if let Some(values) = row.first_chunk::<R>() {
+                    *step = *values;
+                }
+            }
+        }
+    }
+}
+
+/// One row block (its `A` packed) over the panel's column groups.
+#[inline(always)]
+fn gemm_columns<const R: usize>(
+    a: &[[f32; R]],
+    panel: &impl PanelB,
+    c_block: &mut [&mut [f32]; R],
+    width: usize,
+) {
+    let mut j = 0;
+    while j < width {
+        let group_width = width.saturating_sub(j).min(GEMM_GROUP);
+        panel.block(a, c_block, (j, group_width));
+        j = j.saturating_add(GEMM_GROUP);
+    }
+}
+
+/// One cache block over all rows of `C`: register blocks of [`GEMM_ROWS`] rows, then 4,
+/// 2 and 1 for the last rows.
+#[inline(always)]
+fn gemm_panel(
+    g: &Gemm<'_>,
+    layout: GemmA,
+    (block, panel): (Block, &impl PanelB),
+    (c, ldc): (&mut [f32], usize),
+    a_pack: &mut [f32; GEMM_ROWS * GEMM_DEPTH],
+) {
+    let (j0, j1) = (block.j0, block.j0.saturating_add(block.width));
+    let mut c_rows = pieces_mut(c, ldc).map(|row| row.get_mut(j0..j1).unwrap_or_default());
+    let mut i0 = 0;
+    let bp = (block, panel);
+    gemm_rows::<GEMM_ROWS>(g, layout, bp, &mut c_rows, &mut i0, a_pack);
+    if GEMM_ROWS > 4 {
+        gemm_rows::<4>(g, layout, bp, &mut c_rows, &mut i0, a_pack);
+    }
+    gemm_rows::<2>(g, layout, bp, &mut c_rows, &mut i0, a_pack);
+    gemm_rows::<1>(g, layout, bp, &mut c_rows, &mut i0, a_pack);
+}
+
+/// Both matrix kernels on validated operands (at least one element, see
+/// [`gemm_call`]), in cache blocks of at most [`GEMM_DEPTH`] steps. Large calls on
+/// 64-bit targets copy `B` into panels first ([`gemm_packed`]); the others read it in
+/// place, [`GEMM_PANEL`] columns at a time. Both give the same sums, bit for bit.
+#[inline]
+fn gemm(g: &Gemm<'_>, layout: GemmA, c: &mut [f32], ldc: usize) {
+    let mut a_pack = [0.0; GEMM_ROWS * GEMM_DEPTH];
+    let work = g.m.saturating_mul(g.n).saturating_mul(g.k);
+    let strided = g.ldb >= GEMM_PACK_LD || g.k.saturating_mul(g.ldb) >= GEMM_PACK_SPAN;
+    if GEMM_PACKS && g.m >= 2 * GEMM_ROWS && work >= GEMM_PACK_WORK && strided {
+        gemm_packed(g, layout, c, ldc, &mut a_pack);
+        return;
+    }
+    let mut p0 = 0;
+    while p0 < g.k {
+        let kc = g.k.saturating_sub(p0).min(GEMM_DEPTH);
+        let b_block = g.b.get(p0.saturating_mul(g.ldb)..).unwrap_or_default();
+        let mut j0 = 0;
+        while j0 < g.n {
+            let width = g.n.saturating_sub(j0).min(GEMM_PANEL);
+            let block = Block { p0, kc, j0, width };
+            let panel = InPlace {
+                b: b_block.get(j0..).unwrap_or_default(),
+                ld: g.ldb,
+            };
+            gemm_panel(g, layout, (block, &panel), (&mut *c, ldc), &mut a_pack);
+            j0 = j0.saturating_add(width);
+        }
+        p0 = p0.saturating_add(kc);
+    }
+}
+
+/// [`gemm`] with `B` copied, one panel at a time, into a contiguous buffer (group by
+/// group, step by step), so the register blocks read it in order whatever its leading
+/// dimension: read in place, a power-of-two stride maps a group's rows to a few cache
+/// sets, and `nn` 64×2048×2048 ran at half the speed of 64×2000×2000.
+#[inline(never)]
+fn gemm_packed(
+    g: &Gemm<'_>,
+    layout: GemmA,
+    c: &mut [f32],
+    ldc: usize,
+    a_pack: &mut [f32; GEMM_ROWS * GEMM_DEPTH],
+) {
+    let mut b_pack = [[0.0; GEMM_GROUP]; GEMM_PACK];
+    let mut p0 = 0;
+    while p0 < g.k {
+        let kc = g.k.saturating_sub(p0).min(GEMM_PACK_DEPTH);
+        let b_block = g.b.get(p0.saturating_mul(g.ldb)..).unwrap_or_default();
+        // As many groups as the buffer holds at this depth (`kc ≤ GEMM_PACK`: at least one).
+        let groups = GEMM_PACK.checked_div(kc).unwrap_or(1).max(1);
+        let panel_width = groups.saturating_mul(GEMM_GROUP);
+        let mut j0 = 0;
+        while j0 < g.n {
+            let width = g.n.saturating_sub(j0).min(panel_width);
+            let b_panel = b_block.get(j0..).unwrap_or_default();
+            pack_b(b_panel, g.ldb, kc, width, &mut b_pack);
+            let block = Block { p0, kc, j0, width };
+            let panel = Packed { pack: &b_pack, kc };
+            gemm_panel(g, layout, (block, &panel), (&mut *c, ldc), a_pack);
+            j0 = j0.saturating_add(width);
+        }
+        p0 = p0.saturating_add(kc);
+    }
+}
 
 #[inline(always)]
 fn load(chunk: &[f32; LANES]) -> Lanes {
@@ -323,6 +728,42 @@ impl Kernels for Simd {
         }
         for (y, row) in rest.iter_mut().zip(rows) {
             batch_rows([row], xt, core::array::from_mut(y));
+        }
+    }
+
+    #[inline]
+    fn gemm_nn_add(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let layout = GemmA::RowMajor;
+        if let Some((g, c)) = gemm_call(layout, m, n, k, a, lda, b, ldb, c, ldc) {
+            gemm(&g, layout, c, ldc);
+        }
+    }
+
+    #[inline]
+    fn gemm_tn_add(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let layout = GemmA::Transposed;
+        if let Some((g, c)) = gemm_call(layout, m, n, k, a, lda, b, ldb, c, ldc) {
+            gemm(&g, layout, c, ldc);
         }
     }
 

@@ -370,7 +370,7 @@ fn layer_backward<K: Kernels>(
         .and_then(|end| param_grads.get_mut(offsets.weights..end))
     {
         // dW += gᵀ·input: [d_out × n]·[n × d_in].
-        gemm_tn_add::<K>(
+        K::gemm_tn_add(
             d_out,
             d_in,
             n,
@@ -385,56 +385,7 @@ fn layer_backward<K: Kernels>(
     if let Some(dx) = dx {
         dx.fill(0.0);
         // dx = g·W: [n × d_out]·[d_out × d_in].
-        gemm_nn_add::<K>(n, d_in, d_out, grads, d_out, layer.weights, d_in, dx, d_in);
-    }
-}
-
-/// Until the kernels land: `C += A·B` in the documented order.
-#[allow(clippy::too_many_arguments, clippy::extra_unused_type_parameters)]
-fn gemm_nn_add<K: Kernels>(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    for (c_row, a_row) in pieces_mut(c, ldc).take(m).zip(pieces(a, lda)) {
-        for (a_ip, b_row) in a_row.iter().take(k).zip(pieces(b, ldb)) {
-            c_row
-                .iter_mut()
-                .take(n)
-                .zip(b_row)
-                .for_each(|(cij, bpj)| *cij += *a_ip * *bpj);
-        }
-    }
-}
-
-/// Until the kernels land: `C += Aᵀ·B` in the documented order.
-#[allow(clippy::too_many_arguments, clippy::extra_unused_type_parameters)]
-fn gemm_tn_add<K: Kernels>(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    for (i, c_row) in pieces_mut(c, ldc).take(m).enumerate() {
-        for (a_row, b_row) in pieces(a, lda).zip(pieces(b, ldb)).take(k) {
-            let Some(a_pi) = a_row.get(i) else { continue };
-            c_row
-                .iter_mut()
-                .take(n)
-                .zip(b_row)
-                .for_each(|(cij, bpj)| *cij += *a_pi * *bpj);
-        }
+        K::gemm_nn_add(n, d_in, d_out, grads, d_out, layer.weights, d_in, dx, d_in);
     }
 }
 
