@@ -372,11 +372,15 @@ macro_rules! on_both_twins {
     ($($test:ident: $arch:expr, $n:expr, $sg:expr;)*) => {
         mod simd {
             use super::*;
-            $(#[test] fn $test() { check_gradients::<Simd>(stringify!($test), &$arch, $n, $sg); })*
+            $(#[test]
+            #[cfg_attr(miri, ignore = "finite differences: minutes under miri")]
+            fn $test() { check_gradients::<Simd>(stringify!($test), &$arch, $n, $sg); })*
         }
         mod scalar {
             use super::*;
-            $(#[test] fn $test() { check_gradients::<Scalar>(stringify!($test), &$arch, $n, $sg); })*
+            $(#[test]
+            #[cfg_attr(miri, ignore = "finite differences: minutes under miri")]
+            fn $test() { check_gradients::<Scalar>(stringify!($test), &$arch, $n, $sg); })*
         }
     };
 }
@@ -588,6 +592,7 @@ fn normalized_std(rows: &[f32], d: usize) -> f64 {
 /// views of clustered vectors keeps its projections spread out with stop-gradient and
 /// collapses them without (the demo's stream and settings, fewer steps).
 #[test]
+#[cfg_attr(miri, ignore = "400 steps of the default head: hours under miri")]
 fn without_stop_gradient_the_projections_collapse() {
     let config = SimSiamConfig::DEFAULT;
     let architecture = Architecture::reference(config).unwrap();

@@ -104,6 +104,24 @@ pub fn scratch_len(architecture: &Architecture, n: usize) -> SslResult<usize> {
         .ok_or(OVERFLOW)
 }
 
+/// How many `f32` the momentum buffer of an [`Sgd`](super::Sgd) for `architecture`
+/// holds: [`Architecture::param_count`] (one per parameter; the untrained ones stay 0).
+///
+/// # Errors
+/// The architecture's errors.
+///
+/// # Examples
+/// ```
+/// use simsiam::{SimSiamConfig, model::Architecture, train::momentum_len};
+/// let reference = Architecture::reference(SimSiamConfig::default())?;
+/// assert_eq!(momentum_len(&reference)?, 16_640);
+/// # Ok::<(), simsiam::SslError>(())
+/// ```
+pub fn momentum_len(architecture: &Architecture) -> SslResult<usize> {
+    architecture.validate()?;
+    architecture.param_count()
+}
+
 /// The parameter gradients `dL/dparams` (flat layout, frozen biases and running
 /// statistics 0) that the last [`Sgd::step`](super::Sgd::step) on `n` pairs left in
 /// `scratch`: its floats `scratch_len − param_count .. scratch_len`.

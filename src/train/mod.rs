@@ -29,10 +29,10 @@
 //!
 //! # Memory
 //! No heap. The caller provides every buffer: the optimiser's momentum
-//! ([`Architecture::param_count`](crate::model::Architecture::param_count) floats, held
-//! by [`Sgd`]), the step's `scratch` ([`scratch_len`]`(architecture, n)` floats:
-//! activations of both views, parameter gradients, two gradient rows buffers) and,
-//! optionally, the input gradients (`n·d_encoder` each). Stack: the slices of eight rows
+//! ([`momentum_len`] floats, held by [`Sgd`]), the step's `scratch`
+//! ([`scratch_len`]`(architecture, n)` floats: activations of both views, parameter
+//! gradients, two gradient buffers) and, optionally, the input gradients (`n·d_encoder`
+//! each). Stack: the slices of eight rows
 //! at a time, the matrix kernels' packed blocks (up to 70 KiB on 64-bit targets for
 //! layers 1024 or more wide, 1.5 KiB on 32-bit ones) and frames: 5.4 KiB measured on a
 //! Cortex-M4F at `n = 8` (SIMD twin; 4.7 KiB scalar).
@@ -66,7 +66,7 @@ mod step;
 #[cfg(feature = "alloc")]
 mod trainer;
 
-pub use buffers::{param_grads, projection_ranges, scratch_len};
+pub use buffers::{momentum_len, param_grads, projection_ranges, scratch_len};
 pub use collapse::{CollapseMonitor, collapse_level, output_std, output_std_scratch_len};
 pub use sgd::Sgd;
 #[cfg(feature = "alloc")]
