@@ -621,6 +621,10 @@ fn kernel_twins_with_mismatched_lengths() {
 /// `Sgd::step` with its exact error, on both kernel twins and on heads with and without
 /// BatchNorm; after every failed step the head (parameters, BatchNorm counters) and the
 /// optimiser (momentum, steps, lr) are bit for bit what they were.
+///
+/// Not under miri (~280 s there, and no path the interpreter would see that
+/// `tests/no_alloc.rs` and `tests/train.rs` do not already run under it).
+#[cfg(not(miri))]
 mod training {
     use super::*;
     use simsiam::kernels::{Kernels, Scalar, Simd};
