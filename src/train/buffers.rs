@@ -33,7 +33,7 @@ pub(crate) struct StepBuffers<'a> {
 }
 
 /// Vectors of `d_out` per BatchNorm layer and view in [`ViewBuffers::stats`].
-pub(crate) const STATS: usize = 5;
+const STATS: usize = 5;
 
 const OVERFLOW: SslError = SslError::InvalidParameter {
     name: "n",

@@ -1,12 +1,12 @@
 //! `torch.optim.SGD` over a head, and the step that drives it.
 
-use super::buffers::{STATS, carve};
+use super::buffers::{ViewBuffers, carve};
 use super::step::{LayerViews, gradients};
 use super::{TrainConfig, check_lr};
 use crate::error::{SslError, SslResult, check_finite, check_len};
 use crate::kernels::{Kernels, pieces};
-use crate::model::layout::{LayerOffsets, Layout};
-use crate::model::{Architecture, Layer, MAX_LAYERS, SimSiamHead};
+use crate::model::layout::Layout;
+use crate::model::{Architecture, MAX_LAYERS, SimSiamHead};
 
 /// SGD with momentum and weight decay, as `torch.optim.SGD(params, lr, momentum,
 /// weight_decay)` (no dampening, no Nesterov), over the momentum buffer `M` the caller
@@ -231,40 +231,19 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
                 return Err(SslError::NonFinite { location: "update" });
             }
         }
-        let momentum_bn = self.config.batch_norm_momentum;
-        let unbiased = n.saturating_sub(1) as f32;
-        let views = &buffers.views;
-        let running = |stats: &[&[f32]; 2], rm: f32, rv: f32, c: usize| {
-            let mut values = (rm, rv);
-            for view in stats {
-                let mut parts = pieces(view, view.len() / STATS);
-                let (Some(mean), Some(var_sum)) = (parts.next(), parts.next()) else {
-                    continue;
-                };
-                if let (Some(mean), Some(var_sum)) = (mean.get(c), var_sum.get(c)) {
-                    values = (
-                        momentum_bn * *mean + (1.0 - momentum_bn) * values.0,
-                        momentum_bn * (*var_sum / unbiased) + (1.0 - momentum_bn) * values.1,
-                    );
-                }
-            }
-            values
+        let running = Running {
+            momentum: self.config.batch_norm_momentum,
+            unbiased: n.saturating_sub(1) as f32,
         };
-        for ((layer, offsets), index) in
-            architecture.layers().zip(&layout.layers).zip(0..MAX_LAYERS)
-        {
-            let Some((mean_range, var_range)) = running_ranges(layer, offsets) else {
+        for update in running_updates(architecture, layout, &buffers.views) {
+            let (Some(rm), Some(rv)) = (
+                params.get(update.mean.clone()),
+                params.get(update.var.clone()),
+            ) else {
                 continue;
             };
-            let stats = [
-                views[0].stats.get(index).map_or(&[][..], |s| &s[..]),
-                views[1].stats.get(index).map_or(&[][..], |s| &s[..]),
-            ];
-            let (Some(rm), Some(rv)) = (params.get(mean_range), params.get(var_range)) else {
-                continue;
-            };
-            for ((rm, rv), c) in rm.iter().zip(rv).zip(0..layer.d_out) {
-                let (rm, rv) = running(&stats, *rm, *rv, c);
+            for ((rm, rv), c) in rm.iter().zip(rv).zip(0..update.d_out) {
+                let (rm, rv) = running.apply(&update.batch, *rm, *rv, c);
                 if !(rm.is_finite() && rv.is_finite()) {
                     return Err(SslError::NonFinite { location: "update" });
                 }
@@ -284,27 +263,18 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
                 (*w, *buf) = update.apply(*w, *g, *buf, lr);
             }
         }
-        for ((layer, offsets), index) in
-            architecture.layers().zip(&layout.layers).zip(0..MAX_LAYERS)
-        {
-            let Some((mean_range, var_range)) = running_ranges(layer, offsets) else {
-                continue;
-            };
-            let stats = [
-                views[0].stats.get(index).map_or(&[][..], |s| &s[..]),
-                views[1].stats.get(index).map_or(&[][..], |s| &s[..]),
-            ];
+        for update in running_updates(architecture, layout, &buffers.views) {
             // running_mean and running_var are adjacent: running_mean first.
             let Some((rm, rv)) = params
-                .get_mut(mean_range.start..var_range.end)
-                .and_then(|both| both.split_at_mut_checked(mean_range.len()))
+                .get_mut(update.mean.start..update.var.end)
+                .and_then(|both| both.split_at_mut_checked(update.mean.len()))
             else {
                 continue;
             };
-            for ((rm, rv), c) in rm.iter_mut().zip(rv.iter_mut()).zip(0..layer.d_out) {
-                (*rm, *rv) = running(&stats, *rm, *rv, c);
+            for ((rm, rv), c) in rm.iter_mut().zip(rv.iter_mut()).zip(0..update.d_out) {
+                (*rm, *rv) = running.apply(&update.batch, *rm, *rv, c);
             }
-            if let Some(count) = batches_tracked.get_mut(index) {
+            if let Some(count) = batches_tracked.get_mut(update.index) {
                 *count = count.saturating_add(2);
             }
         }
@@ -406,15 +376,77 @@ fn trained_regions<'a>(
         })
 }
 
-/// The running_mean and running_var ranges of a BatchNorm layer.
-fn running_ranges(
-    layer: &Layer,
-    offsets: &LayerOffsets,
-) -> Option<(core::ops::Range<usize>, core::ops::Range<usize>)> {
-    let mean = offsets.running_mean?;
-    let var = offsets.running_var?;
-    Some((
-        mean..mean.checked_add(layer.d_out)?,
-        var..var.checked_add(layer.d_out)?,
-    ))
+/// One BatchNorm layer's running-statistics update.
+struct RunningUpdate<'s> {
+    /// The layer's index, projector first.
+    index: usize,
+    d_out: usize,
+    /// Where `running_mean` and `running_var` sit in the parameters.
+    mean: core::ops::Range<usize>,
+    var: core::ops::Range<usize>,
+    /// Each view's batch mean and sum of squared deviations, `d_out` each.
+    batch: [(&'s [f32], &'s [f32]); 2],
+}
+
+/// The running-statistics update of every BatchNorm layer, from the step's buffers.
+fn running_updates<'s>(
+    architecture: &'s Architecture,
+    layout: &'s Layout,
+    views: &'s [ViewBuffers<'_>; 2],
+) -> impl Iterator<Item = RunningUpdate<'s>> {
+    let batch_of = move |view: &'s ViewBuffers<'_>, index: usize, d_out: usize| {
+        let stats = view.stats.get(index).map_or(&[][..], |s| &s[..]);
+        let mut parts = pieces(stats, d_out);
+        (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        )
+    };
+    architecture
+        .layers()
+        .zip(&layout.layers)
+        .zip(0..MAX_LAYERS)
+        .filter_map(move |((layer, offsets), index)| {
+            let mean = offsets.running_mean?;
+            let var = offsets.running_var?;
+            let [first, second] = views;
+            Some(RunningUpdate {
+                index,
+                d_out: layer.d_out,
+                mean: mean..mean.checked_add(layer.d_out)?,
+                var: var..var.checked_add(layer.d_out)?,
+                batch: [
+                    batch_of(first, index, layer.d_out),
+                    batch_of(second, index, layer.d_out),
+                ],
+            })
+        })
+}
+
+/// PyTorch's running-statistics rule: `r ← m·batch + (1 − m)·r`, the variance unbiased.
+struct Running {
+    momentum: f32,
+    /// `n − 1`.
+    unbiased: f32,
+}
+
+impl Running {
+    /// Channel `c`'s `(running_mean, running_var)` after view 1's batch, then view 2's.
+    #[inline]
+    fn apply(
+        &self,
+        batch: &[(&[f32], &[f32]); 2],
+        mut rm: f32,
+        mut rv: f32,
+        c: usize,
+    ) -> (f32, f32) {
+        let m = self.momentum;
+        for (mean, var_sum) in batch {
+            if let (Some(mean), Some(var_sum)) = (mean.get(c), var_sum.get(c)) {
+                rm = m * *mean + (1.0 - m) * rm;
+                rv = m * (*var_sum / self.unbiased) + (1.0 - m) * rv;
+            }
+        }
+        (rm, rv)
+    }
 }

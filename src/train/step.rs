@@ -261,6 +261,16 @@ fn normalize_backward<K: Kernels>(
     }
 }
 
+/// The floors under the norms that make the projection and the prediction unit vectors:
+/// the reference's L2 floor where the architecture normalises, else PyTorch's cosine one.
+fn unit_floors(architecture: &Architecture) -> [f32; 2] {
+    let floor = |normalize: bool| if normalize { NORM_FLOOR } else { COSINE_EPS };
+    [
+        floor(architecture.normalize_projection),
+        floor(architecture.normalize_prediction),
+    ]
+}
+
 /// One view's forward pass in training mode; fills its buffers.
 fn forward_view<K: Kernels>(
     architecture: &Architecture,
@@ -271,18 +281,7 @@ fn forward_view<K: Kernels>(
     weights_t: Option<&[f32]>,
 ) -> SslResult<()> {
     let d_out = architecture.d_out();
-    let floors = [
-        if architecture.normalize_projection {
-            NORM_FLOOR
-        } else {
-            COSINE_EPS
-        },
-        if architecture.normalize_prediction {
-            NORM_FLOOR
-        } else {
-            COSINE_EPS
-        },
-    ];
+    let floors = unit_floors(architecture);
     let ViewBuffers {
         outs,
         normalized,
@@ -467,18 +466,7 @@ fn backward_view<K: Kernels>(
     input_grad: &mut [f32],
 ) {
     let d_out = architecture.d_out();
-    let floors = [
-        if architecture.normalize_projection {
-            NORM_FLOOR
-        } else {
-            COSINE_EPS
-        },
-        if architecture.normalize_prediction {
-            NORM_FLOOR
-        } else {
-            COSINE_EPS
-        },
-    ];
+    let floors = unit_floors(architecture);
     let ViewBuffers {
         outs,
         normalized,
