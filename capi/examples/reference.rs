@@ -2,7 +2,7 @@
 //! Rust API, and the comparison of another program's output against them.
 //!
 //! ```text
-//! reference print [TWINS] [--image] [--train]
+//! reference print [TWINS] [--image] [--train] [--simd-as-scalar]
 //!                                           # the expected lines: `params.fnv`, then for
 //!                                           # each twin `project.K`, `predict.K`, `loss.K`
 //! reference c-params                        # the parameters as a C file (exact hex
@@ -10,14 +10,17 @@
 //! reference write-image PATH [HEAD]         # a parameter image: the image scenario's
 //!                                           # (HEAD `official`, the default) or the
 //!                                           # scenario's reference head (`reference`)
-//! reference compare FILE [TWINS] [--image] [--train]
+//! reference compare FILE [TWINS] [--image] [--train] [--simd-as-scalar]
 //!                                           # FILE must hold exactly the lines `print`
 //!                                           # prints with the same arguments, each once,
 //!                                           # every float bit for bit
 //! ```
 //!
 //! `TWINS` is `simd`, `scalar` or `simd,scalar` (the default): which kernel twins the
-//! program ran (the Rust firmware links one twin per image).
+//! program ran (the Rust firmware links one twin per image). `--simd-as-scalar`: the
+//! program's target has no vector unit, so its SIMD twin runs the scalar twin's kernels
+//! (`simsiam::kernels::VECTOR_UNIT` is false there, e.g. on a Cortex-M): its `.simd`
+//! lines must hold the scalar twin's values.
 //!
 //! The scenario, shared by every program that prints these lines: the default config
 //! `{64, 128, 64, 32}`, parameters from `init_params` with seed [`SEED`], and the fixed
@@ -53,14 +56,11 @@
 //! (`#` first). Every problem is named on stderr.
 //!
 //! Bit-identity with a Cortex-M holds because the arithmetic is the same (IEEE `f32`,
-//! square root and division correctly rounded on both): the scalar twin is the same plain
-//! loops; on the SIMD twin, `wide`'s `f32x8` on a plain x86-64
-//! build (SSE2, no FMA) is two `f32x4`, each lane a multiply then an add, each `f32x4`
-//! summed left to right, exactly what its portable fallback does on `thumbv7em` (eight
-//! scalars; Rust never fuses a multiply and an add). Built with FMA, AVX or AVX-512 (or on
-//! aarch64, where `wide` fuses), the SIMD twin rounds differently: `print` says which on
-//! its `# simd-arithmetic` line, and such a reference matches only programs built the
-//! same way (the host C test), not the firmware.
+//! square root and division correctly rounded on both, Rust never fusing a multiply and
+//! an add): the scalar twin is the same loops, and on a Cortex-M the SIMD twin is the
+//! scalar twin (`--simd-as-scalar`). A reference's own SIMD twin rounds as its build
+//! does (`print` says how on its `# simd-arithmetic` line), so it matches only programs
+//! built the same way (the host C test).
 
 use std::process::ExitCode;
 
@@ -318,19 +318,19 @@ fn c_params() -> SslResult<String> {
     Ok(text)
 }
 
-/// How this build's SIMD twin rounds, as the `# simd-arithmetic` line of `print`: the
-/// first word is `portable` when it is the arithmetic of `wide`'s portable fallback (the
-/// Cortex-M's), else `fused` or `avx`.
+/// How this build's SIMD twin rounds, as the `# simd-arithmetic` line of `print`.
 fn simd_arithmetic() -> &'static str {
-    if cfg!(any(
+    if !simsiam::kernels::VECTOR_UNIT {
+        "scalar: no vector unit, the scalar twin's kernels"
+    } else if cfg!(any(
         target_feature = "fma",
         all(target_arch = "aarch64", target_feature = "neon")
     )) {
-        "fused: multiply-add with one rounding (differs from a Cortex-M's SIMD twin)"
+        "fused: multiply-add with one rounding"
     } else if cfg!(target_feature = "avx") {
-        "avx: f32x8 summed across one AVX register (differs from a Cortex-M's SIMD twin)"
+        "avx: f32x8 summed across one AVX register"
     } else {
-        "portable: f32x8 as two f32x4, multiply then add, each f32x4 summed left to right"
+        "sse: f32x8 as two f32x4, multiply then add, each f32x4 summed left to right"
     }
 }
 
@@ -365,6 +365,7 @@ fn expected(
     twins: &[&str],
     image: ImageScenario<'_>,
     train: bool,
+    simd_as_scalar: bool,
 ) -> Result<Vec<(String, Vec<String>)>, String> {
     let mut scenarios = vec![("params.fnv", reference().map_err(|e| e.to_string())?)];
     let bytes = match image {
@@ -385,9 +386,15 @@ fn expected(
     for (fnv_key, (lines, fnv)) in scenarios {
         out.push((fnv_key.to_owned(), vec![format!("{fnv:016x}")]));
         for twin in twins {
+            // The values this twin computes on the program's target.
+            let source = if *twin == "simd" && simd_as_scalar {
+                "scalar"
+            } else {
+                twin
+            };
             for (key, words) in &lines {
-                if key.rsplit_once('.').is_some_and(|(_, k)| k == *twin) {
-                    out.push((key.clone(), words.clone()));
+                if let Some((stem, _)) = key.rsplit_once('.').filter(|(_, k)| k == &source) {
+                    out.push((format!("{stem}.{twin}"), words.clone()));
                 }
             }
         }
@@ -484,8 +491,9 @@ fn check(
     twins: &[&str],
     image: ImageScenario<'_>,
     train: bool,
+    simd_as_scalar: bool,
 ) -> Result<String, Vec<String>> {
-    let want = expected(twins, image, train).map_err(|e| vec![e])?;
+    let want = expected(twins, image, train, simd_as_scalar).map_err(|e| vec![e])?;
     let mut seen: Vec<Vec<(usize, Vec<&str>)>> = vec![Vec::new(); want.len()];
     let mut problems = Vec::new();
     for (index, raw) in text.lines().enumerate() {
@@ -557,9 +565,10 @@ fn compare(
     twins: &[&str],
     image: ImageScenario<'_>,
     train: bool,
+    simd_as_scalar: bool,
 ) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    match check(&text, twins, image, train) {
+    match check(&text, twins, image, train, simd_as_scalar) {
         Ok(summary) => {
             println!(
                 "{path}: {summary} (reference simd-arithmetic {})",
@@ -606,7 +615,8 @@ fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let with_image = args.iter().any(|arg| arg == "--image");
     let train = args.iter().any(|arg| arg == "--train");
-    args.retain(|arg| arg != "--image" && arg != "--train");
+    let simd_as_scalar = args.iter().any(|arg| arg == "--simd-as-scalar");
+    args.retain(|arg| arg != "--image" && arg != "--train" && arg != "--simd-as-scalar");
     let image_file = args.iter().position(|arg| arg == "--image-file").map(|at| {
         let path = args.get(at + 1).cloned();
         args.drain(at..(at + 2).min(args.len()));
@@ -622,10 +632,11 @@ fn main() -> ExitCode {
         }
     };
     let with_image = !matches!(image, ImageScenario::None);
-    let usage = "usage: reference print [TWINS] [--image | --image-file PATH] [--train] | \
-                 reference c-params | reference write-image PATH [official|reference] | \
-                 reference compare FILE [TWINS] [--image | --image-file PATH] [--train]   \
-                 (TWINS: simd, scalar or simd,scalar)";
+    let usage = "usage: reference print [TWINS] [--image | --image-file PATH] [--train] \
+                 [--simd-as-scalar] | reference c-params | \
+                 reference write-image PATH [official|reference] | \
+                 reference compare FILE [TWINS] [--image | --image-file PATH] [--train] \
+                 [--simd-as-scalar]   (TWINS: simd, scalar or simd,scalar)";
     let result = match args
         .iter()
         .map(String::as_str)
@@ -633,7 +644,7 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["print", rest @ ..] if rest.len() <= 1 => twins(rest.first().unwrap_or(&"simd,scalar"))
-            .and_then(|twins| expected(&twins, image, train))
+            .and_then(|twins| expected(&twins, image, train, simd_as_scalar))
             .map(|lines| {
                 println!("# simd-arithmetic {}", simd_arithmetic());
                 for (key, words) in lines {
@@ -648,7 +659,7 @@ fn main() -> ExitCode {
         }
         ["compare", path, rest @ ..] if rest.len() <= 1 => {
             twins(rest.first().unwrap_or(&"simd,scalar"))
-                .and_then(|twins| compare(path, &twins, image, train))
+                .and_then(|twins| compare(path, &twins, image, train, simd_as_scalar))
         }
         _ => Err(usage.to_owned()),
     };

@@ -1,6 +1,58 @@
-//! The scalar twin: the reference crate's loops, left to right, no FMA.
+//! The scalar twin: the reference crate's sums, left to right, no FMA, with rows in
+//! register blocks (each row's order unchanged).
 
-use super::{BATCH_LANES, GemmA, Kernels, gemm_call, pieces, pieces_mut};
+use super::{BATCH_LANES, GemmA, Kernels, ROW_BLOCK, gemm_call, pieces, pieces_mut};
+
+/// `acc[r] + rows[r]·x` for [`ROW_BLOCK`] rows (each at least `x.len()` long), every sum
+/// left to right from its start value: the reference's order, bit for bit. Each `x[c]`
+/// is loaded once for the block: on an FPU without vectors (the Cortex-M4F) a column of
+/// the two-view product ([`dot2_add_rows`]) is six loads and eight multiply–accumulates,
+/// 2 instructions per multiply–add with the loop's two, where one row at a time took 3.5.
+/// (Blocks of six and eight rows measured worse there: the compiler runs out of integer
+/// registers for the row pointers.) The rows are
+/// zipped by name, not looped over: at opt-level "s" a loop over the block is not
+/// unrolled and costs a bounds check per weight.
+#[inline(always)]
+fn dot_add_rows(acc: [f32; ROW_BLOCK], rows: [&[f32]; ROW_BLOCK], x: &[f32]) -> [f32; ROW_BLOCK] {
+    let [r0, r1, r2, r3] = rows;
+    let [mut a0, mut a1, mut a2, mut a3] = acc;
+    for ((((p, w0), w1), w2), w3) in x.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
+        a0 += w0 * p;
+        a1 += w1 * p;
+        a2 += w2 * p;
+        a3 += w3 * p;
+    }
+    [a0, a1, a2, a3]
+}
+
+/// [`dot_add_rows`] for two inputs through the same rows: each weight is loaded once for
+/// both, eight running sums in the reference's order (`x[0]`, `x[1]` equally long,
+/// every row at least as long).
+#[inline(always)]
+fn dot2_add_rows(
+    acc: [[f32; ROW_BLOCK]; 2],
+    rows: [&[f32]; ROW_BLOCK],
+    x: [&[f32]; 2],
+) -> [[f32; ROW_BLOCK]; 2] {
+    let [r0, r1, r2, r3] = rows;
+    let [x1, x2] = x;
+    let [
+        [mut a0, mut a1, mut a2, mut a3],
+        [mut b0, mut b1, mut b2, mut b3],
+    ] = acc;
+    let columns = x1.iter().zip(x2).zip(r0).zip(r1).zip(r2).zip(r3);
+    for (((((p, q), w0), w1), w2), w3) in columns {
+        a0 += w0 * p;
+        b0 += w0 * q;
+        a1 += w1 * p;
+        b1 += w1 * q;
+        a2 += w2 * p;
+        b2 += w2 * q;
+        a3 += w3 * p;
+        b3 += w3 * q;
+    }
+    [[a0, a1, a2, a3], [b0, b1, b2, b3]]
+}
 
 /// Scalar kernels: `acc += a_i * b_i` left to right, exactly as `oxicuda-ssl` sums.
 #[derive(Debug, Clone, Copy, Default)]
@@ -14,9 +66,7 @@ impl Kernels for Scalar {
 
     #[inline]
     fn matvec_add(w: &[f32], row_stride: usize, offset: usize, x: &[f32], y: &mut [f32]) {
-        for (yi, row) in y.iter_mut().zip(super::strided_rows(w, row_stride, offset)) {
-            *yi = Self::dot_add(*yi, row, x);
-        }
+        super::blocked_matvec_add::<Self>(w, row_stride, offset, x, y, dot_add_rows);
     }
 
     #[inline]
@@ -27,25 +77,7 @@ impl Kernels for Scalar {
         x: [&[f32]; 2],
         y: [&mut [f32]; 2],
     ) {
-        let [x1, x2] = x;
-        let n = x1.len().min(x2.len());
-        let (x1, x2) = (
-            x1.get(..n).unwrap_or_default(),
-            x2.get(..n).unwrap_or_default(),
-        );
-        let [y1, y2] = y;
-        let rows = super::strided_rows(w, row_stride, offset);
-        for ((y1i, y2i), row) in y1.iter_mut().zip(y2.iter_mut()).zip(rows) {
-            // One pass over the row; each output still adds left to right from its start.
-            let (a, b) = row
-                .iter()
-                .zip(x1.iter().zip(x2))
-                .fold((*y1i, *y2i), |(a, b), (wi, (p, q))| {
-                    (a + wi * p, b + wi * q)
-                });
-            *y1i = a;
-            *y2i = b;
-        }
+        super::blocked_matvec2_add::<Self>(w, row_stride, offset, x, y, dot2_add_rows);
     }
 
     #[inline]
