@@ -193,7 +193,11 @@ SimsiamStatus simsiam_loss_workspace_len(struct SimsiamConfig config, size_t *le
 // Writes to `*len` how many floats the `workspace` of `simsiam_loss_batch` needs for
 // `n` pairs on the reference head of `config`: exactly `4 * d_out * min(n, 8)` (both
 // projections and both predictions of the up to 8 pairs that go through the weights
-// together); 0 for `n == 0`, the same as `simsiam_loss_workspace_len` for `n == 1`.
+// together) plus, for `n >= 2`, the lane blocks of a group:
+// `16 * (pack + hidden + rows) + 15` with `pack = min(max(d_encoder, d_out), P)`,
+// `hidden = min(max(d_projector, d_predictor), P)`, `rows = min(d_out, 64)`, `P = 128`
+// when both maxima are at most 128, else 512 (3 599 floats, 14 KiB, for the default
+// config). 0 for `n == 0`, the same as `simsiam_loss_workspace_len` for `n == 1`.
 // For any model: `simsiam_workspace_len`.
 //
 // Errors: as `simsiam_param_count` (`INVALID_PARAMETER` also when the length overflows).
@@ -208,7 +212,9 @@ SimsiamStatus simsiam_batch_loss_workspace_len(struct SimsiamConfig config, size
 // `min(n, 8) * (4 * d_out + 2 * m)`, where `m` is the widest vector a stack keeps
 // between its layers (0 for stacks of up to two layers, as the reference head's: then
 // this is `simsiam_batch_loss_workspace_len`; the first hidden width for three layers,
-// as the official head's projector). 0 for `n == 0`.
+// as the official head's projector), plus for `n >= 2` the lane blocks of the batch
+// calls (`Architecture::lanes_len`: at most `16 * 1088 + 15` floats, 68 KiB, for wide
+// heads such as the paper's). 0 for `n == 0`.
 //
 // Errors: `INVALID_PARAMETER` when the length overflows; the model's errors (as
 // `simsiam_project`); `NULL_POINTER` / `MISALIGNED` for `len` (then nothing is
@@ -393,7 +399,7 @@ SimsiamStatus simsiam_predict_ws(const struct SimsiamModel *model,
 // each weight matrix together: 2 KiB (two blocks of 256 units), or 8 KiB (two of 1024)
 // when `d_projector` or `d_predictor` is above 256; plus the call frames: on a
 // Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default config) under 6.5 KiB in all
-// (CI measures it on QEMU: about 6.0 KiB on the SIMD backend, 5.1 KiB scalar).
+// (CI measures it on QEMU: about 5.4 KiB on either backend).
 //
 // Errors: `DIMENSION_MISMATCH` unless `z1_len == z2_len == d_encoder`;
 // `CAPACITY_TOO_SMALL` for a short workspace; `NON_FINITE`; `NULL_POINTER`,
@@ -423,12 +429,14 @@ SimsiamStatus simsiam_loss(const struct SimsiamModel *model,
 // per 16 inputs. Like `simsiam_project`, for heads whose projector has at most two
 // layers (else `CAPACITY_TOO_SMALL`: use `simsiam_project_batch_ws`).
 //
-// Memory: no heap. Stack, whatever `n`: a group of 3 to 16 inputs is packed on the stack
-// with its hidden blocks, 20 KiB when `d_encoder` and `d_projector` are both at most 128
-// (the default config), 68 KiB otherwise; a group of 1 or 2 inputs (`n` = 1 or 2, or a
-// last group when `n % 16` is 1 or 2) takes the pair path of `simsiam_loss` instead,
-// 2 KiB (8 KiB when `d_projector` is above 256). Plus bookkeeping and call frames,
-// about 2 KiB on a Cortex-M4F (see `simsiam_loss_batch`). Mind it on a small stack.
+// Without a workspace there is no room for the lane blocks of the 16-input groups, so
+// this call takes the inputs two at a time (the pair path of `simsiam_loss`: each weight
+// is read once per 2 inputs); `simsiam_project_batch_ws` with
+// `simsiam_workspace_len(model, n)` floats reads them once per 16, several times faster.
+//
+// Memory: no heap. Stack, whatever `n`: the pair path's hidden blocks, 2 KiB (8 KiB
+// when `d_projector` is above 256), plus bookkeeping and call frames, a few KiB on a
+// Cortex-M4F (see `simsiam_loss_batch`).
 //
 // Errors: `DIMENSION_MISMATCH` unless `zs_len` is a multiple of `d_encoder` and
 // `out_len == n * d_out`; otherwise as `simsiam_project`. On error `out` may be partly
@@ -442,10 +450,13 @@ SimsiamStatus simsiam_project_batch(const struct SimsiamModel *model,
                                     float *out,
                                     size_t out_len);
 
-// `simsiam_project_batch` with a workspace, for any head: it holds the intermediate
-// vectors of a group of up to 16 inputs (`min(n, 16)` times the first hidden width for
-// a 3-layer projector); `simsiam_workspace_len(model, n)` floats always suffice. It may
-// be NULL when `workspace_len` is 0 (enough for the reference head).
+// `simsiam_project_batch` with a workspace, for any head, 16 inputs per group: it holds
+// the intermediate vectors of a group of up to 16 inputs (`min(n, 16)` times the first
+// hidden width for a 3-layer projector) and, for `n > 2`, the lane blocks of the group
+// (`Architecture::lanes_len` floats: 3 599 for the default config, at most
+// `16 * 1088 + 15`); `simsiam_workspace_len(model, n)` floats always suffice. It may be
+// NULL when `workspace_len` is 0 (enough for `n <= 2` on the reference head). Stack: a
+// few KiB, as `simsiam_loss_batch`.
 //
 // Errors: as `simsiam_project_batch` and `simsiam_project_ws`.
 //
@@ -464,9 +475,12 @@ SimsiamStatus simsiam_project_batch_ws(const struct SimsiamModel *model,
 // predictor has at most two layers (else `CAPACITY_TOO_SMALL`: use
 // `simsiam_predict_batch_ws`).
 //
-// Memory: as `simsiam_project_batch`, with `d_out` and `d_predictor` in place of
-// `d_encoder` and `d_projector` (20 KiB when both are at most 128, else 68 KiB; the pair
-// path 2 KiB, 8 KiB when `d_predictor` is above 256), plus bookkeeping and frames.
+// Like `simsiam_project_batch`, two inputs at a time (use `simsiam_predict_batch_ws`
+// for groups of 16).
+//
+// Memory: as `simsiam_project_batch`, with `d_predictor` in place of `d_projector`
+// (the pair path's 2 KiB, 8 KiB when `d_predictor` is above 256), plus bookkeeping
+// and frames.
 //
 // Errors: as `simsiam_project_batch`, with `ps_len` a multiple of `d_out`.
 //
@@ -498,16 +512,15 @@ SimsiamStatus simsiam_predict_batch_ws(const struct SimsiamModel *model,
 // `z1s_len = z2s_len = n * d_encoder`), up to summation order (bit for bit on the scalar
 // backend). Pairs are taken 8 at a time (16 inputs, one per SIMD lane). `workspace` must
 // hold `simsiam_workspace_len(model, n)` floats: for the reference head
-// `simsiam_batch_loss_workspace_len(n)` = `4 * d_out * min(n, 8)`.
+// `simsiam_batch_loss_workspace_len(n)` = `4 * d_out * min(n, 8)`, plus the lane blocks
+// of a group for `n >= 2` (3 599 floats for the default config).
 //
-// Memory: no heap. Stack, whatever `n`: a group of 2 to 8 pairs is packed on the stack
-// with its hidden blocks, 20 KiB when every layer is at most 128 wide (`d_encoder`,
-// `d_projector`, `d_out`, `d_predictor`; the default config), 68 KiB otherwise; a group
-// of 1 pair (`n` = 1, or a last group when `n % 8` is 1) takes the path of
-// `simsiam_loss`, 2 KiB (8 KiB when `d_projector` or `d_predictor` is above 256). Plus
-// bookkeeping and call frames: on a Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default
-// config) under 26 KiB in all (CI measures it on QEMU: about 24.8 KiB SIMD, 24.1 KiB
-// scalar). Mind it on a small stack.
+// Memory: no heap. A group of 2 to 8 pairs is packed with its hidden blocks into the
+// workspace's lane blocks; a group of 1 pair (`n` = 1, or a last group when `n % 8`
+// is 1) takes the path of `simsiam_loss`, with 2 KiB of stack (8 KiB when
+// `d_projector` or `d_predictor` is above 256). Stack, whatever `n`: that, bookkeeping
+// and call frames, a few KiB (CI measures it on a Cortex-M4F under QEMU: about 5.3 KiB
+// for 3 pairs of the default config, under 6 KiB).
 //
 // Errors: `DIMENSION_MISMATCH` unless `z1s_len == z2s_len == n * d_encoder`;
 // `CAPACITY_TOO_SMALL` for a short workspace; `NON_FINITE`; `NULL_POINTER`,

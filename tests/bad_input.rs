@@ -127,7 +127,11 @@ fn overflowing_products_in_each_layer() {
         config(1, 1, 1, big).loss_workspace_len(),
         Err(WORKSPACE_OVERFLOW)
     );
-    assert_eq!(SMALL.batch_loss_workspace_len(usize::MAX), Ok(4 * 3 * 8));
+    // Eight pairs' outputs, then the lane blocks (pack 5, hidden 7, rows 3, 15 of slack).
+    assert_eq!(
+        SMALL.batch_loss_workspace_len(usize::MAX),
+        Ok(4 * 3 * 8 + 16 * (5 + 7 + 3) + 15)
+    );
     assert_eq!(
         config(1, 1, 1, usize::MAX / 16).batch_loss_workspace_len(8),
         Err(WORKSPACE_OVERFLOW)
@@ -433,8 +437,10 @@ fn hidden_overflow_is_not_masked_by_relu() {
         );
         let mut outs = [0.0; 3];
         let zs = [1.0, 0.0, f32::MAX, f32::MAX / 2.0, 0.0, 1.0];
+        // Three rows: the lanes path, whose blocks live in the workspace.
+        let mut ws = vec![0.0; owner.architecture().lanes_len()];
         assert_eq!(
-            head.project_batch_into(&zs, &mut outs, &mut []),
+            head.project_batch_into(&zs, &mut outs, &mut ws),
             Err(non_finite("projector output"))
         );
         // The public ReLU kernels keep their documented NaN → 0.
@@ -475,8 +481,9 @@ fn negative_overflow_is_not_masked_by_relu() {
         for n in [1, 3] {
             let zs = z.repeat(n);
             let mut outs = vec![0.0; n];
+            let mut ws = vec![0.0; owner.architecture().workspace_len(n).unwrap()];
             assert_eq!(
-                head.project_batch_into(&zs, &mut outs, &mut []),
+                head.project_batch_into(&zs, &mut outs, &mut ws),
                 Err(non_finite("projector output")),
                 "{backend:?}, {n} rows"
             );

@@ -168,8 +168,9 @@ fn batch_calls_make_no_allocation() {
                 let head = twin(&owner, backend);
                 for n in SIZES {
                     let (zs, z2, out) = (&z1s[..n * e], &z2s[..n * e], &mut projected[..n * d]);
-                    head.project_batch_into(zs, out, &mut []).unwrap();
-                    head.predict_batch_into(&out[..], &mut predicted[..n * d], &mut [])
+                    // The workspace holds the lane blocks of groups of three or more.
+                    head.project_batch_into(zs, out, &mut workspace).unwrap();
+                    head.predict_batch_into(&out[..], &mut predicted[..n * d], &mut workspace)
                         .unwrap();
                     head.loss_batch_into(zs, z2, &mut losses[..n], &mut workspace)
                         .unwrap();
@@ -178,9 +179,11 @@ fn batch_calls_make_no_allocation() {
                         owner.view().with_kernels::<Scalar>(),
                         owner.view().with_kernels::<Simd>(),
                     );
-                    scalar_head.project_batch_into(zs, out, &mut []).unwrap();
+                    scalar_head
+                        .project_batch_into(zs, out, &mut workspace)
+                        .unwrap();
                     simd_head
-                        .predict_batch_into(&out[..], &mut predicted[..n * d], &mut [])
+                        .predict_batch_into(&out[..], &mut predicted[..n * d], &mut workspace)
                         .unwrap();
                     scalar_head
                         .loss_batch_into(zs, z2, &mut losses[..n], &mut workspace)

@@ -213,11 +213,13 @@ fn paper_size_batch_lanes_path_simd() {
         .unwrap()
         .with_kernels::<Simd>();
     let zs: Vec<f32> = f.inputs.concat();
+    // The lane blocks (512 columns, 512 hidden units, 64 rows) live in the workspace.
+    let mut lanes = vec![f32::NAN; head.architecture().lanes_len()];
     let mut projected = vec![f32::NAN; INPUTS * D];
-    head.project_batch_into(&zs, &mut projected, &mut [])
+    head.project_batch_into(&zs, &mut projected, &mut lanes)
         .unwrap();
     let mut predicted = vec![f32::NAN; INPUTS * D];
-    head.predict_batch_into(&projected, &mut predicted, &mut [])
+    head.predict_batch_into(&projected, &mut predicted, &mut lanes)
         .unwrap();
     let z1s: Vec<f32> = PAIRS
         .iter()
@@ -267,8 +269,10 @@ fn paper_size_batch_lanes_path_scalar_is_the_single_calls() {
         .unwrap()
         .with_kernels::<Scalar>();
     let zs: Vec<f32> = f.inputs.concat();
+    // The lane blocks (512 columns, 512 hidden units, 64 rows) live in the workspace.
+    let mut lanes = vec![f32::NAN; head.architecture().lanes_len()];
     let mut projected = vec![f32::NAN; INPUTS * D];
-    head.project_batch_into(&zs, &mut projected, &mut [])
+    head.project_batch_into(&zs, &mut projected, &mut lanes)
         .unwrap();
     let mut single = vec![0.0; D];
     for (j, z) in f.inputs.iter().enumerate() {
@@ -280,7 +284,7 @@ fn paper_size_batch_lanes_path_scalar_is_the_single_calls() {
         );
     }
     let mut predicted = vec![f32::NAN; INPUTS * D];
-    head.predict_batch_into(&projected, &mut predicted, &mut [])
+    head.predict_batch_into(&projected, &mut predicted, &mut lanes)
         .unwrap();
     for j in 0..INPUTS {
         head.predict_into(&projected[j * D..][..D], &mut single, &mut [])

@@ -209,10 +209,11 @@ fn scalar_twin_on_reference_weights_is_the_reference_bit_for_bit() {
             let mut predicted = vec![0.0; n * c.d_out];
             let mut losses = vec![0.0; n];
             let mut workspace = vec![0.0; head.architecture().workspace_len(n).unwrap()];
-            // The reference's head keeps no intermediate vector: no workspace.
-            head.project_batch_into(&z1s, &mut projected, &mut [])
+            // The reference's head keeps no intermediate vector: the forward calls need
+            // only the lane blocks.
+            head.project_batch_into(&z1s, &mut projected, &mut workspace)
                 .unwrap();
-            head.predict_batch_into(&ps, &mut predicted, &mut [])
+            head.predict_batch_into(&ps, &mut predicted, &mut workspace)
                 .unwrap();
             head.loss_batch_into(&z1s, &z2s, &mut losses, &mut workspace)
                 .unwrap();

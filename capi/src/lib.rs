@@ -545,7 +545,11 @@ pub unsafe extern "C" fn simsiam_loss_workspace_len(
 /// Writes to `*len` how many floats the `workspace` of `simsiam_loss_batch` needs for
 /// `n` pairs on the reference head of `config`: exactly `4 * d_out * min(n, 8)` (both
 /// projections and both predictions of the up to 8 pairs that go through the weights
-/// together); 0 for `n == 0`, the same as `simsiam_loss_workspace_len` for `n == 1`.
+/// together) plus, for `n >= 2`, the lane blocks of a group:
+/// `16 * (pack + hidden + rows) + 15` with `pack = min(max(d_encoder, d_out), P)`,
+/// `hidden = min(max(d_projector, d_predictor), P)`, `rows = min(d_out, 64)`, `P = 128`
+/// when both maxima are at most 128, else 512 (3 599 floats, 14 KiB, for the default
+/// config). 0 for `n == 0`, the same as `simsiam_loss_workspace_len` for `n == 1`.
 /// For any model: `simsiam_workspace_len`.
 ///
 /// Errors: as `simsiam_param_count` (`INVALID_PARAMETER` also when the length overflows).
@@ -575,7 +579,9 @@ pub unsafe extern "C" fn simsiam_batch_loss_workspace_len(
 /// `min(n, 8) * (4 * d_out + 2 * m)`, where `m` is the widest vector a stack keeps
 /// between its layers (0 for stacks of up to two layers, as the reference head's: then
 /// this is `simsiam_batch_loss_workspace_len`; the first hidden width for three layers,
-/// as the official head's projector). 0 for `n == 0`.
+/// as the official head's projector), plus for `n >= 2` the lane blocks of the batch
+/// calls (`Architecture::lanes_len`: at most `16 * 1088 + 15` floats, 68 KiB, for wide
+/// heads such as the paper's). 0 for `n == 0`.
 ///
 /// Errors: `INVALID_PARAMETER` when the length overflows; the model's errors (as
 /// `simsiam_project`); `NULL_POINTER` / `MISALIGNED` for `len` (then nothing is
@@ -864,6 +870,45 @@ enum Mlp {
     Predictor,
     ProjectorBatch,
     PredictorBatch,
+    /// `ProjectorBatch` without a workspace: two rows per call (no lane blocks).
+    ProjectorPairs,
+    /// `PredictorBatch` without a workspace: two rows per call (no lane blocks).
+    PredictorPairs,
+}
+
+/// `call` on two rows of `x` (`d_in` wide) and of `out` (`d_out` wide) at a time, after
+/// the batch calls' length checks (same errors, same order): a batch through the pair
+/// path, which needs no lane blocks (so no workspace for heads of two-layer stacks).
+fn in_pairs(
+    x: &[f32],
+    out: &mut [f32],
+    [d_in, d_out]: [usize; 2],
+    mut call: impl FnMut(&[f32], &mut [f32]) -> Result<(), SslError>,
+) -> Result<(), SslError> {
+    let n = x.len().checked_div(d_in).unwrap_or(0);
+    let mismatch = |expected, got| SslError::DimensionMismatch { expected, got };
+    let whole = n.saturating_mul(d_in);
+    if whole != x.len() {
+        return Err(mismatch(whole, x.len()));
+    }
+    let expected = n
+        .checked_mul(d_out)
+        .ok_or(mismatch(usize::MAX, out.len()))?;
+    if expected != out.len() {
+        return Err(mismatch(expected, out.len()));
+    }
+    let (x_step, out_step) = (d_in.saturating_mul(2), d_out.saturating_mul(2));
+    // Split off by hand, not `chunks`: no chunk-size assertion to prove away.
+    let (mut x, mut out) = (x, out);
+    while !x.is_empty() {
+        let (xs, x_rest) = x.split_at_checked(x_step.min(x.len())).unwrap_or((x, &[]));
+        let out_all = core::mem::take(&mut out);
+        let out_at = out_step.min(out_all.len());
+        let (outs, out_rest) = out_all.split_at_mut_checked(out_at).unwrap_or_default();
+        call(xs, outs)?;
+        (x, out) = (x_rest, out_rest);
+    }
+    Ok(())
 }
 
 /// The workspace of the calls without one: none (NULL, 0).
@@ -911,11 +956,18 @@ unsafe fn run_mlp(
         out: &mut [f32],
         workspace: &mut [f32],
     ) -> Result<(), SslError> {
+        let (d_encoder, d_out) = (head.d_encoder(), head.d_out());
         match which {
             Mlp::Projector => head.project_into(x, out, workspace),
             Mlp::Predictor => head.predict_into(x, out, workspace),
             Mlp::ProjectorBatch => head.project_batch_into(x, out, workspace),
             Mlp::PredictorBatch => head.predict_batch_into(x, out, workspace),
+            Mlp::ProjectorPairs => in_pairs(x, out, [d_encoder, d_out], |x, out| {
+                head.project_batch_into(x, out, workspace)
+            }),
+            Mlp::PredictorPairs => in_pairs(x, out, [d_out, d_out], |x, out| {
+                head.predict_batch_into(x, out, workspace)
+            }),
         }
     }
     Ok(match backend_of(model.backend)? {
@@ -938,7 +990,7 @@ unsafe fn run_mlp(
 /// each weight matrix together: 2 KiB (two blocks of 256 units), or 8 KiB (two of 1024)
 /// when `d_projector` or `d_predictor` is above 256; plus the call frames: on a
 /// Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default config) under 6.5 KiB in all
-/// (CI measures it on QEMU: about 6.0 KiB on the SIMD backend, 5.1 KiB scalar).
+/// (CI measures it on QEMU: about 5.4 KiB on either backend).
 ///
 /// Errors: `DIMENSION_MISMATCH` unless `z1_len == z2_len == d_encoder`;
 /// `CAPACITY_TOO_SMALL` for a short workspace; `NON_FINITE`; `NULL_POINTER`,
@@ -1003,12 +1055,14 @@ pub unsafe extern "C" fn simsiam_loss(
 /// per 16 inputs. Like `simsiam_project`, for heads whose projector has at most two
 /// layers (else `CAPACITY_TOO_SMALL`: use `simsiam_project_batch_ws`).
 ///
-/// Memory: no heap. Stack, whatever `n`: a group of 3 to 16 inputs is packed on the stack
-/// with its hidden blocks, 20 KiB when `d_encoder` and `d_projector` are both at most 128
-/// (the default config), 68 KiB otherwise; a group of 1 or 2 inputs (`n` = 1 or 2, or a
-/// last group when `n % 16` is 1 or 2) takes the pair path of `simsiam_loss` instead,
-/// 2 KiB (8 KiB when `d_projector` is above 256). Plus bookkeeping and call frames,
-/// about 2 KiB on a Cortex-M4F (see `simsiam_loss_batch`). Mind it on a small stack.
+/// Without a workspace there is no room for the lane blocks of the 16-input groups, so
+/// this call takes the inputs two at a time (the pair path of `simsiam_loss`: each weight
+/// is read once per 2 inputs); `simsiam_project_batch_ws` with
+/// `simsiam_workspace_len(model, n)` floats reads them once per 16, several times faster.
+///
+/// Memory: no heap. Stack, whatever `n`: the pair path's hidden blocks, 2 KiB (8 KiB
+/// when `d_projector` is above 256), plus bookkeeping and call frames, a few KiB on a
+/// Cortex-M4F (see `simsiam_loss_batch`).
 ///
 /// Errors: `DIMENSION_MISMATCH` unless `zs_len` is a multiple of `d_encoder` and
 /// `out_len == n * d_out`; otherwise as `simsiam_project`. On error `out` may be partly
@@ -1024,15 +1078,18 @@ pub unsafe extern "C" fn simsiam_project_batch(
     out: *mut f32,
     out_len: usize,
 ) -> SimsiamStatus {
-    let which = Mlp::ProjectorBatch;
+    let which = Mlp::ProjectorPairs;
     // SAFETY: forwarded from this function's contract.
     status(unsafe { run_mlp(model, zs, zs_len, out, out_len, NO_WORKSPACE, which) })
 }
 
-/// `simsiam_project_batch` with a workspace, for any head: it holds the intermediate
-/// vectors of a group of up to 16 inputs (`min(n, 16)` times the first hidden width for
-/// a 3-layer projector); `simsiam_workspace_len(model, n)` floats always suffice. It may
-/// be NULL when `workspace_len` is 0 (enough for the reference head).
+/// `simsiam_project_batch` with a workspace, for any head, 16 inputs per group: it holds
+/// the intermediate vectors of a group of up to 16 inputs (`min(n, 16)` times the first
+/// hidden width for a 3-layer projector) and, for `n > 2`, the lane blocks of the group
+/// (`Architecture::lanes_len` floats: 3 599 for the default config, at most
+/// `16 * 1088 + 15`); `simsiam_workspace_len(model, n)` floats always suffice. It may be
+/// NULL when `workspace_len` is 0 (enough for `n <= 2` on the reference head). Stack: a
+/// few KiB, as `simsiam_loss_batch`.
 ///
 /// Errors: as `simsiam_project_batch` and `simsiam_project_ws`.
 ///
@@ -1058,9 +1115,12 @@ pub unsafe extern "C" fn simsiam_project_batch_ws(
 /// predictor has at most two layers (else `CAPACITY_TOO_SMALL`: use
 /// `simsiam_predict_batch_ws`).
 ///
-/// Memory: as `simsiam_project_batch`, with `d_out` and `d_predictor` in place of
-/// `d_encoder` and `d_projector` (20 KiB when both are at most 128, else 68 KiB; the pair
-/// path 2 KiB, 8 KiB when `d_predictor` is above 256), plus bookkeeping and frames.
+/// Like `simsiam_project_batch`, two inputs at a time (use `simsiam_predict_batch_ws`
+/// for groups of 16).
+///
+/// Memory: as `simsiam_project_batch`, with `d_predictor` in place of `d_projector`
+/// (the pair path's 2 KiB, 8 KiB when `d_predictor` is above 256), plus bookkeeping
+/// and frames.
 ///
 /// Errors: as `simsiam_project_batch`, with `ps_len` a multiple of `d_out`.
 ///
@@ -1074,7 +1134,7 @@ pub unsafe extern "C" fn simsiam_predict_batch(
     out: *mut f32,
     out_len: usize,
 ) -> SimsiamStatus {
-    let which = Mlp::PredictorBatch;
+    let which = Mlp::PredictorPairs;
     // SAFETY: forwarded from this function's contract.
     status(unsafe { run_mlp(model, ps, ps_len, out, out_len, NO_WORKSPACE, which) })
 }
@@ -1106,16 +1166,15 @@ pub unsafe extern "C" fn simsiam_predict_batch_ws(
 /// `z1s_len = z2s_len = n * d_encoder`), up to summation order (bit for bit on the scalar
 /// backend). Pairs are taken 8 at a time (16 inputs, one per SIMD lane). `workspace` must
 /// hold `simsiam_workspace_len(model, n)` floats: for the reference head
-/// `simsiam_batch_loss_workspace_len(n)` = `4 * d_out * min(n, 8)`.
+/// `simsiam_batch_loss_workspace_len(n)` = `4 * d_out * min(n, 8)`, plus the lane blocks
+/// of a group for `n >= 2` (3 599 floats for the default config).
 ///
-/// Memory: no heap. Stack, whatever `n`: a group of 2 to 8 pairs is packed on the stack
-/// with its hidden blocks, 20 KiB when every layer is at most 128 wide (`d_encoder`,
-/// `d_projector`, `d_out`, `d_predictor`; the default config), 68 KiB otherwise; a group
-/// of 1 pair (`n` = 1, or a last group when `n % 8` is 1) takes the path of
-/// `simsiam_loss`, 2 KiB (8 KiB when `d_projector` or `d_predictor` is above 256). Plus
-/// bookkeeping and call frames: on a Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default
-/// config) under 26 KiB in all (CI measures it on QEMU: about 24.8 KiB SIMD, 24.1 KiB
-/// scalar). Mind it on a small stack.
+/// Memory: no heap. A group of 2 to 8 pairs is packed with its hidden blocks into the
+/// workspace's lane blocks; a group of 1 pair (`n` = 1, or a last group when `n % 8`
+/// is 1) takes the path of `simsiam_loss`, with 2 KiB of stack (8 KiB when
+/// `d_projector` or `d_predictor` is above 256). Stack, whatever `n`: that, bookkeeping
+/// and call frames, a few KiB (CI measures it on a Cortex-M4F under QEMU: about 5.3 KiB
+/// for 3 pairs of the default config, under 6 KiB).
 ///
 /// Errors: `DIMENSION_MISMATCH` unless `z1s_len == z2s_len == n * d_encoder`;
 /// `CAPACITY_TOO_SMALL` for a short workspace; `NON_FINITE`; `NULL_POINTER`,

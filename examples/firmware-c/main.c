@@ -19,8 +19,12 @@ extern const size_t simsiam_fw_params_len;
 #define D_ENCODER 64
 #define D_OUT 32
 /* Pairs in the batch loss whose stack is measured: more than one pair per group, so it
- * takes the lanes path (the batch calls' largest frame), not the pair path. */
+ * takes the lanes path (its lane blocks in the workspace), not the pair path. */
 #define BATCH_PAIRS 3
+/* The lane blocks of the default head (simsiam_workspace_len): 16 lanes for each of
+ * 64 input columns, 128 hidden units and 32 output rows, plus 15 floats of slack so
+ * that they start on a 64-byte line. */
+#define LANES_LEN (16 * (64 + 128 + 32) + 15)
 /* SysTick counts the 25 MHz system clock; at one instruction per nanosecond
  * (-icount shift=0) one tick is 40 instructions. */
 #define INSTRUCTIONS_PER_TICK 40u
@@ -97,7 +101,7 @@ static int check(SimsiamStatus status, const char *what) {
 static float z1[D_ENCODER], z2[D_ENCODER];
 /* The batch: rows (z1, z2, z1) and (z2, z1, z2), so pair 0 is the single loss's pair. */
 static float z1s[BATCH_PAIRS * D_ENCODER], z2s[BATCH_PAIRS * D_ENCODER];
-static float batch_workspace[4 * D_OUT * BATCH_PAIRS];
+static float batch_workspace[4 * D_OUT * BATCH_PAIRS + LANES_LEN];
 
 static int run(SimsiamModel model, uint32_t backend, const char *twin) {
   float projected[D_OUT], predicted[D_OUT], workspace[4 * D_OUT], loss = 0.0f, again = 0.0f;

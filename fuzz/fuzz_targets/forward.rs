@@ -23,6 +23,7 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use simsiam::model::Architecture;
 use simsiam::{Backend, LcgRng, SimSiam, SimSiamConfig, SimSiamHead, SslError, init_params};
 use simsiam_fuzz::twin::twin;
 use simsiam_fuzz::{
@@ -114,6 +115,12 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let ps_len = length(u, n * d_out)?;
     let ps = floats(u, ps_len)?;
     let batch_out_len = length(u, n * d_out)?;
+    // The forward batch calls on the reference head need only the lane blocks, for
+    // groups of three or more.
+    let lanes_len = Architecture::reference(config)
+        .expect("small config")
+        .lanes_len();
+    let forward_workspace_len = length(u, if n > 2 { lanes_len } else { 0 })?;
     let batch_workspace_len = length(u, config.batch_loss_workspace_len(n).expect("small"))?;
 
     let [proj1, proj2, pred1, pred2] = layers(&config, &params);
@@ -160,21 +167,24 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         );
 
         let mut outs = vec![0.0; batch_out_len];
-        let projected = head.project_batch_into(&zs, &mut outs, &mut []);
+        let mut workspace = vec![f32::NAN; forward_workspace_len];
+        let projected = head.project_batch_into(&zs, &mut outs, &mut workspace);
         check_batch(
             projected,
             &outs,
             (&zs, d_encoder, "z"),
+            (forward_workspace_len, lanes_len),
             d_out,
             proj1,
             proj2,
             "projector output",
         );
-        let predicted = head.predict_batch_into(&ps, &mut outs, &mut []);
+        let predicted = head.predict_batch_into(&ps, &mut outs, &mut workspace);
         check_batch(
             predicted,
             &outs,
             (&ps, d_out, "p"),
+            (forward_workspace_len, lanes_len),
             d_out,
             pred1,
             pred2,
@@ -333,6 +343,7 @@ fn check_batch(
     result: std::result::Result<(), SslError>,
     outs: &[f32],
     (xs, d_in, input_name): (&[f32], usize, &'static str),
+    (workspace_len, lanes_len): (usize, usize),
     d_out: usize,
     hidden: Layer<'_>,
     output: Layer<'_>,
@@ -355,6 +366,18 @@ fn check_batch(
             Err(SslError::DimensionMismatch {
                 expected: n * d_out,
                 got: outs.len()
+            })
+        );
+        return;
+    }
+    // The reference head keeps no intermediate vector: the lane blocks, for n > 2.
+    let needed = if n > 2 { lanes_len } else { 0 };
+    if workspace_len < needed {
+        assert_eq!(
+            result,
+            Err(SslError::CapacityTooSmall {
+                needed,
+                capacity: workspace_len
             })
         );
         return;

@@ -481,7 +481,9 @@ impl Architecture {
     /// ([`SimSiamHead::loss`](crate::SimSiamHead::loss) is `n = 1`):
     /// `min(n, 8)·(4·d_out + 2·intermediate_len)`, the projections and predictions of
     /// the eight pairs (sixteen inputs) processed together and their intermediate
-    /// vectors. `0` for `n = 0`; `4·d_out·min(n, 8)` for the reference's head. Each call
+    /// vectors, plus, for `n ≥ 2`, the blocks of the batch calls' lanes path,
+    /// [`lanes_len`](Self::lanes_len). `0` for `n = 0`; for the reference's head
+    /// `4·d_out` for `n = 1` and `4·d_out·min(n, 8) + lanes_len` from `n = 2`. Each call
     /// documents what it needs itself, which may be less.
     ///
     /// # Errors
@@ -493,7 +495,8 @@ impl Architecture {
     /// use simsiam::model::Architecture;
     /// let official = Architecture::official(2048, 2048, 512)?;
     /// assert_eq!(official.workspace_len(1)?, 4 * 2048 + 2 * 2048);
-    /// assert_eq!(official.workspace_len(64)?, 8 * (4 * 2048 + 2 * 2048));
+    /// assert_eq!(official.lanes_len(), 16 * (512 + 512 + 64) + 15);
+    /// assert_eq!(official.workspace_len(64)?, 8 * (4 * 2048 + 2 * 2048) + official.lanes_len());
     /// # Ok::<(), simsiam::SslError>(())
     /// ```
     pub fn workspace_len(&self, n: usize) -> SslResult<usize> {
@@ -506,9 +509,65 @@ impl Architecture {
                 outputs.checked_add(scratch)
             })
             .ok_or(crate::error::WORKSPACE_OVERFLOW)?;
+        let lanes = if n >= 2 { self.lanes_len() } else { 0 };
         per_pair
             .checked_mul(n.min(crate::model::batch::BATCH_PAIRS))
+            .and_then(|len| len.checked_add(lanes))
             .ok_or(crate::error::WORKSPACE_OVERFLOW)
+    }
+
+    /// How many `f32` of workspace the lanes path of the batch calls takes (groups of
+    /// three to sixteen inputs: a batch forward call on more than two inputs, a batch
+    /// loss of two pairs or more): `16·(pack + hidden + rows) + 15`, three blocks of
+    /// lanes (16 floats, one per input of a group) and 15 floats of slack that let them
+    /// start on a 64-byte line. The block sizes follow the head's *stages* (a stack of
+    /// two layers is one fused stage; of three, a single layer and then a fused pair; of
+    /// four, two pairs):
+    /// - `pack = min(D_in, P)` input columns, `D_in` the widest input of a stage;
+    /// - `hidden = min(H, P)` hidden units, `H` the widest output of the first layer of a
+    ///   fused stage (0 when no stage is fused);
+    /// - `rows = min(D_out, 64)` output rows, `D_out` the widest output of a stage;
+    ///
+    /// with `P = 128` when `D_in` and `H` are both at most 128, else `P = 512` (longer
+    /// weight strips per row, which stream faster from memory on wide heads). At most
+    /// `16·1088 + 15` floats (68 KiB).
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::model::Architecture;
+    /// use simsiam::SimSiamConfig;
+    /// // 64 → 128 → 32 and 32 → 64 → 32: pack 64, hidden 128, rows 32 (14 KiB).
+    /// let reference = Architecture::reference(SimSiamConfig::default())?;
+    /// assert_eq!(reference.lanes_len(), 16 * (64 + 128 + 32) + 15);
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    #[must_use]
+    pub fn lanes_len(&self) -> usize {
+        let [d_in, hidden, d_out] = self.lane_widths();
+        crate::model::batch::lanes_len(d_in, hidden, d_out)
+    }
+
+    /// The widest input, fused hidden layer and output of the stages of either stack
+    /// (see [`lanes_len`](Self::lanes_len)).
+    pub(crate) fn lane_widths(&self) -> [usize; 3] {
+        let mut widest = [0_usize; 3];
+        for stack in [&self.projector, &self.predictor] {
+            let stages = match stack.layers() {
+                [a] => [Some((a, None)), None],
+                [a, b] => [Some((a, Some(b))), None],
+                [a, b, c] => [Some((a, None)), Some((b, Some(c)))],
+                [a, b, c, d] => [Some((a, Some(b))), Some((c, Some(d)))],
+                _ => [None, None],
+            };
+            for (first, second) in stages.into_iter().flatten() {
+                let hidden = second.map_or(0, |_| first.d_out);
+                let d_out = second.unwrap_or(first).d_out;
+                for (w, value) in widest.iter_mut().zip([first.d_in, hidden, d_out]) {
+                    *w = (*w).max(value);
+                }
+            }
+        }
+        widest
     }
 
     /// The widest layer output of either stack.

@@ -1,7 +1,8 @@
 //! Batch forward passes and batch loss: `n` inputs (or pairs) at once, as matrix × matrix.
 //!
 //! Inputs are taken [`BATCH_GROUP`] (16) at a time, one per lane of
-//! [`Kernels::matmat_t_add`]: the group's inputs are packed transposed on the stack, and
+//! [`Kernels::matmat_t_add`]: the group's inputs are packed transposed in the caller's
+//! workspace (the *lane blocks*), and
 //! every weight is loaded once per group and broadcast against sixteen inputs (on AVX2,
 //! six rows × sixteen inputs per inner loop: 12 FMAs per 8 loads, no horizontal sums).
 //! So the weights are read `⌈n / 16⌉` times instead of `n` times, and the work becomes
@@ -16,15 +17,17 @@
 //! [`sum_error_bound`](crate::kernels::sum_error_bound) per sum.
 //!
 //! # Memory per call
-//! No heap. Stack, whatever `n`: when every layer is at most 128 wide in and out (the
-//! default config, firmware-sized heads), 20 KiB for the lanes path (inputs packed 128
-//! columns at a time, 8 KiB; 128 hidden units, 8 KiB; 64 output rows, 4 KiB); for wider
-//! layers 68 KiB (512 columns, 32 KiB; 512 hidden units, 32 KiB; 4 KiB), in a frame of its
-//! own, because the longer weight strips stream much faster from memory. Plus about
-//! 1.5 KiB of slice bookkeeping; for one or two inputs the pair path's 2 KiB (8 KiB for
-//! hidden layers wider than 256 units). Workspace: see each call and
-//! [`Architecture::workspace_len`](crate::model::Architecture::workspace_len).
+//! No heap. Workspace: see each call and
+//! [`Architecture::workspace_len`](crate::model::Architecture::workspace_len); groups of
+//! three to sixteen inputs (the lanes path) also take their lane blocks from it,
+//! [`Architecture::lanes_len`](crate::model::Architecture::lanes_len) floats sized from
+//! the head: 14 KiB for the default config, 52 KiB for 256/512/128/64, 68 KiB at most
+//! (wide heads such as the paper's). Stack, whatever `n`: no blocks on the lanes path,
+//! only slice bookkeeping (groups of sixteen slices: about 1.5 KiB); a group of one or
+//! two inputs takes the pair path of the two-view loss, with 2 KiB of hidden blocks
+//! (8 KiB for hidden layers wider than 256 units).
 
+use super::architecture::Architecture;
 use super::forward::{StackView, Stage, stack_group, stage_pair};
 use super::head::{SimSiamHead, Which, finish_output, symmetric_loss};
 use super::layout::DenseView;
@@ -52,32 +55,114 @@ fn area(n: usize, width: usize) -> SslResult<usize> {
     n.checked_mul(width).ok_or(BATCH_OVERFLOW)
 }
 
-/// Input columns packed (transposed) per step of the lanes path: 8 KiB of stack.
+/// Input columns packed (transposed) per step of the lanes path, at most, for heads
+/// whose stages are all at most this wide in and hidden.
 const PACK_COLUMNS: usize = 128;
-/// Hidden units per block of the lanes path: 8 KiB of stack.
+/// Hidden units per block of the lanes path, at most (same heads).
 const LANES_HIDDEN: usize = 128;
-/// Output rows per block of the lanes path: 4 KiB of stack.
+/// Output rows per block of the lanes path, at most.
 const OUTPUT_ROWS: usize = 64;
-/// [`PACK_COLUMNS`] for layers wider than the small blocks: 32 KiB of stack.
+/// [`PACK_COLUMNS`] for heads with a stage wider than the small blocks.
 const WIDE_PACK_COLUMNS: usize = 512;
-/// [`LANES_HIDDEN`] for layers wider than the small blocks: 32 KiB of stack.
+/// [`LANES_HIDDEN`] for heads with a stage wider than the small blocks.
 const WIDE_LANES_HIDDEN: usize = 512;
+/// Floats of slack in front of the blocks, so that they can start on a 64-byte line
+/// wherever the workspace starts (each lane row is then one cache line).
+const LANES_SLACK: usize = 15;
 
 /// One value per input of a group, in transposed layout.
 type Lanes = [f32; BATCH_LANES];
 
+/// The blocks of the lanes path, in lane rows: `[pack columns, hidden units, output
+/// rows]` for a head whose stages are at most `d_in` wide in, `hidden` wide between
+/// the two layers of a fused stage (0 when none is fused) and `d_out` wide out. The
+/// small blocks (128, 128, 64) cut to the head; the wide ones (512, 512, 64) when a
+/// stage is wider in or hidden than 128: the weights then stream in 2 KiB strips per
+/// row instead of 512-byte ones, measured 1.2–1.6× faster at the mid and paper
+/// dimensions on Zen 3.
+const fn lane_blocks(d_in: usize, hidden: usize, d_out: usize) -> [usize; 3] {
+    let wide = d_in > PACK_COLUMNS || hidden > LANES_HIDDEN;
+    let (pack, units) = if wide {
+        (WIDE_PACK_COLUMNS, WIDE_LANES_HIDDEN)
+    } else {
+        (PACK_COLUMNS, LANES_HIDDEN)
+    };
+    [min(d_in, pack), min(hidden, units), min(d_out, OUTPUT_ROWS)]
+}
+
+const fn min(a: usize, b: usize) -> usize {
+    if a < b { a } else { b }
+}
+
+/// Floats of workspace the lanes path needs (see
+/// [`Architecture::lanes_len`](crate::model::Architecture::lanes_len)): 16 per lane row
+/// of [`lane_blocks`], plus 15 of slack. At most `16·1088 + 15`, so it cannot overflow.
+pub(crate) const fn lanes_len(d_in: usize, hidden: usize, d_out: usize) -> usize {
+    let [pack, units, rows] = lane_blocks(d_in, hidden, d_out);
+    pack.saturating_add(units)
+        .saturating_add(rows)
+        .saturating_mul(BATCH_LANES)
+        .saturating_add(LANES_SLACK)
+}
+
+/// The blocks of the lanes path, carved from the caller's workspace.
+#[derive(Default)]
+pub(crate) struct LaneBlocks<'w> {
+    /// Input columns, packed transposed.
+    xt: &'w mut [Lanes],
+    /// Hidden units of a fused stage.
+    ht: &'w mut [Lanes],
+    /// Output rows.
+    yt: &'w mut [Lanes],
+}
+
+/// `(head, tail)` of `lanes` with `head` at most `count` long.
+fn split_lanes(lanes: &mut [Lanes], count: usize) -> (&mut [Lanes], &mut [Lanes]) {
+    let at = count.min(lanes.len());
+    lanes.split_at_mut_checked(at).unwrap_or_default()
+}
+
+impl<'w> LaneBlocks<'w> {
+    /// The blocks of `[pack, hidden, rows]` lane rows from `area` (cut short when it
+    /// is), starting at its first 64-byte line.
+    fn new(area: &'w mut [f32], [pack, hidden, rows]: [usize; 3]) -> Self {
+        let skip = area.as_ptr().addr().wrapping_neg() % 64 / size_of::<f32>();
+        let area = area.get_mut(skip..).unwrap_or_default();
+        let (lanes, _) = area.as_chunks_mut::<BATCH_LANES>();
+        let (xt, rest) = split_lanes(lanes, pack);
+        let (ht, rest) = split_lanes(rest, hidden);
+        let (yt, _) = split_lanes(rest, rows);
+        Self { xt, ht, yt }
+    }
+
+    /// The blocks `architecture`'s head needs, from `area`.
+    fn of(area: &'w mut [f32], architecture: &Architecture) -> Self {
+        let [d_in, hidden, d_out] = architecture.lane_widths();
+        Self::new(area, lane_blocks(d_in, hidden, d_out))
+    }
+
+    /// Whether every block `stage` uses holds at least one row (always, when sized by
+    /// [`lanes_len`] for the head; else the stage takes the pair path).
+    fn fit(&self, stage: &Stage<'_>) -> bool {
+        !self.xt.is_empty()
+            && !self.yt.is_empty()
+            && (stage.second.is_none() || !self.ht.is_empty())
+    }
+}
+
 /// `rows[r][j] += Σ_c W[r, c]·xs[j][c]` for the rows of `w` (`d_in` columns each): the
-/// inputs packed transposed into `xt`, `PACK` columns at a time.
-fn rows_add<K: Kernels, const PACK: usize>(
+/// inputs packed transposed into `xt`, `xt.len()` (at least 1) columns at a time.
+fn rows_add<K: Kernels>(
     w: &[f32],
     d_in: usize,
     xs: &[&[f32]],
-    xt: &mut [Lanes; PACK],
+    xt: &mut [Lanes],
     rows: &mut [Lanes],
 ) {
+    let pack = xt.len().max(1);
     let mut k0 = 0_usize;
     while k0 < d_in {
-        let k1 = k0.saturating_add(PACK).min(d_in);
+        let k1 = k0.saturating_add(pack).min(d_in);
         let columns = xt.get_mut(..k1.saturating_sub(k0)).unwrap_or_default();
         for (j, x) in xs.iter().enumerate() {
             let x = x.get(k0..k1).unwrap_or_default();
@@ -92,21 +177,22 @@ fn rows_add<K: Kernels, const PACK: usize>(
     }
 }
 
-/// For each block of [`OUTPUT_ROWS`] rows of `w` (`d_in` columns each): moves those
-/// rows of every output into `yt` (transposed, one input per lane), lets `accumulate`
-/// add the block's sums into them, and moves them back.
+/// For each block of `yt.len()` (at least 1) rows of `w` (`d_in` columns each): moves
+/// those rows of every output into `yt` (transposed, one input per lane), lets
+/// `accumulate` add the block's sums into them, and moves them back.
 fn for_output_blocks(
     w: &[f32],
     d_in: usize,
     outs: &mut [&mut [f32]],
-    yt: &mut [Lanes; OUTPUT_ROWS],
+    yt: &mut [Lanes],
     mut accumulate: impl FnMut(&[f32], &mut [Lanes]),
 ) {
+    let block_rows = yt.len().max(1);
     let mut o0 = 0_usize;
-    for block in pieces(w, OUTPUT_ROWS.saturating_mul(d_in).max(1)) {
+    for block in pieces(w, block_rows.saturating_mul(d_in).max(1)) {
         let rows = block.len().checked_div(d_in).unwrap_or(0);
         debug_assert!(
-            rows <= OUTPUT_ROWS && rows * d_in == block.len(),
+            rows <= yt.len() && rows * d_in == block.len(),
             "ragged output block"
         );
         let o1 = o0.saturating_add(rows);
@@ -131,18 +217,22 @@ fn for_output_blocks(
 }
 
 /// `outs[j] = stage(xs[j])` for up to [`BATCH_LANES`] inputs, one per lane, through
-/// [`Kernels::matmat_t_add`]. A single layer packs the inputs `PACK` columns at a time
-/// against blocks of [`OUTPUT_ROWS`] rows. A fused pair makes its hidden layer `HIDDEN`
+/// [`Kernels::matmat_t_add`], in the caller's `blocks` (each at least one row: see
+/// [`LaneBlocks::fit`]). A single layer packs the inputs `xt.len()` columns at a time
+/// against blocks of `yt.len()` rows. A fused pair makes its hidden layer `ht.len()`
 /// units at a time for all inputs (bias, sums, BatchNorm, ReLU per unit) and folds each
-/// block into the outputs [`OUTPUT_ROWS`] rows at a time. Every weight is read once per
-/// call and feeds sixteen lanes. Unused lanes carry finite padding and are discarded.
+/// block into the outputs `yt.len()` rows at a time. Every weight is read once per call
+/// and feeds sixteen lanes. Unused lanes carry zeros (finite padding) and are discarded.
 ///
 /// Each output is one running sum from its bias, column after column, block after block:
-/// on the scalar twin exactly the single-input path's order.
-fn stage_lanes<K: Kernels, const PACK: usize, const HIDDEN: usize>(
+/// on the scalar twin exactly the single-input path's order. In a frame of its own, so
+/// that the pair path's callers keep theirs small.
+#[inline(never)]
+fn stage_lanes<K: Kernels>(
     stage: &Stage<'_>,
     xs: &[&[f32]],
     outs: &mut [&mut [f32]],
+    blocks: &mut LaneBlocks<'_>,
 ) {
     debug_assert!(
         xs.len() == outs.len() && xs.len() <= BATCH_LANES,
@@ -157,31 +247,41 @@ fn stage_lanes<K: Kernels, const PACK: usize, const HIDDEN: usize>(
         super::forward::debug_assert_stage(stage, x.len(), out.len());
         last.init(out, 0);
     }
-    let mut xt = [[0.0_f32; BATCH_LANES]; PACK];
-    let mut yt = [[0.0_f32; BATCH_LANES]; OUTPUT_ROWS];
+    let LaneBlocks { xt, ht, yt } = blocks;
+    if count < BATCH_LANES {
+        // The lanes no input fills: zeros, whatever the workspace held (a full group
+        // overwrites every lane it reads).
+        let used_columns = xt.len().min(first.d_in);
+        let used_rows = yt.len().min(last.d_out);
+        for block in [
+            xt.get_mut(..used_columns).unwrap_or_default(),
+            yt.get_mut(..used_rows).unwrap_or_default(),
+        ] {
+            block.fill([0.0; BATCH_LANES]);
+        }
+    }
     match &stage.second {
         None => {
             // One layer: output rows in blocks, each summed over all input columns.
-            for_output_blocks(first.weights, first.d_in, outs, &mut yt, |block, y| {
-                rows_add::<K, PACK>(block, first.d_in, xs, &mut xt, y);
+            for_output_blocks(first.weights, first.d_in, outs, yt, |block, y| {
+                rows_add::<K>(block, first.d_in, xs, xt, y);
             });
         }
         Some(second) => {
-            let mut ht = [[0.0_f32; BATCH_LANES]; HIDDEN];
-            let block_rows = HIDDEN.min(first.d_out).max(1);
+            let block_rows = ht.len().min(first.d_out).max(1);
             // `block_rows·d_in ≤ d_out·d_in`, which the layout proved fits in `usize`.
             let block_weights = block_rows.saturating_mul(first.d_in).max(1);
             let mut first_unit = 0_usize;
             for w1 in pieces(first.weights, block_weights) {
                 let units = w1.len().checked_div(first.d_in).unwrap_or(0);
-                debug_assert!(units <= HIDDEN, "hidden block overflows its buffer");
+                debug_assert!(units <= ht.len(), "hidden block overflows its buffer");
                 let h = ht.get_mut(..units).unwrap_or_default();
                 init_lanes(first, h, first_unit);
-                rows_add::<K, PACK>(w1, first.d_in, xs, &mut xt, h);
+                rows_add::<K>(w1, first.d_in, xs, xt, h);
                 finish_lanes(first, h, first_unit);
                 // The block's units are columns `first_unit..` of the second layer.
                 let h = &*h;
-                for_output_blocks(second.weights, first.d_out, outs, &mut yt, |block, y| {
+                for_output_blocks(second.weights, first.d_out, outs, yt, |block, y| {
                     K::matmat_t_add(block, first.d_out, first_unit, h, y);
                 });
                 first_unit = first_unit.saturating_add(units);
@@ -219,28 +319,36 @@ fn finish_lanes(layer: &DenseView<'_>, rows: &mut [Lanes], first_unit: usize) {
     }
 }
 
-/// [`stage_lanes`] with blocks four times as wide, for layers wider than the small
-/// blocks: inputs packed [`WIDE_PACK_COLUMNS`] columns at a time (32 KiB) and
-/// [`WIDE_LANES_HIDDEN`] hidden units per block (32 KiB), 68 KiB of stack in a frame of
-/// its own. The weights are then read in 2 KiB strips per row instead of 512-byte ones:
-/// measured 1.2–1.6× faster at the mid and paper dimensions on Zen 3.
-#[inline(never)]
-fn stage_lanes_wide<K: Kernels>(stage: &Stage<'_>, xs: &[&[f32]], outs: &mut [&mut [f32]]) {
-    stage_lanes::<K, WIDE_PACK_COLUMNS, WIDE_LANES_HIDDEN>(stage, xs, outs);
+/// A group of up to [`BATCH_GROUP`] inputs through one stage: more than two inputs take
+/// the lanes path in `blocks`, one or two the pair path (as the single two-view loss).
+fn stage_many<K: Kernels>(
+    stage: &Stage<'_>,
+    xs: &[&[f32]],
+    outs: &mut [&mut [f32]],
+    blocks: &mut LaneBlocks<'_>,
+) {
+    if xs.len() <= 2 {
+        stage_pair::<K>(stage, xs, outs);
+    } else if blocks.fit(stage) {
+        stage_lanes::<K>(stage, xs, outs, blocks);
+    } else {
+        stage_in_pairs::<K>(stage, xs, outs);
+    }
 }
 
-/// A group of up to [`BATCH_GROUP`] inputs through one stage: one or two inputs take
-/// the pair path (as the single two-view loss), more take the lanes path.
-fn stage_many<K: Kernels>(stage: &Stage<'_>, xs: &[&[f32]], outs: &mut [&mut [f32]]) {
-    if xs.len() > 2 {
-        let hidden = stage.second.map_or(0, |_| stage.first.d_out);
-        if stage.first.d_in > PACK_COLUMNS || hidden > LANES_HIDDEN {
-            stage_lanes_wide::<K>(stage, xs, outs);
-        } else {
-            stage_lanes::<K, PACK_COLUMNS, LANES_HIDDEN>(stage, xs, outs);
-        }
-    } else {
-        stage_pair::<K>(stage, xs, outs);
+/// [`stage_many`] when the lane blocks are cut short (never for a workspace sized by the
+/// head's lengths): the group through the pair path, two inputs at a time.
+#[cold]
+#[inline(never)]
+fn stage_in_pairs<K: Kernels>(stage: &Stage<'_>, xs: &[&[f32]], outs: &mut [&mut [f32]]) {
+    debug_assert!(false, "lane blocks too small");
+    let (x_pairs, x_rest) = xs.as_chunks::<2>();
+    let (out_pairs, out_rest) = outs.as_chunks_mut::<2>();
+    for (x, out) in x_pairs.iter().zip(out_pairs.iter_mut()) {
+        stage_pair::<K>(stage, x, out);
+    }
+    if !x_rest.is_empty() {
+        stage_pair::<K>(stage, x_rest, out_rest);
     }
 }
 
@@ -250,8 +358,11 @@ fn stack_many<K: Kernels>(
     xs: &[&[f32]],
     outs: &mut [&mut [f32]],
     scratch: &mut [&mut [f32]],
+    blocks: &mut LaneBlocks<'_>,
 ) {
-    stack_group::<BATCH_GROUP>(stack, xs, outs, scratch, stage_many::<K>);
+    stack_group::<BATCH_GROUP>(stack, xs, outs, scratch, |stage, xs, outs| {
+        stage_many::<K>(stage, xs, outs, blocks);
+    });
 }
 
 /// `count` slots of `len` floats from the front of `area`, as a group of slices.
@@ -267,13 +378,14 @@ fn slots(area: &mut [f32], len: usize, count: usize) -> [&mut [f32]; BATCH_GROUP
 }
 
 /// `outs` row `j` = `stack(xs row j)`, finished, for every row, [`BATCH_GROUP`] rows
-/// at a time; `scratch` holds a group's intermediate vectors.
+/// at a time; `scratch` holds a group's intermediate vectors, `blocks` the lanes.
 fn batch_stack<K: Kernels>(
     stack: &StackView<'_>,
     normalize: bool,
     xs: &[f32],
     outs: &mut [f32],
     scratch: &mut [f32],
+    blocks: &mut LaneBlocks<'_>,
     location: &'static str,
 ) -> SslResult<()> {
     // `pieces`, not `chunks_exact`: `zip` asks for the length, a division by the chunk
@@ -307,6 +419,7 @@ fn batch_stack<K: Kernels>(
             group_x,
             group_y,
             group_s.get_mut(..count).unwrap_or_default(),
+            blocks,
         );
         for y in group_y.iter_mut() {
             finish_output::<K>(y, normalize, location)?;
@@ -328,10 +441,14 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     ///
     /// `zs` is `n × d_encoder` row-major (`n = zs.len() / d_encoder`, possibly 0) and `out`
     /// is `n × d_out`. The weights are read once per [`BATCH_GROUP`] inputs. `workspace`
-    /// holds the intermediate vectors of a group: `min(n, 16)` times the projector's
-    /// (none for stacks of up to two layers, so `&mut []` for the reference's head;
+    /// holds the intermediate vectors of a group, `min(n, 16)` times the projector's
+    /// (none for stacks of up to two layers, as the reference's), and for `n > 2` the
+    /// lane blocks: `min(n, 16)·intermediate +`
+    /// [`Architecture::lanes_len`](crate::model::Architecture::lanes_len) floats (so
+    /// `&mut []` for `n ≤ 2` on the reference's head;
     /// [`Architecture::workspace_len`](crate::model::Architecture::workspace_len)`(n)`
-    /// always suffices). On error, `out` may be partly written.
+    /// always suffices). Stack: see the [module](self) docs, a few KiB. On error, `out`
+    /// may be partly written.
     ///
     /// # Errors
     /// `DimensionMismatch` when `zs.len()` is not a multiple of `d_encoder`, then when
@@ -346,7 +463,9 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// let head = SimSiamHead::<heapless::Vec<f32, 16_640>>::from_seed(config, &mut LcgRng::new(0))?;
     /// let zs = [0.5_f32; 3 * 64];
     /// let mut out = [0.0_f32; 3 * 32];
-    /// head.project_batch_into(&zs, &mut out, &mut [])?;
+    /// let mut workspace = [0.0_f32; 16 * (64 + 128 + 32) + 15];
+    /// assert_eq!(head.architecture().lanes_len(), workspace.len());
+    /// head.project_batch_into(&zs, &mut out, &mut workspace)?;
     /// let mut single = [0.0_f32; 32];
     /// head.project_into(&zs[..64], &mut single, &mut [])?;
     /// assert!(out[..32].iter().zip(&single).all(|(a, b)| (a - b).abs() < 1e-5));
@@ -361,6 +480,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         let projector = self.stack(Which::Projector)?;
         let normalize = self.architecture().normalize_projection;
         batch_forward::<K>(
+            self.architecture(),
             &projector,
             normalize,
             zs,
@@ -373,7 +493,9 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// Applies the predictor to `n` projections at once: row `j` of `out` is
     /// [`predict_into`](Self::predict_into) of row `j` of `ps`. Both are `n × d_out`
     /// row-major. `workspace`: as [`project_batch_into`](Self::project_batch_into), for
-    /// the predictor. On error, `out` may be partly written.
+    /// the predictor (`min(n, 16)·intermediate`, plus
+    /// [`Architecture::lanes_len`](crate::model::Architecture::lanes_len) for `n > 2`).
+    /// On error, `out` may be partly written.
     ///
     /// # Errors
     /// `DimensionMismatch` when `ps.len()` is not a multiple of `d_out`, then when
@@ -388,6 +510,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         let predictor = self.stack(Which::Predictor)?;
         let normalize = self.architecture().normalize_prediction;
         batch_forward::<K>(
+            self.architecture(),
             &predictor,
             normalize,
             ps,
@@ -405,8 +528,12 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// takes the two-view path and gives exactly the single call's result. `workspace`
     /// must hold at least
     /// [`Architecture::workspace_len`](crate::model::Architecture::workspace_len)`(n)` =
-    /// `min(n, 8)·(4·d_out + 2·intermediate)` floats (`4·d_out·min(n, 8)` for the
-    /// reference's head). On error, `losses` may be partly written.
+    /// `min(n, 8)·(4·d_out + 2·intermediate)` floats, plus the lane blocks
+    /// ([`Architecture::lanes_len`](crate::model::Architecture::lanes_len)) for `n ≥ 2`
+    /// (for the reference's head
+    /// [`SimSiamConfig::batch_loss_workspace_len`](crate::SimSiamConfig::batch_loss_workspace_len),
+    /// a `const fn`). Stack: see the [module](self) docs, a few KiB. On error, `losses`
+    /// may be partly written.
     ///
     /// # Errors
     /// `DimensionMismatch` when `z1s` or then `z2s` is not `n·d_encoder` long;
@@ -421,8 +548,10 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// let head = SimSiamHead::<heapless::Vec<f32, 16_640>>::from_seed(config, &mut LcgRng::new(0))?;
     /// let (z1s, z2s) = ([0.5_f32; 2 * 64], [0.25_f32; 2 * 64]);
     /// let mut losses = [0.0_f32; 2];
-    /// let mut workspace = [0.0_f32; 4 * 32 * 2];
+    /// // Two pairs: four outputs each, then the lane blocks (pack 64, hidden 128, rows 32).
+    /// let mut workspace = [0.0_f32; 4 * 32 * 2 + 16 * (64 + 128 + 32) + 15];
     /// assert_eq!(head.architecture().workspace_len(2)?, workspace.len());
+    /// assert_eq!(config.batch_loss_workspace_len(2)?, workspace.len());
     /// head.loss_batch_into(&z1s, &z2s, &mut losses, &mut workspace)?;
     /// let single = head.loss(&z1s[..64], &z2s[..64], &mut workspace)?;
     /// assert!((losses[0] - single).abs() < 1e-5);
@@ -452,7 +581,8 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         let inputs = n.min(BATCH_PAIRS).saturating_mul(2);
         // Workspace: the group's projections, then its predictions (each `d_out`,
         // interleaved by view: z1 of pair a, z2 of pair a, z1 of pair b, ...), then its
-        // intermediate vectors. `needed` is exactly their sum, so no split fails.
+        // intermediate vectors, then the lane blocks (for two pairs or more). `needed`
+        // is exactly their sum, so no split fails.
         let too_small = SslError::CapacityTooSmall {
             needed,
             capacity: workspace.len(),
@@ -461,7 +591,10 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         let (projections, rest) = workspace
             .split_at_mut_checked(outputs_len)
             .ok_or(too_small)?;
-        let (predictions, scratch) = rest.split_at_mut_checked(outputs_len).ok_or(too_small)?;
+        let (predictions, rest) = rest.split_at_mut_checked(outputs_len).ok_or(too_small)?;
+        let scratch_len = inputs.saturating_mul(architecture.intermediate_len());
+        let (scratch, lanes) = rest.split_at_mut_checked(scratch_len).ok_or(too_small)?;
+        let mut blocks = LaneBlocks::of(lanes, &architecture);
         // Rows pulled with `next()`, not zipped: see the note on `slots`. `z1s` and `z2s`
         // hold exactly `n = losses.len()` rows (checked above), so every `next()` is
         // `Some`.
@@ -499,7 +632,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
             );
             let mut group_s = slots(scratch, projector.intermediate_len(), inputs);
             let group_s = group_s.get_mut(..inputs).unwrap_or_default();
-            stack_many::<K>(&projector, xs, zp, group_s);
+            stack_many::<K>(&projector, xs, zp, group_s, &mut blocks);
             let normalize = architecture.normalize_projection;
             for z in zp.iter_mut() {
                 finish_output::<K>(z, normalize, "projector output")?;
@@ -516,7 +649,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
             );
             let mut group_s = slots(scratch, predictor.intermediate_len(), inputs);
             let group_s = group_s.get_mut(..inputs).unwrap_or_default();
-            stack_many::<K>(&predictor, zp_views, pp, group_s);
+            stack_many::<K>(&predictor, zp_views, pp, group_s, &mut blocks);
             let normalize = architecture.normalize_prediction;
             for p in pp.iter_mut() {
                 finish_output::<K>(p, normalize, "predictor output")?;
@@ -544,6 +677,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
 
 /// The shared body of the batch forward calls.
 fn batch_forward<K: Kernels>(
+    architecture: &Architecture,
     stack: &StackView<'_>,
     normalize: bool,
     xs: &[f32],
@@ -553,8 +687,27 @@ fn batch_forward<K: Kernels>(
 ) -> SslResult<()> {
     let n = row_count(xs.len(), stack.d_in())?;
     check_len(area(n, stack.last.d_out())?, out.len())?;
-    let needed = area(n.min(BATCH_GROUP), stack.intermediate_len())?;
-    let scratch = take_workspace(workspace, needed)?;
+    let needed = batch_forward_len(architecture, stack.intermediate_len(), n)?;
+    let workspace = take_workspace(workspace, needed)?;
     check_finite(xs, input)?;
-    batch_stack::<K>(stack, normalize, xs, out, scratch, output)
+    let scratch_len = n.min(BATCH_GROUP).saturating_mul(stack.intermediate_len());
+    let (scratch, lanes) = workspace
+        .split_at_mut_checked(scratch_len)
+        .unwrap_or_default();
+    let mut blocks = LaneBlocks::of(lanes, architecture);
+    batch_stack::<K>(stack, normalize, xs, out, scratch, &mut blocks, output)
+}
+
+/// The workspace of a batch forward call on `n` inputs through a stack with
+/// `intermediate`-long vectors between its stages: `min(n, 16)·intermediate`, plus
+/// [`Architecture::lanes_len`] when `n > 2`.
+fn batch_forward_len(
+    architecture: &Architecture,
+    intermediate: usize,
+    n: usize,
+) -> SslResult<usize> {
+    let lanes = if n > 2 { architecture.lanes_len() } else { 0 };
+    area(n.min(BATCH_GROUP), intermediate)?
+        .checked_add(lanes)
+        .ok_or(BATCH_OVERFLOW)
 }

@@ -148,19 +148,26 @@ impl SimSiamConfig {
     /// How many `f32` the `workspace` of
     /// [`SimSiamHead::loss_batch_into`](crate::SimSiamHead::loss_batch_into) must hold
     /// for `n` pairs: `4·d_out·min(n, 8)` (both projections and both predictions of the
-    /// eight pairs processed together). `0` for `n = 0`; equal to
+    /// eight pairs processed together), plus, from `n = 2` on, the lane blocks of
+    /// groups of more than two inputs,
+    /// [`Architecture::lanes_len`](crate::model::Architecture::lanes_len) =
+    /// `16·(pack + hidden + rows) + 15` with `pack = min(max(d_encoder, d_out), P)`,
+    /// `hidden = min(max(d_projector, d_predictor), P)`, `rows = min(d_out, 64)`, and
+    /// `P = 128` when both maxima are at most 128, else 512. `0` for `n = 0`; equal to
     /// [`loss_workspace_len`](Self::loss_workspace_len) for `n = 1`.
     ///
     /// # Errors
     /// As [`loss_workspace_len`](Self::loss_workspace_len), whose overflow error it
-    /// also gives when the product overflows.
+    /// also gives when the sum overflows.
     ///
     /// # Examples
     /// ```
     /// use simsiam::SimSiamConfig;
     /// let config = SimSiamConfig::default();
     /// assert_eq!(config.batch_loss_workspace_len(1)?, config.loss_workspace_len()?);
-    /// assert_eq!(config.batch_loss_workspace_len(64)?, 4 * 32 * 8);
+    /// // 14 KiB of lanes: pack 64, hidden 128, rows 32.
+    /// let lanes = 16 * (64 + 128 + 32) + 15;
+    /// assert_eq!(config.batch_loss_workspace_len(64)?, 4 * 32 * 8 + lanes);
     /// # Ok::<(), simsiam::SslError>(())
     /// ```
     pub const fn batch_loss_workspace_len(&self, n: usize) -> SslResult<usize> {
@@ -173,9 +180,25 @@ impl SimSiamConfig {
         } else {
             super::batch::BATCH_PAIRS
         };
+        let lanes = if n >= 2 {
+            super::batch::lanes_len(
+                max(self.d_encoder, self.d_out),
+                max(self.d_projector, self.d_predictor),
+                self.d_out,
+            )
+        } else {
+            0
+        };
         match single.checked_mul(pairs) {
-            Some(len) => Ok(len),
+            Some(len) => match len.checked_add(lanes) {
+                Some(len) => Ok(len),
+                None => Err(WORKSPACE_OVERFLOW),
+            },
             None => Err(WORKSPACE_OVERFLOW),
         }
     }
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
 }

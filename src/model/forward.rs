@@ -163,7 +163,7 @@ pub(crate) fn stack_group<const G: usize>(
     xs: &[&[f32]],
     outs: &mut [&mut [f32]],
     scratch: &mut [&mut [f32]],
-    stage: impl Fn(&Stage<'_>, &[&[f32]], &mut [&mut [f32]]),
+    mut stage: impl FnMut(&Stage<'_>, &[&[f32]], &mut [&mut [f32]]),
 ) {
     match &stack.leading {
         None => stage(&stack.last, xs, outs),
