@@ -311,7 +311,7 @@ SimsiamStatus simsiam_model_init_image(struct SimsiamModel *model,
 // Memory: no heap. Stack: one block of 256 hidden units (1 KiB; the hidden layer is
 // made 256 units at a time, whatever `d_projector`) plus the call frames: on a
 // Cortex-M4F (`thumbv7em`, `opt-level = "s"`, default config) under 6 KiB in all
-// (CI measures it on QEMU: about 4.7 KiB on the SIMD backend, 3.6 KiB scalar).
+// (CI measures it on QEMU: about 3.7 KiB on either backend).
 //
 // Errors: `DIMENSION_MISMATCH` unless `z_len == d_encoder` and `out_len == d_out`;
 // `NON_FINITE` for a NaN/infinite input or an overflowing result; `NULL_POINTER`,
@@ -424,10 +424,9 @@ SimsiamStatus simsiam_loss(const struct SimsiamModel *model,
 
 // Projects `n` encoder outputs at once: `zs` is `n × d_encoder` row-major
 // (`zs_len = n * d_encoder`), row `j` of `out` (`n × d_out`) is `simsiam_project` of
-// row `j` of `zs`, up to summation order (bit for bit on the scalar backend). Inputs go
-// through the weights in groups of 16 (one per SIMD lane), so each weight is read once
-// per 16 inputs. Like `simsiam_project`, for heads whose projector has at most two
-// layers (else `CAPACITY_TOO_SMALL`: use `simsiam_project_batch_ws`).
+// row `j` of `zs`, up to summation order (bit for bit on the scalar backend). Like
+// `simsiam_project`, for heads whose projector has at most two layers (else
+// `CAPACITY_TOO_SMALL`: use `simsiam_project_batch_ws`).
 //
 // Without a workspace there is no room for the lane blocks of the 16-input groups, so
 // this call takes the inputs two at a time (the pair path of `simsiam_loss`: each weight

@@ -447,8 +447,9 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// [`Architecture::lanes_len`](crate::model::Architecture::lanes_len) floats (so
     /// `&mut []` for `n ≤ 2` on the reference's head;
     /// [`Architecture::workspace_len`](crate::model::Architecture::workspace_len)`(n)`
-    /// always suffices). Stack: see the [module](self) docs, a few KiB. On error, `out`
-    /// may be partly written.
+    /// always suffices). Stack: a few KiB (slice bookkeeping; a group of one or two
+    /// inputs takes the pair path's 2 KiB of hidden blocks, 8 KiB for hidden layers wider
+    /// than 256). On error, `out` may be partly written.
     ///
     /// # Errors
     /// `DimensionMismatch` when `zs.len()` is not a multiple of `d_encoder`, then when
@@ -532,8 +533,8 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// ([`Architecture::lanes_len`](crate::model::Architecture::lanes_len)) for `n ≥ 2`
     /// (for the reference's head
     /// [`SimSiamConfig::batch_loss_workspace_len`](crate::SimSiamConfig::batch_loss_workspace_len),
-    /// a `const fn`). Stack: see the [module](self) docs, a few KiB. On error, `losses`
-    /// may be partly written.
+    /// a `const fn`). Stack: a few KiB, as [`project_batch_into`](Self::project_batch_into).
+    /// On error, `losses` may be partly written.
     ///
     /// # Errors
     /// `DimensionMismatch` when `z1s` or then `z2s` is not `n·d_encoder` long;
@@ -710,4 +711,32 @@ fn batch_forward_len(
     area(n.min(BATCH_GROUP), intermediate)?
         .checked_add(lanes)
         .ok_or(BATCH_OVERFLOW)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BATCH_LANES, LaneBlocks, lane_blocks, lanes_len};
+
+    /// A workspace of exactly `lanes_len` floats gives every block its full size, the
+    /// first starting on a 64-byte line, wherever the workspace starts.
+    #[test]
+    fn lane_blocks_fit_exactly_at_every_start() {
+        for [d_in, hidden, d_out] in [[64, 128, 32], [256, 512, 64], [2048, 2048, 2048], [3, 0, 5]]
+        {
+            let want = lane_blocks(d_in, hidden, d_out);
+            let len = lanes_len(d_in, hidden, d_out);
+            // Room for any start within a 64-byte line, then the exact length from it.
+            let mut backing = [0.0_f32; 16 * 1088 + 15 + BATCH_LANES];
+            for start in 0..BATCH_LANES {
+                let area = &mut backing[start..start + len];
+                let blocks = LaneBlocks::new(area, want);
+                assert_eq!(
+                    [blocks.xt.len(), blocks.ht.len(), blocks.yt.len()],
+                    want,
+                    "{d_in}/{hidden}/{d_out} from float {start}"
+                );
+                assert_eq!(blocks.xt.as_ptr().addr() % 64, 0, "xt not on a line");
+            }
+        }
+    }
 }

@@ -132,7 +132,8 @@ pub(crate) fn symmetric_loss<K: Kernels>(
 /// No heap. Each call takes a `workspace` of caller floats: at least the amount its docs
 /// give, and [`Architecture::workspace_len`]`(n)` always suffices for every call with up
 /// to `n` inputs or pairs. For heads whose stacks have at most two layers (the
-/// reference's) only the loss needs one (`4·d_out`). Stack: one hidden block, 1 KiB,
+/// reference's) only the loss needs one (`4·d_out`), and the batch calls from three
+/// inputs on their lane blocks ([`Architecture::lanes_len`]). Stack: one hidden block, 1 KiB,
 /// for `project_into`/`predict_into`; 2 KiB for `loss` (8 KiB when a hidden layer is
 /// wider than 256); see [`crate::model`] for the batch calls.
 ///
