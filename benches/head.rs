@@ -177,11 +177,8 @@ fn paper_config(c: &mut Criterion) {
 }
 
 /// Independent FMA chains: enough to cover latency × pipes on any x86-64 core, few
-/// enough to stay in registers (`f32x8` is two registers without AVX, so half as many).
-#[cfg(target_feature = "avx")]
+/// enough to stay in registers (one register each).
 const CHAINS: usize = 12;
-#[cfg(not(target_feature = "avx"))]
-const CHAINS: usize = 6;
 /// FMA steps per chain per iteration.
 const FMA_STEPS: usize = 4096;
 
@@ -198,9 +195,14 @@ fn fma_peak(a: f32, b: f32) -> f32 {
     acc.iter().fold(wide_splat(0.0), |s, c| s + *c).reduce_add()
 }
 
+/// The library's lane type ([`LANES`] wide).
 #[cfg(target_feature = "avx512f")]
 type Wide = wide::f32x16;
-#[cfg(not(target_feature = "avx512f"))]
+#[cfg(all(target_feature = "avx", not(target_feature = "avx512f")))]
+type Wide = wide::f32x8;
+#[cfg(all(target_feature = "sse", not(target_feature = "avx")))]
+type Wide = wide::f32x4;
+#[cfg(not(target_feature = "sse"))]
 type Wide = wide::f32x8;
 
 fn wide_splat(v: f32) -> Wide {

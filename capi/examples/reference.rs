@@ -330,7 +330,7 @@ fn simd_arithmetic() -> &'static str {
     } else if cfg!(target_feature = "avx") {
         "avx: f32x8 summed across one AVX register"
     } else {
-        "sse: f32x8 as two f32x4, multiply then add, each f32x4 summed left to right"
+        "sse: f32x4, multiply then add"
     }
 }
 

@@ -1,8 +1,8 @@
 //! The SIMD twin on `wide` lanes.
 //!
 //! The lane type is picked at compile time: `f32x16` when the build enables `avx512f`,
-//! else `f32x8` (which `wide` lowers to one AVX register, two SSE registers or two NEON
-//! registers, depending on the target features). Several independent accumulators keep
+//! `f32x8` with `avx` (one AVX register), `f32x4` with SSE only (one SSE register), else
+//! `f32x8` (two NEON registers on aarch64). Several independent accumulators keep
 //! the FMA latency from bounding the loops. Where `wide` has no vector unit and would
 //! emulate its lanes with scalars, every kernel runs the scalar twin's instead
 //! ([`VECTOR_UNIT`]).
@@ -14,14 +14,32 @@ use super::{
 
 #[cfg(target_feature = "avx512f")]
 type Lanes = wide::f32x16;
-#[cfg(not(target_feature = "avx512f"))]
+#[cfg(all(target_feature = "avx", not(target_feature = "avx512f")))]
+type Lanes = wide::f32x8;
+#[cfg(all(target_feature = "sse", not(target_feature = "avx")))]
+type Lanes = wide::f32x4;
+#[cfg(not(target_feature = "sse"))]
 type Lanes = wide::f32x8;
 
-/// How many `f32` one SIMD vector holds in this build (16 with `avx512f`, else 8).
+/// How many `f32` one SIMD vector of this build's SIMD twin holds: 16 with `avx512f`, 8
+/// with `avx`, 4 on x86 with SSE only (an `f32x8` there is two registers, and eight
+/// accumulators of two spilled out of the sixteen), else 8 (`wide`'s `f32x8`: two NEON
+/// registers on aarch64, or nothing: see [`VECTOR_UNIT`]).
 #[cfg(target_feature = "avx512f")]
 pub const LANES: usize = 16;
-/// How many `f32` one SIMD vector holds in this build (16 with `avx512f`, else 8).
-#[cfg(not(target_feature = "avx512f"))]
+/// How many `f32` one SIMD vector of this build's SIMD twin holds: 16 with `avx512f`, 8
+/// with `avx`, 4 on x86 with SSE only, else 8.
+#[cfg(all(target_feature = "avx", not(target_feature = "avx512f")))]
+pub const LANES: usize = 8;
+/// How many `f32` one SIMD vector of this build's SIMD twin holds: 16 with `avx512f`, 8
+/// with `avx`, 4 on x86 with SSE only (an `f32x8` there is two registers, and eight
+/// accumulators of two spilled out of the sixteen), else 8.
+#[cfg(all(target_feature = "sse", not(target_feature = "avx")))]
+pub const LANES: usize = 4;
+/// How many `f32` one SIMD vector of this build's SIMD twin holds: 16 with `avx512f`, 8
+/// with `avx`, 4 on x86 with SSE only, else 8 (`wide`'s `f32x8`: two NEON registers on
+/// aarch64, or nothing: see [`VECTOR_UNIT`]).
+#[cfg(not(target_feature = "sse"))]
 pub const LANES: usize = 8;
 
 /// Independent accumulators in a one-row dot product.
@@ -105,9 +123,17 @@ const GEMM_ROWS: usize = 6;
 #[cfg(not(any(target_feature = "avx", target_feature = "neon")))]
 const GEMM_ROWS: usize = 4;
 /// Lane vectors per row of a register block (each `B` load feeds `GEMM_ROWS` FMAs).
-#[cfg(any(target_feature = "avx", target_feature = "neon"))]
+#[cfg(any(
+    target_feature = "avx",
+    target_feature = "neon",
+    all(target_feature = "sse", not(target_feature = "avx"))
+))]
 const GEMM_VECS: usize = 2;
-#[cfg(not(any(target_feature = "avx", target_feature = "neon")))]
+#[cfg(not(any(
+    target_feature = "avx",
+    target_feature = "neon",
+    target_feature = "sse"
+)))]
 const GEMM_VECS: usize = 1;
 /// Columns of one register block: a column group.
 const GEMM_GROUP: usize = GEMM_VECS * LANES;
@@ -614,7 +640,18 @@ fn reduce_eight(s: [[Lanes; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2] {
             (((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))).to_array();
         [[a, b, c, d], [e, f, g, h]]
     }
-    #[cfg(not(all(target_feature = "avx", not(target_feature = "avx512f"))))]
+    #[cfg(all(target_feature = "sse", not(target_feature = "avx")))]
+    {
+        // `f32x4`: one 4 × 4 transpose and three adds per four accumulators.
+        s.map(|rows| {
+            let [a, b, c, d] = Lanes::transpose(rows);
+            ((a + b) + (c + d)).to_array()
+        })
+    }
+    #[cfg(not(any(
+        all(target_feature = "avx", not(target_feature = "avx512f")),
+        all(target_feature = "sse", not(target_feature = "avx"))
+    )))]
     {
         s.map(|row| row.map(Lanes::reduce_add))
     }
