@@ -8,7 +8,6 @@
 //! layers are a single layer, then a fused pair; four are two fused pairs. Between two
 //! stages the intermediate vector lives in the caller's workspace.
 
-use super::architecture::MAX_STACK_LAYERS;
 use super::layout::DenseView;
 use crate::kernels::{Kernels, matmat_add, pieces};
 
@@ -47,34 +46,40 @@ pub(crate) struct StackView<'a> {
 }
 
 impl<'a> StackView<'a> {
-    /// The stages of `layers` (one to [`MAX_STACK_LAYERS`] views, chained); `None` for
-    /// an empty or longer slice (never for a validated head).
-    pub(crate) fn new(layers: &[DenseView<'a>]) -> Option<Self> {
-        let single = |first: &DenseView<'a>| Stage {
-            first: *first,
+    /// The stages of a stack of `count` layers (one to
+    /// [`MAX_STACK_LAYERS`](super::architecture::MAX_STACK_LAYERS), chained),
+    /// from its layer views in order; `None` for another count or a missing view (never
+    /// for a validated head).
+    pub(crate) fn from_views(
+        count: usize,
+        views: impl IntoIterator<Item = Option<DenseView<'a>>>,
+    ) -> Option<Self> {
+        let mut views = views.into_iter();
+        let mut next = || views.next().flatten();
+        let single = |first| Stage {
+            first,
             second: None,
         };
-        let pair = |first: &DenseView<'a>, second: &DenseView<'a>| Stage {
-            first: *first,
-            second: Some(*second),
+        let pair = |first, second| Stage {
+            first,
+            second: Some(second),
         };
-        debug_assert!(layers.len() <= MAX_STACK_LAYERS);
-        Some(match layers {
-            [a] => Self {
+        Some(match count {
+            1 => Self {
                 leading: None,
-                last: single(a),
+                last: single(next()?),
             },
-            [a, b] => Self {
+            2 => Self {
                 leading: None,
-                last: pair(a, b),
+                last: pair(next()?, next()?),
             },
-            [a, b, c] => Self {
-                leading: Some(single(a)),
-                last: pair(b, c),
+            3 => Self {
+                leading: Some(single(next()?)),
+                last: pair(next()?, next()?),
             },
-            [a, b, c, d] => Self {
-                leading: Some(pair(a, b)),
-                last: pair(c, d),
+            4 => Self {
+                leading: Some(pair(next()?, next()?)),
+                last: pair(next()?, next()?),
             },
             _ => return None,
         })

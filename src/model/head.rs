@@ -3,7 +3,7 @@
 
 use core::marker::PhantomData;
 
-use super::architecture::{Architecture, Layer, MAX_STACK_LAYERS};
+use super::architecture::{Architecture, Layer};
 use super::config::SimSiamConfig;
 use super::forward::{StackView, stack_into, stack_pair};
 use super::layout::{DenseView, Layout, MAX_LAYERS};
@@ -377,15 +377,13 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
             ),
         };
         let offsets = offsets.ok_or(changed)?;
-        // Filled in place; slots past the stack's length stay empty and unused.
-        let mut views = [DenseView::EMPTY; MAX_STACK_LAYERS];
-        let mut count = 0_usize;
-        for ((view, layer), offsets) in views.iter_mut().zip(layers).zip(offsets) {
-            *view = DenseView::new(layer, offsets, params).ok_or(changed)?;
-            count = count.saturating_add(1);
-        }
-        let views = views.get(..count).ok_or(changed)?;
-        StackView::new(views).ok_or(changed)
+        // Each view made where the stack keeps it: no array of views to copy from (the
+        // copies were `memcpy` calls on the Cortex-M4F).
+        let views = layers
+            .iter()
+            .zip(offsets)
+            .map(|(layer, offsets)| DenseView::new(layer, offsets, params));
+        StackView::from_views(layers.len(), views).ok_or(changed)
     }
 
     /// Both stacks' stages, projector first.
@@ -493,7 +491,9 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         let (s1, s2) = scratch.split_at_mut(scratch.len() / 2);
         check_finite(z1, "z1")?;
         check_finite(z2, "z2")?;
-        let [projector, predictor] = self.stacks()?;
+        // Each stack viewed where it is used: a `[StackView; 2]` is about a kilobyte that
+        // the `?` and the destructuring copied (`memcpy` on the Cortex-M4F).
+        let projector = self.stack(Which::Projector)?;
         let inter = projector.intermediate_len();
         let (a, b) = (
             s1.get_mut(..inter).unwrap_or_default(),
@@ -509,6 +509,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         let normalize = self.architecture.normalize_projection;
         finish_output::<K>(z1p, normalize, "projector output")?;
         finish_output::<K>(z2p, normalize, "projector output")?;
+        let predictor = self.stack(Which::Predictor)?;
         let inter = predictor.intermediate_len();
         let (a, b) = (
             s1.get_mut(..inter).unwrap_or_default(),
