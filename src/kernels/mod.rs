@@ -334,6 +334,21 @@ pub(crate) fn blocked_matvec_add<K: Kernels>(
     }
 }
 
+/// The outputs after the first `whole` blocks: the blocks' rest, then the rows that made
+/// no block.
+#[inline(always)]
+fn after_blocks<'y>(
+    y_blocks: &'y mut [[f32; ROW_BLOCK]],
+    whole: usize,
+    y_rest: &'y mut [f32],
+) -> impl Iterator<Item = &'y mut f32> {
+    let blocks = y_blocks.get_mut(whole..).unwrap_or_default();
+    blocks
+        .as_flattened_mut()
+        .iter_mut()
+        .chain(y_rest.iter_mut())
+}
+
 /// [`Kernels::matvec2_add`] for both twins, blocked as [`blocked_matvec_add`]; the
 /// twin's `dot2_add_rows` feeds each weight load to both inputs.
 #[inline(always)]
@@ -369,20 +384,10 @@ pub(crate) fn blocked_matvec2_add<K: Kernels>(
             }
         }
     }
-    // Rows after the last whole block of the shorter output (at most three when the
-    // outputs have equal length): one row at a time.
-    let y1_rest = y1_blocks
-        .get_mut(whole_blocks..)
-        .unwrap_or_default()
-        .as_flattened_mut()
-        .iter_mut()
-        .chain(y1_rest.iter_mut());
-    let y2_rest = y2_blocks
-        .get_mut(whole_blocks..)
-        .unwrap_or_default()
-        .as_flattened_mut()
-        .iter_mut()
-        .chain(y2_rest.iter_mut());
+    // Rows after the last whole block of the shorter output (at most three): one row at
+    // a time.
+    let y1_rest = after_blocks(y1_blocks, whole_blocks, y1_rest);
+    let y2_rest = after_blocks(y2_blocks, whole_blocks, y2_rest);
     let rows = blocks.next().unwrap_or_default();
     for ((y1i, y2i), row) in y1_rest.zip(y2_rest).zip(rows) {
         *y1i = K::dot_add(*y1i, row, x1);
@@ -686,7 +691,7 @@ pub(crate) fn matmat_add<K: Kernels>(
 /// reference does).
 #[inline]
 pub(crate) fn relu_in_place(v: &mut [f32]) {
-    if crate::kernels::VECTOR_UNIT {
+    if VECTOR_UNIT {
         // Keeping some lanes as they are compiles to masked stores (`vmaskmovps`,
         // microcoded on AMD cores: 8 % of a default `loss` on Zen 3). So: one pass to
         // see whether every value is finite (the rule), then a plain `max`.

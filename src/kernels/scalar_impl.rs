@@ -9,9 +9,9 @@ use super::{BATCH_LANES, GemmA, Kernels, ROW_BLOCK, gemm_call, pieces, pieces_mu
 /// the two-view product ([`dot2_add_rows`]) is six loads and eight multiply–accumulates,
 /// 2 instructions per multiply–add with the loop's two, where one row at a time took 3.5.
 /// (Blocks of six and eight rows measured worse there: the compiler runs out of integer
-/// registers for the row pointers.) The rows are
-/// zipped by name, not looped over: at opt-level "s" a loop over the block is not
-/// unrolled and costs a bounds check per weight.
+/// registers for the row pointers.) The rows are zipped by name, not looped over: at
+/// opt-level "s" a loop over the block is not unrolled and costs a bounds check per
+/// weight.
 #[inline(always)]
 fn dot_add_rows(acc: [f32; ROW_BLOCK], rows: [&[f32]; ROW_BLOCK], x: &[f32]) -> [f32; ROW_BLOCK] {
     let [r0, r1, r2, r3] = rows;

@@ -25,22 +25,7 @@ type Lanes = wide::f32x8;
 /// with `avx`, 4 on x86 with SSE only (an `f32x8` there is two registers, and eight
 /// accumulators of two spilled out of the sixteen), else 8 (`wide`'s `f32x8`: two NEON
 /// registers on aarch64, or nothing: see [`VECTOR_UNIT`]).
-#[cfg(target_feature = "avx512f")]
-pub const LANES: usize = 16;
-/// How many `f32` one SIMD vector of this build's SIMD twin holds: 16 with `avx512f`, 8
-/// with `avx`, 4 on x86 with SSE only, else 8.
-#[cfg(all(target_feature = "avx", not(target_feature = "avx512f")))]
-pub const LANES: usize = 8;
-/// How many `f32` one SIMD vector of this build's SIMD twin holds: 16 with `avx512f`, 8
-/// with `avx`, 4 on x86 with SSE only (an `f32x8` there is two registers, and eight
-/// accumulators of two spilled out of the sixteen), else 8.
-#[cfg(all(target_feature = "sse", not(target_feature = "avx")))]
-pub const LANES: usize = 4;
-/// How many `f32` one SIMD vector of this build's SIMD twin holds: 16 with `avx512f`, 8
-/// with `avx`, 4 on x86 with SSE only, else 8 (`wide`'s `f32x8`: two NEON registers on
-/// aarch64, or nothing: see [`VECTOR_UNIT`]).
-#[cfg(not(target_feature = "sse"))]
-pub const LANES: usize = 8;
+pub const LANES: usize = size_of::<Lanes>() / size_of::<f32>();
 
 /// Independent accumulators in a one-row dot product.
 const DOT_CHAINS: usize = 4;
@@ -123,17 +108,9 @@ const GEMM_ROWS: usize = 6;
 #[cfg(not(any(target_feature = "avx", target_feature = "neon")))]
 const GEMM_ROWS: usize = 4;
 /// Lane vectors per row of a register block (each `B` load feeds `GEMM_ROWS` FMAs).
-#[cfg(any(
-    target_feature = "avx",
-    target_feature = "neon",
-    all(target_feature = "sse", not(target_feature = "avx"))
-))]
+#[cfg(any(target_feature = "sse", target_feature = "neon"))]
 const GEMM_VECS: usize = 2;
-#[cfg(not(any(
-    target_feature = "avx",
-    target_feature = "neon",
-    target_feature = "sse"
-)))]
+#[cfg(not(any(target_feature = "sse", target_feature = "neon")))]
 const GEMM_VECS: usize = 1;
 /// Columns of one register block: a column group.
 const GEMM_GROUP: usize = GEMM_VECS * LANES;
