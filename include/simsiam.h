@@ -213,7 +213,7 @@ SimsiamStatus simsiam_batch_loss_workspace_len(struct SimsiamConfig config, size
 // between its layers (0 for stacks of up to two layers, as the reference head's: then
 // this is `simsiam_batch_loss_workspace_len`; the first hidden width for three layers,
 // as the official head's projector), plus for `n >= 2` the lane blocks of the batch
-// calls (`Architecture::lanes_len`: at most `16 * 1088 + 15` floats, 68 KiB, for wide
+// calls (`Architecture::lanes_len`: at most `16 * 4352 + 15` floats, 272 KiB, for wide
 // heads such as the paper's). 0 for `n == 0`.
 //
 // Errors: `INVALID_PARAMETER` when the length overflows; the model's errors (as
@@ -453,7 +453,7 @@ SimsiamStatus simsiam_project_batch(const struct SimsiamModel *model,
 // the intermediate vectors of a group of up to 16 inputs (`min(n, 16)` times the first
 // hidden width for a 3-layer projector) and, for `n > 2`, the lane blocks of the group
 // (`Architecture::lanes_len` floats: 3 599 for the default config, at most
-// `16 * 1088 + 15`); `simsiam_workspace_len(model, n)` floats always suffice. It may be
+// `16 * 4352 + 15`); `simsiam_workspace_len(model, n)` floats always suffice. It may be
 // NULL when `workspace_len` is 0 (enough for `n <= 2` on the reference head). Stack: a
 // few KiB, as `simsiam_loss_batch`.
 //

@@ -293,8 +293,9 @@ proptest! {
 #[test]
 #[cfg_attr(miri, ignore = "too slow under miri: large fixed configs")]
 fn batch_sizes_on_fixed_configs() {
-    // The default config, and shapes past the panel width (512 columns) and the hidden
-    // block (256 units), with odd sizes everywhere.
+    // The default config, and shapes past the small lane blocks (128 columns and
+    // units, 64 rows) and the pair path's hidden block (256 units), with odd sizes
+    // everywhere.
     let mut book = Book::default();
     for dims in [
         [64, 128, 64, 32],
@@ -308,6 +309,23 @@ fn batch_sizes_on_fixed_configs() {
         check_two_view(config(dims), 5, &mut book);
     }
     book.report("batch_sizes_on_fixed_configs", MAX_VACUOUS);
+
+    // Past the wide lane blocks (2048 columns, 2048 hidden units, 256 output rows): two
+    // packs, two hidden blocks and two output blocks in the projector's stage. At this
+    // width the losses' bounds are vacuous (as at the paper's: see `paper_size.rs`);
+    // the projections' and predictions' are not, and the scalar twin is exact.
+    let mut wide = Book::default();
+    for n in [3, 17] {
+        check_batch(config([2049, 2050, 300, 257]), 13, n, &mut wide);
+    }
+    for name in [
+        "SIMD project_batch vs project",
+        "SIMD predict_batch vs predict",
+        "project_batch SIMD vs scalar",
+        "predict_batch SIMD vs scalar",
+    ] {
+        wide.get(name).report(name, MAX_VACUOUS);
+    }
 }
 
 #[test]
@@ -472,11 +490,16 @@ fn sized_heads() -> Vec<(&'static str, Architecture, usize, [usize; 3])> {
         ("default", reference([64, 128, 64, 32]), 0, [64, 128, 32]),
         // A stage input or hidden layer wider than 128: the wide blocks, cut to the head.
         ("mid", reference([256, 512, 128, 64]), 0, [256, 512, 64]),
-        ("paper", official(2048, 2048, 512), 2048, [512, 512, 64]),
+        ("paper", official(2048, 2048, 512), 2048, [2048, 2048, 256]),
         // Stage inputs 40, 40, 24; hidden 40 and 30; outputs 40, 24, 24.
         ("official small", official(40, 24, 30), 40, [40, 40, 40]),
         // Stage inputs 200, 200, 64; hidden 200 and 130; outputs 200, 64, 64.
-        ("official wide", official(200, 64, 130), 200, [200, 200, 64]),
+        (
+            "official wide",
+            official(200, 64, 130),
+            200,
+            [200, 200, 200],
+        ),
         ("four layers", four, 30, [30, 40, 30]),
         ("single layers", single, 0, [10, 0, 6]),
     ]

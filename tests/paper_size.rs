@@ -2,8 +2,8 @@
 //! `d_encoder = d_projector = d_out = 2048`, `d_predictor = 512`, 10.5 million weights.
 //! It takes the wide paths that smaller heads never reach: the two-view pair path with
 //! 1024-unit hidden blocks (the forward module's `stage_pair_wide`, via `loss`), and the
-//! batch lanes path with 512-column packs and 512-unit hidden blocks (the batch module's
-//! `stage_lanes_wide`, via the batch calls with three inputs or more).
+//! batch lanes path with its wide blocks (whole 2048-column packs and hidden blocks,
+//! 256-row output blocks; via the batch calls with three inputs or more).
 //!
 //! # How it is checked
 //! At this width a bound carried end to end through the four layers is vacuous for the
@@ -202,8 +202,7 @@ fn paper_size_pair_path_and_reference() {
     book.report("paper size, pair path", MAX_VACUOUS);
 }
 
-/// The batch calls on the SIMD twin (lanes path, 512-column packs, 512-unit hidden
-/// blocks), stage by stage against the oracle; the batch loss against its composition.
+/// The batch calls on the SIMD twin (lanes path, wide blocks), stage by stage against the oracle; the batch loss against its composition.
 #[test]
 #[cfg_attr(miri, ignore = "10.5 million weights: far too slow under miri")]
 fn paper_size_batch_lanes_path_simd() {
@@ -213,7 +212,7 @@ fn paper_size_batch_lanes_path_simd() {
         .unwrap()
         .with_kernels::<Simd>();
     let zs: Vec<f32> = f.inputs.concat();
-    // The lane blocks (512 columns, 512 hidden units, 64 rows) live in the workspace.
+    // The lane blocks (2048 columns, 2048 hidden units, 256 rows) live in the workspace.
     let mut lanes = vec![f32::NAN; head.architecture().lanes_len()];
     let mut projected = vec![f32::NAN; INPUTS * D];
     head.project_batch_into(&zs, &mut projected, &mut lanes)
@@ -269,7 +268,7 @@ fn paper_size_batch_lanes_path_scalar_is_the_single_calls() {
         .unwrap()
         .with_kernels::<Scalar>();
     let zs: Vec<f32> = f.inputs.concat();
-    // The lane blocks (512 columns, 512 hidden units, 64 rows) live in the workspace.
+    // The lane blocks (2048 columns, 2048 hidden units, 256 rows) live in the workspace.
     let mut lanes = vec![f32::NAN; head.architecture().lanes_len()];
     let mut projected = vec![f32::NAN; INPUTS * D];
     head.project_batch_into(&zs, &mut projected, &mut lanes)

@@ -495,7 +495,7 @@ impl Architecture {
     /// use simsiam::model::Architecture;
     /// let official = Architecture::official(2048, 2048, 512)?;
     /// assert_eq!(official.workspace_len(1)?, 4 * 2048 + 2 * 2048);
-    /// assert_eq!(official.lanes_len(), 16 * (512 + 512 + 64) + 15);
+    /// assert_eq!(official.lanes_len(), 16 * (2048 + 2048 + 256) + 15);
     /// assert_eq!(official.workspace_len(64)?, 8 * (4 * 2048 + 2 * 2048) + official.lanes_len());
     /// # Ok::<(), simsiam::SslError>(())
     /// ```
@@ -526,11 +526,11 @@ impl Architecture {
     /// - `pack = min(D_in, P)` input columns, `D_in` the widest input of a stage;
     /// - `hidden = min(H, P)` hidden units, `H` the widest output of the first layer of a
     ///   fused stage (0 when no stage is fused);
-    /// - `rows = min(D_out, 64)` output rows, `D_out` the widest output of a stage;
+    /// - `rows = min(D_out, R)` output rows, `D_out` the widest output of a stage;
     ///
-    /// with `P = 128` when `D_in` and `H` are both at most 128, else `P = 512` (longer
-    /// weight strips per row, which stream faster from memory on wide heads). At most
-    /// `16·1088 + 15` floats (68 KiB).
+    /// with `P = 128`, `R = 64` when `D_in` and `H` are both at most 128, else
+    /// `P = 2048`, `R = 256` (whole weight rows per pass, which stream faster from memory
+    /// on wide heads). At most `16·4352 + 15` floats (272 KiB), 52 KiB for 256/512/128/64.
     ///
     /// # Examples
     /// ```

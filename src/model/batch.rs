@@ -21,7 +21,7 @@
 //! [`Architecture::workspace_len`](crate::model::Architecture::workspace_len); groups of
 //! three to sixteen inputs (the lanes path) also take their lane blocks from it,
 //! [`Architecture::lanes_len`](crate::model::Architecture::lanes_len) floats sized from
-//! the head: 14 KiB for the default config, 52 KiB for 256/512/128/64, 68 KiB at most
+//! the head: 14 KiB for the default config, 52 KiB for 256/512/128/64, 272 KiB at most
 //! (wide heads such as the paper's). Stack, whatever `n`: no blocks on the lanes path,
 //! only slice bookkeeping (groups of sixteen slices: about 1.5 KiB); a group of one or
 //! two inputs takes the pair path of the two-view loss, with 2 KiB of hidden blocks
@@ -60,12 +60,14 @@ fn area(n: usize, width: usize) -> SslResult<usize> {
 const PACK_COLUMNS: usize = 128;
 /// Hidden units per block of the lanes path, at most (same heads).
 const LANES_HIDDEN: usize = 128;
-/// Output rows per block of the lanes path, at most.
+/// Output rows per block of the lanes path, at most (same heads).
 const OUTPUT_ROWS: usize = 64;
 /// [`PACK_COLUMNS`] for heads with a stage wider than the small blocks.
-const WIDE_PACK_COLUMNS: usize = 512;
+const WIDE_PACK_COLUMNS: usize = 2048;
 /// [`LANES_HIDDEN`] for heads with a stage wider than the small blocks.
-const WIDE_LANES_HIDDEN: usize = 512;
+const WIDE_LANES_HIDDEN: usize = 2048;
+/// [`OUTPUT_ROWS`] for heads with a stage wider than the small blocks.
+const WIDE_OUTPUT_ROWS: usize = 256;
 /// Floats of slack in front of the blocks, so that they can start on a 64-byte line
 /// wherever the workspace starts (each lane row is then one cache line).
 const LANES_SLACK: usize = 15;
@@ -76,18 +78,20 @@ type Lanes = [f32; BATCH_LANES];
 /// The blocks of the lanes path, in lane rows: `[pack columns, hidden units, output
 /// rows]` for a head whose stages are at most `d_in` wide in, `hidden` wide between
 /// the two layers of a fused stage (0 when none is fused) and `d_out` wide out. The
-/// small blocks (128, 128, 64) cut to the head; the wide ones (512, 512, 64) when a
-/// stage is wider in or hidden than 128: the weights then stream in 2 KiB strips per
-/// row instead of 512-byte ones, measured 1.2–1.6× faster at the mid and paper
-/// dimensions on Zen 3.
+/// small blocks (128, 128, 64) cut to the head; the wide ones (2048, 2048, 256) when a
+/// stage is wider in or hidden than 128. With the wide blocks a paper-sized head reads
+/// each weight row whole (8 KiB) for a group, where strips of 512 columns measured
+/// 1.2–1.3× slower at the paper's dimensions (Zen 3, AVX2: the weights stream from
+/// DRAM, and the prefetcher restarts at every strip), and the packed inputs serve 256
+/// output rows instead of 64.
 const fn lane_blocks(d_in: usize, hidden: usize, d_out: usize) -> [usize; 3] {
     let wide = d_in > PACK_COLUMNS || hidden > LANES_HIDDEN;
-    let (pack, units) = if wide {
-        (WIDE_PACK_COLUMNS, WIDE_LANES_HIDDEN)
+    let (pack, units, rows) = if wide {
+        (WIDE_PACK_COLUMNS, WIDE_LANES_HIDDEN, WIDE_OUTPUT_ROWS)
     } else {
-        (PACK_COLUMNS, LANES_HIDDEN)
+        (PACK_COLUMNS, LANES_HIDDEN, OUTPUT_ROWS)
     };
-    [min(d_in, pack), min(hidden, units), min(d_out, OUTPUT_ROWS)]
+    [min(d_in, pack), min(hidden, units), min(d_out, rows)]
 }
 
 const fn min(a: usize, b: usize) -> usize {
@@ -96,7 +100,7 @@ const fn min(a: usize, b: usize) -> usize {
 
 /// Floats of workspace the lanes path needs (see
 /// [`Architecture::lanes_len`](crate::model::Architecture::lanes_len)): 16 per lane row
-/// of [`lane_blocks`], plus 15 of slack. At most `16·1088 + 15`, so it cannot overflow.
+/// of [`lane_blocks`], plus 15 of slack. At most `16·4352 + 15`, so it cannot overflow.
 pub(crate) const fn lanes_len(d_in: usize, hidden: usize, d_out: usize) -> usize {
     let [pack, units, rows] = lane_blocks(d_in, hidden, d_out);
     pack.saturating_add(units)
@@ -150,6 +154,21 @@ impl<'w> LaneBlocks<'w> {
     }
 }
 
+/// Columns `k0..k1` of every input, packed transposed into the front of `xt` (one input
+/// per lane): the packed columns (cut short when `xt` is).
+fn pack_columns<'x>(xs: &[&[f32]], k0: usize, k1: usize, xt: &'x mut [Lanes]) -> &'x [Lanes] {
+    let columns = xt.get_mut(..k1.saturating_sub(k0)).unwrap_or_default();
+    for (j, x) in xs.iter().enumerate() {
+        let x = x.get(k0..k1).unwrap_or_default();
+        for (column, v) in columns.iter_mut().zip(x) {
+            if let Some(slot) = column.get_mut(j) {
+                *slot = *v;
+            }
+        }
+    }
+    columns
+}
+
 /// `rows[r][j] += Σ_c W[r, c]·xs[j][c]` for the rows of `w` (`d_in` columns each): the
 /// inputs packed transposed into `xt`, `xt.len()` (at least 1) columns at a time.
 fn rows_add<K: Kernels>(
@@ -163,15 +182,7 @@ fn rows_add<K: Kernels>(
     let mut k0 = 0_usize;
     while k0 < d_in {
         let k1 = k0.saturating_add(pack).min(d_in);
-        let columns = xt.get_mut(..k1.saturating_sub(k0)).unwrap_or_default();
-        for (j, x) in xs.iter().enumerate() {
-            let x = x.get(k0..k1).unwrap_or_default();
-            for (column, v) in columns.iter_mut().zip(x) {
-                if let Some(slot) = column.get_mut(j) {
-                    *slot = *v;
-                }
-            }
-        }
+        let columns = pack_columns(xs, k0, k1, xt);
         K::matmat_t_add(w, d_in, k0, columns, rows);
         k0 = k1;
     }
@@ -262,10 +273,18 @@ fn stage_lanes<K: Kernels>(
     }
     match &stage.second {
         None => {
-            // One layer: output rows in blocks, each summed over all input columns.
-            for_output_blocks(first.weights, first.d_in, outs, yt, |block, y| {
-                rows_add::<K>(block, first.d_in, xs, xt, y);
-            });
+            // One layer: output rows in blocks, each summed over all input columns,
+            // packed once when they all fit in `xt`.
+            if xt.len() >= first.d_in {
+                let columns = pack_columns(xs, 0, first.d_in, xt);
+                for_output_blocks(first.weights, first.d_in, outs, yt, |block, y| {
+                    K::matmat_t_add(block, first.d_in, 0, columns, y);
+                });
+            } else {
+                for_output_blocks(first.weights, first.d_in, outs, yt, |block, y| {
+                    rows_add::<K>(block, first.d_in, xs, xt, y);
+                });
+            }
         }
         Some(second) => {
             let block_rows = ht.len().min(first.d_out).max(1);
@@ -726,7 +745,7 @@ mod tests {
             let want = lane_blocks(d_in, hidden, d_out);
             let len = lanes_len(d_in, hidden, d_out);
             // Room for any start within a 64-byte line, then the exact length from it.
-            let mut backing = [0.0_f32; 16 * 1088 + 15 + BATCH_LANES];
+            let mut backing = [0.0_f32; 16 * 4352 + 15 + BATCH_LANES];
             for start in 0..BATCH_LANES {
                 let area = &mut backing[start..start + len];
                 let blocks = LaneBlocks::new(area, want);
