@@ -497,11 +497,13 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         out: &mut [f32],
         workspace: &mut [f32],
     ) -> SslResult<()> {
-        let projector = self.stack(Which::Projector)?;
+        let Some(projector) = &self.stack(Which::Projector) else {
+            return Err(self.storage_changed());
+        };
         let normalize = self.architecture().normalize_projection;
         batch_forward::<K>(
             self.architecture(),
-            &projector,
+            projector,
             normalize,
             zs,
             out,
@@ -527,11 +529,13 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         out: &mut [f32],
         workspace: &mut [f32],
     ) -> SslResult<()> {
-        let predictor = self.stack(Which::Predictor)?;
+        let Some(predictor) = &self.stack(Which::Predictor) else {
+            return Err(self.storage_changed());
+        };
         let normalize = self.architecture().normalize_prediction;
         batch_forward::<K>(
             self.architecture(),
-            &predictor,
+            predictor,
             normalize,
             ps,
             out,
@@ -597,7 +601,11 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         if n == 0 {
             return Ok(());
         }
-        let [projector, predictor] = self.stacks()?;
+        let (Some(projector), Some(predictor)) =
+            (&self.stack(Which::Projector), &self.stack(Which::Predictor))
+        else {
+            return Err(self.storage_changed());
+        };
         let inputs = n.min(BATCH_PAIRS).saturating_mul(2);
         // Workspace: the group's projections, then its predictions (each `d_out`,
         // interleaved by view: z1 of pair a, z2 of pair a, z1 of pair b, ...), then its
@@ -652,7 +660,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
             );
             let mut group_s = slots(scratch, projector.intermediate_len(), inputs);
             let group_s = group_s.get_mut(..inputs).unwrap_or_default();
-            stack_many::<K>(&projector, xs, zp, group_s, &mut blocks);
+            stack_many::<K>(projector, xs, zp, group_s, &mut blocks);
             let normalize = architecture.normalize_projection;
             for z in zp.iter_mut() {
                 finish_output::<K>(z, normalize, "projector output")?;
@@ -669,7 +677,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
             );
             let mut group_s = slots(scratch, predictor.intermediate_len(), inputs);
             let group_s = group_s.get_mut(..inputs).unwrap_or_default();
-            stack_many::<K>(&predictor, zp_views, pp, group_s, &mut blocks);
+            stack_many::<K>(predictor, zp_views, pp, group_s, &mut blocks);
             let normalize = architecture.normalize_prediction;
             for p in pp.iter_mut() {
                 finish_output::<K>(p, normalize, "predictor output")?;

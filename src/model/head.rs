@@ -356,39 +356,41 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     }
 
     /// The stages of the projector (`Which::Projector`) or the predictor, viewed in the
-    /// parameters; `DimensionMismatch` if the storage no longer matches the layout (only
-    /// storage whose `as_ref` changes length can do that). Only that stack's layers are
-    /// viewed: a small head's call is short enough for the rest to show.
-    pub(crate) fn stack(&self, which: Which) -> SslResult<StackView<'_>> {
+    /// parameters; `None` if the storage no longer matches the layout (only storage whose
+    /// `as_ref` changes length can do that: the error is
+    /// [`storage_changed`](Self::storage_changed)). Only that stack's layers are viewed:
+    /// a small head's call is short enough for the rest to show. Callers borrow the view
+    /// where it is returned (`let Some(stack) = &self.stack(..)`): unwrapped by `?`, its
+    /// few hundred bytes were copied three or four times a call (`memmove` and the
+    /// view's construction took 12 % of a default `loss` on x86-64).
+    pub(crate) fn stack(&self, which: Which) -> Option<StackView<'_>> {
         let params = self.params.as_ref();
-        let changed = SslError::DimensionMismatch {
-            expected: self.layout.param_count,
-            got: params.len(),
-        };
         let split = self.architecture.projector.layers().len();
         let (layers, offsets) = match which {
             Which::Projector => (
                 self.architecture.projector.layers(),
-                self.layout.layers.get(..split),
+                self.layout.layers.get(..split)?,
             ),
             Which::Predictor => (
                 self.architecture.predictor.layers(),
-                self.layout.layers.get(split..),
+                self.layout.layers.get(split..)?,
             ),
         };
-        let offsets = offsets.ok_or(changed)?;
-        // Each view made where the stack keeps it: no array of views to copy from (the
-        // copies were `memcpy` calls on the Cortex-M4F).
         let views = layers
             .iter()
             .zip(offsets)
             .map(|(layer, offsets)| DenseView::new(layer, offsets, params));
-        StackView::from_views(layers.len(), views).ok_or(changed)
+        let mut stack = StackView::EMPTY;
+        stack.fill(layers.len(), views).then_some(stack)
     }
 
-    /// Both stacks' stages, projector first.
-    pub(crate) fn stacks(&self) -> SslResult<[StackView<'_>; 2]> {
-        Ok([self.stack(Which::Projector)?, self.stack(Which::Predictor)?])
+    /// `DimensionMismatch` for storage whose length no longer matches the layout.
+    #[cold]
+    pub(crate) fn storage_changed(&self) -> SslError {
+        SslError::DimensionMismatch {
+            expected: self.layout.param_count,
+            got: self.params.as_ref().len(),
+        }
     }
 
     /// Projects an encoder output: `out` = the projector's output (L2-normalised when
@@ -405,8 +407,10 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// NaN/infinite input and `NonFinite { location: "projector output" }` when the
     /// result overflows.
     pub fn project_into(&self, z: &[f32], out: &mut [f32], workspace: &mut [f32]) -> SslResult<()> {
-        let projector = self.stack(Which::Projector)?;
-        self.forward(&projector, z, out, workspace, "z")?;
+        let Some(projector) = &self.stack(Which::Projector) else {
+            return Err(self.storage_changed());
+        };
+        self.forward(projector, z, out, workspace, "z")?;
         finish_output::<K>(
             out,
             self.architecture.normalize_projection,
@@ -425,8 +429,10 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// `CapacityTooSmall`; `NonFinite { location: "p" }` or
     /// `{ location: "predictor output" }`.
     pub fn predict_into(&self, p: &[f32], out: &mut [f32], workspace: &mut [f32]) -> SslResult<()> {
-        let predictor = self.stack(Which::Predictor)?;
-        self.forward(&predictor, p, out, workspace, "p")?;
+        let Some(predictor) = &self.stack(Which::Predictor) else {
+            return Err(self.storage_changed());
+        };
+        self.forward(predictor, p, out, workspace, "p")?;
         finish_output::<K>(
             out,
             self.architecture.normalize_prediction,
@@ -491,9 +497,10 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         let (s1, s2) = scratch.split_at_mut(scratch.len() / 2);
         check_finite(z1, "z1")?;
         check_finite(z2, "z2")?;
-        // Each stack viewed where it is used: a `[StackView; 2]` is about a kilobyte that
-        // the `?` and the destructuring copied (`memcpy` on the Cortex-M4F).
-        let projector = self.stack(Which::Projector)?;
+        // Each stack viewed where it is used, and borrowed in place (see `stack`).
+        let Some(projector) = &self.stack(Which::Projector) else {
+            return Err(self.storage_changed());
+        };
         let inter = projector.intermediate_len();
         let (a, b) = (
             s1.get_mut(..inter).unwrap_or_default(),
@@ -501,7 +508,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         );
         // Two-view passes: each weight matrix is read once for both views.
         stack_pair::<K>(
-            &projector,
+            projector,
             &[z1, z2],
             &mut [&mut *z1p, &mut *z2p],
             &mut [a, b],
@@ -509,14 +516,16 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         let normalize = self.architecture.normalize_projection;
         finish_output::<K>(z1p, normalize, "projector output")?;
         finish_output::<K>(z2p, normalize, "projector output")?;
-        let predictor = self.stack(Which::Predictor)?;
+        let Some(predictor) = &self.stack(Which::Predictor) else {
+            return Err(self.storage_changed());
+        };
         let inter = predictor.intermediate_len();
         let (a, b) = (
             s1.get_mut(..inter).unwrap_or_default(),
             s2.get_mut(..inter).unwrap_or_default(),
         );
         stack_pair::<K>(
-            &predictor,
+            predictor,
             &[&*z1p, &*z2p],
             &mut [&mut *p1, &mut *p2],
             &mut [a, b],
