@@ -68,35 +68,20 @@ impl<'a> StackView<'a> {
         let mut views = views.into_iter();
         let mut next = || views.next().flatten();
         let mut fill = || -> Option<()> {
-            match count {
-                1 => {
-                    self.leading = None;
-                    self.last.first = next()?;
-                    self.last.second = None;
-                }
-                2 => {
-                    self.leading = None;
-                    self.last.first = next()?;
-                    self.last.second = Some(next()?);
-                }
-                3 => {
-                    self.leading = Some(Stage {
-                        first: next()?,
-                        second: None,
-                    });
-                    self.last.first = next()?;
-                    self.last.second = Some(next()?);
-                }
-                4 => {
-                    self.leading = Some(Stage {
-                        first: next()?,
-                        second: Some(next()?),
-                    });
-                    self.last.first = next()?;
-                    self.last.second = Some(next()?);
-                }
+            self.leading = match count {
+                1 | 2 => None,
+                3 => Some(Stage {
+                    first: next()?,
+                    second: None,
+                }),
+                4 => Some(Stage {
+                    first: next()?,
+                    second: Some(next()?),
+                }),
                 _ => return None,
-            }
+            };
+            self.last.first = next()?;
+            self.last.second = if count == 1 { None } else { Some(next()?) };
             Some(())
         };
         fill().is_some()
