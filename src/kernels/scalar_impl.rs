@@ -1,7 +1,10 @@
 //! The scalar twin: the reference crate's sums, left to right, no FMA, with rows in
 //! register blocks (each row's order unchanged).
 
-use super::{BATCH_LANES, GemmA, Kernels, ROW_BLOCK, gemm_call, pieces, pieces_mut};
+use super::{
+    BATCH_LANES, GemmA, Kernels, ROW_BLOCK, SumEnds, gemm_call, pieces, pieces_mut,
+    sealed::{self, Sealed as _},
+};
 
 /// `acc[r] + rows[r]·x` for [`ROW_BLOCK`] rows (each at least `x.len()` long), every sum
 /// left to right from its start value: the reference's order, bit for bit. Each `x[c]`
@@ -58,6 +61,32 @@ fn dot2_add_rows(
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Scalar;
 
+impl sealed::Sealed for Scalar {
+    #[inline]
+    fn matvec_layer(
+        w: &[f32],
+        row_stride: usize,
+        offset: usize,
+        x: &[f32],
+        ends: SumEnds<'_>,
+        y: &mut [f32],
+    ) {
+        super::blocked_matvec_add::<Self>(w, row_stride, offset, x, (ends, y), dot_add_rows);
+    }
+
+    #[inline]
+    fn matvec2_layer(
+        w: &[f32],
+        row_stride: usize,
+        offset: usize,
+        x: [&[f32]; 2],
+        ends: SumEnds<'_>,
+        y: [&mut [f32]; 2],
+    ) {
+        super::blocked_matvec2_add::<Self>(w, row_stride, offset, x, (ends, y), dot2_add_rows);
+    }
+}
+
 impl Kernels for Scalar {
     #[inline]
     fn dot_add(acc: f32, a: &[f32], b: &[f32]) -> f32 {
@@ -66,7 +95,7 @@ impl Kernels for Scalar {
 
     #[inline]
     fn matvec_add(w: &[f32], row_stride: usize, offset: usize, x: &[f32], y: &mut [f32]) {
-        super::blocked_matvec_add::<Self>(w, row_stride, offset, x, y, dot_add_rows);
+        Self::matvec_layer(w, row_stride, offset, x, SumEnds::ACCUMULATE, y);
     }
 
     #[inline]
@@ -77,7 +106,7 @@ impl Kernels for Scalar {
         x: [&[f32]; 2],
         y: [&mut [f32]; 2],
     ) {
-        super::blocked_matvec2_add::<Self>(w, row_stride, offset, x, y, dot2_add_rows);
+        Self::matvec2_layer(w, row_stride, offset, x, SumEnds::ACCUMULATE, y);
     }
 
     #[inline]

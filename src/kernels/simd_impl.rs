@@ -8,8 +8,9 @@
 //! ([`VECTOR_UNIT`]).
 
 use super::{
-    BATCH_LANES, Gemm, GemmA, Kernels, ROW_BLOCK, Scalar, all_at_least, gemm_call, next_rows,
-    pieces, pieces_mut, prefix,
+    BATCH_LANES, Gemm, GemmA, Kernels, ROW_BLOCK, Scalar, SumEnds, all_at_least, gemm_call,
+    next_rows, pieces, pieces_mut, prefix,
+    sealed::{self, Sealed as _},
 };
 
 #[cfg(target_feature = "avx512f")]
@@ -634,6 +635,38 @@ fn reduce_eight(s: [[Lanes; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2] {
     }
 }
 
+impl sealed::Sealed for Simd {
+    #[inline]
+    fn matvec_layer(
+        w: &[f32],
+        row_stride: usize,
+        offset: usize,
+        x: &[f32],
+        ends: SumEnds<'_>,
+        y: &mut [f32],
+    ) {
+        if !VECTOR_UNIT {
+            return Scalar::matvec_layer(w, row_stride, offset, x, ends, y);
+        }
+        super::blocked_matvec_add::<Self>(w, row_stride, offset, x, (ends, y), dot_add_rows);
+    }
+
+    #[inline]
+    fn matvec2_layer(
+        w: &[f32],
+        row_stride: usize,
+        offset: usize,
+        x: [&[f32]; 2],
+        ends: SumEnds<'_>,
+        y: [&mut [f32]; 2],
+    ) {
+        if !VECTOR_UNIT {
+            return Scalar::matvec2_layer(w, row_stride, offset, x, ends, y);
+        }
+        super::blocked_matvec2_add::<Self>(w, row_stride, offset, x, (ends, y), dot2_add_rows);
+    }
+}
+
 impl Kernels for Simd {
     #[inline]
     fn dot_add(acc: f32, a: &[f32], b: &[f32]) -> f32 {
@@ -669,10 +702,7 @@ impl Kernels for Simd {
 
     #[inline]
     fn matvec_add(w: &[f32], row_stride: usize, offset: usize, x: &[f32], y: &mut [f32]) {
-        if !VECTOR_UNIT {
-            return Scalar::matvec_add(w, row_stride, offset, x, y);
-        }
-        super::blocked_matvec_add::<Self>(w, row_stride, offset, x, y, dot_add_rows);
+        Self::matvec_layer(w, row_stride, offset, x, SumEnds::ACCUMULATE, y);
     }
 
     #[inline]
@@ -683,10 +713,7 @@ impl Kernels for Simd {
         x: [&[f32]; 2],
         y: [&mut [f32]; 2],
     ) {
-        if !VECTOR_UNIT {
-            return Scalar::matvec2_add(w, row_stride, offset, x, y);
-        }
-        super::blocked_matvec2_add::<Self>(w, row_stride, offset, x, y, dot2_add_rows);
+        Self::matvec2_layer(w, row_stride, offset, x, SumEnds::ACCUMULATE, y);
     }
 
     #[inline]

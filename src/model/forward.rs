@@ -8,8 +8,9 @@
 //! layers are a single layer, then a fused pair; four are two fused pairs. Between two
 //! stages the intermediate vector lives in the caller's workspace.
 
-use super::layout::DenseView;
-use crate::kernels::{Kernels, matmat_add, pieces};
+use super::architecture::Layer;
+use super::layout::{DenseView, LayerOffsets};
+use crate::kernels::{Kernels, SumEnds, matvec_layer_group, pieces};
 
 /// Hidden units computed per block on the stack: the hidden vector of a fused stage is
 /// never stored whole, so a single forward pass needs `HIDDEN_BLOCK·4` bytes (1 KiB) of
@@ -46,45 +47,42 @@ pub(crate) struct StackView<'a> {
 }
 
 impl<'a> StackView<'a> {
-    /// A stack of no layers: what [`fill`](Self::fill) overwrites.
-    pub(crate) const EMPTY: Self = Self {
-        leading: None,
-        last: Stage {
-            first: DenseView::EMPTY,
-            second: None,
-        },
-    };
-
     /// Sets the stages of a stack of `count` layers (one to
     /// [`MAX_STACK_LAYERS`](super::architecture::MAX_STACK_LAYERS), chained) from its
-    /// layer views in order, each moved once into its place; `false` for another count or
-    /// a missing view (never for a validated head). Built as a value and returned, the
-    /// views were moved three or four times (5 % of a default `loss` on x86-64).
-    pub(crate) fn fill(
+    /// layers and their offsets in `params`, in order, each view set in its place
+    /// ([`DenseView::set`]); `false` for another count or a missing or short layer (never
+    /// for a validated head). Built as values and moved, the views were copied three or
+    /// four times (5 % of a default `loss` on x86-64).
+    pub(crate) fn fill<'l>(
         &mut self,
         count: usize,
-        views: impl IntoIterator<Item = Option<DenseView<'a>>>,
+        mut layers: impl Iterator<Item = (&'l Layer, &'l LayerOffsets)>,
+        params: &'a [f32],
     ) -> bool {
-        let mut views = views.into_iter();
-        let mut next = || views.next().flatten();
-        let mut fill = || -> Option<()> {
-            self.leading = match count {
-                1 | 2 => None,
-                3 => Some(Stage {
-                    first: next()?,
-                    second: None,
-                }),
-                4 => Some(Stage {
-                    first: next()?,
-                    second: Some(next()?),
-                }),
-                _ => return None,
-            };
-            self.last.first = next()?;
-            self.last.second = if count == 1 { None } else { Some(next()?) };
-            Some(())
+        let mut set = |view: &mut DenseView<'a>| {
+            layers
+                .next()
+                .is_some_and(|(layer, offsets)| view.set(layer, offsets, params))
         };
-        fill().is_some()
+        let leading_set = match count {
+            1 | 2 => {
+                self.leading = None;
+                true
+            }
+            3 | 4 => {
+                let leading = self.leading.insert(Stage {
+                    first: DenseView::EMPTY,
+                    second: None,
+                });
+                set(&mut leading.first)
+                    && (count == 3 || set(leading.second.insert(DenseView::EMPTY)))
+            }
+            _ => false,
+        };
+        let last = &mut self.last;
+        leading_set
+            && set(&mut last.first)
+            && (count == 1 || set(last.second.insert(DenseView::EMPTY)))
     }
 
     /// The stack's input width.
@@ -130,36 +128,8 @@ pub(crate) fn debug_assert_stage(stage: &Stage<'_>, x_len: usize, out_len: usize
 /// [`HIDDEN_BLOCK`] units at a time (1 KiB of stack). The scalar twin adds in exactly
 /// the reference's order (bias first, then left to right).
 pub(crate) fn stage_into<K: Kernels>(stage: &Stage<'_>, x: &[f32], out: &mut [f32]) {
-    debug_assert_stage(stage, x.len(), out.len());
-    let first = &stage.first;
-    let Some(second) = &stage.second else {
-        first.init(out, 0);
-        K::matvec_add(first.weights, first.d_in, 0, x, out);
-        first.finish(out, 0);
-        return;
-    };
-    second.init(out, 0);
-    let block_rows = HIDDEN_BLOCK.min(first.d_out).max(1);
-    // `block_rows·d_in ≤ d_out·d_in`, which the layout proved fits in `usize`.
-    let block_weights = block_rows.saturating_mul(first.d_in).max(1);
-    let mut hidden_block = [0.0_f32; HIDDEN_BLOCK];
-    // The first hidden unit of the current block: a running sum rather than
-    // `index * block_rows`, so no arithmetic here can overflow (or panic when a build
-    // turns on overflow checks).
-    let mut first_unit = 0_usize;
-    for w1 in pieces(first.weights, block_weights) {
-        let units = w1.len().checked_div(first.d_in).unwrap_or(0);
-        debug_assert!(units <= HIDDEN_BLOCK, "hidden block overflows its buffer");
-        let Some(h) = hidden_block.get_mut(..units) else {
-            return;
-        };
-        first.init(h, first_unit);
-        K::matvec_add(w1, first.d_in, 0, x, h);
-        first.finish(h, first_unit);
-        K::matvec_add(second.weights, first.d_out, first_unit, h, out);
-        first_unit = first_unit.saturating_add(units);
-    }
-    second.finish(out, 0);
+    let mut hidden = [[0.0; HIDDEN_BLOCK]; 1];
+    stage_group::<K, 1, HIDDEN_BLOCK>(stage, &[x], &mut [out], &mut hidden);
 }
 
 /// `outs[j] = stack(xs[j])` for a group of up to `G` inputs, each stage run by `stage`,
@@ -189,14 +159,17 @@ pub(crate) fn stack_group<const G: usize>(
     }
 }
 
-/// [`stack_group`] for one or two inputs through [`stage_pair`] (the two-view loss).
+/// [`stack_group`] for one or two inputs through [`stage_pair_in`] (the two-view loss),
+/// the hidden blocks in `hidden`.
 pub(crate) fn stack_pair<K: Kernels>(
     stack: &StackView<'_>,
-    xs: &[&[f32]],
-    outs: &mut [&mut [f32]],
+    (xs, outs): (&[&[f32]], &mut [&mut [f32]]),
     scratch: &mut [&mut [f32]],
+    hidden: &mut PairHidden,
 ) {
-    stack_group::<2>(stack, xs, outs, scratch, stage_pair::<K>);
+    stack_group::<2>(stack, xs, outs, scratch, |stage, xs, outs| {
+        stage_pair_in::<K>(stage, xs, outs, hidden);
+    });
 }
 
 /// `out = stack(x)` for one input, the intermediate vector in `scratch`.
@@ -215,37 +188,55 @@ pub(crate) fn stack_into<K: Kernels>(
     }
 }
 
-/// Two inputs through one stage ([`stage_group`]), with hidden blocks of
-/// [`HIDDEN_BLOCK`] units (2 KiB of stack) or, for hidden layers wider than that,
-/// [`WIDE_HIDDEN_BLOCK`] units (8 KiB, in a frame of its own so that narrow heads never
-/// reserve it).
+/// The hidden blocks of the two-input path ([`stage_pair_in`]): 2 KiB, made once by a
+/// caller that runs several stages (a `loss` zeroes it once instead of once per stack:
+/// 800 instructions on the Cortex-M4F).
+pub(crate) type PairHidden = [[f32; HIDDEN_BLOCK]; 2];
+
+/// Two inputs through one stage ([`stage_group`]), with hidden blocks of its own.
 pub(crate) fn stage_pair<K: Kernels>(stage: &Stage<'_>, xs: &[&[f32]], outs: &mut [&mut [f32]]) {
+    stage_pair_in::<K>(stage, xs, outs, &mut [[0.0; HIDDEN_BLOCK]; 2]);
+}
+
+/// Two inputs through one stage ([`stage_group`]), with the hidden blocks in `hidden`
+/// ([`HIDDEN_BLOCK`] units) or, for hidden layers wider than that, [`WIDE_HIDDEN_BLOCK`]
+/// units (8 KiB, in a frame of its own so that narrow heads never reserve it).
+pub(crate) fn stage_pair_in<K: Kernels>(
+    stage: &Stage<'_>,
+    xs: &[&[f32]],
+    outs: &mut [&mut [f32]],
+    hidden: &mut PairHidden,
+) {
     if stage.second.is_some() && stage.first.d_out > HIDDEN_BLOCK {
         stage_pair_wide::<K>(stage, xs, outs);
     } else {
-        stage_group::<K, 2, HIDDEN_BLOCK>(stage, xs, outs);
+        stage_group::<K, 2, HIDDEN_BLOCK>(stage, xs, outs, hidden);
     }
 }
 
 #[inline(never)]
 fn stage_pair_wide<K: Kernels>(stage: &Stage<'_>, xs: &[&[f32]], outs: &mut [&mut [f32]]) {
-    stage_group::<K, 2, WIDE_HIDDEN_BLOCK>(stage, xs, outs);
+    let mut hidden = [[0.0; WIDE_HIDDEN_BLOCK]; 2];
+    stage_group::<K, 2, WIDE_HIDDEN_BLOCK>(stage, xs, outs, &mut hidden);
 }
 
-/// [`stage_into`] for up to `G` inputs at once, sharing every weight load among them.
-/// A fused stage makes its hidden layer `B` units at a time for all inputs (`G·B·4` bytes
-/// of stack) by [`matmat_add`], then folds it into the outputs, so each weight is read
-/// from memory once per call. Inputs beyond `G` (or beyond the shorter of `xs`, `outs`)
-/// are ignored.
+/// [`stage_into`] for one or two inputs at once (`G` is 1 or 2), sharing every weight
+/// load between them. A fused stage makes its hidden layer `B` units at a time for all
+/// inputs (in `hidden_blocks`), then folds it into the outputs, so each weight is
+/// read from memory once per call. Inputs beyond `G` (or beyond the shorter of `xs`,
+/// `outs`) are ignored.
 ///
-/// Every output is summed in the same order as [`stage_into`] on the same twin, except
-/// that the SIMD twin splits rows into [`matmat_add`]'s panels: on the scalar twin the
-/// results equal `G` single calls bit for bit.
+/// The layers' biases are the start values of their sums and a ReLU that follows the
+/// sums directly is applied as the kernel stores them ([`DenseView::sum_ends`]); a
+/// BatchNorm and the ReLU after it run over the finished block. Every output is summed
+/// in the same order whatever `G`: on the scalar twin the reference's order, bit for bit.
 pub(crate) fn stage_group<K: Kernels, const G: usize, const B: usize>(
     stage: &Stage<'_>,
     xs: &[&[f32]],
     outs: &mut [&mut [f32]],
+    hidden_blocks: &mut [[f32; B]; G],
 ) {
+    const { assert!(G == 1 || G == 2, "stage_group runs one or two inputs") };
     debug_assert!(
         xs.len() == outs.len() && xs.len() <= G,
         "group of the wrong size"
@@ -254,23 +245,30 @@ pub(crate) fn stage_group<K: Kernels, const G: usize, const B: usize>(
     let xs = xs.get(..count).unwrap_or_default();
     let outs = outs.get_mut(..count).unwrap_or_default();
     let first = &stage.first;
+    for (x, out) in xs.iter().zip(outs.iter()) {
+        debug_assert_stage(stage, x.len(), out.len());
+    }
+    let out_len = outs.iter().map(|out| out.len()).min().unwrap_or(0);
     let Some(second) = &stage.second else {
-        for (x, out) in xs.iter().zip(outs.iter_mut()) {
-            debug_assert_stage(stage, x.len(), out.len());
-            first.init(out, 0);
-        }
-        matmat_add::<K>(first.weights, first.d_in, 0, xs, outs);
-        first.finish_group(outs, 0);
+        matvec_layer_group::<K>(
+            first.weights,
+            first.d_in,
+            0,
+            xs,
+            (first.sum_ends(0, out_len), outs),
+        );
+        first.finish_fused(outs, 0);
         return;
     };
-    for (x, out) in xs.iter().zip(outs.iter_mut()) {
-        debug_assert_stage(stage, x.len(), out.len());
-        second.init(out, 0);
-    }
     let block_rows = B.min(first.d_out).max(1);
     // `block_rows·d_in ≤ d_out·d_in`, which the layout proved fits in `usize`.
     let block_weights = block_rows.saturating_mul(first.d_in).max(1);
-    let mut hidden_blocks = [[0.0_f32; B]; G];
+    // The output sums start at the second layer's bias with the first hidden block and
+    // continue from there.
+    let mut out_ends = SumEnds {
+        start: second.sum_start(0, out_len),
+        relu: false,
+    };
     let mut first_unit = 0_usize;
     for w1 in pieces(first.weights, block_weights) {
         let units = w1.len().checked_div(first.d_in).unwrap_or(0);
@@ -279,16 +277,26 @@ pub(crate) fn stage_group<K: Kernels, const G: usize, const B: usize>(
             .each_mut()
             .map(|h| h.get_mut(..units).unwrap_or_default());
         let hs = hs.get_mut(..count).unwrap_or_default();
-        for h in hs.iter_mut() {
-            first.init(h, first_unit);
-        }
-        matmat_add::<K>(w1, first.d_in, 0, xs, hs);
-        first.finish_group(hs, first_unit);
+        let hidden_ends = first.sum_ends(first_unit, units);
+        matvec_layer_group::<K>(w1, first.d_in, 0, xs, (hidden_ends, hs));
+        first.finish_fused(hs, first_unit);
         let mut views: [&[f32]; G] = [&[]; G];
         views.iter_mut().zip(hs.iter()).for_each(|(v, h)| *v = h);
         let views = views.get(..count).unwrap_or_default();
-        matmat_add::<K>(second.weights, first.d_out, first_unit, views, outs);
+        matvec_layer_group::<K>(
+            second.weights,
+            first.d_out,
+            first_unit,
+            views,
+            (out_ends, outs),
+        );
+        out_ends = SumEnds::ACCUMULATE;
         first_unit = first_unit.saturating_add(units);
+    }
+    if first_unit == 0 {
+        // No hidden block ran (never for a validated head): the outputs still start at
+        // the bias.
+        outs.iter_mut().for_each(|out| second.init(out, 0));
     }
     second.finish_group(outs, 0);
 }
