@@ -71,7 +71,14 @@ impl sealed::Sealed for Scalar {
         ends: SumEnds<'_>,
         y: &mut [f32],
     ) {
-        super::blocked_matvec_add::<Self>(w, row_stride, offset, x, (ends, y), dot_add_rows);
+        super::blocked_matvec_add::<Self, false>(
+            w,
+            row_stride,
+            offset,
+            x,
+            (ends, y),
+            |acc, rows, x, _| dot_add_rows(acc, rows, x),
+        );
     }
 
     #[inline]
@@ -83,7 +90,14 @@ impl sealed::Sealed for Scalar {
         ends: SumEnds<'_>,
         y: [&mut [f32]; 2],
     ) {
-        super::blocked_matvec2_add::<Self>(w, row_stride, offset, x, (ends, y), dot2_add_rows);
+        super::blocked_matvec2_add::<Self, false>(
+            w,
+            row_stride,
+            offset,
+            x,
+            (ends, y),
+            |acc, rows, x, _| dot2_add_rows(acc, rows, x),
+        );
     }
 }
 
