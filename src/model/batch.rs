@@ -322,7 +322,7 @@ fn init_lanes(layer: &DenseView<'_>, rows: &mut [Lanes], first_unit: usize) {
     }
 }
 
-/// [`DenseView::finish`] per row: the BatchNorm and ReLU of unit `first_unit + u` on
+/// [`DenseView::finish_group`] per row: the BatchNorm and ReLU of unit `first_unit + u` on
 /// every lane of row `u`.
 fn finish_lanes(layer: &DenseView<'_>, rows: &mut [Lanes], first_unit: usize) {
     let mut unit = first_unit;

@@ -120,9 +120,10 @@ impl BatchNormView<'_> {
         (alpha, at(self.beta, 0.0) - mean * alpha)
     }
 
-    /// [`apply`](Self::apply) to every vector of a group, each channel's `(α, β')`
-    /// computed once for all of them (a square root and a division per channel), for
-    /// [`GROUP_CHANNELS`] channels at a time so that each vector is swept contiguously.
+    /// `v[i] = v[i]·α_c + β'_c` for channels `c = first_channel + i` of every vector `v`
+    /// of a group, each channel's `(α, β')` computed once for all of them (a square root
+    /// and a division per channel), for [`GROUP_CHANNELS`] channels at a time so that
+    /// each vector is swept contiguously.
     #[inline]
     pub(crate) fn apply_group(&self, vs: &mut [&mut [f32]], first_channel: usize) {
         let len = vs.iter().map(|v| v.len()).max().unwrap_or(0);
@@ -225,7 +226,7 @@ impl<'a> DenseView<'a> {
 
     /// The start and end of the layer's sums for output channels `first_channel ..
     /// first_channel + len` in one kernel call over all its inputs
-    /// ([`matmat_layer`](crate::kernels::matmat_layer)): the bias (or 0) as the start,
+    /// ([`matvec_layer_group`](crate::kernels::matvec_layer_group)): the bias (or 0) as the start,
     /// and the ReLU when no BatchNorm comes between (see [`finish_fused`](Self::finish_fused)).
     #[inline]
     pub(crate) fn sum_ends(&self, first_channel: usize, len: usize) -> SumEnds<'a> {
@@ -256,8 +257,10 @@ impl<'a> DenseView<'a> {
         }
     }
 
-    /// [`finish`](Self::finish) for a group of outputs, the BatchNorm's per-channel
-    /// factors computed once for the group.
+    /// After the sums of a group of outputs: the BatchNorm (its per-channel factors
+    /// computed once for the group), then the ReLU, for channels from `first_channel`.
+    /// The ReLU keeps NaN and ±inf (an overflowed partial sum), so that they reach the
+    /// output's finiteness check instead of becoming a finite, wrong 0.
     #[inline]
     pub(crate) fn finish_group(&self, outs: &mut [&mut [f32]], first_channel: usize) {
         if let Some(batch_norm) = &self.batch_norm {
