@@ -406,8 +406,8 @@ pub(crate) const ROW_BLOCK: usize = 4;
 
 pub(crate) use sealed::{SumEnds, SumStart};
 
-/// Row length from which [`blocked_matvec2_add`] passes the next block's rows along (to
-/// be prefetched): 2 KiB rows, so that the four rows of a block (8 KiB) no longer sit in
+/// Row length from which the SIMD twin has [`blocked_matvec_add`] and
+/// [`blocked_matvec2_add`] pass the next block's rows along (to be prefetched): 2 KiB rows, so that the four rows of a block (8 KiB) no longer sit in
 /// L1 between calls of a small head, which prefetching would only slow down.
 pub(crate) const LOOKAHEAD_COLUMNS: usize = 512;
 
@@ -458,12 +458,62 @@ fn full_rows(block: &[f32], starts: [usize; ROW_BLOCK], n: usize) -> Option<[&[f
     Some([row(s0)?, row(s1)?, row(s2)?, row(s3)?])
 }
 
+/// The register blocks of a matrix in order (`ROW_BLOCK` rows of `stride` floats; empty
+/// past the matrix's end), shared by [`blocked_matvec_add`] and [`blocked_matvec2_add`]
+/// (made by [`row_blocks`]). With `LOOKAHEAD`, the next block is taken one step early, so
+/// that its rows can be prefetched while the current block runs; without, as the
+/// loop's own step (240 instructions less a `loss` on the Cortex-M4F).
+struct RowBlocks<'w, I, const LOOKAHEAD: bool> {
+    blocks: I,
+    /// The next block, with `LOOKAHEAD`.
+    next: &'w [f32],
+}
+
+/// The register blocks of `w` ([`RowBlocks`]).
+#[inline(always)]
+fn row_blocks<const LOOKAHEAD: bool>(
+    w: &[f32],
+    stride: usize,
+) -> RowBlocks<'_, impl Iterator<Item = &[f32]>, LOOKAHEAD> {
+    let mut blocks = pieces(w, stride.saturating_mul(ROW_BLOCK));
+    let next = if LOOKAHEAD {
+        blocks.next().unwrap_or_default()
+    } else {
+        &[]
+    };
+    RowBlocks { blocks, next }
+}
+
+impl<'w, I: Iterator<Item = &'w [f32]>, const LOOKAHEAD: bool> RowBlocks<'w, I, LOOKAHEAD> {
+    /// The next block, and with `LOOKAHEAD` the one after it (`None` without).
+    #[inline(always)]
+    fn next_block(&mut self) -> (&'w [f32], Option<&'w [f32]>) {
+        if LOOKAHEAD {
+            let block = core::mem::replace(&mut self.next, self.blocks.next().unwrap_or_default());
+            (block, Some(self.next))
+        } else {
+            (self.blocks.next().unwrap_or_default(), None)
+        }
+    }
+
+    /// The block after the last one taken: the rows after the whole blocks.
+    #[inline(always)]
+    fn rest(mut self) -> &'w [f32] {
+        if LOOKAHEAD {
+            self.next
+        } else {
+            self.blocks.next().unwrap_or_default()
+        }
+    }
+}
+
 /// [`Kernels::matvec_add`] for both twins, with the sums' start and end as `ends` says:
 /// rows in register blocks of [`ROW_BLOCK`] through the twin's `dot_add_rows`
 /// (`acc[r] + rows[r]·x`, every row at least `x.len()` long), a ragged block (short or
-/// missing rows) and the last rows one at a time through `K::dot_add`. With `LOOKAHEAD`,
-/// rows of at least [`LOOKAHEAD_COLUMNS`] also pass the next block's rows to
-/// `dot_add_rows` (empty for the last block), for it to prefetch.
+/// missing rows) and the last rows one at a time through `K::dot_add`. With `LOOKAHEAD`
+/// (the twin sets it for rows of at least [`LOOKAHEAD_COLUMNS`]), each block also passes
+/// the next block's rows to `dot_add_rows` (empty for the last block), for it to
+/// prefetch.
 #[inline(always)]
 pub(crate) fn blocked_matvec_add<K: Kernels, const LOOKAHEAD: bool>(
     w: &[f32],
@@ -479,34 +529,18 @@ pub(crate) fn blocked_matvec_add<K: Kernels, const LOOKAHEAD: bool>(
     ) -> [f32; ROW_BLOCK],
 ) {
     let stride = row_stride.max(1);
-    let mut blocks = pieces(w, stride.saturating_mul(ROW_BLOCK));
+    let mut blocks = row_blocks::<LOOKAHEAD>(w, stride);
     let n = x.len();
     let starts = full_row_starts(stride, offset, n);
     let ends = ends.fitted(y.len());
     let (y_blocks, y_rest) = y.as_chunks_mut::<ROW_BLOCK>();
     let block_rows = y_blocks.as_flattened().len();
-    // The next block's rows for the twin to prefetch, as in `blocked_matvec2_add`.
-    let lookahead = LOOKAHEAD && n >= LOOKAHEAD_COLUMNS;
-    // Only with `LOOKAHEAD` is the next block taken one step early (without, as the
-    // loop's own step: 240 instructions less a `loss` on the Cortex-M4F).
-    let mut next_block: &[f32] = if LOOKAHEAD {
-        blocks.next().unwrap_or_default()
-    } else {
-        &[]
-    };
     for (y_block, start) in y_blocks.iter_mut().zip(ends.block_starts()) {
-        let block = if LOOKAHEAD {
-            core::mem::replace(&mut next_block, blocks.next().unwrap_or_default())
-        } else {
-            blocks.next().unwrap_or_default()
-        };
-        let ahead = match starts {
-            Some(starts) if lookahead => full_rows(next_block, starts, n),
-            _ => None,
-        };
+        let (block, next) = blocks.next_block();
+        let full = |block| starts.and_then(|starts| full_rows(block, starts, n));
         let start = start.unwrap_or(*y_block);
-        let sums = match starts.and_then(|starts| full_rows(block, starts, n)) {
-            Some(rows) => dot_add_rows(start, rows, x, ahead.unwrap_or_default()),
+        let sums = match full(block) {
+            Some(rows) => dot_add_rows(start, rows, x, next.and_then(full).unwrap_or_default()),
             None => {
                 // A ragged block (only with short or missing rows): each row over its
                 // own common prefix with `x`.
@@ -522,10 +556,7 @@ pub(crate) fn blocked_matvec_add<K: Kernels, const LOOKAHEAD: bool>(
     if y_rest.is_empty() {
         return;
     }
-    if !LOOKAHEAD {
-        next_block = blocks.next().unwrap_or_default();
-    }
-    let rows = split_rows(next_block, stride, offset);
+    let rows = split_rows(blocks.rest(), stride, offset);
     for ((yi, row), start) in y_rest.iter_mut().zip(rows).zip(ends.row_starts(block_rows)) {
         *yi = ends.end(K::dot_add(start.unwrap_or(*yi), row, x));
     }
@@ -548,9 +579,8 @@ fn after_blocks<'y>(
 
 /// [`Kernels::matvec2_add`] for both twins, blocked and with the sums' start and end as
 /// in [`blocked_matvec_add`] (the same start values for both inputs); the twin's
-/// `dot2_add_rows` feeds each weight load to both inputs. With `LOOKAHEAD`, rows of at
-/// least [`LOOKAHEAD_COLUMNS`] also pass the next block's rows to `dot2_add_rows` (empty
-/// for the last block), for it to prefetch.
+/// `dot2_add_rows` feeds each weight load to both inputs, and with `LOOKAHEAD` the next
+/// block's rows as [`blocked_matvec_add`] does.
 #[inline(always)]
 pub(crate) fn blocked_matvec2_add<K: Kernels, const LOOKAHEAD: bool>(
     w: &[f32],
@@ -566,7 +596,6 @@ pub(crate) fn blocked_matvec2_add<K: Kernels, const LOOKAHEAD: bool>(
     ) -> [[f32; ROW_BLOCK]; 2],
 ) {
     let stride = row_stride.max(1);
-    let mut blocks = pieces(w, stride.saturating_mul(ROW_BLOCK));
     let [y1, y2] = y;
     let rows = y1.len().min(y2.len());
     let ends = ends.fitted(rows);
@@ -576,31 +605,20 @@ pub(crate) fn blocked_matvec2_add<K: Kernels, const LOOKAHEAD: bool>(
     let [x1, x2] = x;
     let n = x1.len().min(x2.len());
     let (x1, x2) = (prefix(x1, n), prefix(x2, n));
+    let mut blocks = row_blocks::<LOOKAHEAD>(w, stride);
     let starts = full_row_starts(stride, offset, n);
-    // Each block also sees the next block's rows (`LOOKAHEAD`, for rows of at least
-    // `LOOKAHEAD_COLUMNS`), so that the twin can fetch them while it works.
-    let lookahead = LOOKAHEAD && n >= LOOKAHEAD_COLUMNS;
-    // Only with `LOOKAHEAD` is the next block taken one step early (without, as the
-    // loop's own step: 240 instructions less a `loss` on the Cortex-M4F).
-    let mut next_block: &[f32] = if LOOKAHEAD {
-        blocks.next().unwrap_or_default()
-    } else {
-        &[]
-    };
     let y_blocks = y1_blocks.iter_mut().zip(y2_blocks.iter_mut());
     for ((b1, b2), start) in y_blocks.zip(ends.block_starts()) {
-        let block = if LOOKAHEAD {
-            core::mem::replace(&mut next_block, blocks.next().unwrap_or_default())
-        } else {
-            blocks.next().unwrap_or_default()
-        };
-        let ahead = match starts {
-            Some(starts) if lookahead => full_rows(next_block, starts, n),
-            _ => None,
-        };
+        let (block, next) = blocks.next_block();
+        let full = |block| starts.and_then(|starts| full_rows(block, starts, n));
         let (s1, s2) = start.map_or((*b1, *b2), |s| (s, s));
-        let [sums1, sums2] = match starts.and_then(|starts| full_rows(block, starts, n)) {
-            Some(rows) => dot2_add_rows([s1, s2], rows, [x1, x2], ahead.unwrap_or_default()),
+        let [sums1, sums2] = match full(block) {
+            Some(rows) => dot2_add_rows(
+                [s1, s2],
+                rows,
+                [x1, x2],
+                next.and_then(full).unwrap_or_default(),
+            ),
             None => {
                 // A ragged block: each row over its own common prefix.
                 let rows = split_rows(block, stride, offset);
@@ -624,10 +642,7 @@ pub(crate) fn blocked_matvec2_add<K: Kernels, const LOOKAHEAD: bool>(
     }
     let y1_rest = after_blocks(y1_blocks, whole_blocks, y1_rest);
     let y2_rest = after_blocks(y2_blocks, whole_blocks, y2_rest);
-    if !LOOKAHEAD {
-        next_block = blocks.next().unwrap_or_default();
-    }
-    let rows = split_rows(next_block, stride, offset);
+    let rows = split_rows(blocks.rest(), stride, offset);
     let rest = y1_rest.zip(y2_rest).zip(rows);
     for (((y1i, y2i), row), start) in rest.zip(ends.row_starts(first_rest_row)) {
         let (s1, s2) = start.map_or((*y1i, *y2i), |s| (s, s));
