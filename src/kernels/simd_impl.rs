@@ -2,7 +2,9 @@
 //!
 //! The lane type is picked at compile time: `f32x16` when the build enables `avx512f`,
 //! `f32x8` with `avx` (one AVX register), `f32x4` with SSE only (one SSE register), else
-//! `f32x8` (two NEON registers on aarch64). Several independent accumulators keep
+//! `f32x8` (two NEON registers on aarch64). `RUSTFLAGS="--cfg simsiam_f32x16"` picks the
+//! 16-lane code on any CPU (`wide`'s `f32x16` is then two halves): the same kernels, block
+//! sizes and sum orders as an AVX-512 build, so CI runs them where no CPU has `avx512f`. Several independent accumulators keep
 //! the FMA latency from bounding the loops. Where `wide` has no vector unit and would
 //! emulate its lanes with scalars, every kernel runs the scalar twin's instead
 //! ([`VECTOR_UNIT`]).
@@ -13,13 +15,19 @@ use super::{
     sealed::{self, Sealed as _},
 };
 
-#[cfg(target_feature = "avx512f")]
+#[cfg(any(target_feature = "avx512f", simsiam_f32x16))]
 type Lanes = wide::f32x16;
-#[cfg(all(target_feature = "avx", not(target_feature = "avx512f")))]
+#[cfg(all(
+    target_feature = "avx",
+    not(any(target_feature = "avx512f", simsiam_f32x16))
+))]
 type Lanes = wide::f32x8;
-#[cfg(all(target_feature = "sse", not(target_feature = "avx")))]
+#[cfg(all(
+    target_feature = "sse",
+    not(any(target_feature = "avx", simsiam_f32x16))
+))]
 type Lanes = wide::f32x4;
-#[cfg(not(target_feature = "sse"))]
+#[cfg(not(any(target_feature = "sse", simsiam_f32x16)))]
 type Lanes = wide::f32x8;
 
 /// How many `f32` one SIMD vector of this build's SIMD twin holds: 16 with `avx512f`, 8
@@ -41,11 +49,14 @@ type BatchLanes = wide::f32x16;
 /// Rows per register block in [`Kernels::matmat_t_add`]: `BATCH_ROWS` accumulators of
 /// sixteen lanes, enough independent FMA chains to cover latency × pipes, few enough to
 /// stay in registers (32 zmm with AVX-512; 16 ymm with AVX, where an `f32x16` is two).
-#[cfg(target_feature = "avx512f")]
+#[cfg(any(target_feature = "avx512f", simsiam_f32x16))]
 const BATCH_ROWS: usize = 12;
-#[cfg(all(target_feature = "avx", not(target_feature = "avx512f")))]
+#[cfg(all(
+    target_feature = "avx",
+    not(any(target_feature = "avx512f", simsiam_f32x16))
+))]
 const BATCH_ROWS: usize = 6;
-#[cfg(not(target_feature = "avx"))]
+#[cfg(not(any(target_feature = "avx", target_feature = "avx512f", simsiam_f32x16)))]
 const BATCH_ROWS: usize = 2;
 
 /// `yt[r] += rows[r]·xt` for `R` rows, over the common length, sixteen inputs per lane:
@@ -686,7 +697,10 @@ fn dot2_add_rows<const PREFETCH_AHEAD: bool>(
 /// order, within [`sum_error_bound`](super::sum_error_bound).
 #[inline(always)]
 fn reduce_eight(s: [[Lanes; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2] {
-    #[cfg(all(target_feature = "avx", not(target_feature = "avx512f")))]
+    #[cfg(all(
+        target_feature = "avx",
+        not(any(target_feature = "avx512f", simsiam_f32x16))
+    ))]
     {
         let [[a, b, c, d], [e, f, g, h]] = s;
         let [t0, t1, t2, t3, t4, t5, t6, t7] = Lanes::transpose([a, b, c, d, e, f, g, h]);
@@ -694,7 +708,10 @@ fn reduce_eight(s: [[Lanes; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2] {
             (((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))).to_array();
         [[a, b, c, d], [e, f, g, h]]
     }
-    #[cfg(all(target_feature = "sse", not(target_feature = "avx")))]
+    #[cfg(all(
+        target_feature = "sse",
+        not(any(target_feature = "avx", simsiam_f32x16))
+    ))]
     {
         // `f32x4`: one 4 × 4 transpose and three adds per four accumulators.
         s.map(|rows| {
@@ -703,8 +720,14 @@ fn reduce_eight(s: [[Lanes; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2] {
         })
     }
     #[cfg(not(any(
-        all(target_feature = "avx", not(target_feature = "avx512f")),
-        all(target_feature = "sse", not(target_feature = "avx"))
+        all(
+            target_feature = "avx",
+            not(any(target_feature = "avx512f", simsiam_f32x16))
+        ),
+        all(
+            target_feature = "sse",
+            not(any(target_feature = "avx", simsiam_f32x16))
+        )
     )))]
     {
         s.map(|row| row.map(Lanes::reduce_add))
