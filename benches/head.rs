@@ -196,13 +196,19 @@ fn fma_peak(a: f32, b: f32) -> f32 {
 }
 
 /// The library's lane type ([`LANES`] wide).
-#[cfg(target_feature = "avx512f")]
+#[cfg(any(target_feature = "avx512f", simsiam_f32x16))]
 type Wide = wide::f32x16;
-#[cfg(all(target_feature = "avx", not(target_feature = "avx512f")))]
+#[cfg(all(
+    target_feature = "avx",
+    not(any(target_feature = "avx512f", simsiam_f32x16))
+))]
 type Wide = wide::f32x8;
-#[cfg(all(target_feature = "sse", not(target_feature = "avx")))]
+#[cfg(all(
+    target_feature = "sse",
+    not(any(target_feature = "avx", simsiam_f32x16))
+))]
 type Wide = wide::f32x4;
-#[cfg(not(target_feature = "sse"))]
+#[cfg(not(any(target_feature = "sse", simsiam_f32x16)))]
 type Wide = wide::f32x8;
 
 fn wide_splat(v: f32) -> Wide {
