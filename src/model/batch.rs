@@ -355,12 +355,12 @@ fn stage_many<K: Kernels>(
     }
 }
 
-/// [`stage_many`] when the lane blocks are cut short (never for a workspace sized by the
-/// head's lengths): the group through the pair path, two inputs at a time.
+/// [`stage_many`] when a lane block it needs is empty (never for a workspace sized by the
+/// head's lengths; the unit test `inputs_go_in_pairs_without_lane_blocks` forces it): the
+/// group through the pair path, two inputs at a time.
 #[cold]
 #[inline(never)]
 fn stage_in_pairs<K: Kernels>(stage: &Stage<'_>, xs: &[&[f32]], outs: &mut [&mut [f32]]) {
-    debug_assert!(false, "lane blocks too small");
     let (x_pairs, x_rest) = xs.as_chunks::<2>();
     let (out_pairs, out_rest) = outs.as_chunks_mut::<2>();
     for (x, out) in x_pairs.iter().zip(out_pairs.iter_mut()) {
@@ -742,7 +742,56 @@ fn batch_forward_len(
 
 #[cfg(test)]
 mod tests {
-    use super::{BATCH_LANES, LaneBlocks, lane_blocks, lanes_len};
+    use super::{BATCH_LANES, DenseView, LaneBlocks, Stage, lane_blocks, lanes_len, stage_many};
+    use crate::kernels::Scalar;
+    use crate::model::forward::stage_pair;
+
+    /// Five inputs through a fused stage (7 → 9, ReLU → 6) with no lane blocks take the
+    /// pair path two at a time: the scalar twin's outputs, bit for bit, are those of each
+    /// input alone and those of the lanes path.
+    #[test]
+    fn inputs_go_in_pairs_without_lane_blocks() {
+        const INPUTS: usize = 5;
+        let value = |i: usize| ((i * 37 % 23) as f32 - 11.0) / 8.0;
+        let params: [f32; 9 * 7 + 9 + 6 * 9 + 6] = core::array::from_fn(value);
+        let (w1, rest) = params.split_at(9 * 7);
+        let (b1, rest) = rest.split_at(9);
+        let (w2, b2) = rest.split_at(6 * 9);
+        let layer = |weights, d_in, d_out, bias, relu| DenseView {
+            weights,
+            d_in,
+            d_out,
+            bias: Some(bias),
+            batch_norm: None,
+            relu,
+        };
+        let stage = Stage {
+            first: layer(w1, 7, 9, b1, true),
+            second: Some(layer(w2, 9, 6, b2, false)),
+        };
+        let inputs: [[f32; 7]; INPUTS] =
+            core::array::from_fn(|j| core::array::from_fn(|c| value(100 + 7 * j + c)));
+        let xs = inputs.each_ref().map(|x| &x[..]);
+
+        let mut alone = [[0.0_f32; 6]; INPUTS];
+        for (x, out) in xs.iter().zip(alone.iter_mut()) {
+            stage_pair::<Scalar>(&stage, &[x], &mut [&mut out[..]]);
+        }
+        let mut in_pairs = [[f32::NAN; 6]; INPUTS];
+        let mut outs = in_pairs.each_mut().map(|o| &mut o[..]);
+        let mut no_blocks = LaneBlocks::new(&mut [], lane_blocks(7, 9, 6));
+        assert!(!no_blocks.fit(&stage));
+        stage_many::<Scalar>(&stage, &xs, &mut outs, &mut no_blocks);
+        assert_eq!(in_pairs, alone);
+
+        let mut area = [0.0_f32; lanes_len(7, 9, 6)];
+        let mut blocks = LaneBlocks::new(&mut area, lane_blocks(7, 9, 6));
+        assert!(blocks.fit(&stage));
+        let mut in_lanes = [[f32::NAN; 6]; INPUTS];
+        let mut outs = in_lanes.each_mut().map(|o| &mut o[..]);
+        stage_many::<Scalar>(&stage, &xs, &mut outs, &mut blocks);
+        assert_eq!(in_lanes, alone);
+    }
 
     /// A workspace of exactly `lanes_len` floats gives every block its full size, the
     /// first starting on a 64-byte line, wherever the workspace starts.
