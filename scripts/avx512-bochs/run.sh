@@ -27,7 +27,8 @@ say() { printf -- '--- %s\n' "$*"; }
 
 say "packages: a C++ toolchain, ISO tools, a static busybox"
 missing=()
-for tool in g++:g++ make:make genisoimage:genisoimage cpio:cpio git:git; do
+for tool in g++:g++ make:make patch:patch strip:binutils genisoimage:genisoimage cpio:cpio \
+  git:git; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 for package in isolinux syslinux-common busybox-static; do

@@ -407,8 +407,9 @@ pub(crate) const ROW_BLOCK: usize = 4;
 pub(crate) use sealed::{SumEnds, SumStart};
 
 /// Row length from which the SIMD twin has [`blocked_matvec_add`] and
-/// [`blocked_matvec2_add`] pass the next block's rows along (to be prefetched): 2 KiB rows, so that the four rows of a block (8 KiB) no longer sit in
-/// L1 between calls of a small head, which prefetching would only slow down.
+/// [`blocked_matvec2_add`] pass the next block's rows along (to be prefetched): 2 KiB
+/// rows, so that the four rows of a block (8 KiB) no longer sit in L1 between calls of a
+/// small head, which prefetching would only slow down.
 pub(crate) const LOOKAHEAD_COLUMNS: usize = 512;
 
 /// The rows of one register block (`ROW_BLOCK·stride` floats, or fewer at the end of

@@ -4,8 +4,8 @@
 //! `f32x8` with `avx` (one AVX register), `f32x4` with SSE only (one SSE register), else
 //! `f32x8` (two NEON registers on aarch64). `RUSTFLAGS="--cfg simsiam_f32x16"` picks the
 //! 16-lane code on any CPU (`wide`'s `f32x16` is then two halves): the same kernels, block
-//! sizes and sum orders as an AVX-512 build, so CI runs them where no CPU has `avx512f`. Several independent accumulators keep
-//! the FMA latency from bounding the loops. Where `wide` has no vector unit and would
+//! sizes and sum orders as an AVX-512 build, so CI runs them where no CPU has `avx512f`.
+//! Several independent accumulators keep the FMA latency from bounding the loops. Where `wide` has no vector unit and would
 //! emulate its lanes with scalars, every kernel runs the scalar twin's instead
 //! ([`VECTOR_UNIT`]).
 
@@ -636,8 +636,8 @@ fn dot2_step(
 /// the FMA latency on two pipes). Slices are cut to the common length first.
 ///
 /// With `PREFETCH_AHEAD` (set where the build prefetches, [`PREFETCH`], and rows are long)
-/// and `ahead` holding the next block's four rows
-/// (as long as these), each step also asks for the same columns of those rows. Streaming
+/// and `ahead` holding the next block's four rows (as long as these), each step also asks
+/// for the same columns of those rows. Streaming
 /// the paper head's weights from memory, the kernel alone kept too few cache lines in
 /// flight: with two FMAs per weight vector, the out-of-order window covers fewer loads.
 #[inline(always)]

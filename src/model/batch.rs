@@ -742,9 +742,10 @@ fn batch_forward_len(
 
 #[cfg(test)]
 mod tests {
-    use super::{BATCH_LANES, DenseView, LaneBlocks, Stage, lane_blocks, lanes_len, stage_many};
+    use super::{
+        BATCH_LANES, DenseView, LaneBlocks, Stage, lane_blocks, lanes_len, stage_many, stage_pair,
+    };
     use crate::kernels::Scalar;
-    use crate::model::forward::stage_pair;
 
     /// Five inputs through a fused stage (7 → 9, ReLU → 6) with no lane blocks take the
     /// pair path two at a time: the scalar twin's outputs, bit for bit, are those of each

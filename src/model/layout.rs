@@ -226,8 +226,9 @@ impl<'a> DenseView<'a> {
 
     /// The start and end of the layer's sums for output channels `first_channel ..
     /// first_channel + len` in one kernel call over all its inputs
-    /// ([`matvec_layer_group`](crate::kernels::matvec_layer_group)): the bias (or 0) as the start,
-    /// and the ReLU when no BatchNorm comes between (see [`finish_fused`](Self::finish_fused)).
+    /// ([`matvec_layer_group`](crate::kernels::matvec_layer_group)): the bias (or 0) as
+    /// the start, and the ReLU when no BatchNorm comes between (see
+    /// [`finish_fused`](Self::finish_fused)).
     #[inline]
     pub(crate) fn sum_ends(&self, first_channel: usize, len: usize) -> SumEnds<'a> {
         SumEnds {
