@@ -65,7 +65,10 @@ def load(path=DEFAULT_PATH):
     expected = n_rec * TABLE_ENTRY.size + 5 * n_runs + 2 * CHANNELS * n_samples
     if payload_len != expected:
         raise ValueError(f"payload of {payload_len} bytes, the counts give {expected}")
-    payload = zlib.decompress(data[HEADER_LEN:], bufsize=payload_len)
+    try:
+        payload = zlib.decompress(data[HEADER_LEN:], bufsize=payload_len)
+    except zlib.error as e:
+        raise ValueError(f"body does not inflate: {e}") from e
     if len(payload) != payload_len:
         raise ValueError(f"payload inflates to {len(payload)} bytes, expected {payload_len}")
 

@@ -33,7 +33,6 @@ import hashlib
 import importlib.util
 import os
 import pickle
-import struct
 import subprocess
 import sys
 import zlib
@@ -41,6 +40,7 @@ import zlib
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # hapt_data, the reader, beside this script
 ROOT = os.path.normpath(os.path.join(HERE, ".."))
 OUT = os.path.join(ROOT, "data", "hapt.bin")
 
@@ -58,7 +58,7 @@ N_SUBJECTS, N_RECORDINGS, N_SAMPLES = 30, 61, 1_122_772
 # --------------------------------------------------------------------------------------
 
 
-class _Stand_in:
+class _StandIn:
     """An object the pickle builds (a DataFrame, BlockManager, Index, array or dtype)."""
 
     def __init__(self, kind, args=()):
@@ -80,25 +80,25 @@ class _Class:
 def _copyreg_reconstructor(cls, base, state):
     if not isinstance(cls, _Class) or state is not None:
         raise pickle.UnpicklingError(f"unexpected _reconstructor({cls!r}, {base!r}, {state!r})")
-    return _Stand_in(cls.name)
+    return _StandIn(cls.name)
 
 
 def _new_index(cls, fields):
     if not isinstance(cls, _Class) or not isinstance(fields, dict):
         raise pickle.UnpicklingError(f"unexpected _new_Index({cls!r}, ...)")
-    return _Stand_in(cls.name, (fields,))
+    return _StandIn(cls.name, (fields,))
 
 
 def _ndarray_reconstruct(subtype, shape, dtype):
     if not isinstance(subtype, _Class) or subtype.name != "numpy.ndarray":
         raise pickle.UnpicklingError(f"unexpected _reconstruct({subtype!r}, ...)")
-    return _Stand_in("ndarray")
+    return _StandIn("ndarray")
 
 
 def _dtype(code, align, copy):
     if not isinstance(code, str):
         raise pickle.UnpicklingError(f"unexpected dtype({code!r})")
-    return _Stand_in("dtype", (code,))
+    return _StandIn("dtype", (code,))
 
 
 def _codecs_encode(text, encoding):
@@ -138,7 +138,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def _array(stand_in):
     """The numpy array a pickled ndarray stand-in holds."""
-    if not isinstance(stand_in, _Stand_in) or stand_in.kind != "ndarray":
+    if not isinstance(stand_in, _StandIn) or stand_in.kind != "ndarray":
         raise ValueError(f"not an ndarray: {stand_in!r}")
     _version, shape, dtype, fortran, raw = stand_in.state
     code = dtype.args[0]
@@ -344,7 +344,8 @@ def report(recordings, decoded):
     print("sha256 of the decoded labels (i8, by experiment):")
     print("  " + hashlib.sha256(label_bytes).hexdigest())
     labels = np.concatenate([r["labels"] for r in decoded])
-    print("samples per label:", {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True))})
+    values, counts = np.unique(labels, return_counts=True)
+    print("samples per label:", {int(k): int(v) for k, v in zip(values, counts)})
     import hapt_data
 
     for test in (False, True):
@@ -375,7 +376,6 @@ def main():
         f.write(data)
     print(f"wrote {args.out}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
 
-    sys.path.insert(0, HERE)
     import hapt_data
 
     decoded = hapt_data.load(args.out)
