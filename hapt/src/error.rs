@@ -51,6 +51,8 @@ pub enum HaptError {
     },
     /// A window length or stride of 0.
     InvalidWindowSpec,
+    /// The windows asked for do not fit in memory (a long window with a small stride).
+    WindowsTooLarge,
 }
 
 impl fmt::Display for HaptError {
@@ -76,6 +78,7 @@ impl fmt::Display for HaptError {
             Self::Decompress { reason } => write!(f, "HAPT file body does not inflate: {reason}"),
             Self::Inconsistent { what } => write!(f, "HAPT file inconsistent: {what}"),
             Self::InvalidWindowSpec => f.write_str("window length and stride must be at least 1"),
+            Self::WindowsTooLarge => f.write_str("the windows asked for do not fit in memory"),
         }
     }
 }

@@ -97,7 +97,8 @@ impl Hapt {
     /// all its samples carry it, else −1 (transitions, mixed or unlabelled samples).
     ///
     /// # Errors
-    /// [`HaptError::InvalidWindowSpec`] if `spec.len` or `spec.stride` is 0.
+    /// [`HaptError::InvalidWindowSpec`] if `spec.len` or `spec.stride` is 0;
+    /// [`HaptError::WindowsTooLarge`] if the windows do not fit in memory.
     ///
     /// # Examples
     /// ```
@@ -122,13 +123,15 @@ impl Hapt {
             if Split::of_subject(recording.subject()) != split {
                 continue;
             }
-            let n = recording.len();
-            let count = if n < spec.len {
-                0
-            } else {
-                (n - spec.len) / spec.stride + 1
+            let Some(last_start) = recording.len().checked_sub(spec.len) else {
+                continue; // shorter than one window
             };
-            windows.data.reserve(count * CHANNELS * spec.len);
+            // From here spec.len <= n, so start + spec.len <= n and 6 * n fits (the signals do).
+            let count = last_start / spec.stride + 1;
+            count
+                .checked_mul(CHANNELS * spec.len)
+                .and_then(|more| windows.data.try_reserve(more).ok())
+                .ok_or(HaptError::WindowsTooLarge)?;
             let samples = recording.signals();
             for start in (0..count).map(|i| i * spec.stride) {
                 let rows = samples.get(start * CHANNELS..(start + spec.len) * CHANNELS);
