@@ -9,7 +9,9 @@
 
 The values are bit for bit those the Rust crate `simsiam-hapt` decodes: the integer code
 times the channel's step, one float32 multiplication. `windows` cuts the recipe's windows
-the way `simsiam_hapt::Hapt::windows` does.
+the way `simsiam_hapt::Hapt::windows` does, byte for byte; `channel_stats` and `standardise`
+are `Windows::channel_stats` and `Windows::standardise`. hapt/tests/data.rs pins hashes of
+this module's output, so the Rust side is checked against it.
 """
 
 import hashlib

@@ -351,6 +351,8 @@ def report(recordings, decoded):
     for test in (False, True):
         x, y = hapt_data.windows(decoded, test=test)
         print(f"{'test' if test else 'train'} windows: {len(y)}, labelled {int((y > 0).sum())}")
+        print("  sha256 of the windows (f32 LE, [N, 6, 128]):", hashlib.sha256(x.tobytes()).hexdigest())
+        print("  sha256 of their labels (i8):", hashlib.sha256(y.tobytes()).hexdigest())
         if not test:
             mean, std = hapt_data.channel_stats(x)
             print("  training windows' channel mean:", [repr(float(m)) for m in mean])

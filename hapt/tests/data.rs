@@ -279,3 +279,42 @@ fn recipe_standardisation() {
         );
     }
 }
+
+/// Python-vs-Rust agreement on the windows: `hapt_data.windows` (the PyTorch recipe's
+/// input) and `Hapt::windows` give the same bytes, as hashed by `scripts/hapt_extract.py`.
+#[test]
+fn windows_are_the_python_readers() {
+    let hash = |windows: &Windows| {
+        let mut data = Sha256::new();
+        for x in windows.data() {
+            data.update(x.to_le_bytes());
+        }
+        let labels: Vec<u8> = windows
+            .labels()
+            .iter()
+            .map(|&l| l.to_le_bytes()[0])
+            .collect();
+        (hex(&data.finalize()), hex(&Sha256::digest(labels)))
+    };
+    let (data, labels) = hash(train());
+    assert_eq!(
+        data,
+        "f11650e669b165b804ddf3448671f0c126de6a71458d16b3e41dc46233a7108a"
+    );
+    assert_eq!(
+        labels,
+        "33d029649dfc41af3005adbc6ffb961181406f42a94c79dbbb73012a32ef29db"
+    );
+    let test = hapt()
+        .windows(WindowSpec::RECIPE, Split::Test)
+        .expect("spec");
+    let (data, labels) = hash(&test);
+    assert_eq!(
+        data,
+        "a8d97828babf5cc1d4c845e120440f1d73b94dd5e735535fe46c7f46c6f5b979"
+    );
+    assert_eq!(
+        labels,
+        "feeac434ff2f9175d6161699321256f810d26a61e670dadbea153279ff0bfe95"
+    );
+}
