@@ -23,7 +23,7 @@ cargo +"$NIGHTLY" miri setup
 miri_test() { # $1 = target dir, rest = target selection
   local dir=$1
   shift
-  CARGO_TARGET_DIR="target/miri-$dir" cargo +"$NIGHTLY" miri test --locked --all-features \
+  CARGO_TARGET_DIR="target/miri-$dir" cargo +"$NIGHTLY" miri test --locked -p simsiam --all-features \
     --features libm/force-soft-floats "$@"
 }
 

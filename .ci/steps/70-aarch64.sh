@@ -33,6 +33,6 @@ fi
 rustup target add "$TARGET"
 
 say "cargo test --locked --all-features --target $TARGET under qemu-aarch64"
-cargo test --locked --all-features --target "$TARGET"
+cargo test --locked -p simsiam --all-features --target "$TARGET"
 
 say "aarch64 done"
