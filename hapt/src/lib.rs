@@ -29,6 +29,7 @@
 
 mod error;
 mod format;
+pub mod probe;
 mod windows;
 
 use std::path::Path;
