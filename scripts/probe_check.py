@@ -25,6 +25,11 @@ Files (little-endian):
   probe_check_train_std.f32, probe_check_test_std.f32: StandardScaler's transform, float32
 
 Run: /work/venv/bin/python scripts/probe_check.py (scikit-learn 1.9.1, numpy 2.4).
+
+`--hapt [SEED]` instead prints the six protocols of `simsiam_hapt::probe::Protocols::RECIPE`
+computed by scikit-learn on the raw windows of data/hapt.bin (standardised per channel with the
+training windows' statistics, flattened to 768 features), with the Rust code's few-label draws
+(SplitMix64 seeded with SEED, default 0), for the numbers pinned in hapt/tests/probe.rs.
 """
 
 import os
@@ -135,5 +140,82 @@ def main():
           "min margin", (top2[:, 1] - top2[:, 0]).min())
 
 
+class SplitMix64:
+    """simsiam_hapt::probe's draw generator, bit for bit."""
+
+    MASK = (1 << 64) - 1
+
+    def __init__(self, seed):
+        self.state = seed & self.MASK
+
+    def next_u64(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & self.MASK
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.MASK
+        return z ^ (z >> 31)
+
+    def below(self, bound):
+        threshold = ((1 << 64) - bound) % bound
+        while True:
+            product = self.next_u64() * bound
+            if product & self.MASK >= threshold:
+                return product >> 64
+
+
+def draw_per_class(y, per_class, rng):
+    """For each class in increasing order, a partial Fisher-Yates of its row indices."""
+    drawn = []
+    for c in np.unique(y):
+        rows = list(np.flatnonzero(y == c))
+        for j in range(per_class):
+            pick = j + rng.below(len(rows) - j)
+            rows[j], rows[pick] = rows[pick], rows[j]
+        drawn.extend(rows[:per_class])
+    return np.array(drawn)
+
+
+def linear_and_nn(xtr, ytr, xte, yte, k):
+    scaler = StandardScaler().fit(xtr)
+    a, b = scaler.transform(xtr), scaler.transform(xte)
+    lr = LogisticRegression(C=1, max_iter=3000).fit(a, ytr)
+    nn = KNeighborsClassifier(k).fit(a, ytr)
+    return 100 * (lr.predict(b) == yte).mean(), 100 * (nn.predict(b) == yte).mean()
+
+
+def protocols(xtr, ytr, xte, yte, seed):
+    linear_all, knn5_all = linear_and_nn(xtr, ytr, xte, yte, 5)
+    rng = SplitMix64(seed)
+    out = {"linear_all": linear_all, "knn5_all": knn5_all}
+    for per_class in (5, 20):
+        scores = [linear_and_nn(xtr[p], ytr[p], xte, yte, 1) for p in
+                  (draw_per_class(ytr, per_class, rng) for _ in range(5))]
+        out[f"linear_{per_class}"] = float(np.mean([s[0] for s in scores]))
+        out[f"nn1_{per_class}"] = float(np.mean([s[1] for s in scores]))
+    return out
+
+
+def hapt(seed):
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    import hapt_data
+
+    recordings = hapt_data.load()
+    xtr, ytr = hapt_data.windows(recordings)
+    xte, yte = hapt_data.windows(recordings, test=True)
+    mean, std = hapt_data.channel_stats(xtr)
+    xtr, xte = hapt_data.standardise(xtr, mean, std), hapt_data.standardise(xte, mean, std)
+    ltr, lte = ytr > 0, yte > 0
+    scores = protocols(xtr[ltr].reshape(ltr.sum(), -1), ytr[ltr], xte[lte].reshape(lte.sum(), -1), yte[lte], seed)
+    print({k: round(v, 4) for k, v in scores.items()})
+    print("correct test windows of", lte.sum(), {k: round(v * lte.sum() / 100, 2) for k, v in scores.items()})
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] == "--hapt":
+        hapt(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    else:
+        main()

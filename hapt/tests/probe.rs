@@ -114,6 +114,14 @@ fn logistic_regression_matches_sklearn() {
         "‖θ − θ_sklearn‖ = {d:e} (bound {bound:e}), {} iterations",
         model.iterations()
     );
+    // The same L-BFGS-B rules (first step 1/‖g‖, Moré–Thuente, the sup-norm test) take
+    // scikit-learn's path: its iteration count, give or take rounding.
+    let sklearn_iterations = c.r["n_iter"][0] as usize;
+    assert!(
+        model.iterations().abs_diff(sklearn_iterations) <= 1,
+        "{} iterations, scikit-learn {sklearn_iterations}",
+        model.iterations()
+    );
     // and both are near the optimum: the L-BFGS rules are the same, so the two runs are close
     let d_exact = distance(&model, &c.r["coef_exact"], &c.r["intercept_exact"]);
     assert!(
