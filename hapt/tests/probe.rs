@@ -354,3 +354,51 @@ fn few_label_draws_are_seeded_and_per_class() {
     assert_eq!(s1.nn1_5, accuracy(&all, &c.test_y).expect("ok"));
     assert!((s1.linear_5 - s2.linear_5).abs() < 1e-9);
 }
+
+/// The six protocols on the raw windows of data/hapt.bin (per-channel standardised with the
+/// training windows' statistics, 768 features), seed 0, against scikit-learn 1.9.1 on the same
+/// features with the same draws (`scripts/probe_check.py --hapt 0`): within 3 test windows
+/// (of 2 874) each, in the mean over draws for the few-label ones.
+#[test]
+#[ignore = "about 10 s of CPU in release, minutes at the test profile's opt-level 1: run with `cargo test --release -p simsiam-hapt --test probe -- --ignored`"]
+fn raw_windows_score_as_sklearn() {
+    use simsiam_hapt::{Hapt, Split, WindowSpec};
+    let hapt = Hapt::load_committed().expect("committed data");
+    let mut train = hapt
+        .windows(WindowSpec::RECIPE, Split::Train)
+        .expect("spec");
+    let stats = train.channel_stats().expect("windows");
+    train.standardise(&stats);
+    let train = train.labelled();
+    let mut test = hapt.windows(WindowSpec::RECIPE, Split::Test).expect("spec");
+    test.standardise(&stats);
+    let test = test.labelled();
+    assert_eq!((train.count(), test.count()), (7_143, 2_874));
+    let scores = Protocols::RECIPE
+        .evaluate(
+            train.data(),
+            train.labels(),
+            test.data(),
+            test.labels(),
+            768,
+            0,
+        )
+        .expect("protocols");
+    eprintln!("{}", scores.to_json());
+    // scikit-learn's correct test windows (a mean over the 5 draws for the few-label ones)
+    let sklearn = [
+        ("linear_all", scores.linear_all, 2037.0),
+        ("knn5_all", scores.knn5_all, 1894.0),
+        ("linear_5", scores.linear_5, 1450.0),
+        ("nn1_5", scores.nn1_5, 1343.0),
+        ("linear_20", scores.linear_20, 1761.6),
+        ("nn1_20", scores.nn1_20, 1469.2),
+    ];
+    for (name, ours, correct) in sklearn {
+        let windows = ours / 100.0 * 2874.0;
+        assert!(
+            (windows - correct).abs() <= 3.0,
+            "{name}: {windows:.1} correct test windows, scikit-learn {correct}"
+        );
+    }
+}

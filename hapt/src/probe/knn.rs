@@ -75,7 +75,7 @@ pub fn knn_predict(
     }
     let classes = classes_of(train_y);
     let mut votes = vec![0_usize; classes.len()];
-    let mut best = vec![Vec::with_capacity(k + 1); BLOCK];
+    let mut best: Vec<Vec<(f64, usize)>> = (0..BLOCK).map(|_| Vec::with_capacity(k + 1)).collect();
     let mut out = Vec::with_capacity(test_x.len() / dim);
     let rows: Vec<&[f32]> = test_x.chunks_exact(dim).collect();
     for block in rows.chunks(BLOCK) {
@@ -94,10 +94,12 @@ pub fn knn_predict(
             votes.iter_mut().for_each(|v| *v = 0);
             for &(_, index) in best {
                 let label = train_y.get(index).copied().unwrap_or(0);
-                if let Ok(c) = classes.binary_search(&label) {
-                    if let Some(v) = votes.get_mut(c) {
-                        *v += 1;
-                    }
+                if let Some(v) = classes
+                    .binary_search(&label)
+                    .ok()
+                    .and_then(|c| votes.get_mut(c))
+                {
+                    *v += 1;
                 }
             }
             // the first class with the most votes: the smallest label among ties

@@ -127,8 +127,8 @@ impl LogisticRegression {
     /// largest component is at most `tol`. One class gives a model that predicts it.
     ///
     /// Each L-BFGS function evaluation is one pass over `x`: about `2·n·dim·K` multiply-adds
-    /// for `K` classes. Memory: the parameters, 22 vectors of them for L-BFGS, and `x` is
-    /// borrowed, not copied.
+    /// for `K` classes. Memory: about 25 vectors of the parameters' length for L-BFGS (10 pairs and
+    /// working vectors); `x` is borrowed, not copied.
     ///
     /// # Errors
     /// [`ProbeError::ZeroDimension`], [`ProbeError::ShapeMismatch`] or
@@ -239,7 +239,7 @@ impl LogisticRegression {
     /// # Errors
     /// [`ProbeError::ShapeMismatch`] if `x.len()` is not a multiple of `dim`.
     pub fn decision_function(&self, x: &[f32]) -> Result<Vec<f64>, ProbeError> {
-        if x.len() % self.dim.max(1) != 0 {
+        if !x.len().is_multiple_of(self.dim.max(1)) {
             return Err(ProbeError::ShapeMismatch {
                 what: "feature matrix length is not a multiple of the model's dimension",
             });

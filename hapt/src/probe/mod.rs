@@ -188,7 +188,7 @@ impl Standardiser {
     /// [`ProbeError::ShapeMismatch`] if `x.len()` is not a multiple of the dimension.
     pub fn transform(&self, x: &[f32]) -> Result<Vec<f32>, ProbeError> {
         let dim = self.mean.len();
-        if dim == 0 || x.len() % dim != 0 {
+        if dim == 0 || !x.len().is_multiple_of(dim) {
             return Err(ProbeError::ShapeMismatch {
                 what: "feature matrix length is not a multiple of the standardiser's dimension",
             });
@@ -375,11 +375,15 @@ impl Protocols {
     /// Runs the six protocols on training rows `train_x` (`n × dim`, labels `train_y`) and
     /// test rows `test_x` (`m × dim`, labels `test_y`); pass labelled rows only.
     ///
-    /// `linear_all` and `knn5_all` use every training row. The few-label protocols draw,
-    /// from one SplitMix64 stream seeded with `seed`, first `draws` sets of `few[0]` rows
-    /// per class, then `draws` sets of `few[1]` (see the crate's module docs for the draw);
-    /// on each set the logistic regression and 1-nearest-neighbour are fitted after
-    /// standardising with that set, and the accuracies are averaged over the draws.
+    /// `linear_all` and `knn5_all` use every training row. The few-label protocols draw
+    /// from one SplitMix64 stream seeded with `seed`: first `draws` sets of `few[0]` rows
+    /// per class, then `draws` sets of `few[1]`. A set takes, for each class in increasing
+    /// order, the first rows of a partial Fisher–Yates shuffle of that class's training row
+    /// indices (listed in increasing order; position `j` swaps with `j + r`, `r` uniform
+    /// below the rows left, by Lemire's multiply-and-reject), so without replacement. On
+    /// each set the logistic regression and 1-nearest-neighbour are fitted after
+    /// standardising with that set; the accuracies are averaged over the draws.
+    /// `scripts/probe_check.py` repeats the draw in Python.
     ///
     /// # Errors
     /// [`ProbeError`] for bad shapes or values, empty sets, a class with fewer than `few`
