@@ -1,17 +1,18 @@
 """Writes hapt/tests/data/probe_check.*: a small labelled data set and what scikit-learn's
 probes give on it, for the Rust probe tests (hapt/tests/probe.rs).
 
-The data (numpy seed 2021): 4 classes, 16 features, 240 training and 160 test rows, each class
+The data (numpy seed 2021): 4 classes, 14 features, 243 training and 161 test rows (neither
+a multiple of the Rust fit's 4 lanes or 4-row blocks, so its padding is exercised), each class
 a Gaussian cloud whose means overlap (so the logistic regression's optimum is finite and
-well-conditioned), features on scales 0.01 to 100, and feature 15 constant (3.0) so the
+well-conditioned), features on scales 0.01 to 100, and the last feature constant (3.0) so the
 standardisation's zero-std rule is exercised. Labels are 1-4.
 
 Files (little-endian):
-  probe_check_train.f32  240 x 16 float32, row-major; probe_check_test.f32  160 x 16
+  probe_check_train.f32  243 x 14 float32, row-major; probe_check_test.f32  161 x 14
   probe_check.txt        one line per record, "name v1 v2 ...":
     train_y, test_y                 labels
     coef, intercept                 LogisticRegression(C=1, max_iter=3000) on the
-                                    StandardScaler'd training rows (coef 4 x 16 row-major)
+                                    StandardScaler'd training rows (coef 4 x 14 row-major)
     n_iter                          its L-BFGS iterations
     grad_l2                         the L2 norm of the mean objective's gradient at coef
     coef_exact, intercept_exact     the same on the values in float64 with tol=1e-12
@@ -41,7 +42,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "hapt", "tests", "data")
-CLASSES, DIM, N_TRAIN, N_TEST = 4, 16, 240, 160
+CLASSES, DIM, N_TRAIN, N_TEST = 4, 14, 243, 161
 
 
 def make(rng, n):
@@ -97,7 +98,7 @@ def main():
     # gradient's rows sum to l2 * the rows' sum). The bound is taken off them too.
     keep = np.array([j % (DIM + 1) != DIM - 1 for j in range(CLASSES * (DIM + 1))])
     hess = hess[np.ix_(keep, keep)]
-    width = DIM  # per class after dropping feature 15: 15 weights and the intercept
+    width = DIM  # per class after dropping the constant feature: DIM - 1 weights and the intercept
     shared = np.zeros((width, len(hess)))
     for j in range(width):
         shared[j, j::width] = 1.0 / np.sqrt(CLASSES)

@@ -1,6 +1,8 @@
 //! Multinomial logistic regression as scikit-learn's `LogisticRegression(solver="lbfgs")`
 //! fits it.
 
+use wide::f64x4;
+
 use super::lbfgs::{self, LbfgsOptions, LbfgsStop};
 use super::{ProbeError, check_features, classes_of};
 
@@ -37,11 +39,18 @@ pub struct LogisticRegression {
     converged: bool,
 }
 
+/// Rows the objective handles together: each weight and gradient vector is read once per
+/// block.
+const BLOCK: usize = 4;
+
 /// One pass over the data: the mean objective and its gradient at `params`
-/// (`[W (K × d) row-major, b (K)]`). `x` is `n × dim`; `scratch` holds a row in `f64` and
-/// its `K` logits.
+/// (`[W (K × d) row-major, b (K)]`). `x` is the `n` rows in `f64x4` lanes (`dim` padded
+/// with zeros to a multiple of 4), padded with zero rows to a multiple of [`BLOCK`].
+///
+/// Rows go by blocks of [`BLOCK`]: the block's logits are `K` dot products per row, each summed in four lanes and
+/// then across them; the gradient adds `δ_rk · x_r` to class `k`'s row, lane by lane.
 fn objective(
-    x: &[f32],
+    x: &[f64x4],
     targets: &[usize],
     dim: usize,
     l2: f64,
@@ -49,54 +58,101 @@ fn objective(
     grad: &mut [f64],
     scratch: &mut Scratch,
 ) -> f64 {
-    let Scratch { row, logits } = scratch;
-    let classes = logits.len();
+    let Scratch {
+        weights: wide_w,
+        grad: wide_g,
+        logits,
+    } = scratch;
+    let classes = logits.len() / BLOCK;
+    let chunks = dim.div_ceil(4);
     let (weights, intercepts) = params.split_at(classes * dim);
     let (grad_w, grad_b) = grad.split_at_mut(classes * dim);
-    grad_w.iter_mut().for_each(|g| *g = 0.0);
+    for (wide, w) in wide_w
+        .chunks_exact_mut(chunks)
+        .zip(weights.chunks_exact(dim))
+    {
+        pack(w, wide);
+    }
+    wide_g.iter_mut().for_each(|g| *g = f64x4::ZERO);
     grad_b.iter_mut().for_each(|g| *g = 0.0);
     let mut loss = 0.0;
-    for (x, &target) in x.chunks_exact(dim).zip(targets) {
-        row.iter_mut().zip(x).for_each(|(r, &x)| *r = f64::from(x));
-        for ((z, w), b) in logits
+    for (block, targets) in x.chunks_exact(BLOCK * chunks).zip(targets.chunks(BLOCK)) {
+        let [r0, r1, r2, r3] = block_rows(block, chunks);
+        for (k, (w, b)) in wide_w.chunks_exact(chunks).zip(intercepts).enumerate() {
+            let mut acc = [f64x4::ZERO; BLOCK];
+            for ((((w, a), b), c), d) in w.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
+                acc[0] += *a * *w;
+                acc[1] += *b * *w;
+                acc[2] += *c * *w;
+                acc[3] += *d * *w;
+            }
+            for (logit, acc) in logits.iter_mut().skip(k).step_by(classes).zip(acc) {
+                *logit = acc.reduce_add() + b;
+            }
+        }
+        for (row, &target) in logits.chunks_exact_mut(classes).zip(targets) {
+            let max = row.iter().fold(f64::NEG_INFINITY, |m, &z| m.max(z));
+            let sum: f64 = row.iter().map(|z| (z - max).exp()).sum();
+            let log_sum = max + sum.ln();
+            loss += log_sum - row.get(target).copied().unwrap_or(0.0);
+            // the logits become p − onehot, the loss's derivative by them
+            for ((k, z), gb) in row.iter_mut().enumerate().zip(grad_b.iter_mut()) {
+                *z = (*z - log_sum).exp() - if k == target { 1.0 } else { 0.0 };
+                *gb += *z;
+            }
+        }
+        // padding rows contribute nothing
+        logits
             .iter_mut()
-            .zip(weights.chunks_exact(dim))
-            .zip(intercepts)
-        {
-            *z = dot(row, w) + b;
-        }
-        let max = logits.iter().fold(f64::NEG_INFINITY, |m, &z| m.max(z));
-        let sum: f64 = logits.iter().map(|z| (z - max).exp()).sum();
-        let log_sum = max + sum.ln();
-        loss += log_sum - logits.get(target).copied().unwrap_or(0.0);
-        // the logits become p − onehot, the loss's derivative by them
-        for (k, z) in logits.iter_mut().enumerate() {
-            *z = (*z - log_sum).exp() - if k == target { 1.0 } else { 0.0 };
-        }
-        for ((gw, gb), &delta) in grad_w
-            .chunks_exact_mut(dim)
-            .zip(grad_b.iter_mut())
-            .zip(logits.iter())
-        {
-            gw.iter_mut()
-                .zip(row.iter())
-                .for_each(|(g, x)| *g += delta * x);
-            *gb += delta;
+            .skip(targets.len() * classes)
+            .for_each(|z| *z = 0.0);
+        for (k, g) in wide_g.chunks_exact_mut(chunks).enumerate() {
+            let delta: [f64x4; BLOCK] = std::array::from_fn(|r| {
+                f64x4::splat(logits.get(r * classes + k).copied().unwrap_or(0.0))
+            });
+            for ((((g, a), b), c), d) in g.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+                *g += *a * delta[0] + *b * delta[1] + *c * delta[2] + *d * delta[3];
+            }
         }
     }
     let n = targets.len() as f64;
-    grad_w
-        .iter_mut()
-        .zip(weights)
-        .for_each(|(g, w)| *g = *g / n + l2 * w);
+    for ((g, wide), w) in grad_w
+        .chunks_exact_mut(dim)
+        .zip(wide_g.chunks_exact(chunks))
+        .zip(weights.chunks_exact(dim))
+    {
+        let lanes = wide.iter().flat_map(|v| v.to_array());
+        for ((g, sum), w) in g.iter_mut().zip(lanes).zip(w) {
+            *g = sum / n + l2 * w;
+        }
+    }
     grad_b.iter_mut().for_each(|g| *g /= n);
     let penalty: f64 = weights.iter().map(|w| w * w).sum();
     loss / n + 0.5 * l2 * penalty
 }
 
-/// The objective's buffers: one row in `f64` and its logits.
+/// `values` in lanes of four, the last padded with zeros.
+fn pack(values: &[f64], wide: &mut [f64x4]) {
+    for (wide, v) in wide.iter_mut().zip(values.chunks(4)) {
+        let mut lanes = [0.0; 4];
+        lanes.iter_mut().zip(v).for_each(|(l, &v)| *l = v);
+        *wide = f64x4::from(lanes);
+    }
+}
+
+/// The [`BLOCK`] rows of `rows` (`BLOCK × chunks`).
+fn block_rows(rows: &[f64x4], chunks: usize) -> [&[f64x4]; BLOCK] {
+    let (r0, rest) = rows.split_at(chunks.min(rows.len()));
+    let (r1, rest) = rest.split_at(chunks.min(rest.len()));
+    let (r2, r3) = rest.split_at(chunks.min(rest.len()));
+    [r0, r1, r2, r3]
+}
+
+/// The objective's buffers: the weights and their gradient, in `f64x4` lanes, and a block's
+/// logits.
 struct Scratch {
-    row: Vec<f64>,
+    weights: Vec<f64x4>,
+    grad: Vec<f64x4>,
     logits: Vec<f64>,
 }
 
@@ -127,14 +183,15 @@ impl LogisticRegression {
     /// largest component is at most `tol`. One class gives a model that predicts it.
     ///
     /// Each L-BFGS function evaluation is one pass over `x`: about `2·n·dim·K` multiply-adds
-    /// for `K` classes. Memory: about 25 vectors of the parameters' length for L-BFGS (10 pairs and
-    /// working vectors); `x` is borrowed, not copied.
+    /// for `K` classes. Memory: a copy of `x` in `f64` (`8·n·dim` bytes, rounded up to
+    /// lanes of 4 and blocks of 4 rows) and about 25 vectors of the parameters' length for
+    /// L-BFGS (10 pairs and working vectors).
     ///
     /// # Errors
     /// [`ProbeError::ZeroDimension`], [`ProbeError::ShapeMismatch`] or
     /// [`ProbeError::NonFinite`] for bad features; [`ProbeError::EmptyTrainingSet`] for no
     /// rows; [`ProbeError::InvalidConfig`] for a `c` or `tol` that is not positive and
-    /// finite.
+    /// finite; [`ProbeError::TooLarge`] if the `f64` copy of `x` does not fit in memory.
     ///
     /// # Examples
     /// ```
@@ -177,13 +234,29 @@ impl LogisticRegression {
             .collect();
         let l2 = 1.0 / (config.c * n as f64);
         let mut params = vec![0.0; k * (dim + 1)];
+        let chunks = dim.div_ceil(4);
+        // the rows in f64 lanes, each padded to a multiple of 4, then zero rows to a multiple
+        // of BLOCK
+        let mut lanes = Vec::new();
+        lanes
+            .try_reserve_exact(n.div_ceil(BLOCK) * BLOCK * chunks)
+            .map_err(|_| ProbeError::TooLarge)?;
+        for row in x.chunks_exact(dim) {
+            for v in row.chunks(4) {
+                let mut four = [0.0; 4];
+                four.iter_mut().zip(v).for_each(|(l, &v)| *l = f64::from(v));
+                lanes.push(f64x4::from(four));
+            }
+        }
+        lanes.resize(n.div_ceil(BLOCK) * BLOCK * chunks, f64x4::ZERO);
         let mut scratch = Scratch {
-            row: vec![0.0; dim],
-            logits: vec![0.0; k],
+            weights: vec![f64x4::ZERO; k * chunks],
+            grad: vec![f64x4::ZERO; k * chunks],
+            logits: vec![0.0; BLOCK * k],
         };
         let options = LbfgsOptions::sklearn(config.tol, config.max_iter);
         let report = lbfgs::minimise(&mut params, &options, |p, g| {
-            objective(x, &targets, dim, l2, p, g, &mut scratch)
+            objective(&lanes, &targets, dim, l2, p, g, &mut scratch)
         });
         let intercepts = params.split_off(k * dim);
         Ok(Self {

@@ -48,6 +48,8 @@ pub enum ProbeError {
     EmptyTestSet,
     /// A logistic regression setting that is not positive and finite.
     InvalidConfig,
+    /// The logistic regression's `f64` copy of the features does not fit in memory.
+    TooLarge,
     /// Fewer training rows than neighbours asked for.
     TooFewNeighbours {
         /// Neighbours asked for.
@@ -75,6 +77,7 @@ impl fmt::Display for ProbeError {
             Self::EmptyTrainingSet => f.write_str("no training rows"),
             Self::EmptyTestSet => f.write_str("no test rows"),
             Self::InvalidConfig => f.write_str("C and tol must be positive and finite"),
+            Self::TooLarge => f.write_str("the features' f64 copy does not fit in memory"),
             Self::TooFewNeighbours { k, available } => {
                 write!(f, "{k} neighbours asked for, {available} training rows")
             }
