@@ -1,4 +1,10 @@
-//! Times the probes on the committed data's raw windows (not a test; prints numbers).
+//! Times the probes on the committed data's raw windows, standardised per channel and
+//! flattened (768 features, or the first `D` of them), and prints their accuracies.
+//!
+//! `cargo run --release -p simsiam-hapt --example probe_timing -- [D [PARAMS.f64 [all]]]`:
+//! writes the logistic fit's weights then intercepts (f64, little-endian) to PARAMS.f64 if
+//! given, and with `all` also runs the six protocols on the 768 features (seed 0). CPU times
+//! come from /proc/self/stat (Linux).
 use simsiam_hapt::probe::{
     LogisticConfig, LogisticRegression, Protocols, Standardiser, accuracy, knn_predict,
 };
