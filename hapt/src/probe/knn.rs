@@ -1,30 +1,35 @@
 //! k-nearest-neighbour classification, as scikit-learn's `KNeighborsClassifier`.
 
+use wide::f32x8;
+
 use super::{ProbeError, check_features, classes_of};
 
 /// Test rows handled together, so each training row is read once per block.
 const BLOCK: usize = 4;
 
-/// `Σ (aᵢ − bᵢ)²` of `BLOCK` rows `a` against one row `b`, in `f32` with 8 partial sums per
-/// row, totalled in `f64`.
-fn squared_distances(a: [&[f32]; BLOCK], b: &[f32]) -> [f64; BLOCK] {
-    let mut acc = [[0.0_f32; 8]; BLOCK];
-    let (b8, b_rest) = b.as_chunks::<8>();
-    let mut out = [0.0_f64; BLOCK];
-    for ((acc, a), out) in acc.iter_mut().zip(a).zip(&mut out) {
-        let (a8, a_rest) = a.as_chunks::<8>();
-        for (a, b) in a8.iter().zip(b8) {
-            for ((acc, a), b) in acc.iter_mut().zip(a).zip(b) {
-                let d = a - b;
-                *acc += d * d;
-            }
+/// `Σ (aᵢ − bᵢ)²` of `BLOCK` rows `a` against one row `b`, all in `f32x8` lanes (padded
+/// with zeros alike), in `f32` lane by lane, then totalled across the lanes in `f64`.
+fn squared_distances(a: [&[f32x8]; BLOCK], b: &[f32x8]) -> [f64; BLOCK] {
+    let mut acc = [f32x8::ZERO; BLOCK];
+    let [a0, a1, a2, a3] = a;
+    for ((((b, a0), a1), a2), a3) in b.iter().zip(a0).zip(a1).zip(a2).zip(a3) {
+        let d = [*a0 - *b, *a1 - *b, *a2 - *b, *a3 - *b];
+        for (acc, d) in acc.iter_mut().zip(d) {
+            *acc += d * d;
         }
-        let tail: f64 = a_rest
-            .iter()
-            .zip(b_rest)
-            .map(|(a, b)| f64::from((a - b) * (a - b)))
-            .sum();
-        *out = acc.iter().map(|&v| f64::from(v)).sum::<f64>() + tail;
+    }
+    acc.map(|v| v.to_array().iter().map(|&x| f64::from(x)).sum())
+}
+
+/// The rows of `x` (`dim` wide) in `f32x8` lanes, each padded with zeros to `chunks` lanes.
+fn pack(x: &[f32], dim: usize, chunks: usize) -> Vec<f32x8> {
+    let mut out = Vec::with_capacity(x.len() / dim.max(1) * chunks);
+    for row in x.chunks_exact(dim.max(1)) {
+        for v in row.chunks(8) {
+            let mut lanes = [0.0; 8];
+            lanes.iter_mut().zip(v).for_each(|(l, &v)| *l = v);
+            out.push(f32x8::from(lanes));
+        }
     }
     out
 }
@@ -42,11 +47,11 @@ fn insert(best: &mut Vec<(f64, usize)>, k: usize, candidate: (f64, usize)) {
 
 /// The class of each test row by a majority vote of its `k` nearest training rows.
 ///
-/// Distances are Euclidean (squared distances summed in `f32`, 8 partial sums, totalled in
-/// `f64`). Among training rows at equal distance the one of smaller index is nearer; among
+/// Distances are Euclidean (squared differences summed in `f32`, 8 partial sums, totalled
+/// in `f64`). Among training rows at equal distance the one of smaller index is nearer; among
 /// classes with equal votes the smallest label wins (scikit-learn's `mode`). `train_x` is
 /// `n × dim`, `test_x` is `m × dim`, row-major. Time `O(n·m·dim)`; memory `O(m + k)` beside
-/// the output.
+/// the output and a copy of both matrices in lanes of 8.
 ///
 /// # Errors
 /// [`ProbeError::ZeroDimension`], [`ProbeError::ShapeMismatch`], [`ProbeError::NonFinite`];
@@ -77,14 +82,17 @@ pub fn knn_predict(
     let mut votes = vec![0_usize; classes.len()];
     let mut best: Vec<Vec<(f64, usize)>> = (0..BLOCK).map(|_| Vec::with_capacity(k + 1)).collect();
     let mut out = Vec::with_capacity(test_x.len() / dim);
-    let rows: Vec<&[f32]> = test_x.chunks_exact(dim).collect();
+    let chunks = dim.div_ceil(8);
+    let train = pack(train_x, dim, chunks);
+    let test = pack(test_x, dim, chunks);
+    let rows: Vec<&[f32x8]> = test.chunks_exact(chunks).collect();
     for block in rows.chunks(BLOCK) {
         best.iter_mut().for_each(Vec::clear);
         // a short last block repeats its first row; the repeats are not output
         let first = block.first().copied().unwrap_or(&[]);
         let mut group = [first; BLOCK];
         group.iter_mut().zip(block).for_each(|(g, row)| *g = row);
-        for (index, train) in train_x.chunks_exact(dim).enumerate() {
+        for (index, train) in train.chunks_exact(chunks).enumerate() {
             let distances = squared_distances(group, train);
             for (best, &distance) in best.iter_mut().zip(&distances) {
                 insert(best, k, (distance, index));

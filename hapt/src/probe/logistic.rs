@@ -86,6 +86,7 @@ fn objective(
                 acc[2] += *c * *w;
                 acc[3] += *d * *w;
             }
+            // classes ≥ 2 here (fit handles one class without L-BFGS), so step_by gets ≥ 1
             for (logit, acc) in logits.iter_mut().skip(k).step_by(classes).zip(acc) {
                 *logit = acc.reduce_add() + b;
             }
