@@ -1,5 +1,6 @@
 //! The UCI HAPT raw sensor signals, as committed at `data/hapt.bin`, and the hapt recipes'
-//! windows, subject split and standardisation.
+//! windows, subject split and standardisation; [`probe`] holds the recipes' evaluation
+//! protocols (linear probe and nearest neighbours, as scikit-learn computes them).
 //!
 //! HAPT (Smartphone-Based Recognition of Human Activities and Postural Transitions; Reyes-Ortiz,
 //! Anguita, Ghio, Oneto, Parra; UCI Machine Learning Repository, CC BY 4.0) holds 61
@@ -29,6 +30,7 @@
 
 mod error;
 mod format;
+pub mod probe;
 mod windows;
 
 use std::path::Path;
