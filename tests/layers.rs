@@ -1043,7 +1043,10 @@ mod sequence {
         let mut scratch = [0.0; 32];
         assert_eq!(
             conv.forward_eval::<Simd>(&p, 1, shape, &x, &mut y, &mut scratch[..31]),
-            Err(mismatch(32, 31))
+            Err(SslError::CapacityTooSmall {
+                needed: 32,
+                capacity: 31
+            })
         );
         assert_eq!(
             conv.forward_eval::<Simd>(&p, 1, shape, &x, &mut y[..11], &mut scratch),

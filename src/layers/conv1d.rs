@@ -25,7 +25,7 @@
 //! the gradients likewise over their own terms.
 //!
 //! # Memory
-//! [`Conv1d::scratch_len`] floats of caller scratch, `C_in·k·T_out`, for any batch (one
+//! [`Conv1d::scratch_len`] floats of caller scratch (or more), `C_in·k·T_out`, for any batch (one
 //! sample's windows at a time; the backward reuses it for `colᵀ`, then `dcol`). Nothing is
 //! saved by the training forward: the backward re-gathers the windows from `x`.
 
@@ -79,6 +79,8 @@ struct Dims {
     out_size: usize,
     /// `C_out·C_in·k`.
     weight_len: usize,
+    /// `C_in·k·T_out`: one sample's windows.
+    scratch_len: usize,
 }
 
 impl Conv1d {
@@ -124,8 +126,7 @@ impl Conv1d {
         let window = self.c_in.checked_mul(self.kernel).ok_or(OVERFLOW)?;
         let out_size = Shape::sequence(self.c_out, out_len).size()?;
         let weight_len = self.c_out.checked_mul(window).ok_or(OVERFLOW)?;
-        // The window buffer must fit too.
-        window.checked_mul(out_len).ok_or(OVERFLOW)?;
+        let scratch_len = window.checked_mul(out_len).ok_or(OVERFLOW)?;
         Ok(Dims {
             len: input.len,
             out_len,
@@ -134,6 +135,7 @@ impl Conv1d {
             in_size,
             out_size,
             weight_len,
+            scratch_len,
         })
     }
 
@@ -178,8 +180,7 @@ impl Conv1d {
     /// # Errors
     /// As [`output_shape`](Self::output_shape).
     pub fn scratch_len(&self, input: Shape) -> SslResult<usize> {
-        let dims = self.dims(input)?;
-        dims.window.checked_mul(dims.out_len).ok_or(OVERFLOW)
+        Ok(self.dims(input)?.scratch_len)
     }
 
     /// Checks the layer, `params`, `x` (`n` samples) and the scratch.
@@ -196,7 +197,13 @@ impl Conv1d {
         let total = dims.weight_len.checked_add(bias_len).ok_or(OVERFLOW)?;
         check_len(total, params.len())?;
         check_batch(input, n, x_len)?;
-        check_len(self.scratch_len(input)?, scratch_len)?;
+        let needed = self.scratch_len(input)?;
+        if scratch_len < needed {
+            return Err(SslError::CapacityTooSmall {
+                needed,
+                capacity: scratch_len,
+            });
+        }
         let (weight, bias) = params.split_at_checked(dims.weight_len).unwrap_or_default();
         Ok((dims, weight, self.bias.present().then_some(bias)))
     }
@@ -207,8 +214,10 @@ impl Conv1d {
     ///
     /// # Errors
     /// As [`output_shape`](Self::output_shape); `DimensionMismatch` when `params` is not
-    /// [`params`](Self::params)'s total length, `x`, `y` or `scratch` not their lengths;
-    /// `InvalidParameter` (`"n"`) for `n = 0`. Nothing is written on error.
+    /// [`params`](Self::params)'s total length or `x`, `y` not their lengths;
+    /// `CapacityTooSmall` when `scratch` is shorter than
+    /// [`scratch_len`](Self::scratch_len) (longer is fine); `InvalidParameter` (`"n"`)
+    /// for `n = 0`. Nothing is written on error.
     ///
     /// # Examples
     /// ```
@@ -239,6 +248,7 @@ impl Conv1d {
     ) -> SslResult<()> {
         let (dims, weight, bias) = self.check(params, n, input, x.len(), scratch.len())?;
         check_batch(Shape::sequence(self.c_out, dims.out_len), n, y.len())?;
+        let scratch = scratch.get_mut(..dims.scratch_len).unwrap_or_default();
         let samples = pieces(x, dims.in_size).zip(pieces_mut(y, dims.out_size));
         for (x_sample, y_sample) in samples {
             self.windows(&dims, x_sample, scratch);
@@ -321,6 +331,7 @@ impl Conv1d {
         scratch: &mut [f32],
     ) -> SslResult<()> {
         let (dims, weight, _) = self.check(params, n, input, x.len(), scratch.len())?;
+        let scratch = scratch.get_mut(..dims.scratch_len).unwrap_or_default();
         check_batch(Shape::sequence(self.c_out, dims.out_len), n, dy.len())?;
         check_len(params.len(), grads.len())?;
         if let Some(dx) = &dx {

@@ -42,6 +42,31 @@
 //!   every element plus five floats per channel.
 //! - `ReLU`: its own output `y` (the mask `y > 0`).
 //!
+//! # Walking a stack
+//! A stack is a list of kinds; each layer's input shape follows from the stack's input by
+//! [`LayerKind::output_shape`], and its parameters are a range of one flat slice, the
+//! layers' [`LayerKind::params`] one after the other. For a training batch of `n`:
+//! - forward: one activation buffer (`n·C·T` of the output shape) per layer that is not
+//!   [in place](LayerKind::in_place); BatchNorm and ReLU run on the buffer before them.
+//!   Each BatchNorm also fills its saved buffer ([`LayerKind::saved_len`]). One scratch
+//!   of the largest [`LayerKind::scratch_len`] serves every call in turn.
+//! - backward, last layer first, with two gradient buffers of the widest activation used
+//!   in turn: an in-place kind turns the current gradient into its input's in place; any
+//!   other kind reads its input (the previous activation buffer, as the in-place kinds
+//!   after it left it) and writes `dL/dx` into the other buffer. Every reader wants that
+//!   final state: ReLU's mask is its output's sign, BatchNorm reads only its saved `x̂`.
+//!   The first layer's `dx` is the network's input gradient (or skipped).
+//! - then, once every backward and check has passed, each BatchNorm's
+//!   [`update_running_stats`](BatchNorm1d::update_running_stats), so that a step stays all
+//!   or nothing.
+//!
+//! The model's dense `Layer` (`Linear`, then BatchNorm and ReLU when present) is the run
+//! `[Linear, BatchNorm1d?, Relu?]` of kinds, with the same flat parameter order
+//! (`W`, `b`, `γ`, `β`, `running_mean`, `running_var`); its fused stages are runs of one
+//! or two such layers. tests/layers.rs checks that the kinds walked one after the other
+//! give the fused eval path's and the training step's results bit for bit on the scalar
+//! twin.
+//!
 //! # Summation order
 //! `Linear` and `BatchNorm1d` sum exactly as the training step of [`crate::train`] does
 //! (the same kernels, start values and order): on the [`Scalar`](crate::kernels::Scalar)
