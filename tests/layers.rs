@@ -42,19 +42,6 @@ fn values(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// `len` distinct values at least `0.01` apart, shuffled (no ties a finite difference
-/// could flip).
-fn distinct(len: usize, seed: u64) -> Vec<f32> {
-    let keys = values(len, seed);
-    let mut order: Vec<usize> = (0..len).collect();
-    order.sort_by(|a, b| keys[*a].total_cmp(&keys[*b]));
-    let mut out = vec![0.0; len];
-    for (rank, i) in order.into_iter().enumerate() {
-        out[i] = rank as f32 * 0.01 - len as f32 * 0.005;
-    }
-    out
-}
-
 fn to64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|x| f64::from(*x)).collect()
 }
@@ -94,6 +81,9 @@ fn compare(name: &str, ours: &[f32], oracle: &[f64]) -> f64 {
     worst
 }
 
+/// An `f64` forward: `(x, params) -> y`.
+type Forward64<'a> = dyn Fn(&[f64], &[f64]) -> Vec<f64> + 'a;
+
 /// What the gradient buffers hold before a backward: a backward must add to it.
 const GRAD_START: f32 = 0.25;
 
@@ -103,7 +93,7 @@ const GRAD_START: f32 = 0.25;
 #[allow(clippy::too_many_arguments)]
 fn check_backward(
     name: &str,
-    forward64: &dyn Fn(&[f64], &[f64]) -> Vec<f64>,
+    forward64: &Forward64<'_>,
     x: &[f32],
     params: &[f32],
     dy: &[f32],
@@ -778,6 +768,19 @@ mod sequence {
     use simsiam::layers::conv1d::{Conv1d, Padding};
     use simsiam::layers::global_max_pool1d;
     use simsiam::layers::max_pool1d::MaxPool1d;
+
+    /// `len` distinct values at least `0.01` apart, shuffled (no ties a finite difference
+    /// could flip).
+    fn distinct(len: usize, seed: u64) -> Vec<f32> {
+        let keys = values(len, seed);
+        let mut order: Vec<usize> = (0..len).collect();
+        order.sort_by(|a, b| keys[*a].total_cmp(&keys[*b]));
+        let mut out = vec![0.0; len];
+        for (rank, i) in order.into_iter().enumerate() {
+            out[i] = rank as f32 * 0.01 - len as f32 * 0.005;
+        }
+        out
+    }
 
     /// `(conv, n, T)`: stride 2 with padding 2, 'same' with kernels 8 and 3, a stride
     /// larger than 1 with a window past the end, every bias kind.
