@@ -401,7 +401,7 @@ impl LayerKind {
     }
 
     /// Floats of working scratch one call (forward or backward) needs, whatever the
-    /// batch: the convolution's window buffer ([`Conv1d::scratch_len`]); 0 for every
+    /// batch: the convolution's window buffer (`Conv1d::scratch_len`); 0 for every
     /// other kind.
     ///
     /// # Errors
