@@ -2,7 +2,8 @@
 //! convolutions (issue 20: `Conv1d(6, 32, 8)` on `T = 128`, `Conv1d(32, 64, 8)` on
 //! `T = 60`, `Conv1d(64, 128, 8)` on `T = 26`, no bias, no padding), batch 128: the
 //! forward pass and the backward pass (weight and input gradients), SIMD twin beside the
-//! scalar twin. Throughput is in FLOP (a multiply-add counts two; the backward does
+//! scalar twin, with a scratch for one sample (`scratch_len`) and for a group of
+//! [`GROUP`] samples per matrix product. Throughput is in FLOP (a multiply-add counts two; the backward does
 //! twice the forward's). Needs the feature `conv`:
 //! `cargo bench --features conv --bench layers` (plain) or with
 //! `RUSTFLAGS="-C target-cpu=x86-64-v3"`.
@@ -17,6 +18,8 @@ use simsiam::layers::conv1d::{Conv1d, Padding};
 use simsiam::layers::{Bias, LayerKind, Shape};
 
 const BATCH: usize = 128;
+/// Samples per matrix product with the larger scratch.
+const GROUP: usize = 8;
 
 fn random(rng: &mut LcgRng, len: usize, scale: f32) -> Vec<f32> {
     let mut v = vec![0.0; len];
@@ -39,7 +42,7 @@ struct Case {
     flops: u64,
 }
 
-fn case(c_in: usize, c_out: usize, len: usize) -> Case {
+fn case(c_in: usize, c_out: usize, len: usize, group: usize) -> Case {
     let conv = Conv1d {
         c_in,
         c_out,
@@ -61,7 +64,7 @@ fn case(c_in: usize, c_out: usize, len: usize) -> Case {
         input,
         dx: vec![0.0; x.len()],
         grads: vec![0.0; params.len()],
-        scratch: vec![0.0; conv.scratch_len(input).unwrap()],
+        scratch: vec![0.0; group * conv.scratch_len(input).unwrap()],
         flops: kind.flops(input).unwrap() * BATCH as u64,
         params,
         x,
@@ -119,10 +122,12 @@ fn conv1d(criterion: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     for (c_in, c_out, len) in [(6, 32, 128), (32, 64, 60), (64, 128, 26)] {
-        let name = format!("{c_in}to{c_out}_k8_T{len}_n{BATCH}");
-        let mut c = case(c_in, c_out, len);
-        bench_twin::<Simd>(&mut group, "simd", &name, &mut c);
-        bench_twin::<Scalar>(&mut group, "scalar", &name, &mut c);
+        for samples in [1, GROUP] {
+            let name = format!("{c_in}to{c_out}_k8_T{len}_n{BATCH}_g{samples}");
+            let mut c = case(c_in, c_out, len, samples);
+            bench_twin::<Simd>(&mut group, "simd", &name, &mut c);
+            bench_twin::<Scalar>(&mut group, "scalar", &name, &mut c);
+        }
     }
     group.finish();
 }

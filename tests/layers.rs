@@ -975,7 +975,48 @@ mod sequence {
         println!("pools: worst {worst:.3} of the bound");
     }
 
+    /// A scratch for `g` samples runs them through one matrix product each: the results
+    /// are those of one sample at a time bit for bit (every sum in the same order), also
+    /// with a last group shorter than the others.
+    fn conv_groups_give_the_same_bits<K: Kernels>() {
+        for (seed, (c, _, t)) in conv_cases().into_iter().enumerate() {
+            let n = 5;
+            let shape = Shape::sequence(c.c_in, t);
+            let out = c.output_shape(shape).unwrap();
+            let seed = seed as u64;
+            let p = values(LayerKind::Conv1d(c).param_count().unwrap(), 110 + seed);
+            let x = values(n * shape.size().unwrap(), 120 + seed);
+            let dy = values(n * out.size().unwrap(), 130 + seed);
+            let one = c.scratch_len(shape).unwrap();
+            let mut results = Vec::new();
+            for scratch_len in [one, 2 * one + 1, 5 * one, 9 * one] {
+                let mut scratch = vec![f32::NAN; scratch_len];
+                let mut y = vec![f32::NAN; dy.len()];
+                c.forward_eval::<K>(&p, n, shape, &x, &mut y, &mut scratch)
+                    .unwrap();
+                let mut dx = vec![f32::NAN; x.len()];
+                let mut grads = vec![GRAD_START; p.len()];
+                c.backward::<K>(
+                    &p,
+                    n,
+                    shape,
+                    &x,
+                    &dy,
+                    Some(&mut dx),
+                    &mut grads,
+                    &mut scratch,
+                )
+                .unwrap();
+                results.push((y, dx, grads));
+            }
+            for r in &results[1..] {
+                assert!(r == &results[0], "{c:?}: groups changed the results");
+            }
+        }
+    }
+
     twin_tests! {
+        conv_groups => conv_groups_give_the_same_bits;
         conv_backward => conv_backward_matches_finite_differences;
         conv_simd_within_bound => conv_twins_within_bound_of_scalar;
     }
@@ -1039,16 +1080,16 @@ mod sequence {
             .collect();
         assert_eq!(names, [("weight", [3, 2, 4], 3), ("bias", [3, 1, 1], 1)]);
         assert_eq!(kind.flops(shape), Ok(2 * 3 * 4 * 2 * 4));
-        assert_eq!(kind.scratch_len(shape), Ok(2 * 4 * 4));
+        assert_eq!(kind.scratch_len(shape), Ok((2 * 4 + 3) * 4));
         let p = [0.0; 27];
         let x = [0.0; 18];
         let mut y = [0.0; 12];
-        let mut scratch = [0.0; 32];
+        let mut scratch = [0.0; 44];
         assert_eq!(
-            conv.forward_eval::<Simd>(&p, 1, shape, &x, &mut y, &mut scratch[..31]),
+            conv.forward_eval::<Simd>(&p, 1, shape, &x, &mut y, &mut scratch[..43]),
             Err(SslError::CapacityTooSmall {
-                needed: 32,
-                capacity: 31
+                needed: 44,
+                capacity: 43
             })
         );
         assert_eq!(

@@ -8,26 +8,32 @@
 //! `F.conv1d(x, w, padding='same')` with `k = 8` is `x` shifted by 3).
 //!
 //! # How it runs
-//! As a matrix product over a window buffer ("im2col", as CMSIS-NN's
-//! `arm_convolve_1_x_n_s8` does), per sample, through the kernel twin's matrix products
-//! (SIMD on `wide` lanes, or the scalar twin):
-//! - forward: `col[c·k + j, t] = x[c, t·s + j − left]` (`C_in·k × T_out`), then
-//!   `Y = b + W·col` ([`Kernels::gemm_nn_add`], `W` as `C_out × C_in·k`): each output
-//!   sums from its bias over `(c, j)` ascending;
-//! - weight gradient: the windows transposed, `colᵀ` (`T_out × C_in·k`), then
-//!   `dW += dY·colᵀ` ([`Kernels::gemm_nn_add`]), summed over samples and `t` ascending;
-//!   `db += Σ_t dY` (samples, then `t` ascending);
-//! - input gradient: `dcol = Wᵀ·dY` ([`Kernels::gemm_tn_add`], `C_in·k × T_out`), then
+//! As matrix products over a window buffer ("im2col", as CMSIS-NN's
+//! `arm_convolve_1_x_n_s8` does), through the kernel twin's products (SIMD on `wide`
+//! lanes, or the scalar twin), for a group of `g` samples at a time (as many as the
+//! scratch holds) so that the products are `g·T_out` columns wide:
+//! - forward: `col[c·k + j, s·T_out + t] = x_s[c, t·s + j − left]` (`C_in·k × g·T_out`),
+//!   then `Y = b + W·col` ([`Kernels::gemm_nn_add`], `W` as `C_out × C_in·k`) into the
+//!   scratch, copied to each sample's `[C_out, T_out]`: each output sums from its bias
+//!   over `(c, j)` ascending;
+//! - weight gradient: the group's `dY` side by side (`C_out × g·T_out`) and its windows
+//!   transposed one sample after the other (`g·T_out × C_in·k`), then
+//!   `dW += dY·colᵀ` ([`Kernels::gemm_nn_add`]): one running sum per weight over the
+//!   samples and `t` ascending; `db += Σ_t dY` (samples, then `t` ascending);
+//! - input gradient: `dcol = Wᵀ·dY` ([`Kernels::gemm_tn_add`], `C_in·k × g·T_out`), then
 //!   added back to the positions it came from ("col2im"), `(c, j)` then `t` ascending.
 //!
-//! The twins differ only in FMA rounding: an output within
+//! Every sum runs in the same order whatever `g`, so the group size never changes a
+//! bit of the results. The twins differ only in FMA rounding: an output within
 //! [`sum_error_bound`](crate::kernels::sum_error_bound)`(C_in·k + 1, |b| + Σ|W·x|)`,
 //! the gradients likewise over their own terms.
 //!
 //! # Memory
-//! [`Conv1d::scratch_len`] floats of caller scratch (or more), `C_in·k·T_out`, for any batch (one
-//! sample's windows at a time; the backward reuses it for `colᵀ`, then `dcol`). Nothing is
-//! saved by the training forward: the backward re-gathers the windows from `x`.
+//! A caller scratch of at least [`Conv1d::scratch_len`] floats, `(C_in·k + C_out)·T_out`
+//! (one sample's windows and outputs), for any batch; `g` times that runs `g` samples
+//! per product (faster on wide lanes). The backward reuses it for `colᵀ`, then `dcol`,
+//! and the gathered `dY`. Nothing is saved by the training forward: the backward
+//! re-gathers the windows from `x`.
 
 use super::{Bias, OVERFLOW, ParamTensors, Shape, check_batch, check_len, nonzero};
 use crate::error::{SslError, SslResult};
@@ -79,7 +85,7 @@ struct Dims {
     out_size: usize,
     /// `C_out·C_in·k`.
     weight_len: usize,
-    /// `C_in·k·T_out`: one sample's windows.
+    /// `(C_in·k + C_out)·T_out`: one sample's windows and outputs.
     scratch_len: usize,
 }
 
@@ -126,7 +132,10 @@ impl Conv1d {
         let window = self.c_in.checked_mul(self.kernel).ok_or(OVERFLOW)?;
         let out_size = Shape::sequence(self.c_out, out_len).size()?;
         let weight_len = self.c_out.checked_mul(window).ok_or(OVERFLOW)?;
-        let scratch_len = window.checked_mul(out_len).ok_or(OVERFLOW)?;
+        let scratch_len = window
+            .checked_add(self.c_out)
+            .and_then(|rows| rows.checked_mul(out_len))
+            .ok_or(OVERFLOW)?;
         Ok(Dims {
             len: input.len,
             out_len,
@@ -174,8 +183,9 @@ impl Conv1d {
         tensors
     }
 
-    /// Floats of scratch every call needs, whatever the batch: one sample's windows,
-    /// `C_in·k·T_out`.
+    /// Floats of scratch a call needs at least, whatever the batch: one sample's windows
+    /// and outputs, `(C_in·k + C_out)·T_out`. A scratch of `g` times this runs `g`
+    /// samples per matrix product (wider products, the same results bit for bit).
     ///
     /// # Errors
     /// As [`output_shape`](Self::output_shape).
@@ -248,25 +258,56 @@ impl Conv1d {
     ) -> SslResult<()> {
         let (dims, weight, bias) = self.check(params, n, input, x.len(), scratch.len())?;
         check_batch(Shape::sequence(self.c_out, dims.out_len), n, y.len())?;
-        let scratch = scratch.get_mut(..dims.scratch_len).unwrap_or_default();
-        let samples = pieces(x, dims.in_size).zip(pieces_mut(y, dims.out_size));
-        for (x_sample, y_sample) in samples {
-            self.windows(&dims, x_sample, scratch);
-            for (row, o) in pieces_mut(y_sample, dims.out_len).zip(0..self.c_out) {
+        let group = samples_per_group(&dims, n, scratch.len());
+        let group_len = dims.out_len.saturating_mul(group);
+        let (col, outs) = scratch
+            .split_at_mut_checked(dims.window.saturating_mul(group_len))
+            .unwrap_or_default();
+        let outs = outs
+            .get_mut(..self.c_out.saturating_mul(group_len))
+            .unwrap_or_default();
+        let group_in = dims.in_size.saturating_mul(group);
+        let group_out = dims.out_size.saturating_mul(group);
+        for (x_group, y_group) in pieces(x, group_in).zip(pieces_mut(y, group_out)) {
+            // The group's windows side by side: `col[c·k + j, s·T_out + t]`.
+            let count = x_group.len().checked_div(dims.in_size).unwrap_or(0);
+            let ld = dims.out_len.saturating_mul(count);
+            let mut column = 0_usize;
+            for x_sample in pieces(x_group, dims.in_size) {
+                self.windows(
+                    &dims,
+                    x_sample,
+                    col.get_mut(column..).unwrap_or_default(),
+                    ld,
+                );
+                column = column.saturating_add(dims.out_len);
+            }
+            for (row, o) in pieces_mut(outs, ld).zip(0..self.c_out) {
                 let start = bias.and_then(|b| b.get(o)).copied().unwrap_or(0.0);
                 row.fill(start);
             }
+            // Y = b + W·col: [C_out × C_in·k]·[C_in·k × g·T_out].
             K::gemm_nn_add(
                 self.c_out,
-                dims.out_len,
+                ld,
                 dims.window,
                 weight,
                 dims.window,
-                scratch,
-                dims.out_len,
-                y_sample,
-                dims.out_len,
+                col,
+                ld,
+                outs,
+                ld,
             );
+            // Row `o` of the product holds channel `o` of every sample of the group.
+            for (row, o) in pieces(outs, ld).zip(0..self.c_out) {
+                let at = o.saturating_mul(dims.out_len);
+                for (part, y_sample) in
+                    pieces(row, dims.out_len).zip(pieces_mut(y_group, dims.out_size))
+                {
+                    let dst = y_sample.get_mut(at..).unwrap_or_default();
+                    dst.iter_mut().zip(part).for_each(|(d, v)| *d = *v);
+                }
+            }
         }
         Ok(())
     }
@@ -331,7 +372,6 @@ impl Conv1d {
         scratch: &mut [f32],
     ) -> SslResult<()> {
         let (dims, weight, _) = self.check(params, n, input, x.len(), scratch.len())?;
-        let scratch = scratch.get_mut(..dims.scratch_len).unwrap_or_default();
         check_batch(Shape::sequence(self.c_out, dims.out_len), n, dy.len())?;
         check_len(params.len(), grads.len())?;
         if let Some(dx) = &dx {
@@ -340,55 +380,89 @@ impl Conv1d {
         let (d_weight, d_bias) = grads
             .split_at_mut_checked(dims.weight_len)
             .unwrap_or_default();
-        let mut dx_samples = dx.map(|dx| pieces_mut(dx, dims.in_size));
-        for (x_sample, dy_sample) in pieces(x, dims.in_size).zip(pieces(dy, dims.out_size)) {
-            if self.bias == Bias::Trainable {
-                for (d, row) in d_bias.iter_mut().zip(pieces(dy_sample, dims.out_len)) {
-                    row.iter().for_each(|g| *d += *g);
+        let group = samples_per_group(&dims, n, scratch.len());
+        let group_len = dims.out_len.saturating_mul(group);
+        let (col, grads_t) = scratch
+            .split_at_mut_checked(dims.window.saturating_mul(group_len))
+            .unwrap_or_default();
+        let group_in = dims.in_size.saturating_mul(group);
+        let group_out = dims.out_size.saturating_mul(group);
+        let mut dx_groups = dx.map(|dx| pieces_mut(dx, group_in));
+        for (x_group, dy_group) in pieces(x, group_in).zip(pieces(dy, group_out)) {
+            let count = x_group.len().checked_div(dims.in_size).unwrap_or(0);
+            let ld = dims.out_len.saturating_mul(count);
+            let col = col
+                .get_mut(..dims.window.saturating_mul(ld))
+                .unwrap_or_default();
+            let g = grads_t
+                .get_mut(..self.c_out.saturating_mul(ld))
+                .unwrap_or_default();
+            // The group's output gradients side by side: `g[o, s·T_out + t]`.
+            let mut column = 0_usize;
+            for dy_sample in pieces(dy_group, dims.out_size) {
+                for (row, d_row) in pieces_mut(g, ld).zip(pieces(dy_sample, dims.out_len)) {
+                    let dst = row.get_mut(column..).unwrap_or_default();
+                    dst.iter_mut().zip(d_row).for_each(|(d, v)| *d = *v);
                 }
+                if self.bias == Bias::Trainable {
+                    for (d, row) in d_bias.iter_mut().zip(pieces(dy_sample, dims.out_len)) {
+                        row.iter().for_each(|v| *d += *v);
+                    }
+                }
+                column = column.saturating_add(dims.out_len);
             }
-            // dW += dY·colᵀ: [C_out × T_out]·[T_out × C_in·k].
-            self.windows_transposed(&dims, x_sample, scratch);
+            // dW += dY·colᵀ: [C_out × g·T_out]·[g·T_out × C_in·k], the samples' windows
+            // transposed one after the other.
+            for (x_sample, col_t) in pieces(x_group, dims.in_size)
+                .zip(pieces_mut(col, dims.window.saturating_mul(dims.out_len)))
+            {
+                self.windows_transposed(&dims, x_sample, col_t);
+            }
             K::gemm_nn_add(
                 self.c_out,
                 dims.window,
-                dims.out_len,
-                dy_sample,
-                dims.out_len,
-                scratch,
+                ld,
+                g,
+                ld,
+                col,
                 dims.window,
                 d_weight,
                 dims.window,
             );
-            let Some(dx_sample) = dx_samples.as_mut().and_then(Iterator::next) else {
+            let Some(dx_group) = dx_groups.as_mut().and_then(Iterator::next) else {
                 continue;
             };
-            // dcol = Wᵀ·dY: [C_in·k × C_out]·[C_out × T_out], W stored C_out × C_in·k.
-            scratch.fill(0.0);
+            // dcol = Wᵀ·dY: [C_in·k × C_out]·[C_out × g·T_out], W stored C_out × C_in·k.
+            col.fill(0.0);
             K::gemm_tn_add(
                 dims.window,
-                dims.out_len,
+                ld,
                 self.c_out,
                 weight,
                 dims.window,
-                dy_sample,
-                dims.out_len,
-                scratch,
-                dims.out_len,
+                g,
+                ld,
+                col,
+                ld,
             );
-            self.add_windows_back(&dims, scratch, dx_sample);
+            let mut column = 0_usize;
+            for dx_sample in pieces_mut(dx_group, dims.in_size) {
+                self.add_windows_back(&dims, col.get(column..).unwrap_or_default(), ld, dx_sample);
+                column = column.saturating_add(dims.out_len);
+            }
         }
         Ok(())
     }
 
-    /// `col[c·k + j, t] = x[c, t·s + j − left]` (0 outside `x`) for one sample.
-    fn windows(&self, dims: &Dims, x: &[f32], col: &mut [f32]) {
-        let mut rows = pieces_mut(col, dims.out_len);
+    /// `col[c·k + j, t] = x[c, t·s + j − left]` (0 outside `x`) for one sample, the
+    /// rows `ld` apart (the first `T_out` floats of each).
+    fn windows(&self, dims: &Dims, x: &[f32], col: &mut [f32], ld: usize) {
+        let mut rows = pieces_mut(col, ld);
         for x_row in pieces(x, dims.len) {
             for j in 0..self.kernel {
                 let Some(row) = rows.next() else { return };
                 let mut at = j;
-                for v in row.iter_mut() {
+                for v in row.iter_mut().take(dims.out_len) {
                     *v = at
                         .checked_sub(dims.left)
                         .and_then(|i| x_row.get(i))
@@ -420,15 +494,15 @@ impl Conv1d {
     }
 
     /// `dx = 0`, then `dx[c, t·s + j − left] += dcol[c·k + j, t]` for every window
-    /// element inside `x` (`(c, j)`, then `t` ascending).
-    fn add_windows_back(&self, dims: &Dims, dcol: &[f32], dx: &mut [f32]) {
+    /// element inside `x` (`(c, j)`, then `t` ascending), the rows of `dcol` `ld` apart.
+    fn add_windows_back(&self, dims: &Dims, dcol: &[f32], ld: usize, dx: &mut [f32]) {
         dx.fill(0.0);
-        let mut rows = pieces(dcol, dims.out_len);
+        let mut rows = pieces(dcol, ld);
         for dx_row in pieces_mut(dx, dims.len) {
             for j in 0..self.kernel {
                 let Some(row) = rows.next() else { return };
                 let mut at = j;
-                for g in row {
+                for g in row.iter().take(dims.out_len) {
                     if let Some(d) = at.checked_sub(dims.left).and_then(|i| dx_row.get_mut(i)) {
                         *d += *g;
                     }
@@ -437,4 +511,13 @@ impl Conv1d {
             }
         }
     }
+}
+
+/// Samples per matrix product: as many as `scratch_len` floats hold (at least one, at
+/// most `n`).
+fn samples_per_group(dims: &Dims, n: usize, scratch_len: usize) -> usize {
+    scratch_len
+        .checked_div(dims.scratch_len)
+        .unwrap_or(1)
+        .clamp(1, n.max(1))
 }

@@ -400,9 +400,10 @@ impl LayerKind {
         }
     }
 
-    /// Floats of working scratch one call (forward or backward) needs, whatever the
-    /// batch: the convolution's window buffer (`Conv1d::scratch_len`); 0 for every
-    /// other kind.
+    /// Floats of working scratch one call (forward or backward) needs at least, whatever
+    /// the batch: one sample's windows and outputs for a convolution
+    /// (`Conv1d::scratch_len`; a multiple of it runs several samples per product); 0 for
+    /// every other kind.
     ///
     /// # Errors
     /// As [`output_shape`](Self::output_shape).
