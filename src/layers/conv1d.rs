@@ -461,8 +461,13 @@ impl Conv1d {
         for x_row in pieces(x, dims.len) {
             for j in 0..self.kernel {
                 let Some(row) = rows.next() else { return };
+                let row = row.get_mut(..dims.out_len).unwrap_or_default();
+                if self.stride == 1 {
+                    shifted_copy(row, x_row, j, dims.left);
+                    continue;
+                }
                 let mut at = j;
-                for v in row.iter_mut().take(dims.out_len) {
+                for v in row.iter_mut() {
                     *v = at
                         .checked_sub(dims.left)
                         .and_then(|i| x_row.get(i))
@@ -479,15 +484,7 @@ impl Conv1d {
         let mut first = 0_usize;
         for row in pieces_mut(col_t, dims.window) {
             for (x_row, part) in pieces(x, dims.len).zip(pieces_mut(row, self.kernel)) {
-                let mut at = first;
-                for v in part.iter_mut() {
-                    *v = at
-                        .checked_sub(dims.left)
-                        .and_then(|i| x_row.get(i))
-                        .copied()
-                        .unwrap_or(0.0);
-                    at = at.saturating_add(1);
-                }
+                shifted_copy(part, x_row, first, dims.left);
             }
             first = first.saturating_add(self.stride);
         }
@@ -501,8 +498,18 @@ impl Conv1d {
         for dx_row in pieces_mut(dx, dims.len) {
             for j in 0..self.kernel {
                 let Some(row) = rows.next() else { return };
+                let row = row.get(..dims.out_len).unwrap_or_default();
+                if self.stride == 1 {
+                    // `dx[t + j − left] += row[t]`: one contiguous run.
+                    let skip = dims.left.saturating_sub(j).min(row.len());
+                    let from = j.saturating_add(skip).saturating_sub(dims.left);
+                    let dst = dx_row.get_mut(from..).unwrap_or_default();
+                    let src = row.get(skip..).unwrap_or_default();
+                    dst.iter_mut().zip(src).for_each(|(d, g)| *d += *g);
+                    continue;
+                }
                 let mut at = j;
-                for g in row.iter().take(dims.out_len) {
+                for g in row {
                     if let Some(d) = at.checked_sub(dims.left).and_then(|i| dx_row.get_mut(i)) {
                         *d += *g;
                     }
@@ -511,6 +518,20 @@ impl Conv1d {
             }
         }
     }
+}
+
+/// `dst[i] = src[offset + i − left]`, and 0 where that index falls outside `src`: a
+/// contiguous copy between two runs of zeros.
+fn shifted_copy(dst: &mut [f32], src: &[f32], offset: usize, left: usize) {
+    let skip = left.saturating_sub(offset).min(dst.len());
+    let from = offset.saturating_add(skip).saturating_sub(left);
+    let (head, rest) = dst.split_at_mut_checked(skip).unwrap_or_default();
+    head.fill(0.0);
+    let src = src.get(from..).unwrap_or_default();
+    let count = rest.len().min(src.len());
+    let (middle, tail) = rest.split_at_mut_checked(count).unwrap_or_default();
+    middle.iter_mut().zip(src).for_each(|(d, v)| *d = *v);
+    tail.fill(0.0);
 }
 
 /// Samples per matrix product: as many as `scratch_len` floats hold (at least one, at
