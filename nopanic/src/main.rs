@@ -298,12 +298,21 @@ fn layers() {
     let mut tracked = black_box(0_u64);
     let params = opaque(&PARAMS[..40]);
     let mut bn_params = black_box([1.0_f32; 16]);
-    let (x, y, dy, dx) = (cut(&mut x, 24), cut(&mut y, 24), cut(&mut dy, 24), cut(&mut dx, 24));
+    let (x, y, dy, dx) = (
+        cut(&mut x, 24),
+        cut(&mut y, 24),
+        cut(&mut dy, 24),
+        cut(&mut dx, 24),
+    );
     let grads = cut(&mut grads, 40);
     let scratch = cut(&mut scratch, 48);
     let saved = cut(&mut saved, 34);
 
-    let linear = black_box(Linear { d_in: d(12), d_out: d(3), bias });
+    let linear = black_box(Linear {
+        d_in: d(12),
+        d_out: d(3),
+        bias,
+    });
     let conv = black_box(Conv1d {
         c_in: d(2),
         c_out: d(3),
