@@ -45,6 +45,7 @@ extern crate alloc;
 mod error;
 pub mod image;
 pub mod kernels;
+pub mod layers;
 pub mod model;
 mod rng;
 #[cfg(feature = "alloc")]

@@ -14,6 +14,10 @@ use core::hint::black_box;
 
 use simsiam::image::{AlignedImage, Image};
 use simsiam::kernels::{Kernels, Scalar, Simd, scalar, simd};
+use simsiam::layers::{
+    Bias, LayerKind, Shape, batch_norm::BatchNorm1d, conv1d::Conv1d, conv1d::Padding,
+    global_max_pool1d, linear::Linear, max_pool1d::MaxPool1d, relu,
+};
 use simsiam::model::{Architecture, BatchNorm, Layer, Stack};
 #[cfg(feature = "schedule")]
 use simsiam::train::cosine_lr;
@@ -277,6 +281,88 @@ fn training() {
     ));
 }
 
+/// Every public function of `simsiam::layers` on opaque kinds, shapes, batch sizes and
+/// buffers, both twins where the kind is generic over them.
+fn layers() {
+    let d = |v: usize| black_box(v);
+    let n = d(2);
+    let shape = black_box(Shape::sequence(d(2), d(6)));
+    let bias = black_box(Bias::Trainable);
+    let mut x = black_box([0.5_f32; 64]);
+    let mut y = black_box([0.0_f32; 64]);
+    let mut dy = black_box([0.25_f32; 64]);
+    let mut dx = black_box([0.0_f32; 64]);
+    let mut grads = black_box([0.0_f32; 64]);
+    let mut scratch = black_box([0.0_f32; 64]);
+    let mut saved = black_box([0.0_f32; 64]);
+    let mut tracked = black_box(0_u64);
+    let params = opaque(&PARAMS[..40]);
+    let mut bn_params = black_box([1.0_f32; 16]);
+    let (x, y, dy, dx) = (
+        cut(&mut x, 24),
+        cut(&mut y, 24),
+        cut(&mut dy, 24),
+        cut(&mut dx, 24),
+    );
+    let grads = cut(&mut grads, 40);
+    let scratch = cut(&mut scratch, 48);
+    let saved = cut(&mut saved, 34);
+
+    let linear = black_box(Linear {
+        d_in: d(12),
+        d_out: d(3),
+        bias,
+    });
+    let conv = black_box(Conv1d {
+        c_in: d(2),
+        c_out: d(3),
+        kernel: d(3),
+        stride: d(1),
+        padding: black_box(Padding::Same),
+        bias,
+    });
+    let batch_norm = black_box(BatchNorm1d::new(d(2)));
+    let pool = black_box(MaxPool1d { kernel: d(2) });
+    for kind in [
+        LayerKind::Linear(linear),
+        LayerKind::BatchNorm1d(batch_norm),
+        LayerKind::Relu,
+        LayerKind::Conv1d(conv),
+        LayerKind::MaxPool1d(pool),
+        LayerKind::GlobalMaxPool1d,
+    ] {
+        let kind = black_box(kind);
+        observe(kind.output_shape(shape));
+        observe(kind.param_count());
+        observe(kind.flops(shape));
+        observe(kind.saved_len(shape, n));
+        observe(kind.scratch_len(shape));
+        black_box((kind.params().total(), kind.in_place()));
+    }
+    observe(linear.forward_eval::<Simd>(params, n, x, y));
+    observe(linear.forward_train::<Scalar>(params, n, x, y));
+    observe(linear.backward::<Simd>(params, n, x, dy, Some(&mut *dx), grads));
+    observe(linear.backward::<Scalar>(params, n, x, dy, None, grads));
+    observe(conv.forward_eval::<Simd>(params, n, shape, x, y, scratch));
+    observe(conv.forward_train::<Scalar>(params, n, shape, x, y, scratch));
+    observe(conv.backward::<Simd>(params, n, shape, x, dy, Some(&mut *dx), grads, scratch));
+    observe(conv.backward::<Scalar>(params, n, shape, x, dy, None, grads, scratch));
+    observe(conv.pads());
+    let bn_params = cut(&mut bn_params, 8);
+    observe(batch_norm.forward_eval(bn_params, n, shape, y));
+    observe(batch_norm.forward_train(bn_params, n, shape, y, saved));
+    observe(batch_norm.backward(bn_params, n, shape, saved, dy, grads));
+    observe(batch_norm.update_running_stats(bn_params, n, shape, saved, &mut tracked));
+    black_box(tracked);
+    observe(relu::forward(n, shape, y));
+    observe(relu::backward(n, shape, y, dy));
+    observe(pool.forward(n, shape, x, y));
+    observe(pool.backward(n, shape, x, dy, dx));
+    observe(global_max_pool1d::forward(n, shape, x, y));
+    observe(global_max_pool1d::backward(n, shape, x, dy, dx));
+    black_box((&*x, &*y, &*dy, &*dx, &*grads, &*scratch));
+}
+
 /// `T::default()`, opaque.
 fn made<T: Default>() -> T {
     black_box(T::default())
@@ -302,6 +388,7 @@ pub extern "C" fn _start() -> ! {
         image(black_box(&IMAGE.0[..]));
         kernels();
         training();
+        layers();
         #[cfg(feature = "init")]
         construction();
         #[cfg(feature = "canary")]

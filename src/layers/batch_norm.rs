@@ -1,0 +1,461 @@
+//! `nn.BatchNorm1d` over features `[N, C]` (`T = 1`) or channels of a sequence
+//! `[N, C, T]`, in place.
+//!
+//! - Eval: `y = x·α_c + β'_c` with `α_c = γ_c / √(running_var_c + eps)` and
+//!   `β'_c = β_c − running_mean_c·α_c` (`γ = 1`, `β = 0` when not affine): ATen's
+//!   `batch_norm_cpu_collect_linear_and_constant_terms`, and exactly the model's eval
+//!   path (`BatchNormView::scale_shift`), bit for bit.
+//! - Training: per channel over the `N·T` values, samples ascending then `t` ascending,
+//!   `mean = Σx / (N·T)`, `S = Σ(x − mean)²`, `1/σ = 1 / √(S/(N·T) + eps)` (the *biased*
+//!   variance normalises), `x̂ = (x − mean)·(1/σ)`, `y = x̂·γ + β`: for `T = 1` the
+//!   training step's `batch_norm_forward`, bit for bit. Needs `N·T ≥ 2` (PyTorch:
+//!   "Expected more than 1 value per channel when training").
+//! - Running statistics ([`BatchNorm1d::update_running_stats`], separate so that a step
+//!   can check everything before it commits): `r_mean ← m·mean + (1 − m)·r_mean`,
+//!   `r_var ← m·S/(N·T − 1) + (1 − m)·r_var` (the *unbiased* variance), `m` the
+//!   momentum; the caller's `num_batches_tracked` counter grows by one.
+//! - Backward (PyTorch's training-mode formula, `batch_norm_backward`): with
+//!   `Σg` and `Σg·x̂` per channel, `dγ += Σg·x̂`, `dβ += Σg`, and in place
+//!   `dx = (g − Σg/(N·T) − x̂·(Σg·x̂)/(N·T))·(γ/σ)`.
+//!
+//! # Saved buffer
+//! The training forward fills a buffer of [`BatchNorm1d::saved_len`] floats,
+//! `N·C·T + 5·C`: `x̂` of every element (`[N, C, T]`), then per channel `mean`, `S`,
+//! `1/σ`, and room for the backward's two sums. The backward and the running-statistics
+//! update read it.
+
+use super::{OVERFLOW, ParamTensors, Shape, check_batch, check_len, nonzero};
+use crate::error::{SslError, SslResult};
+use crate::kernels::{pieces, pieces_mut};
+
+/// PyTorch's default `eps`.
+pub const DEFAULT_EPS: f32 = 1e-5;
+/// PyTorch's default `momentum` of the running statistics.
+pub const DEFAULT_MOMENTUM: f32 = 0.1;
+
+/// Floats per channel in the saved buffer after `x̂`.
+const PER_CHANNEL: usize = 5;
+
+/// A BatchNorm layer, `nn.BatchNorm1d(channels, eps, momentum, affine)` with
+/// `track_running_stats=True`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchNorm1d {
+    /// Channels `C` (features of a vector).
+    pub channels: usize,
+    /// Whether `γ` (`weight`) and `β` (`bias`) exist and train.
+    pub affine: bool,
+    /// Added to the variance under the square root; finite, `≥ 0`.
+    pub eps: f32,
+    /// The running statistics' momentum, in `[0, 1]`.
+    pub momentum: f32,
+}
+
+/// A BatchNorm's parameters, cut from the layer's flat slice.
+struct Params<'a> {
+    gamma: Option<&'a [f32]>,
+    beta: Option<&'a [f32]>,
+    running_mean: &'a [f32],
+    running_var: &'a [f32],
+}
+
+/// The per-channel part of the saved buffer.
+struct Stats<'a> {
+    mean: &'a mut [f32],
+    var_sum: &'a mut [f32],
+    inv_std: &'a mut [f32],
+    sum_g: &'a mut [f32],
+    sum_gx: &'a mut [f32],
+}
+
+impl BatchNorm1d {
+    /// PyTorch's defaults: affine, `eps = 1e-5`, `momentum = 0.1`.
+    #[must_use]
+    pub const fn new(channels: usize) -> Self {
+        Self {
+            channels,
+            affine: true,
+            eps: DEFAULT_EPS,
+            momentum: DEFAULT_MOMENTUM,
+        }
+    }
+
+    /// The input's shape: BatchNorm keeps it.
+    ///
+    /// # Errors
+    /// `InvalidParameter` (`"channels"`, `"eps"`, `"momentum"`, `"shape"`) for zero
+    /// channels, an `eps` not finite and `≥ 0`, a `momentum` outside `[0, 1]`, a zero
+    /// dimension or an overflowing size; `DimensionMismatch { expected: channels, got }`
+    /// for another channel count.
+    pub fn output_shape(&self, input: Shape) -> SslResult<Shape> {
+        nonzero(self.channels, "channels")?;
+        if !(self.eps.is_finite() && self.eps >= 0.0) {
+            return Err(SslError::InvalidParameter {
+                name: "eps",
+                reason: "must be finite and at least 0",
+            });
+        }
+        if !(self.momentum.is_finite() && (0.0..=1.0).contains(&self.momentum)) {
+            return Err(SslError::InvalidParameter {
+                name: "momentum",
+                reason: "must be in [0, 1]",
+            });
+        }
+        input.size()?;
+        check_len(self.channels, input.channels)?;
+        Ok(input)
+    }
+
+    /// `weight [C]`, `bias [C]` (if affine; trainable), `running_mean [C]`,
+    /// `running_var [C]` (not trainable).
+    #[must_use]
+    pub fn params(&self) -> ParamTensors {
+        let mut tensors = ParamTensors::NONE;
+        if self.affine {
+            tensors.push("weight", &[self.channels], true);
+            tensors.push("bias", &[self.channels], true);
+        }
+        tensors.push("running_mean", &[self.channels], false);
+        tensors.push("running_var", &[self.channels], false);
+        tensors
+    }
+
+    /// Floats the training forward saves for a batch of `n`: `n·C·T + 5·C`.
+    ///
+    /// # Errors
+    /// As [`output_shape`](Self::output_shape); `InvalidParameter` for `n = 0` or an
+    /// overflowing length.
+    pub fn saved_len(&self, input: Shape, n: usize) -> SslResult<usize> {
+        self.output_shape(input)?;
+        let per_channel = self.channels.checked_mul(PER_CHANNEL).ok_or(OVERFLOW)?;
+        input.batch_len(n)?.checked_add(per_channel).ok_or(OVERFLOW)
+    }
+
+    /// Checks the layer, `params` and a batch of `n` in `y`; returns the parameters.
+    fn check<'a>(
+        &self,
+        params: &'a [f32],
+        n: usize,
+        input: Shape,
+        y_len: usize,
+    ) -> SslResult<Params<'a>> {
+        self.output_shape(input)?;
+        let c = self.channels;
+        let vectors = if self.affine { 4 } else { 2 };
+        check_len(c.checked_mul(vectors).ok_or(OVERFLOW)?, params.len())?;
+        check_batch(input, n, y_len)?;
+        let mut parts = pieces(params, c);
+        let mut next = || parts.next().unwrap_or_default();
+        let (gamma, beta) = if self.affine {
+            (Some(next()), Some(next()))
+        } else {
+            (None, None)
+        };
+        Ok(Params {
+            gamma,
+            beta,
+            running_mean: next(),
+            running_var: next(),
+        })
+    }
+
+    /// The count `N·T` of a training batch, at least 2.
+    fn count(n: usize, input: Shape) -> SslResult<usize> {
+        let count = n.checked_mul(input.len).ok_or(OVERFLOW)?;
+        if count < 2 {
+            return Err(SslError::InvalidParameter {
+                name: "n",
+                reason: "BatchNorm in training needs more than one value per channel (n·T ≥ 2)",
+            });
+        }
+        Ok(count)
+    }
+
+    /// The eval forward of `n` samples of shape `input`, in place on `y`.
+    ///
+    /// # Errors
+    /// As [`output_shape`](Self::output_shape); `DimensionMismatch` when `params` is
+    /// not [`params`](Self::params)'s total length or `y` not `n·C·T`;
+    /// `InvalidParameter` (`"n"`) for `n = 0`. Nothing is written on error.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::layers::{Shape, batch_norm::BatchNorm1d};
+    /// let bn = BatchNorm1d { eps: 0.0, ..BatchNorm1d::new(1) };
+    /// // weight 2, bias 1, running_mean 3, running_var 4: y = (x − 3)/2·2 + 1.
+    /// let mut y = [5.0, 3.0];
+    /// bn.forward_eval(&[2.0, 1.0, 3.0, 4.0], 2, Shape::vector(1), &mut y)?;
+    /// assert_eq!(y, [3.0, 1.0]);
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn forward_eval(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        y: &mut [f32],
+    ) -> SslResult<()> {
+        let p = self.check(params, n, input, y.len())?;
+        let at = |v: Option<&[f32]>, c: usize, default: f32| {
+            v.and_then(|v| v.get(c)).copied().unwrap_or(default)
+        };
+        let len = input.len;
+        let sample_len = input.size()?;
+        let channels = p
+            .running_mean
+            .iter()
+            .zip(p.running_var)
+            .zip(0..self.channels);
+        for ((mean, var), c) in channels {
+            // As the model's eval path (BatchNormView::scale_shift), bit for bit.
+            let inv_std = 1.0 / libm::sqrtf(*var + self.eps);
+            let alpha = inv_std * at(p.gamma, c, 1.0);
+            let shift = at(p.beta, c, 0.0) - *mean * alpha;
+            let start = c.saturating_mul(len);
+            for sample in pieces_mut(y, sample_len) {
+                let row = sample.get_mut(start..).unwrap_or_default();
+                for v in row.iter_mut().take(len) {
+                    *v = *v * alpha + shift;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The training forward of `n` samples of shape `input`, in place on `y`: batch
+    /// statistics, `x̂` and the statistics into `saved` ([`saved_len`](Self::saved_len)
+    /// floats). The running statistics are not touched
+    /// ([`update_running_stats`](Self::update_running_stats)).
+    ///
+    /// # Errors
+    /// As [`forward_eval`](Self::forward_eval); `InvalidParameter` (`"n"`) when
+    /// `n·T < 2`; `DimensionMismatch` when `saved` is not
+    /// [`saved_len`](Self::saved_len) long. Nothing is written on error.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::layers::{Shape, batch_norm::BatchNorm1d};
+    /// let bn = BatchNorm1d { affine: false, eps: 0.0, ..BatchNorm1d::new(1) };
+    /// let input = Shape::sequence(1, 2);
+    /// let mut y = [1.0, 3.0, 5.0, 7.0]; // two samples of [1, 2]: mean 4, variance 5
+    /// let mut saved = [0.0; 4 + 5];
+    /// bn.forward_train(&[0.0, 1.0], 2, input, &mut y, &mut saved)?;
+    /// let want = [-3.0, -1.0, 1.0, 3.0].map(|v: f32| v / 5.0_f32.sqrt());
+    /// assert!(y.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6));
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn forward_train(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        y: &mut [f32],
+        saved: &mut [f32],
+    ) -> SslResult<()> {
+        let p = self.check(params, n, input, y.len())?;
+        let count = Self::count(n, input)? as f32;
+        check_len(self.saved_len(input, n)?, saved.len())?;
+        let (normalized, stats) = saved.split_at_mut_checked(y.len()).unwrap_or_default();
+        let s = split_stats(stats, self.channels);
+        let len = input.len;
+        let sample_len = input.size()?;
+        s.mean.fill(0.0);
+        for sample in pieces(y, sample_len) {
+            for (m, row) in s.mean.iter_mut().zip(pieces(sample, len)) {
+                row.iter().for_each(|x| *m += *x);
+            }
+        }
+        s.mean.iter_mut().for_each(|m| *m /= count);
+        s.var_sum.fill(0.0);
+        for sample in pieces(y, sample_len) {
+            let channels = s.var_sum.iter_mut().zip(s.mean.iter());
+            for ((v, m), row) in channels.zip(pieces(sample, len)) {
+                for x in row {
+                    let deviation = *x - *m;
+                    *v += deviation * deviation;
+                }
+            }
+        }
+        for (inv, v) in s.inv_std.iter_mut().zip(s.var_sum.iter()) {
+            *inv = 1.0 / libm::sqrtf(*v / count + self.eps);
+        }
+        let at = |v: Option<&[f32]>, c: usize, default: f32| {
+            v.and_then(|v| v.get(c)).copied().unwrap_or(default)
+        };
+        for (sample, xhat_sample) in
+            pieces_mut(y, sample_len).zip(pieces_mut(normalized, sample_len))
+        {
+            let rows = pieces_mut(sample, len).zip(pieces_mut(xhat_sample, len));
+            let channels = s.mean.iter().zip(s.inv_std.iter()).zip(0..self.channels);
+            for ((row, xhat_row), ((m, inv), c)) in rows.zip(channels) {
+                let (gamma, beta) = (at(p.gamma, c, 1.0), at(p.beta, c, 0.0));
+                for (v, xhat) in row.iter_mut().zip(xhat_row.iter_mut()) {
+                    *xhat = (*v - *m) * *inv;
+                    *v = *xhat * gamma + beta;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The backward pass of [`forward_train`](Self::forward_train): `grad` holds
+    /// `dL/dy` on entry and `dL/dx` on return; for an affine layer `grads` (the layer's
+    /// parameter layout) gets `dγ += Σ g·x̂`, `dβ += Σ g`. `saved` is the forward's
+    /// buffer (its last two per-channel vectors are overwritten with the sums).
+    ///
+    /// # Errors
+    /// As [`forward_train`](Self::forward_train), with `grad` `n·C·T` long and `grads`
+    /// as long as `params`. Nothing is written on error.
+    pub fn backward(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        saved: &mut [f32],
+        grad: &mut [f32],
+        grads: &mut [f32],
+    ) -> SslResult<()> {
+        let p = self.check(params, n, input, grad.len())?;
+        let count = Self::count(n, input)? as f32;
+        check_len(self.saved_len(input, n)?, saved.len())?;
+        check_len(params.len(), grads.len())?;
+        let (normalized, stats) = saved.split_at_mut_checked(grad.len()).unwrap_or_default();
+        let s = split_stats(stats, self.channels);
+        let len = input.len;
+        let sample_len = input.size()?;
+        s.sum_g.fill(0.0);
+        s.sum_gx.fill(0.0);
+        for (g_sample, xhat_sample) in pieces(grad, sample_len).zip(pieces(normalized, sample_len))
+        {
+            let sums = s.sum_g.iter_mut().zip(s.sum_gx.iter_mut());
+            let rows = pieces(g_sample, len).zip(pieces(xhat_sample, len));
+            for ((sg, sgx), (g_row, xhat_row)) in sums.zip(rows) {
+                for (g, xhat) in g_row.iter().zip(xhat_row) {
+                    *sg += *g;
+                    *sgx += *g * *xhat;
+                }
+            }
+        }
+        if self.affine {
+            let (d_gamma, rest) = grads
+                .split_at_mut_checked(self.channels)
+                .unwrap_or_default();
+            let d_beta = rest.get_mut(..self.channels).unwrap_or_default();
+            d_gamma
+                .iter_mut()
+                .zip(s.sum_gx.iter())
+                .for_each(|(d, v)| *d += *v);
+            d_beta
+                .iter_mut()
+                .zip(s.sum_g.iter())
+                .for_each(|(d, v)| *d += *v);
+        }
+        // dL/dx = (g − Σg/n − x̂·Σ(g·x̂)/n)·γ/σ, PyTorch's batch_norm_backward.
+        for (g_sample, xhat_sample) in
+            pieces_mut(grad, sample_len).zip(pieces(normalized, sample_len))
+        {
+            let rows = pieces_mut(g_sample, len).zip(pieces(xhat_sample, len));
+            let per_channel = s.sum_g.iter().zip(s.sum_gx.iter()).zip(s.inv_std.iter());
+            for (((g_row, xhat_row), ((sg, sgx), inv)), c) in
+                rows.zip(per_channel).zip(0..self.channels)
+            {
+                let gamma = p.gamma.and_then(|v| v.get(c)).copied().unwrap_or(1.0);
+                for (g, xhat) in g_row.iter_mut().zip(xhat_row) {
+                    *g = (*g - *sg / count - *xhat * (*sgx / count)) * (*inv * gamma);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Updates the running statistics in `params` from a training forward's `saved`
+    /// buffer (batch of `n`, shape `input`), and adds one to `batches_tracked` (PyTorch's
+    /// `num_batches_tracked`, saturating). All or nothing: every new value is computed
+    /// and checked before any is written.
+    ///
+    /// # Errors
+    /// As [`forward_train`](Self::forward_train) (with `saved` for `y`'s length);
+    /// `NonFinite { location: "running statistics" }` when a new value is not finite
+    /// (then `params` and `batches_tracked` are unchanged).
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::layers::{Shape, batch_norm::BatchNorm1d};
+    /// let bn = BatchNorm1d { affine: false, ..BatchNorm1d::new(1) };
+    /// let mut params = [0.0, 1.0]; // running_mean 0, running_var 1
+    /// let mut y = [1.0, 3.0];
+    /// let mut saved = [0.0; 2 + 5];
+    /// bn.forward_train(&params, 2, Shape::vector(1), &mut y, &mut saved)?;
+    /// let mut tracked = 0_u64;
+    /// bn.update_running_stats(&mut params, 2, Shape::vector(1), &saved, &mut tracked)?;
+    /// // mean 2, unbiased variance 2: 0.1·2 + 0.9·0, 0.1·2 + 0.9·1.
+    /// assert_eq!((params, tracked), ([0.2, 0.1 * 2.0 + 0.9], 1));
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn update_running_stats(
+        &self,
+        params: &mut [f32],
+        n: usize,
+        input: Shape,
+        saved: &[f32],
+        batches_tracked: &mut u64,
+    ) -> SslResult<()> {
+        let samples_len = input.batch_len(n)?;
+        self.check(params, n, input, samples_len)?;
+        let count = Self::count(n, input)?;
+        check_len(self.saved_len(input, n)?, saved.len())?;
+        let unbiased = count.saturating_sub(1) as f32;
+        let c = self.channels;
+        let stats = saved.get(samples_len..).unwrap_or_default();
+        let mut parts = pieces(stats, c);
+        let (mean, var_sum) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        let m = self.momentum;
+        let running_at = if self.affine { c.saturating_mul(2) } else { 0 };
+        let running = params.get_mut(running_at..).unwrap_or_default();
+        let (running_mean, running_var) = running.split_at_mut_checked(c).unwrap_or_default();
+        let new = |rm: f32, rv: f32, mean: f32, var_sum: f32| {
+            (
+                m * mean + (1.0 - m) * rm,
+                m * (var_sum / unbiased) + (1.0 - m) * rv,
+            )
+        };
+        let all = running_mean
+            .iter()
+            .zip(running_var.iter())
+            .zip(mean.iter().zip(var_sum));
+        let finite = all.fold(true, |ok, ((rm, rv), (mean, var_sum))| {
+            let (rm, rv) = new(*rm, *rv, *mean, *var_sum);
+            ok & rm.is_finite() & rv.is_finite()
+        });
+        if !finite {
+            return Err(SslError::NonFinite {
+                location: "running statistics",
+            });
+        }
+        let all = running_mean
+            .iter_mut()
+            .zip(running_var.iter_mut())
+            .zip(mean.iter().zip(var_sum));
+        for ((rm, rv), (mean, var_sum)) in all {
+            (*rm, *rv) = new(*rm, *rv, *mean, *var_sum);
+        }
+        *batches_tracked = batches_tracked.saturating_add(1);
+        Ok(())
+    }
+}
+
+/// The per-channel vectors of a saved buffer's tail (`5·C` floats, checked by the
+/// caller; shorter gives shorter vectors, never a panic).
+fn split_stats(stats: &mut [f32], c: usize) -> Stats<'_> {
+    let mut parts = pieces_mut(stats, c);
+    let mut next = || parts.next().unwrap_or_default();
+    Stats {
+        mean: next(),
+        var_sum: next(),
+        inv_std: next(),
+        sum_g: next(),
+        sum_gx: next(),
+    }
+}

@@ -1,0 +1,544 @@
+//! `nn.Conv1d` (dilation 1, groups 1): `[N, C_in, T] → [N, C_out, T_out]`,
+//! `y[o, t] = b[o] + Σ_{c, j} W[o, c, j]·x[c, t·s + j − left]` (zero outside `x`), with
+//! `T_out = ⌊(T + left + right − k)/s⌋ + 1`.
+//!
+//! Padding: `Zeros(p)` pads `p` zeros on both sides; `Same` (PyTorch's
+//! `padding='same'`, stride 1 only) pads `k − 1` in all, `left = ⌊(k − 1)/2⌋` and
+//! `right` the rest (for an even kernel one more on the right: checked in PyTorch 2.15,
+//! `F.conv1d(x, w, padding='same')` with `k = 8` is `x` shifted by 3).
+//!
+//! # How it runs
+//! As matrix products over a window buffer ("im2col", as CMSIS-NN's
+//! `arm_convolve_1_x_n_s8` does), through the kernel twin's products (SIMD on `wide`
+//! lanes, or the scalar twin), for a group of `g` samples at a time (as many as the
+//! scratch holds) so that the products are `g·T_out` columns wide:
+//! - forward: `col[c·k + j, s·T_out + t] = x_s[c, t·s + j − left]` (`C_in·k × g·T_out`),
+//!   then `Y = b + W·col` ([`Kernels::gemm_nn_add`], `W` as `C_out × C_in·k`) into the
+//!   scratch, copied to each sample's `[C_out, T_out]`: each output sums from its bias
+//!   over `(c, j)` ascending;
+//! - weight gradient: the group's `dY` side by side (`C_out × g·T_out`) and its windows
+//!   transposed one sample after the other (`g·T_out × C_in·k`), then
+//!   `dW += dY·colᵀ` ([`Kernels::gemm_nn_add`]): one running sum per weight over the
+//!   samples and `t` ascending; `db += Σ_t dY` (samples, then `t` ascending);
+//! - input gradient: `dcol = Wᵀ·dY` ([`Kernels::gemm_tn_add`], `C_in·k × g·T_out`), then
+//!   added back to the positions it came from ("col2im"), `(c, j)` then `t` ascending.
+//!
+//! Every sum runs in the same order whatever `g`, so the group size never changes a
+//! bit of the results. The twins differ only in FMA rounding: an output within
+//! [`sum_error_bound`](crate::kernels::sum_error_bound)`(C_in·k + 1, |b| + Σ|W·x|)`,
+//! the gradients likewise over their own terms.
+//!
+//! # Memory
+//! A caller scratch of at least [`Conv1d::scratch_len`] floats, `(C_in·k + C_out)·T_out`
+//! (one sample's windows and outputs), for any batch; `g` times that runs `g` samples
+//! per product (faster on wide lanes). The backward reuses it for `colᵀ`, then `dcol`,
+//! and the gathered `dY`. Nothing is saved by the training forward: the backward
+//! re-gathers the windows from `x`.
+
+use super::{Bias, OVERFLOW, ParamTensors, Shape, check_batch, check_len, nonzero};
+use crate::error::{SslError, SslResult};
+use crate::kernels::{Kernels, pieces, pieces_mut};
+
+/// Zero padding of a convolution's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// This many zeros on each side (`padding=p`).
+    Zeros(usize),
+    /// PyTorch's `padding='same'`: `T_out = T`, stride 1 only.
+    Same,
+}
+
+/// A 1-D convolution, `nn.Conv1d(c_in, c_out, kernel, stride, padding, bias)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Conv1d {
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Kernel length `k`.
+    pub kernel: usize,
+    /// Stride `s`.
+    pub stride: usize,
+    /// Zero padding.
+    pub padding: Padding,
+    /// The bias, if any, and whether it trains.
+    pub bias: Bias,
+}
+
+/// A checked call: its sizes, the weights and the bias.
+type Checked<'a> = (Dims, &'a [f32], Option<&'a [f32]>);
+
+/// The sizes of one call, checked.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    /// Input length `T`.
+    len: usize,
+    /// Output length `T_out`.
+    out_len: usize,
+    /// Zeros before the input.
+    left: usize,
+    /// `C_in·k`: a window's length, the weights' row length.
+    window: usize,
+    /// `C_in·T`.
+    in_size: usize,
+    /// `C_out·T_out`.
+    out_size: usize,
+    /// `C_out·C_in·k`.
+    weight_len: usize,
+    /// `(C_in·k + C_out)·T_out`: one sample's windows and outputs.
+    scratch_len: usize,
+}
+
+impl Conv1d {
+    /// The zeros before and after the input.
+    ///
+    /// # Errors
+    /// `InvalidParameter` (`"padding"`) for `Same` with a stride other than 1.
+    pub fn pads(&self) -> SslResult<(usize, usize)> {
+        match self.padding {
+            Padding::Zeros(p) => Ok((p, p)),
+            Padding::Same if self.stride == 1 => {
+                let total = self.kernel.saturating_sub(1);
+                let left = total / 2;
+                Ok((left, total - left))
+            }
+            Padding::Same => Err(SslError::InvalidParameter {
+                name: "padding",
+                reason: "'same' needs stride 1",
+            }),
+        }
+    }
+
+    fn dims(&self, input: Shape) -> SslResult<Dims> {
+        nonzero(self.c_in, "c_in")?;
+        nonzero(self.c_out, "c_out")?;
+        nonzero(self.kernel, "kernel")?;
+        nonzero(self.stride, "stride")?;
+        let (left, right) = self.pads()?;
+        let in_size = input.size()?;
+        check_len(self.c_in, input.channels)?;
+        let padded = input
+            .len
+            .checked_add(left)
+            .and_then(|p| p.checked_add(right))
+            .ok_or(OVERFLOW)?;
+        let span = padded
+            .checked_sub(self.kernel)
+            .ok_or(SslError::InvalidParameter {
+                name: "shape",
+                reason: "padded input shorter than the kernel",
+            })?;
+        let out_len = (span / self.stride).checked_add(1).ok_or(OVERFLOW)?;
+        let window = self.c_in.checked_mul(self.kernel).ok_or(OVERFLOW)?;
+        let out_size = Shape::sequence(self.c_out, out_len).size()?;
+        let weight_len = self.c_out.checked_mul(window).ok_or(OVERFLOW)?;
+        let scratch_len = window
+            .checked_add(self.c_out)
+            .and_then(|rows| rows.checked_mul(out_len))
+            .ok_or(OVERFLOW)?;
+        Ok(Dims {
+            len: input.len,
+            out_len,
+            left,
+            window,
+            in_size,
+            out_size,
+            weight_len,
+            scratch_len,
+        })
+    }
+
+    /// `[C_out, T_out]` for an input `[C_in, T]`.
+    ///
+    /// # Errors
+    /// `InvalidParameter` (`"c_in"`, `"c_out"`, `"kernel"`, `"stride"`, `"padding"`,
+    /// `"shape"`) for a zero size, `Same` with a stride other than 1, a padded input
+    /// shorter than the kernel or an overflowing size; `DimensionMismatch { expected:
+    /// c_in, got }` for another channel count.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::layers::{Bias, Shape, conv1d::{Conv1d, Padding}};
+    /// let conv = Conv1d { c_in: 6, c_out: 32, kernel: 8, stride: 1,
+    ///                     padding: Padding::Zeros(0), bias: Bias::None };
+    /// assert_eq!(conv.output_shape(Shape::sequence(6, 128))?, Shape::sequence(32, 121));
+    /// let same = Conv1d { padding: Padding::Same, ..conv };
+    /// assert_eq!(same.output_shape(Shape::sequence(6, 128))?, Shape::sequence(32, 128));
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn output_shape(&self, input: Shape) -> SslResult<Shape> {
+        let dims = self.dims(input)?;
+        Ok(Shape::sequence(self.c_out, dims.out_len))
+    }
+
+    /// `weight [c_out, c_in, kernel]`, then `bias [c_out]` when present (trainable
+    /// unless frozen).
+    #[must_use]
+    pub fn params(&self) -> ParamTensors {
+        let mut tensors = ParamTensors::NONE;
+        tensors.push("weight", &[self.c_out, self.c_in, self.kernel], true);
+        if self.bias.present() {
+            tensors.push("bias", &[self.c_out], self.bias == Bias::Trainable);
+        }
+        tensors
+    }
+
+    /// Floats of scratch a call needs at least, whatever the batch: one sample's windows
+    /// and outputs, `(C_in·k + C_out)·T_out`. A scratch of `g` times this runs `g`
+    /// samples per matrix product (wider products, the same results bit for bit).
+    ///
+    /// # Errors
+    /// As [`output_shape`](Self::output_shape).
+    pub fn scratch_len(&self, input: Shape) -> SslResult<usize> {
+        Ok(self.dims(input)?.scratch_len)
+    }
+
+    /// Checks the layer, `params`, `x` (`n` samples) and the scratch.
+    fn check<'a>(
+        &self,
+        params: &'a [f32],
+        n: usize,
+        input: Shape,
+        x_len: usize,
+        scratch_len: usize,
+    ) -> SslResult<Checked<'a>> {
+        let dims = self.dims(input)?;
+        let bias_len = if self.bias.present() { self.c_out } else { 0 };
+        let total = dims.weight_len.checked_add(bias_len).ok_or(OVERFLOW)?;
+        check_len(total, params.len())?;
+        check_batch(input, n, x_len)?;
+        let needed = self.scratch_len(input)?;
+        if scratch_len < needed {
+            return Err(SslError::CapacityTooSmall {
+                needed,
+                capacity: scratch_len,
+            });
+        }
+        let (weight, bias) = params.split_at_checked(dims.weight_len).unwrap_or_default();
+        Ok((dims, weight, self.bias.present().then_some(bias)))
+    }
+
+    /// The forward pass of `n` samples (`x` is `n × C_in × T`, `y` is `n × C_out ×
+    /// T_out`, overwritten), the windows in `scratch` ([`scratch_len`](Self::scratch_len)
+    /// floats).
+    ///
+    /// # Errors
+    /// As [`output_shape`](Self::output_shape); `DimensionMismatch` when `params` is not
+    /// [`params`](Self::params)'s total length or `x`, `y` not their lengths;
+    /// `CapacityTooSmall` when `scratch` is shorter than
+    /// [`scratch_len`](Self::scratch_len) (longer is fine); `InvalidParameter` (`"n"`)
+    /// for `n = 0`. Nothing is written on error.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::kernels::Scalar;
+    /// use simsiam::layers::{Bias, Shape, conv1d::{Conv1d, Padding}};
+    /// let conv = Conv1d { c_in: 1, c_out: 1, kernel: 2, stride: 1,
+    ///                     padding: Padding::Zeros(1), bias: Bias::Trainable };
+    /// let params = [1.0, 10.0, 0.5]; // weight [[[1, 10]]], bias [0.5]
+    /// let input = Shape::sequence(1, 3);
+    /// let mut y = [0.0; 4];
+    /// let mut scratch = vec![0.0; conv.scratch_len(input)?];
+    /// conv.forward_eval::<Scalar>(&params, 1, input, &[1.0, 2.0, 3.0], &mut y, &mut scratch)?;
+    /// assert_eq!(y, [10.5, 21.5, 32.5, 3.5]);
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "parameters, batch, shape, input, output, scratch"
+    )]
+    pub fn forward_eval<K: Kernels>(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        x: &[f32],
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) -> SslResult<()> {
+        let (dims, weight, bias) = self.check(params, n, input, x.len(), scratch.len())?;
+        check_batch(Shape::sequence(self.c_out, dims.out_len), n, y.len())?;
+        let group = samples_per_group(&dims, n, scratch.len());
+        let group_len = dims.out_len.saturating_mul(group);
+        let (col, outs) = scratch
+            .split_at_mut_checked(dims.window.saturating_mul(group_len))
+            .unwrap_or_default();
+        let outs = outs
+            .get_mut(..self.c_out.saturating_mul(group_len))
+            .unwrap_or_default();
+        let group_in = dims.in_size.saturating_mul(group);
+        let group_out = dims.out_size.saturating_mul(group);
+        for (x_group, y_group) in pieces(x, group_in).zip(pieces_mut(y, group_out)) {
+            // The group's windows side by side: `col[c·k + j, s·T_out + t]`.
+            let count = x_group.len().checked_div(dims.in_size).unwrap_or(0);
+            let ld = dims.out_len.saturating_mul(count);
+            let mut column = 0_usize;
+            for x_sample in pieces(x_group, dims.in_size) {
+                self.windows(
+                    &dims,
+                    x_sample,
+                    col.get_mut(column..).unwrap_or_default(),
+                    ld,
+                );
+                column = column.saturating_add(dims.out_len);
+            }
+            for (row, o) in pieces_mut(outs, ld).zip(0..self.c_out) {
+                let start = bias.and_then(|b| b.get(o)).copied().unwrap_or(0.0);
+                row.fill(start);
+            }
+            // Y = b + W·col: [C_out × C_in·k]·[C_in·k × g·T_out].
+            K::gemm_nn_add(
+                self.c_out,
+                ld,
+                dims.window,
+                weight,
+                dims.window,
+                col,
+                ld,
+                outs,
+                ld,
+            );
+            // Row `o` of the product holds channel `o` of every sample of the group.
+            for (row, o) in pieces(outs, ld).zip(0..self.c_out) {
+                let at = o.saturating_mul(dims.out_len);
+                for (part, y_sample) in
+                    pieces(row, dims.out_len).zip(pieces_mut(y_group, dims.out_size))
+                {
+                    let dst = y_sample.get_mut(at..).unwrap_or_default();
+                    dst.iter_mut().zip(part).for_each(|(d, v)| *d = *v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The training forward: the same as [`forward_eval`](Self::forward_eval) (nothing
+    /// is saved; the backward reads `x`).
+    ///
+    /// # Errors
+    /// As [`forward_eval`](Self::forward_eval).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "parameters, batch, shape, input, output, scratch"
+    )]
+    pub fn forward_train<K: Kernels>(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        x: &[f32],
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) -> SslResult<()> {
+        self.forward_eval::<K>(params, n, input, x, y, scratch)
+    }
+
+    /// The backward pass of `n` samples: `grads` (the layer's parameter layout) gets
+    /// `dW += Σ dY·colᵀ` and, for a trainable bias, `db += Σ dY`; `dx`, when given, is
+    /// overwritten with `dL/dx` (`n × C_in × T`). `scratch` as for the forward.
+    ///
+    /// # Errors
+    /// As [`forward_eval`](Self::forward_eval), with `dy` `n·C_out·T_out`, `grads` as
+    /// long as `params` and `dx` as long as `x`. Nothing is written on error.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::kernels::Scalar;
+    /// use simsiam::layers::{Bias, Shape, conv1d::{Conv1d, Padding}};
+    /// let conv = Conv1d { c_in: 1, c_out: 1, kernel: 2, stride: 1,
+    ///                     padding: Padding::Zeros(0), bias: Bias::Trainable };
+    /// let (params, x, dy) = ([1.0, 10.0, 0.5], [1.0, 2.0, 3.0], [1.0, -1.0]);
+    /// let input = Shape::sequence(1, 3);
+    /// let (mut grads, mut dx) = ([0.0; 3], [0.0; 3]);
+    /// let mut scratch = vec![0.0; conv.scratch_len(input)?];
+    /// conv.backward::<Scalar>(&params, 1, input, &x, &dy, Some(&mut dx), &mut grads, &mut scratch)?;
+    /// // dW = [1·1 − 1·2, 1·2 − 1·3], db = 0, dx = [1, 10 − 1, −10].
+    /// assert_eq!((grads, dx), ([-1.0, -1.0, 0.0], [1.0, 9.0, -10.0]));
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "parameters, batch, shape, input, output gradient, input gradient, parameter gradients, scratch"
+    )]
+    pub fn backward<K: Kernels>(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        x: &[f32],
+        dy: &[f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+    ) -> SslResult<()> {
+        let (dims, weight, _) = self.check(params, n, input, x.len(), scratch.len())?;
+        check_batch(Shape::sequence(self.c_out, dims.out_len), n, dy.len())?;
+        check_len(params.len(), grads.len())?;
+        if let Some(dx) = &dx {
+            check_len(x.len(), dx.len())?;
+        }
+        let (d_weight, d_bias) = grads
+            .split_at_mut_checked(dims.weight_len)
+            .unwrap_or_default();
+        let group = samples_per_group(&dims, n, scratch.len());
+        let group_len = dims.out_len.saturating_mul(group);
+        let (col, grads_t) = scratch
+            .split_at_mut_checked(dims.window.saturating_mul(group_len))
+            .unwrap_or_default();
+        let group_in = dims.in_size.saturating_mul(group);
+        let group_out = dims.out_size.saturating_mul(group);
+        let mut dx_groups = dx.map(|dx| pieces_mut(dx, group_in));
+        for (x_group, dy_group) in pieces(x, group_in).zip(pieces(dy, group_out)) {
+            let count = x_group.len().checked_div(dims.in_size).unwrap_or(0);
+            let ld = dims.out_len.saturating_mul(count);
+            let col = col
+                .get_mut(..dims.window.saturating_mul(ld))
+                .unwrap_or_default();
+            let g = grads_t
+                .get_mut(..self.c_out.saturating_mul(ld))
+                .unwrap_or_default();
+            // The group's output gradients side by side: `g[o, s·T_out + t]`.
+            let mut column = 0_usize;
+            for dy_sample in pieces(dy_group, dims.out_size) {
+                for (row, d_row) in pieces_mut(g, ld).zip(pieces(dy_sample, dims.out_len)) {
+                    let dst = row.get_mut(column..).unwrap_or_default();
+                    dst.iter_mut().zip(d_row).for_each(|(d, v)| *d = *v);
+                }
+                if self.bias == Bias::Trainable {
+                    for (d, row) in d_bias.iter_mut().zip(pieces(dy_sample, dims.out_len)) {
+                        row.iter().for_each(|v| *d += *v);
+                    }
+                }
+                column = column.saturating_add(dims.out_len);
+            }
+            // dW += dY·colᵀ: [C_out × g·T_out]·[g·T_out × C_in·k], the samples' windows
+            // transposed one after the other.
+            for (x_sample, col_t) in pieces(x_group, dims.in_size)
+                .zip(pieces_mut(col, dims.window.saturating_mul(dims.out_len)))
+            {
+                self.windows_transposed(&dims, x_sample, col_t);
+            }
+            K::gemm_nn_add(
+                self.c_out,
+                dims.window,
+                ld,
+                g,
+                ld,
+                col,
+                dims.window,
+                d_weight,
+                dims.window,
+            );
+            let Some(dx_group) = dx_groups.as_mut().and_then(Iterator::next) else {
+                continue;
+            };
+            // dcol = Wᵀ·dY: [C_in·k × C_out]·[C_out × g·T_out], W stored C_out × C_in·k.
+            col.fill(0.0);
+            K::gemm_tn_add(
+                dims.window,
+                ld,
+                self.c_out,
+                weight,
+                dims.window,
+                g,
+                ld,
+                col,
+                ld,
+            );
+            let mut column = 0_usize;
+            for dx_sample in pieces_mut(dx_group, dims.in_size) {
+                self.add_windows_back(&dims, col.get(column..).unwrap_or_default(), ld, dx_sample);
+                column = column.saturating_add(dims.out_len);
+            }
+        }
+        Ok(())
+    }
+
+    /// `col[c·k + j, t] = x[c, t·s + j − left]` (0 outside `x`) for one sample, the
+    /// rows `ld` apart (the first `T_out` floats of each).
+    fn windows(&self, dims: &Dims, x: &[f32], col: &mut [f32], ld: usize) {
+        let mut rows = pieces_mut(col, ld);
+        for x_row in pieces(x, dims.len) {
+            for j in 0..self.kernel {
+                let Some(row) = rows.next() else { return };
+                let row = row.get_mut(..dims.out_len).unwrap_or_default();
+                if self.stride == 1 {
+                    shifted_copy(row, x_row, j, dims.left);
+                    continue;
+                }
+                let mut at = j;
+                for v in row.iter_mut() {
+                    *v = at
+                        .checked_sub(dims.left)
+                        .and_then(|i| x_row.get(i))
+                        .copied()
+                        .unwrap_or(0.0);
+                    at = at.saturating_add(self.stride);
+                }
+            }
+        }
+    }
+
+    /// `colᵀ[t, c·k + j] = x[c, t·s + j − left]` (0 outside `x`) for one sample.
+    fn windows_transposed(&self, dims: &Dims, x: &[f32], col_t: &mut [f32]) {
+        let mut first = 0_usize;
+        for row in pieces_mut(col_t, dims.window) {
+            for (x_row, part) in pieces(x, dims.len).zip(pieces_mut(row, self.kernel)) {
+                shifted_copy(part, x_row, first, dims.left);
+            }
+            first = first.saturating_add(self.stride);
+        }
+    }
+
+    /// `dx = 0`, then `dx[c, t·s + j − left] += dcol[c·k + j, t]` for every window
+    /// element inside `x` (`(c, j)`, then `t` ascending), the rows of `dcol` `ld` apart.
+    fn add_windows_back(&self, dims: &Dims, dcol: &[f32], ld: usize, dx: &mut [f32]) {
+        dx.fill(0.0);
+        let mut rows = pieces(dcol, ld);
+        for dx_row in pieces_mut(dx, dims.len) {
+            for j in 0..self.kernel {
+                let Some(row) = rows.next() else { return };
+                let row = row.get(..dims.out_len).unwrap_or_default();
+                if self.stride == 1 {
+                    // `dx[t + j − left] += row[t]`: one contiguous run.
+                    let skip = dims.left.saturating_sub(j).min(row.len());
+                    let from = j.saturating_add(skip).saturating_sub(dims.left);
+                    let dst = dx_row.get_mut(from..).unwrap_or_default();
+                    let src = row.get(skip..).unwrap_or_default();
+                    dst.iter_mut().zip(src).for_each(|(d, g)| *d += *g);
+                    continue;
+                }
+                let mut at = j;
+                for g in row {
+                    if let Some(d) = at.checked_sub(dims.left).and_then(|i| dx_row.get_mut(i)) {
+                        *d += *g;
+                    }
+                    at = at.saturating_add(self.stride);
+                }
+            }
+        }
+    }
+}
+
+/// `dst[i] = src[offset + i − left]`, and 0 where that index falls outside `src`: a
+/// contiguous copy between two runs of zeros.
+fn shifted_copy(dst: &mut [f32], src: &[f32], offset: usize, left: usize) {
+    let skip = left.saturating_sub(offset).min(dst.len());
+    let from = offset.saturating_add(skip).saturating_sub(left);
+    let (head, rest) = dst.split_at_mut_checked(skip).unwrap_or_default();
+    head.fill(0.0);
+    let src = src.get(from..).unwrap_or_default();
+    let count = rest.len().min(src.len());
+    let (middle, tail) = rest.split_at_mut_checked(count).unwrap_or_default();
+    middle.iter_mut().zip(src).for_each(|(d, v)| *d = *v);
+    tail.fill(0.0);
+}
+
+/// Samples per matrix product: as many as `scratch_len` floats hold (at least one, at
+/// most `n`).
+fn samples_per_group(dims: &Dims, n: usize, scratch_len: usize) -> usize {
+    scratch_len
+        .checked_div(dims.scratch_len)
+        .unwrap_or(1)
+        .clamp(1, n.max(1))
+}

@@ -1,0 +1,77 @@
+//! Global max pool over time, `nn.AdaptiveMaxPool1d(1)` then `nn.Flatten()`:
+//! `[C, T] → [C, 1]`, each channel's largest value.
+//!
+//! The position that wins follows the same rule as [`MaxPool1d`](super::MaxPool1d)'s
+//! (checked in PyTorch 2.15's CPU kernel): left to right, a larger value or a NaN
+//! replaces the current one, so the first of tied maxima and the last of several NaNs.
+//! The backward gives the channel's gradient to that position, 0 to the others.
+//!
+//! Memory: nothing saved, no scratch (the backward finds the positions again in `x`).
+
+use super::max_pool1d::argmax;
+use super::{Shape, check_batch};
+use crate::error::SslResult;
+use crate::kernels::pieces;
+
+/// `[C, 1]` for an input `[C, T]`.
+///
+/// # Errors
+/// `InvalidParameter` (`"shape"`) for a zero dimension or an overflowing size.
+pub fn output_shape(input: Shape) -> SslResult<Shape> {
+    input.size()?;
+    Ok(Shape::vector(input.channels))
+}
+
+/// The forward pass (eval and training) of `n` samples: `x` is `n × C × T`, `y` is
+/// `n × C` (overwritten).
+///
+/// # Errors
+/// As [`output_shape`]; `InvalidParameter` (`"n"`) for `n = 0`; `DimensionMismatch`
+/// when `x` or `y` has another length. Nothing is written on error.
+///
+/// # Examples
+/// ```
+/// use simsiam::layers::{Shape, global_max_pool1d};
+/// let mut y = [0.0; 2];
+/// global_max_pool1d::forward(1, Shape::sequence(2, 3), &[1.0, 5.0, 2.0, -1.0, -3.0, -2.0], &mut y)?;
+/// assert_eq!(y, [5.0, -1.0]);
+/// # Ok::<(), simsiam::SslError>(())
+/// ```
+pub fn forward(n: usize, input: Shape, x: &[f32], y: &mut [f32]) -> SslResult<()> {
+    let out = output_shape(input)?;
+    check_batch(input, n, x.len())?;
+    check_batch(out, n, y.len())?;
+    for (row, v) in pieces(x, input.len).zip(y.iter_mut()) {
+        *v = argmax(row).map_or(0.0, |(_, value)| value);
+    }
+    Ok(())
+}
+
+/// The backward pass: `dx` (as long as `x`) is overwritten with each channel's gradient
+/// `dy` at the position the forward picked in `x`, 0 elsewhere.
+///
+/// # Errors
+/// As [`forward`], with `dy` as long as `y` and `dx` as `x`.
+///
+/// # Examples
+/// ```
+/// use simsiam::layers::{Shape, global_max_pool1d};
+/// let mut dx = [9.0; 3];
+/// global_max_pool1d::backward(1, Shape::sequence(1, 3), &[5.0, 1.0, 5.0], &[2.0], &mut dx)?;
+/// assert_eq!(dx, [2.0, 0.0, 0.0]);
+/// # Ok::<(), simsiam::SslError>(())
+/// ```
+pub fn backward(n: usize, input: Shape, x: &[f32], dy: &[f32], dx: &mut [f32]) -> SslResult<()> {
+    let out = output_shape(input)?;
+    check_batch(input, n, x.len())?;
+    check_batch(out, n, dy.len())?;
+    check_batch(input, n, dx.len())?;
+    dx.fill(0.0);
+    let rows = pieces(x, input.len).zip(crate::kernels::pieces_mut(dx, input.len));
+    for ((row, d_row), g) in rows.zip(dy) {
+        if let Some(d) = argmax(row).and_then(|(i, _)| d_row.get_mut(i)) {
+            *d = *g;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! `nn.MaxPool1d(k)`: stride `k`, no padding, floor mode: `[C, T] → [C, ⌊T/k⌋]`, each
+//! output the largest of its `k` inputs; the last `T mod k` positions are dropped.
+//!
+//! Which position wins, as PyTorch 2.15's CPU kernel (checked there: its `indices` and
+//! the gradient's position): scanning the window left to right, a value replaces the
+//! current one when it is larger *or NaN*. So on ties the first occurrence wins, a NaN
+//! anywhere makes the output NaN, and of several NaNs the last one wins. The backward
+//! gives each output's gradient to that position and 0 to every other input.
+//!
+//! Memory: nothing saved and no scratch: the backward finds the positions again in `x`
+//! (the forward's input), with the same rule.
+
+use super::{Shape, check_batch, nonzero};
+use crate::error::{SslError, SslResult};
+use crate::kernels::{pieces, pieces_mut};
+
+/// A max pool over windows of `kernel` positions, stride `kernel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MaxPool1d {
+    /// Window length and stride `k`.
+    pub kernel: usize,
+}
+
+/// The position (in `window`) PyTorch picks and its value; `None` for an empty window.
+#[inline]
+pub(crate) fn argmax(window: &[f32]) -> Option<(usize, f32)> {
+    let (first, rest) = window.split_first()?;
+    let mut best = (0_usize, *first);
+    for (v, i) in rest.iter().zip(1_usize..) {
+        if *v > best.1 || v.is_nan() {
+            best = (i, *v);
+        }
+    }
+    Some(best)
+}
+
+impl MaxPool1d {
+    /// `[C, ⌊T/k⌋]` for an input `[C, T]`.
+    ///
+    /// # Errors
+    /// `InvalidParameter` (`"kernel"`, `"shape"`) for a zero kernel, a zero dimension,
+    /// an overflowing size or `T < k`.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::layers::{Shape, max_pool1d::MaxPool1d};
+    /// assert_eq!(MaxPool1d { kernel: 2 }.output_shape(Shape::sequence(32, 121))?,
+    ///            Shape::sequence(32, 60));
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn output_shape(&self, input: Shape) -> SslResult<Shape> {
+        let kernel = nonzero(self.kernel, "kernel")?;
+        input.size()?;
+        let len = input.len / kernel;
+        if len == 0 {
+            return Err(SslError::InvalidParameter {
+                name: "shape",
+                reason: "input shorter than the kernel",
+            });
+        }
+        Ok(Shape::sequence(input.channels, len))
+    }
+
+    /// The forward pass (eval and training) of `n` samples: `x` is `n × C × T`, `y` is
+    /// `n × C × ⌊T/k⌋` (overwritten).
+    ///
+    /// # Errors
+    /// As [`output_shape`](Self::output_shape); `InvalidParameter` (`"n"`) for `n = 0`;
+    /// `DimensionMismatch` when `x` or `y` has another length. Nothing is written on
+    /// error.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::layers::{Shape, max_pool1d::MaxPool1d};
+    /// let mut y = [0.0; 2];
+    /// MaxPool1d { kernel: 2 }.forward(1, Shape::sequence(1, 5), &[1.0, 3.0, 4.0, 2.0, 9.0], &mut y)?;
+    /// assert_eq!(y, [3.0, 4.0]);
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn forward(&self, n: usize, input: Shape, x: &[f32], y: &mut [f32]) -> SslResult<()> {
+        let out = self.output_shape(input)?;
+        check_batch(input, n, x.len())?;
+        check_batch(out, n, y.len())?;
+        for (x_row, y_row) in pieces(x, input.len).zip(pieces_mut(y, out.len)) {
+            for (window, v) in pieces(x_row, self.kernel).zip(y_row.iter_mut()) {
+                *v = argmax(window).map_or(0.0, |(_, value)| value);
+            }
+        }
+        Ok(())
+    }
+
+    /// The backward pass: `dx` (as long as `x`) is overwritten with each output's
+    /// gradient `dy` at the position the forward picked in `x`, 0 elsewhere.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), with `dy` as long as `y` and `dx` as `x`.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::layers::{Shape, max_pool1d::MaxPool1d};
+    /// let mut dx = [9.0; 5];
+    /// let x = [1.0, 3.0, 4.0, 4.0, 9.0];
+    /// MaxPool1d { kernel: 2 }.backward(1, Shape::sequence(1, 5), &x, &[10.0, 20.0], &mut dx)?;
+    /// assert_eq!(dx, [0.0, 10.0, 20.0, 0.0, 0.0]); // a tie: the first position
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn backward(
+        &self,
+        n: usize,
+        input: Shape,
+        x: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+    ) -> SslResult<()> {
+        let out = self.output_shape(input)?;
+        check_batch(input, n, x.len())?;
+        check_batch(out, n, dy.len())?;
+        check_batch(input, n, dx.len())?;
+        dx.fill(0.0);
+        let rows = pieces(x, input.len).zip(pieces_mut(dx, input.len));
+        for ((x_row, dx_row), dy_row) in rows.zip(pieces(dy, out.len)) {
+            let windows = pieces(x_row, self.kernel).zip(pieces_mut(dx_row, self.kernel));
+            for ((window, d_window), g) in windows.zip(dy_row) {
+                if let Some(d) = argmax(window).and_then(|(i, _)| d_window.get_mut(i)) {
+                    *d = *g;
+                }
+            }
+        }
+        Ok(())
+    }
+}
