@@ -373,6 +373,7 @@ def main():
 
     torch.set_num_threads(1)
     started = time.time()
+    load_before = os.getloadavg()
 
     recordings = hapt_data.load(args.data)
     x, y, subject = windows_of(recordings)
@@ -510,6 +511,7 @@ def main():
                  "test_per_class": np.bincount(test_y, minlength=CLASSES).tolist(),
                  "channel_mean": mean.tolist(), "channel_std": std.tolist()},
         "machine": machine(),
+        "loadavg_before_after": [list(load_before), list(os.getloadavg())],
         "threads": torch.get_num_threads(),
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
