@@ -426,19 +426,23 @@ def main():
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
 
     history = {"loss": [], "collapse_std": [], "nn1_5": [], "s_epoch": [], "s_augment": [],
-               "s_steps": [], "lr_last": []}
+               "s_steps": [], "lr_last": [],
+               "cpu_epoch": [], "cpu_augment": [], "cpu_steps": []}
     step = 0
     for epoch in range(args.epochs):
         e0 = time.perf_counter()
-        t_aug = t_step = 0.0
+        c0 = time.process_time()
+        t_aug = t_step = c_aug = c_step = 0.0
         losses, stds = [], []
         perm = torch.randperm(n_train)
         for b in range(steps_per_epoch):
             a0 = time.perf_counter()
+            ca0 = time.process_time()
             raw = train_raw[perm[b * BATCH:(b + 1) * BATCH]]
             x1 = augment(raw, mean_t, std_t)
             x2 = augment(raw, mean_t, std_t)
             a1 = time.perf_counter()
+            ca1 = time.process_time()
             lr = cosine_lr(step, total_steps)
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -449,21 +453,28 @@ def main():
             loss.backward()
             opt.step()
             a2 = time.perf_counter()
+            ca2 = time.process_time()
             t_aug += a1 - a0
             t_step += a2 - a1
+            c_aug += ca1 - ca0
+            c_step += ca2 - ca1
             losses.append(loss.item())
             stds.append(std_of_l2_normalized(z1))
             step += 1
         epoch_s = time.perf_counter() - e0
+        epoch_cpu = time.process_time() - c0
         history["loss"].append(float(np.mean(losses)))
         history["collapse_std"].append(float(np.mean(stds)))
         history["s_epoch"].append(epoch_s)
         history["s_augment"].append(t_aug)
         history["s_steps"].append(t_step)
+        history["cpu_epoch"].append(epoch_cpu)
+        history["cpu_augment"].append(c_aug)
+        history["cpu_steps"].append(c_step)
         history["lr_last"].append(lr)
         line = (f"epoch {epoch + 1:3d}/{args.epochs} loss {history['loss'][-1]:+.4f} "
                 f"collapse std*sqrt(128) {history['collapse_std'][-1] * math.sqrt(128):.3f} "
-                f"{epoch_s:.2f} s (augment {t_aug:.2f} s, steps {t_step:.2f} s)")
+                f"{epoch_s:.2f} s (augment {t_aug:.2f} s, steps {t_step:.2f} s; cpu {epoch_cpu:.2f} s)")
         if not args.no_track:
             history["nn1_5"].append(nn1_5(model, lab_std, lab_y, test_std, test_y, draws[5]))
             line += f" nn1_5 {history['nn1_5'][-1]:.1f} %"
@@ -489,6 +500,11 @@ def main():
         "s_per_epoch_median": float(np.median(s_epoch)),
         "s_per_epoch_no_augment": float(np.mean(history["s_steps"])),
         "s_per_epoch_augment_only": float(np.mean(history["s_augment"])),
+        "cpu_s_per_epoch": float(np.mean(history["cpu_epoch"])),
+        "cpu_s_per_epoch_no_augment": float(np.mean(history["cpu_steps"])),
+        "cpu_s_per_epoch_augment_only": float(np.mean(history["cpu_augment"])),
+        "timing_note": "s_*: wall clock (time.perf_counter); cpu_s_*: this process's CPU time "
+                       "(time.process_time), less sensitive to other processes on the machine",
         "gflops_per_s_steps": flops["flops_per_epoch"] / float(np.mean(history["s_steps"])) / 1e9,
         "loss_per_epoch": history["loss"],
         "collapse_std_per_epoch": history["collapse_std"],
@@ -500,6 +516,7 @@ def main():
         "s_epoch_per_epoch": s_epoch,
         "s_augment_per_epoch": history["s_augment"],
         "s_steps_per_epoch": history["s_steps"],
+        "cpu_s_epoch_per_epoch": history["cpu_epoch"],
         "s_eval_raw_random": eval_before,
         "s_eval_simsiam": eval_after,
         "s_total": time.time() - started,
@@ -518,7 +535,8 @@ def main():
     with open(args.json, "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
-    print(f"s/epoch {out['s_per_epoch']:.3f} (no augmentation {out['s_per_epoch_no_augment']:.3f}), "
+    print(f"s/epoch {out['s_per_epoch']:.3f} (no augmentation {out['s_per_epoch_no_augment']:.3f}; "
+          f"cpu {out['cpu_s_per_epoch']:.3f}, {out['cpu_s_per_epoch_no_augment']:.3f}), "
           f"final loss {out['final_loss']:.4f}, wrote {args.json}")
 
 
