@@ -467,6 +467,36 @@ fn writer_errors() {
     assert!(Image::parse(&bytes[..len]).is_ok());
 }
 
+/// A head whose image would not fit in `usize` bytes: `InvalidParameter`, whether the
+/// data (4 bytes per parameter) or the data plus the header overflows.
+#[test]
+fn image_len_overflow_is_an_error() {
+    let overflow = Err(SslError::InvalidParameter {
+        name: "config",
+        reason: "image length overflows usize",
+    });
+    let head = |d_encoder: usize| {
+        Architecture::reference(SimSiamConfig {
+            d_encoder,
+            d_projector: 1,
+            d_predictor: 1,
+            d_out: 1,
+        })
+        .unwrap()
+    };
+    // 7 parameters besides the first layer's `d_encoder` weights.
+    let data_overflows = head(usize::MAX / 4 + 1);
+    assert_eq!(data_overflows.param_count(), Ok(usize::MAX / 4 + 8));
+    assert_eq!(image_len(&data_overflows), overflow);
+    // 4·params = usize::MAX − 3: the data fits, its 192-byte header does not.
+    let header_overflows = head(usize::MAX / 4 - 7);
+    assert_eq!(header_overflows.param_count(), Ok(usize::MAX / 4));
+    assert_eq!(image_len(&header_overflows), overflow);
+    // The largest that fits.
+    let fits = head(usize::MAX / 4 - 7 - 48);
+    assert_eq!(image_len(&fits), Ok(usize::MAX - 3 - 4 * 48 + 192));
+}
+
 #[test]
 fn size_overhead_is_the_header_and_table() {
     // The paper's official head: 64 bytes of header and 5 layer records, 256 in all.
