@@ -704,3 +704,99 @@ fn without_stop_gradient_the_projections_collapse() {
         "collapsed outputs agree: {loss_collapsed}"
     );
 }
+
+/// `momentum_len` is what `Sgd::new` takes (one float per parameter), and an invalid
+/// architecture's error.
+#[test]
+fn momentum_len_is_what_sgd_takes() {
+    use simsiam::train::momentum_len;
+    for architecture in [
+        tiny_reference(),
+        mixed(),
+        Architecture::official(8, 6, 3).unwrap(),
+    ] {
+        let len = momentum_len(&architecture).unwrap();
+        assert_eq!(len, architecture.param_count().unwrap());
+        let config = TrainConfig::default();
+        assert!(Sgd::new(&architecture, config, vec![0.0; len]).is_ok());
+        assert_eq!(
+            Sgd::new(&architecture, config, vec![0.0; len - 1]).err(),
+            Some(SslError::DimensionMismatch {
+                expected: len,
+                got: len - 1
+            })
+        );
+    }
+    // A predictor that does not map the projection to itself.
+    let mut broken = tiny_reference();
+    broken.predictor = Stack::new(&[Layer::linear(3, 2)]).unwrap();
+    assert!(broken.validate().is_err());
+    assert_eq!(momentum_len(&broken), broken.validate().map(|()| 0));
+}
+
+/// The head's counters and storage: `set_batches_tracked` is what `batches_tracked` and
+/// the image record; `into_params` gives the storage back unchanged.
+#[test]
+fn batches_tracked_and_storage_round_trip() {
+    let architecture = Architecture::official(8, 6, 3).unwrap();
+    let params = params_for(&architecture, 4);
+    let mut head = SimSiamHead::new(architecture, params.clone()).unwrap();
+    assert_eq!(head.batches_tracked(), &[0; 8]);
+    let counts = [3, 5, 7, 11, 13, 17, 19, 23];
+    head.set_batches_tracked(counts);
+    assert_eq!(head.batches_tracked(), &counts);
+    let mut bytes = vec![0; head.image_len().unwrap()];
+    head.write_image(&mut bytes).unwrap();
+    let image = simsiam::image::Image::parse(&bytes).unwrap();
+    // The image keeps the counters of the BatchNorm layers (the first four), 0 elsewhere.
+    assert_eq!(image.batches_tracked(), &[3, 5, 7, 11, 0, 0, 0, 0]);
+    let storage = head.into_params();
+    assert!(
+        storage
+            .iter()
+            .zip(&params)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+    assert_eq!(storage.len(), params.len());
+}
+
+/// `Trainer::lr` and `config`, and `SimSiam::head_mut`: the trainer reports the settings
+/// it was given and the lr `set_lr` set; a change made through `head_mut` is the model's.
+#[cfg(feature = "alloc")]
+#[test]
+fn trainer_settings_and_head_mut() {
+    use simsiam::SimSiam;
+    use simsiam::train::Trainer;
+    let architecture = Architecture::official(8, 6, 3).unwrap();
+    let mut model = SimSiam::from_params(architecture, params_for(&architecture, 5)).unwrap();
+    let config = TrainConfig {
+        lr: 0.2,
+        momentum: 0.8,
+        weight_decay: 0.01,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(&model, config).unwrap();
+    assert_eq!(trainer.config(), &config);
+    assert_eq!(trainer.lr(), 0.2);
+    trainer.set_lr(0.05);
+    assert_eq!(trainer.lr(), 0.05);
+    assert_eq!(
+        trainer.config(),
+        &config,
+        "set_lr changes the lr, not the settings"
+    );
+    let (x1s, x2s) = (inputs(4, 8, 1), inputs(4, 8, 2));
+    trainer.step(&mut model, &x1s, &x2s).unwrap();
+    assert_eq!(trainer.lr(), 0.05, "a step keeps the lr");
+
+    let counts = [1, 2, 3, 4, 0, 0, 0, 0];
+    model.head_mut().set_batches_tracked(counts);
+    assert_eq!(model.head().batches_tracked(), &counts);
+    let image = model.to_image().unwrap();
+    assert_eq!(
+        simsiam::image::Image::parse(&image)
+            .unwrap()
+            .batches_tracked(),
+        &counts
+    );
+}
