@@ -318,6 +318,9 @@ FIXTURES = [
     dict(name="official_nosg", head="official", dims=(24, 16, 8), seed=6, n=2, steps=4,
          lr=0.05, schedule="constant", momentum=0.9, weight_decay=1e-4,
          fix_predictor_lr=False, stop_gradient=False),
+    dict(name="official_nosg_n8", head="official", dims=(24, 16, 8), seed=9, n=8, steps=4,
+         lr=0.05, schedule="constant", momentum=0.9, weight_decay=1e-4,
+         fix_predictor_lr=False, stop_gradient=False),
     dict(name="lightly", head="lightly", dims=(20, 24, 16, 8), seed=27, n=6, steps=4,
          lr=0.1, schedule="constant", momentum=0.9, weight_decay=5e-4,
          fix_predictor_lr=False, stop_gradient=True),
@@ -423,6 +426,7 @@ PARAM_ULPS = 4
 TOLERANCES = {
     "official": (2e-6, 1e-4, 2e-5, 5e-7),
     "official_nosg": (2e-6, 1e-2, 5e-3, 5e-7),
+    "official_nosg_n8": (1e-6, 3e-5, 2e-5, 5e-7),
     "lightly": (2e-6, 5e-5, 3e-5, 5e-7),
     "reference": (2e-6, 1e-5, 2e-6, 5e-7),
     "reference_nosg": (1e-6, 5e-6, 2e-6, 5e-7),

@@ -355,3 +355,110 @@ mod training {
         }
     }
 }
+
+/// Every error prints its cause and its payload, on one line: each arm of `SslError`'s
+/// and `ImageError`'s `Display`, exactly.
+#[test]
+fn every_error_displays_its_payload() {
+    use simsiam::ImageError;
+    let cases: [(SslError, &str); 15] = [
+        (
+            SslError::DimensionMismatch {
+                expected: 3,
+                got: 4,
+            },
+            "dimension mismatch: expected 3, got 4",
+        ),
+        (
+            SslError::InvalidParameter {
+                name: "d_out",
+                reason: "must be > 0",
+            },
+            "invalid parameter `d_out`: must be > 0",
+        ),
+        (
+            SslError::NonFinite {
+                location: "projector output",
+            },
+            "non-finite value at: projector output",
+        ),
+        (
+            SslError::CapacityTooSmall {
+                needed: 10,
+                capacity: 7,
+            },
+            "capacity too small: need 10 f32, have 7",
+        ),
+        (
+            SslError::OutOfMemory { floats: 123 },
+            "out of memory: could not allocate 123 f32",
+        ),
+        (
+            ImageError::Truncated {
+                needed: 256,
+                got: 100,
+            }
+            .into(),
+            "invalid parameter image: truncated: needs 256 bytes, has 100",
+        ),
+        (
+            ImageError::BadMagic.into(),
+            "invalid parameter image: not a simsiam parameter image (bad magic)",
+        ),
+        (
+            ImageError::UnsupportedVersion { version: 7 }.into(),
+            "invalid parameter image: unsupported format version 7",
+        ),
+        (
+            ImageError::UnsupportedElementType { code: 2 }.into(),
+            "invalid parameter image: unsupported element type 2",
+        ),
+        (
+            ImageError::ChecksumMismatch {
+                stored: 0x1234,
+                computed: 0xCBF4_3926,
+            }
+            .into(),
+            "invalid parameter image: checksum mismatch: stored 0x00001234, computed 0xcbf43926",
+        ),
+        (
+            ImageError::Misaligned.into(),
+            "invalid parameter image: parameters not 4-byte aligned (or big-endian target): \
+             cannot view in place",
+        ),
+        (
+            ImageError::BadLayer {
+                index: 3,
+                reason: "every layer width must be > 0",
+            }
+            .into(),
+            "invalid parameter image: layer 3: every layer width must be > 0",
+        ),
+        (
+            ImageError::Inconsistent { field: "padding" }.into(),
+            "invalid parameter image: inconsistent header field `padding`",
+        ),
+        // `From<ImageError>` wraps, and the inner error prints alone.
+        (
+            SslError::Image(ImageError::BadMagic),
+            "invalid parameter image: not a simsiam parameter image (bad magic)",
+        ),
+        (
+            SslError::Image(ImageError::Inconsistent {
+                field: "header_len",
+            }),
+            "invalid parameter image: inconsistent header field `header_len`",
+        ),
+    ];
+    for (error, want) in cases {
+        assert_eq!(error.to_string(), want, "{error:?}");
+        if let SslError::Image(inner) = error {
+            let inner_text = inner.to_string();
+            assert_eq!(
+                Some(inner_text.as_str()),
+                want.strip_prefix("invalid parameter image: "),
+                "{inner:?}"
+            );
+        }
+    }
+}

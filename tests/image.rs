@@ -4,21 +4,25 @@ use simsiam::image::{AlignedImage, IMAGE_ALIGN, IMAGE_MAGIC, Image, image_len, w
 use simsiam::model::{Architecture, BatchNorm, Layer, Stack};
 use simsiam::{ImageError, LcgRng, SimSiamConfig, SslError};
 
-/// CRC-32 (IEEE, reflected, zlib's), bit by bit: an implementation independent of the
-/// crate's table-driven one.
+/// CRC-32 (IEEE, reflected, zlib's), from a table built here bit by bit: an
+/// implementation independent of the crate's (the flipped-bit test computes one per flip,
+/// which bit by bit took minutes under miri).
 fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0_u32;
-    for byte in bytes {
-        crc ^= u32::from(*byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        std::array::from_fn(|index| {
+            (0..8).fold(index as u32, |crc, _| {
+                if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                }
+            })
+        })
+    });
+    !bytes.iter().fold(!0_u32, |crc, byte| {
+        table[((crc ^ u32::from(*byte)) & 0xFF) as usize] ^ (crc >> 8)
+    })
 }
 
 /// Rewrites the checksum after a deliberate edit, so the edit itself is what is tested.
@@ -191,11 +195,25 @@ fn in_place_view_needs_four_byte_alignment() {
 fn every_truncation_is_an_error() {
     let bytes = image_of(&Architecture::lightly(5, 4, 3, 2).unwrap(), 2);
     let step = if cfg!(miri) { 61 } else { 1 }; // see every_flipped_bit_is_an_error
-    for len in (0..bytes.len()).step_by(step) {
-        let error = image_error(&bytes[..len]);
-        assert!(
-            matches!(error, ImageError::Truncated { got, .. } if got == len),
-            "{len}: {error:?}"
+    // What a truncated image needs is as far as could be read: the 64-byte header, then
+    // the header and layer table (`header_len`), then the whole image.
+    let header_len = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
+    assert!(64 < header_len && header_len < bytes.len());
+    for len in (0..bytes.len())
+        .step_by(step)
+        .chain([63, 64, header_len - 1, header_len])
+    {
+        let needed = if len < 64 {
+            64
+        } else if len < header_len {
+            header_len
+        } else {
+            bytes.len()
+        };
+        assert_eq!(
+            image_error(&bytes[..len]),
+            ImageError::Truncated { needed, got: len },
+            "{len} bytes"
         );
     }
     let mut longer = bytes.clone();
@@ -214,17 +232,52 @@ fn every_flipped_bit_is_an_error() {
     let bytes = image_of(&Architecture::official(4, 3, 2).unwrap(), 3);
     // Under miri (an interpreter, ~1000× slower) every 61st byte, all of its bits: the
     // header, the table and the data are still each hit several times.
+    // Which error: the header and the table are checked before the checksum, so a flip
+    // the structure checks see gives their error (the one the same edit gives with the
+    // checksum rewritten); any other flip, in the data, a free field or the checksum
+    // itself, gives `ChecksumMismatch` with the stored field and the bytes' CRC-32.
     let step = if cfg!(miri) { 61 } else { 1 };
+    let header_len = bytes.len()
+        - 4 * Architecture::official(4, 3, 2)
+            .unwrap()
+            .param_count()
+            .unwrap();
+    let (mut structural, mut checksum) = (0, 0);
     for at in (0..bytes.len()).step_by(step) {
         for bit in 0..8 {
             let mut corrupt = bytes.clone();
             corrupt[at] ^= 1 << bit;
-            assert!(
-                Image::parse(&corrupt).is_err(),
-                "byte {at} bit {bit} went unnoticed"
-            );
+            let mut resealed = corrupt.clone();
+            reseal(&mut resealed);
+            let want = match Image::parse(&resealed) {
+                Err(SslError::Image(error)) if !(12..16).contains(&at) => {
+                    structural += 1;
+                    error
+                }
+                _ => {
+                    checksum += 1;
+                    let mut zeroed = corrupt.clone();
+                    zeroed[12..16].fill(0);
+                    ImageError::ChecksumMismatch {
+                        stored: u32::from_le_bytes(corrupt[12..16].try_into().unwrap()),
+                        computed: crc32(&zeroed),
+                    }
+                }
+            };
+            assert_eq!(image_error(&corrupt), want, "byte {at} bit {bit}");
+            if at >= header_len {
+                assert!(
+                    matches!(want, ImageError::ChecksumMismatch { .. }),
+                    "byte {at} bit {bit}"
+                );
+            }
         }
     }
+    // Both kinds occur: the header's fields and the data.
+    assert!(
+        structural > 0 && checksum > 0,
+        "{structural} structural, {checksum} checksum"
+    );
 }
 
 #[test]
@@ -418,6 +471,36 @@ fn writer_errors() {
     assert!(Image::parse(&bytes[..len]).is_ok());
 }
 
+/// A head whose image would not fit in `usize` bytes: `InvalidParameter`, whether the
+/// data (4 bytes per parameter) or the data plus the header overflows.
+#[test]
+fn image_len_overflow_is_an_error() {
+    let overflow = Err(SslError::InvalidParameter {
+        name: "config",
+        reason: "image length overflows usize",
+    });
+    let head = |d_encoder: usize| {
+        Architecture::reference(SimSiamConfig {
+            d_encoder,
+            d_projector: 1,
+            d_predictor: 1,
+            d_out: 1,
+        })
+        .unwrap()
+    };
+    // 7 parameters besides the first layer's `d_encoder` weights.
+    let data_overflows = head(usize::MAX / 4 + 1);
+    assert_eq!(data_overflows.param_count(), Ok(usize::MAX / 4 + 8));
+    assert_eq!(image_len(&data_overflows), overflow);
+    // 4·params = usize::MAX − 3: the data fits, its 192-byte header does not.
+    let header_overflows = head(usize::MAX / 4 - 7);
+    assert_eq!(header_overflows.param_count(), Ok(usize::MAX / 4));
+    assert_eq!(image_len(&header_overflows), overflow);
+    // The largest that fits.
+    let fits = head(usize::MAX / 4 - 7 - 48);
+    assert_eq!(image_len(&fits), Ok(usize::MAX - 3 - 4 * 48 + 192));
+}
+
 #[test]
 fn size_overhead_is_the_header_and_table() {
     // The paper's official head: 64 bytes of header and 5 layer records, 256 in all.
@@ -443,14 +526,20 @@ fn parse_unverified_skips_only_the_data_pass() {
         ImageError::ChecksumMismatch { .. }
     ));
     assert!(Image::parse_unverified(&changed).is_ok());
-    assert!(
-        simsiam::SimSiamHead::from_checked_image(&changed).is_ok() || {
-            // Viewing in place needs 4-byte alignment, which a `Vec<u8>` need not have.
-            matches!(
-                simsiam::SimSiamHead::from_checked_image(&changed),
-                Err(SslError::Image(ImageError::Misaligned))
-            )
-        }
+    // Viewing in place needs 4-byte alignment, which a `Vec<u8>` need not have: the same
+    // bytes at an aligned address are viewed, one byte off they are `Misaligned`.
+    let mut storage = Box::new(AlignedImage([0_u8; 4096]));
+    storage.0[..changed.len()].copy_from_slice(&changed);
+    let aligned = &storage.0[..changed.len()];
+    let head = simsiam::SimSiamHead::from_checked_image(aligned).unwrap();
+    assert_eq!(
+        head.params().as_ptr().cast::<u8>(),
+        aligned[aligned.len() - head.params().len() * 4..].as_ptr()
+    );
+    storage.0[1..=changed.len()].copy_from_slice(&changed);
+    assert_eq!(
+        simsiam::SimSiamHead::from_checked_image(&storage.0[1..=changed.len()]).map(|_| ()),
+        Err(SslError::Image(ImageError::Misaligned))
     );
     // The header and the table are still checked.
     let mut bad_magic = good.clone();

@@ -132,6 +132,31 @@ macro_rules! twin_properties {
                 }
 
                 #[test]
+                fn l2_normalize_matches_an_f64_oracle(v in prop_oneof![vector(1..=33), vector(LONG..=LONG)]) {
+                    // The divisor is the norm: a sum of `n` squares (relative error γ(n)),
+                    // its square root (halves that, adds u), so within `(γ(n) + 2u)·‖v‖`;
+                    // each output is `v_i/‖v‖` within `(γ(n) + 4u)·|v_i|/‖v‖` (one more
+                    // rounding for the division, see the module docs).
+                    let exact_norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+                    prop_assume!(exact_norm > 1e-6);
+                    let mut out = v.clone();
+                    let divisor = f64::from(k::l2_normalize(&mut out));
+                    let tolerance = gamma(v.len()) + 2.0 * U;
+                    prop_assert!(
+                        (divisor - exact_norm).abs() <= tolerance * exact_norm,
+                        "divisor {divisor} vs the f64 norm {exact_norm}"
+                    );
+                    let tolerance = gamma(v.len()) + 4.0 * U;
+                    for (i, (o, x)) in out.iter().zip(&v).enumerate() {
+                        let want = f64::from(*x) / exact_norm;
+                        prop_assert!(
+                            (f64::from(*o) - want).abs() <= tolerance * want.abs(),
+                            "entry {i}: {o} vs the f64 oracle's {want}"
+                        );
+                    }
+                }
+
+                #[test]
                 fn l2_normalize_floors_tiny_norms(v in prop::collection::vec(-1e-14_f32..1e-14, 1..=8)) {
                     let mut out = v.clone();
                     let divisor = k::l2_normalize(&mut out);
@@ -204,6 +229,42 @@ proptest! {
         for (si, mi) in s.iter().zip(&m) {
             prop_assert!(f64::from(si - mi).abs() <= tolerance * f64::from(si.abs()).max(f64::from(f32::MIN_POSITIVE)));
         }
+    }
+}
+
+/// `sum_error_bound` against the formula of its docs written out independently:
+/// `2·γ(k)·s` with `γ(k) = k·u/(1 − k·u)` and `u = 2⁻²⁴` (not `f32::EPSILON`), infinite
+/// from `k·u ≥ 1` on. Every tolerance of the twin and oracle tests is built from it, so
+/// a bound that grew would loosen them all silently.
+#[test]
+fn sum_error_bound_is_twice_gamma() {
+    let u = 1.0 / 16_777_216.0; // 2⁻²⁴
+    let gamma = |k: f64| k * u / (1.0 - k * u);
+    for k in [
+        0_usize,
+        1,
+        2,
+        3,
+        33,
+        100,
+        4096,
+        2049,
+        1 << 20,
+        (1 << 24) - 1,
+    ] {
+        for s in [0.0, 1.0, 0.5, 3.75, 1e-30, 1e30] {
+            let want = 2.0 * gamma(k as f64) * s;
+            let got = sum_error_bound(k, s);
+            assert!(
+                (got - want).abs() <= 1e-14 * want,
+                "sum_error_bound({k}, {s}) = {got:e}, 2·γ(k)·s = {want:e}"
+            );
+        }
+    }
+    // Small k: the first-order value 2·k·u, to a relative k·u.
+    assert_eq!(sum_error_bound(1, 1.0), 2.0 * u / (1.0 - u));
+    for k in [1 << 24, (1 << 24) + 1, usize::MAX] {
+        assert_eq!(sum_error_bound(k, 1.0), f64::INFINITY, "k = {k}");
     }
 }
 

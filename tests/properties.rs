@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use simsiam::kernels::{Scalar, Simd};
 use simsiam::{Backend, LcgRng, SimSiamConfig, SimSiamHead, init_params};
 use support::twin::twin;
-use support::{Bounds, MAX_VACUOUS, TWINS, run_cases};
+use support::{Bounded, Bounds, MAX_VACUOUS, ORACLE, Stats, TWINS, run_cases};
 
 /// A random small config, a seed, and inputs drawn from it.
 fn case() -> impl Strategy<Value = (SimSiamConfig, u64)> {
@@ -46,12 +46,38 @@ fn unit_tolerance(n: usize) -> f64 {
     simsiam::kernels::sum_error_bound(n, 0.5) + 2.0 * f64::from(f32::EPSILON)
 }
 
+/// Every evaluation of `bound` is exactly the zero vector: its oracle value and its
+/// bound are both zero (every hidden unit certainly 0, see `tests/support/mod.rs`).
+fn certainly_zero(bound: &Bounded) -> bool {
+    bound.value.iter().chain(&bound.err).all(|v| *v == 0.0)
+}
+
+/// `got`, an L2-normalised output, against the `f64` oracle's `bound` (one evaluation):
+/// each entry within its derived bound; zero only where the oracle says it is certainly
+/// zero, else of unit norm (unless the bound is vacuous: a norm the oracle cannot tell
+/// from the `1e-12` floor).
+fn check_unit_output(what: &str, got: &[f32], bound: &Bounded) -> Result<(), TestCaseError> {
+    Stats::default().check_oracle(what, got, bound);
+    let n = norm(got);
+    if certainly_zero(bound) {
+        prop_assert!(n == 0.0, "{what}: norm {n}, the oracle's is certainly 0");
+    } else if !bound.vacuous {
+        prop_assert!(
+            (n - 1.0).abs() <= unit_tolerance(got.len()),
+            "{what}: norm {n}, the oracle's is not 0"
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #[test]
     fn outputs_are_unit_or_zero_and_loss_is_bounded_and_symmetric((config, seed) in case()) {
         let params = params(&config, seed);
+        let oracle = Bounds::new(ORACLE, &config, &params);
         let mut data = LcgRng::new(!seed);
         let (z1, z2) = (input(&mut data, config.d_encoder), input(&mut data, config.d_encoder));
+        let loss_bound = oracle.loss(&z1, &z2);
         let core = SimSiamHead::from_params(config, &params[..]).unwrap();
         for backend in [Backend::Simd, Backend::Scalar] {
             let head = twin(&core, backend);
@@ -59,16 +85,15 @@ proptest! {
             let mut p = vec![0.0; config.d_out];
             head.project_into(&z1, &mut z, &mut []).unwrap();
             head.predict_into(&z, &mut p, &mut []).unwrap();
-            for v in [&z, &p] {
-                let n = norm(v);
-                prop_assert!(n == 0.0 || (n - 1.0).abs() <= unit_tolerance(config.d_out), "norm {n}");
-            }
+            check_unit_output("project", &z, &oracle.project(&z1))?;
+            check_unit_output("predict", &p, &oracle.predict(&z))?;
             let mut workspace = vec![0.0; core.architecture().workspace_len(1).unwrap()];
             let l12 = head.loss(&z1, &z2, &mut workspace).unwrap();
             let l21 = head.loss(&z2, &z1, &mut workspace).unwrap();
             prop_assert_eq!(l12, l21);
             let tolerance = 2.0 * unit_tolerance(config.d_out);
             prop_assert!(f64::from(l12.abs()) <= 1.0 + tolerance, "loss {l12}");
+            Stats::default().check_oracle_scalar("loss", l12, &loss_bound);
         }
     }
 
@@ -78,11 +103,13 @@ proptest! {
         let mut head = SimSiamHead::from_params(config, params(&config, seed)).unwrap();
         head.set_identity_predictor().unwrap();
         let z1 = input(&mut LcgRng::new(seed ^ 1), config.d_encoder);
+        let projection = Bounds::new(ORACLE, &config, head.params()).project(&z1);
         for backend in [Backend::Simd, Backend::Scalar] {
             let head = twin(&head, backend);
             let mut z = vec![0.0; config.d_out];
             let mut p = vec![0.0; config.d_out];
             head.project_into(&z1, &mut z, &mut []).unwrap();
+            check_unit_output("project", &z, &projection)?;
             head.predict_into(&z, &mut p, &mut []).unwrap();
             // ReLU(z) − ReLU(−z) == z exactly, then renormalising a unit vector: a few ulp.
             for (a, b) in z.iter().zip(&p) {
@@ -92,6 +119,10 @@ proptest! {
             let loss = head.loss(&z1, &z1, &mut workspace).unwrap();
             if norm(&z) > 0.0 {
                 prop_assert!(f64::from(loss + 1.0).abs() <= unit_tolerance(config.d_out) * 2.0, "loss {loss}");
+            } else {
+                // A projection that is certainly zero (checked above): p = 0 too, and the
+                // loss −(p·z + p·z)/2 is exactly 0.
+                prop_assert!(loss == 0.0, "loss {loss} of a zero projection");
             }
         }
     }

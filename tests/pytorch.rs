@@ -185,7 +185,7 @@ fn check_all(name: &str, architecture: Architecture, params: &[f32], eval: &Eval
 
     // A parameter image: every parameter kept bit for bit, run in place.
     let mut image = simsiam::image::AlignedImage([0_u8; 1 << 16]);
-    let storage: Vec<u8>;
+    let mut storage: Vec<u8>;
     let bytes: &[u8] = match head.image_len().unwrap() {
         len if len <= image.0.len() => {
             let len = head.write_image(&mut image.0).unwrap();
@@ -193,11 +193,16 @@ fn check_all(name: &str, architecture: Architecture, params: &[f32], eval: &Eval
         }
         _ => {
             // Too large for the stack buffer (the paper's head): the alloc API's copy.
-            storage = SimSiam::from_params(architecture, params.to_vec())
+            // Copied to a 4-byte-aligned address (a `Vec<u8>` need not be), so that it
+            // can be viewed in place below.
+            let image = SimSiam::from_params(architecture, params.to_vec())
                 .unwrap()
                 .to_image()
                 .unwrap();
-            &storage
+            storage = vec![0; image.len() + 3];
+            let skip = storage.as_ptr().align_offset(4);
+            storage[skip..skip + image.len()].copy_from_slice(&image);
+            &storage[skip..skip + image.len()]
         }
     };
     let model = SimSiam::from_image(bytes).unwrap();
@@ -221,13 +226,14 @@ fn check_all(name: &str, architecture: Architecture, params: &[f32], eval: &Eval
         direct,
         "{name}: image head differs"
     );
-    if let Ok(in_place) = SimSiamHead::from_image(bytes) {
-        let mut again = vec![0.0; architecture.d_out()];
-        in_place
-            .project_into(x, &mut again, &mut workspace)
-            .unwrap();
-        assert_eq!(again, direct, "{name}: in-place image head differs");
-    }
+    // The bytes are 4-byte aligned: an error here fails the test.
+    let in_place = SimSiamHead::from_image(bytes)
+        .unwrap_or_else(|e| panic!("{name}: in-place image head: {e:?}"));
+    let mut again = vec![0.0; architecture.d_out()];
+    in_place
+        .project_into(x, &mut again, &mut workspace)
+        .unwrap();
+    assert_eq!(again, direct, "{name}: in-place image head differs");
 }
 
 #[test]

@@ -73,6 +73,18 @@ impl Oracle<'_> {
         params: &[LayerParams<'_>],
         input: Vec<Vec<f64>>,
     ) -> Vec<Vec<f64>> {
+        self.stack_recording(layers, params, input, &mut Vec::new())
+    }
+
+    /// [`stack`](Self::stack), pushing each BatchNorm layer's batch mean and unbiased
+    /// variance per channel (what its running statistics take in) onto `batch_stats`.
+    fn stack_recording(
+        &self,
+        layers: &[Layer],
+        params: &[LayerParams<'_>],
+        input: Vec<Vec<f64>>,
+        batch_stats: &mut Vec<Vec<(f64, f64)>>,
+    ) -> Vec<Vec<f64>> {
         let mut x = input;
         for (layer, p) in layers.iter().zip(params) {
             let mut a: Vec<Vec<f64>> = x
@@ -90,9 +102,11 @@ impl Oracle<'_> {
                 .collect();
             if let Some(bn) = layer.batch_norm {
                 let n = a.len() as f64;
+                let mut layer_stats = Vec::new();
                 for c in 0..layer.d_out {
                     let mean = a.iter().map(|r| r[c]).sum::<f64>() / n;
                     let var = a.iter().map(|r| (r[c] - mean).powi(2)).sum::<f64>() / n;
+                    layer_stats.push((mean, var * n / (n - 1.0)));
                     let inv = 1.0 / (var + f64::from(bn.eps)).sqrt();
                     for row in &mut a {
                         let xhat = (row[c] - mean) * inv;
@@ -100,6 +114,7 @@ impl Oracle<'_> {
                             xhat * p.gamma.map_or(1.0, |g| g[c]) + p.beta.map_or(0.0, |b| b[c]);
                     }
                 }
+                batch_stats.push(layer_stats);
             }
             if layer.relu {
                 a.iter_mut().flatten().for_each(|v| *v = v.max(0.0));
@@ -107,6 +122,23 @@ impl Oracle<'_> {
             x = a;
         }
         x
+    }
+
+    /// Each BatchNorm layer's batch statistics (mean, unbiased variance per channel), in
+    /// layer order, for one view `x` through the projector and the predictor.
+    fn batch_statistics(&self, params: &[f64], x: &[Vec<f64>]) -> Vec<Vec<(f64, f64)>> {
+        let arch = self.architecture;
+        let all = split_layers(arch, params);
+        let (proj_params, pred_params) = all.split_at(arch.projector.layers().len());
+        let mut stats = Vec::new();
+        let z = self.stack_recording(arch.projector.layers(), proj_params, x.to_vec(), &mut stats);
+        let z = if arch.normalize_projection {
+            normalize(&z, 1e-12)
+        } else {
+            z
+        };
+        self.stack_recording(arch.predictor.layers(), pred_params, z, &mut stats);
+        stats
     }
 
     /// The loss of a batch; `detach` holds the targets fixed at the given values
@@ -399,10 +431,12 @@ on_both_twins! {
     mixed_no_stop_gradient: mixed(), 3, false;
 }
 
-/// SGD's arithmetic and the running statistics after two steps, against the rules
-/// computed here from the step's own gradients (so only the update is under test).
-#[test]
-fn sgd_and_running_statistics_follow_pytorch_rules() {
+/// SGD's arithmetic and the running statistics over three steps, on both twins: the
+/// update against the rules computed here from the step's own gradients (so only the
+/// update is under test), bit for bit; every BatchNorm layer's running statistics
+/// against PyTorch's rule applied to the `f64` oracle's batch statistics of both views
+/// (unbiased variance, momentum 0.1) from the parameters before the step.
+fn sgd_and_running_statistics_follow_pytorch_rules<K: Kernels>() {
     let architecture = Architecture::official(8, 6, 3).unwrap();
     let params = params_for(&architecture, 3);
     let n = 4;
@@ -417,7 +451,7 @@ fn sgd_and_running_statistics_follow_pytorch_rules() {
     };
     let mut head = SimSiamHead::new(architecture, params.clone())
         .unwrap()
-        .with_kernels::<Scalar>();
+        .with_kernels::<K>();
     let mut sgd = Sgd::new(&architecture, config, vec![0.0; params.len()]).unwrap();
     let mut scratch = vec![0.0; scratch_len(&architecture, n).unwrap()];
     let mut w = params.clone();
@@ -428,36 +462,44 @@ fn sgd_and_running_statistics_follow_pytorch_rules() {
         .iter()
         .map(|l| l.param_count().unwrap())
         .sum::<usize>();
-    // The first BatchNorm's running statistics after one step, in f64: view 1's batch
-    // statistics (unbiased variance), then view 2's, momentum 0.1.
-    let (d_in, d) = (8, 8);
-    let layer0 = architecture.layers().next().copied().unwrap();
-    let running_at = layer0.d_in * layer0.d_out + 2 * d;
-    let mut expected_running: Vec<(f64, f64)> = (0..d)
-        .map(|c| {
-            (
-                f64::from(params[running_at + c]),
-                f64::from(params[running_at + d + c]),
-            )
-        })
-        .collect();
-    for x in [&x1s, &x2s] {
-        for (c, (rm, rv)) in expected_running.iter_mut().enumerate() {
-            let a: Vec<f64> = x
-                .chunks_exact(d_in)
-                .map(|row| {
-                    (0..d_in)
-                        .map(|k| f64::from(params[c * d_in + k]) * f64::from(row[k]))
-                        .sum()
-                })
-                .collect();
-            let mean = a.iter().sum::<f64>() / n as f64;
-            let var = a.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
-            *rm = 0.1 * mean + 0.9 * *rm;
-            *rv = 0.1 * var + 0.9 * *rv;
+    // Where each BatchNorm layer's running_mean (then running_var) sits.
+    let mut running_at = Vec::new();
+    let mut at = 0;
+    for layer in architecture.layers() {
+        at += layer.param_count().unwrap();
+        if layer.batch_norm.is_some() {
+            running_at.push((at - 2 * layer.d_out, layer.d_out));
         }
     }
-    for (step, lr) in [(0, 0.2_f32), (1, 0.05)] {
+    assert_eq!(running_at.len(), 4, "the official head's BatchNorm layers");
+    let oracle = Oracle {
+        architecture: &architecture,
+    };
+    let (x1, x2) = (rows(&x1s, 8), rows(&x2s, 8));
+    let twin = std::any::type_name::<K>();
+    for (step, lr) in [(0, 0.2_f32), (1, 0.05), (2, 0.1)] {
+        // The running statistics PyTorch's rule gives from the parameters before the step:
+        // view 1's batch statistics, then view 2's.
+        let before: Vec<f64> = head.params().iter().map(|v| f64::from(*v)).collect();
+        let mut expected: Vec<Vec<(f64, f64)>> = running_at
+            .iter()
+            .map(|(at, d)| {
+                (0..*d)
+                    .map(|c| (before[at + c], before[at + d + c]))
+                    .collect()
+            })
+            .collect();
+        for x in [&x1, &x2] {
+            let batch = oracle.batch_statistics(&before, x);
+            assert_eq!(batch.len(), expected.len());
+            for (layer, stats) in expected.iter_mut().zip(&batch) {
+                for ((rm, rv), (mean, var)) in layer.iter_mut().zip(stats) {
+                    *rm = 0.1 * mean + 0.9 * *rm;
+                    *rv = 0.1 * var + 0.9 * *rv;
+                }
+            }
+        }
+
         sgd.set_lr(lr);
         sgd.step(&mut head, &x1s, &x2s, &mut scratch, [&mut [], &mut []])
             .unwrap();
@@ -477,24 +519,21 @@ fn sgd_and_running_statistics_follow_pytorch_rules() {
                 assert_eq!(
                     head.params()[i].to_bits(),
                     w[i].to_bits(),
-                    "step {step}, param {i}"
+                    "{twin} step {step}, param {i}"
                 );
             }
         }
-        assert_eq!(sgd.momentum()[..], buf[..]);
-        if step == 0 {
-            for (c, (rm, rv)) in expected_running.iter().enumerate() {
-                let (got_m, got_v) = (
-                    head.params()[running_at + c],
-                    head.params()[running_at + d + c],
-                );
+        assert_eq!(sgd.momentum()[..], buf[..], "{twin} step {step}: momentum");
+        for (bn, ((at, d), layer)) in running_at.iter().zip(&expected).enumerate() {
+            for (c, (rm, rv)) in layer.iter().enumerate() {
+                let (got_m, got_v) = (head.params()[at + c], head.params()[at + d + c]);
                 assert!(
                     (f64::from(got_m) - rm).abs() <= 1e-5 * rm.abs().max(1.0),
-                    "running_mean[{c}] {got_m} vs {rm}"
+                    "{twin} step {step}, BatchNorm {bn}: running_mean[{c}] {got_m} vs {rm}"
                 );
                 assert!(
                     (f64::from(got_v) - rv).abs() <= 1e-5 * rv.abs().max(1.0),
-                    "running_var[{c}] {got_v} vs {rv}"
+                    "{twin} step {step}, BatchNorm {bn}: running_var[{c}] {got_v} vs {rv}"
                 );
             }
         }
@@ -503,7 +542,17 @@ fn sgd_and_running_statistics_follow_pytorch_rules() {
     let frozen = frozen_range(&architecture);
     assert_eq!(head.params()[frozen.clone()], params[frozen]);
     // Two views per step through every BatchNorm.
-    assert_eq!(head.batches_tracked()[..5], [4, 4, 4, 4, 0]);
+    assert_eq!(head.batches_tracked()[..5], [6, 6, 6, 6, 0]);
+}
+
+#[test]
+fn sgd_and_running_statistics_follow_pytorch_rules_simd() {
+    sgd_and_running_statistics_follow_pytorch_rules::<Simd>();
+}
+
+#[test]
+fn sgd_and_running_statistics_follow_pytorch_rules_scalar() {
+    sgd_and_running_statistics_follow_pytorch_rules::<Scalar>();
 }
 
 fn trained_mask(architecture: &Architecture) -> Vec<bool> {
@@ -653,5 +702,101 @@ fn without_stop_gradient_the_projections_collapse() {
     assert!(
         loss_collapsed < -0.99,
         "collapsed outputs agree: {loss_collapsed}"
+    );
+}
+
+/// `momentum_len` is what `Sgd::new` takes (one float per parameter), and an invalid
+/// architecture's error.
+#[test]
+fn momentum_len_is_what_sgd_takes() {
+    use simsiam::train::momentum_len;
+    for architecture in [
+        tiny_reference(),
+        mixed(),
+        Architecture::official(8, 6, 3).unwrap(),
+    ] {
+        let len = momentum_len(&architecture).unwrap();
+        assert_eq!(len, architecture.param_count().unwrap());
+        let config = TrainConfig::default();
+        assert!(Sgd::new(&architecture, config, vec![0.0; len]).is_ok());
+        assert_eq!(
+            Sgd::new(&architecture, config, vec![0.0; len - 1]).err(),
+            Some(SslError::DimensionMismatch {
+                expected: len,
+                got: len - 1
+            })
+        );
+    }
+    // A predictor that does not map the projection to itself.
+    let mut broken = tiny_reference();
+    broken.predictor = Stack::new(&[Layer::linear(3, 2)]).unwrap();
+    assert!(broken.validate().is_err());
+    assert_eq!(momentum_len(&broken), broken.validate().map(|()| 0));
+}
+
+/// The head's counters and storage: `set_batches_tracked` is what `batches_tracked` and
+/// the image record; `into_params` gives the storage back unchanged.
+#[test]
+fn batches_tracked_and_storage_round_trip() {
+    let architecture = Architecture::official(8, 6, 3).unwrap();
+    let params = params_for(&architecture, 4);
+    let mut head = SimSiamHead::new(architecture, params.clone()).unwrap();
+    assert_eq!(head.batches_tracked(), &[0; 8]);
+    let counts = [3, 5, 7, 11, 13, 17, 19, 23];
+    head.set_batches_tracked(counts);
+    assert_eq!(head.batches_tracked(), &counts);
+    let mut bytes = vec![0; head.image_len().unwrap()];
+    head.write_image(&mut bytes).unwrap();
+    let image = simsiam::image::Image::parse(&bytes).unwrap();
+    // The image keeps the counters of the BatchNorm layers (the first four), 0 elsewhere.
+    assert_eq!(image.batches_tracked(), &[3, 5, 7, 11, 0, 0, 0, 0]);
+    let storage = head.into_params();
+    assert!(
+        storage
+            .iter()
+            .zip(&params)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+    assert_eq!(storage.len(), params.len());
+}
+
+/// `Trainer::lr` and `config`, and `SimSiam::head_mut`: the trainer reports the settings
+/// it was given and the lr `set_lr` set; a change made through `head_mut` is the model's.
+#[cfg(feature = "alloc")]
+#[test]
+fn trainer_settings_and_head_mut() {
+    use simsiam::SimSiam;
+    use simsiam::train::Trainer;
+    let architecture = Architecture::official(8, 6, 3).unwrap();
+    let mut model = SimSiam::from_params(architecture, params_for(&architecture, 5)).unwrap();
+    let config = TrainConfig {
+        lr: 0.2,
+        momentum: 0.8,
+        weight_decay: 0.01,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(&model, config).unwrap();
+    assert_eq!(trainer.config(), &config);
+    assert_eq!(trainer.lr(), 0.2);
+    trainer.set_lr(0.05);
+    assert_eq!(trainer.lr(), 0.05);
+    assert_eq!(
+        trainer.config(),
+        &config,
+        "set_lr changes the lr, not the settings"
+    );
+    let (x1s, x2s) = (inputs(4, 8, 1), inputs(4, 8, 2));
+    trainer.step(&mut model, &x1s, &x2s).unwrap();
+    assert_eq!(trainer.lr(), 0.05, "a step keeps the lr");
+
+    let counts = [1, 2, 3, 4, 0, 0, 0, 0];
+    model.head_mut().set_batches_tracked(counts);
+    assert_eq!(model.head().batches_tracked(), &counts);
+    let image = model.to_image().unwrap();
+    assert_eq!(
+        simsiam::image::Image::parse(&image)
+            .unwrap()
+            .batches_tracked(),
+        &counts
     );
 }

@@ -156,6 +156,73 @@ static size_t reference_lanes_len(SimsiamConfig c) {
   return 16 * ((in < cap ? in : cap) + (hidden < cap ? hidden : cap) + rows) + 15;
 }
 
+/* `p` moved by one byte: not aligned for a float (never dereferenced: every call below
+ * must refuse it before). */
+static float *off_by_one(const void *p) { return (float *)((uintptr_t)p + 1); }
+
+typedef SimsiamStatus (*BatchWs)(const SimsiamModel *, const float *, size_t, float *, size_t,
+                                 float *, size_t);
+
+/* The pointer checks of every batch call, on a reference model and `n` rows of valid
+ * inputs (`ps` are the projections of `zs`): the `_ws` calls with a NULL workspace of
+ * non-zero length, a misaligned one, and one that meets the input, the output or the
+ * parameters; MISALIGNED for each pointer of each batch call. Nothing is written. */
+static void test_batch_pointers(const SimsiamModel *model, const float *zs, const float *zs2,
+                                const float *ps, float *losses, float *ws, size_t ws_len,
+                                size_t d_enc, size_t d_out, size_t n) {
+  float *out = alloc_floats(n * d_out);
+  for (size_t i = 0; i < n * d_out; i++) out[i] = SENTINEL;
+  for (size_t i = 0; i < n; i++) losses[i] = SENTINEL;
+  const BatchWs calls[2] = {simsiam_project_batch_ws, simsiam_predict_batch_ws};
+  const float *inputs[2] = {zs, ps};
+  const size_t input_lens[2] = {n * d_enc, n * d_out};
+  for (size_t c = 0; c < 2; c++) {
+    const BatchWs call = calls[c];
+    const float *x = inputs[c];
+    const size_t x_len = input_lens[c];
+    /* The valid call, for reference. */
+    EXPECT(call(model, x, x_len, out, n * d_out, ws, ws_len), SIMSIAM_STATUS_OK);
+    for (size_t i = 0; i < n * d_out; i++) out[i] = SENTINEL;
+    EXPECT(call(model, x, x_len, out, n * d_out, NULL, ws_len), SIMSIAM_STATUS_NULL_POINTER);
+    EXPECT(call(model, x, x_len, out, n * d_out, off_by_one(ws), ws_len - 1),
+           SIMSIAM_STATUS_MISALIGNED);
+    EXPECT(call(model, x, x_len, out, n * d_out, (float *)x, x_len), SIMSIAM_STATUS_OVERLAP);
+    EXPECT(call(model, x, x_len, out, n * d_out, out + 1, n * d_out - 1),
+           SIMSIAM_STATUS_OVERLAP);
+    EXPECT(call(model, x, x_len, out, n * d_out, (float *)model->params + 7, 4),
+           SIMSIAM_STATUS_OVERLAP);
+    EXPECT(call(model, off_by_one(x), x_len - 1, out, n * d_out, ws, ws_len),
+           SIMSIAM_STATUS_MISALIGNED);
+    EXPECT(call(model, x, x_len, off_by_one(out), n * d_out - 1, ws, ws_len),
+           SIMSIAM_STATUS_MISALIGNED);
+  }
+  EXPECT(simsiam_project_batch(model, off_by_one(zs), n * d_enc - 1, out, n * d_out),
+         SIMSIAM_STATUS_MISALIGNED);
+  EXPECT(simsiam_project_batch(model, zs, n * d_enc, off_by_one(out), n * d_out - 1),
+         SIMSIAM_STATUS_MISALIGNED);
+  EXPECT(simsiam_predict_batch(model, off_by_one(ps), n * d_out - 1, out, n * d_out),
+         SIMSIAM_STATUS_MISALIGNED);
+  EXPECT(simsiam_predict_batch(model, ps, n * d_out, off_by_one(out), n * d_out - 1),
+         SIMSIAM_STATUS_MISALIGNED);
+  EXPECT(simsiam_loss_batch(model, off_by_one(zs), n * d_enc - 1, zs2, n * d_enc, losses, n, ws,
+                            ws_len),
+         SIMSIAM_STATUS_MISALIGNED);
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, off_by_one(zs2), n * d_enc - 1, losses, n, ws,
+                            ws_len),
+         SIMSIAM_STATUS_MISALIGNED);
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, off_by_one(losses), n - 1, ws,
+                            ws_len),
+         SIMSIAM_STATUS_MISALIGNED);
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, losses, n, off_by_one(ws),
+                            ws_len - 1),
+         SIMSIAM_STATUS_MISALIGNED);
+  EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, losses, n, NULL, 0),
+         SIMSIAM_STATUS_NULL_POINTER);
+  CHECK(all_equal(out, n * d_out, SENTINEL));
+  CHECK(all_equal(losses, n, SENTINEL));
+  free(out);
+}
+
 static void test_batch(const SimsiamModel *model, const float *z1, const float *z2,
                        size_t d_enc, size_t d_out) {
   const size_t n = 3;
@@ -235,6 +302,7 @@ static void test_batch(const SimsiamModel *model, const float *z1, const float *
          SIMSIAM_STATUS_OVERLAP);
   EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, losses, n, zs2, n * d_enc),
          SIMSIAM_STATUS_OVERLAP);
+  test_batch_pointers(model, zs, zs2, out, losses, ws, ws_len, d_enc, d_out, n);
   zs2[5] = NAN;
   EXPECT(simsiam_loss_batch(model, zs, n * d_enc, zs2, n * d_enc, losses, n, ws, ws_len),
          SIMSIAM_STATUS_NON_FINITE);

@@ -4,7 +4,8 @@
 //! that is declared but defined nowhere, so the link fails with an undefined-symbol
 //! error if any call to it — any panic path in the code reachable from `_start` —
 //! survives optimisation. The calls cover single, pair (loss) and batch paths on both
-//! kernel twins. Every input (config, parameters, vectors, workspace) goes
+//! kernel twins, the image parser and `Image::copy_params`, and training with its size
+//! functions (`scratch_len`, `projection_ranges`, `momentum_len`). Every input (config, parameters, vectors, workspace) goes
 //! through `core::hint::black_box`, so the optimiser cannot use known shapes or values
 //! to delete a check: what is proved holds for all inputs.
 #![no_std]
@@ -22,8 +23,8 @@ use simsiam::model::{Architecture, BatchNorm, Layer, Stack};
 #[cfg(feature = "schedule")]
 use simsiam::train::cosine_lr;
 use simsiam::train::{
-    CollapseMonitor, Sgd, TrainConfig, collapse_level, output_std, output_std_scratch_len,
-    param_grads, scratch_len,
+    CollapseMonitor, Sgd, TrainConfig, collapse_level, momentum_len, output_std,
+    output_std_scratch_len, param_grads, projection_ranges, scratch_len,
 };
 #[cfg(feature = "init")]
 use simsiam::{LcgRng, init_params};
@@ -95,6 +96,12 @@ fn infer_batch_with<K: Kernels>(head: SimSiamHead<&'static [f32], K>) {
 /// a possible path.
 fn image(bytes: &'static [u8]) {
     observe(Image::parse(bytes).map(|image| image.param_count()));
+    if let Ok(image) = Image::parse(bytes) {
+        // Into a buffer of opaque length: right, short, long or empty.
+        let mut params = black_box([0.0_f32; 256]);
+        observe(image.copy_params(cut(&mut params, 256)));
+        black_box(&params);
+    }
     if let Ok(head) = SimSiamHead::from_checked_image(bytes) {
         infer_with(black_box(head).with_kernels::<Scalar>());
     }
@@ -226,6 +233,8 @@ fn training() {
     };
     let n = black_box(3);
     observe(scratch_len(&architecture, n));
+    observe(projection_ranges(&architecture, n));
+    observe(momentum_len(&architecture));
     let param_count = architecture.param_count().unwrap_or(0);
     let mut params = black_box([0.125_f32; 512]);
     let mut momentum = black_box([0.0_f32; 512]);

@@ -542,19 +542,22 @@ impl Stats {
 /// losses see [`MAX_VACUOUS_LOSS`]).
 pub const MAX_VACUOUS: f64 = 0.001;
 
-/// [`MAX_VACUOUS`] for losses. A loss's bound is vacuous when a projection or prediction
-/// of one of its views has a norm within its rounding bound of zero (then the direction,
-/// and so the cosine, is not determined by the inputs to any precision): the randomised
-/// small configs of tests/batch.rs (widths from 1) give such a view now and then. Measured
-/// over 100 runs of `batch_equals_single_calls` (48 cases each, ~300–500 losses): a
-/// vacuous loss in 12 runs, at most 1.7 % of the losses of a run, and never a vacuous
-/// projection or prediction. 5 % keeps a margin of 3 over that while still failing a
-/// propagation bug, which makes most bounds vacuous.
+/// [`MAX_VACUOUS`] for losses, in the tests that keep the pairs of views they draw
+/// ([`Book::report`]; tests/batch.rs draws such pairs anew and holds its losses to
+/// [`MAX_VACUOUS`], [`Book::report_with`]). A loss's bound is vacuous when a projection
+/// or prediction of one of its views has a norm within its rounding bound of zero (then
+/// the direction, and so the cosine, is not determined by the inputs to any precision):
+/// randomised small configs (widths from 1) give such a view now and then. Measured over
+/// 100 runs of tests/batch.rs's `batch_equals_single_calls` before it drew pairs anew
+/// (48 cases each, ~300–500 losses): a vacuous loss in 12 runs, at most 1.7 % of the
+/// losses of a run, and never a vacuous projection or prediction. 5 % keeps a margin of
+/// 3 over that while still failing a propagation bug, which makes most bounds vacuous.
 pub const MAX_VACUOUS_LOSS: f64 = 0.05;
 
-/// [`Stats`] by name, for a test that checks several kinds of values.
+/// [`Stats`] by name, for a test that checks several kinds of values, and named counts
+/// of events (such as inputs drawn anew).
 #[derive(Debug, Default, Clone)]
-pub struct Book(BTreeMap<&'static str, Stats>);
+pub struct Book(BTreeMap<&'static str, Stats>, BTreeMap<&'static str, usize>);
 
 impl Book {
     /// The statistics called `name`.
@@ -562,13 +565,26 @@ impl Book {
         self.0.entry(name).or_default()
     }
 
+    /// Adds one to the count called `name` (printed by [`report`](Self::report)).
+    pub fn count(&mut self, name: &'static str) {
+        *self.1.entry(name).or_default() += 1;
+    }
+
     /// [`Stats::report`] for each, prefixed by `test`, then for all of them together;
     /// values whose name mentions a loss may be vacuous up to [`MAX_VACUOUS_LOSS`].
     pub fn report(&self, test: &str, max_vacuous: f64) {
+        self.report_with(test, max_vacuous, max_vacuous.max(MAX_VACUOUS_LOSS));
+    }
+
+    /// [`report`](Self::report) with the limit for losses given: `max_vacuous_loss`.
+    pub fn report_with(&self, test: &str, max_vacuous: f64, max_vacuous_loss: f64) {
+        for (name, count) in &self.1 {
+            println!("{test}: {name}: {count}");
+        }
         let mut all = Stats::default();
         for (name, stats) in &self.0 {
             let limit = if name.contains("loss") {
-                max_vacuous.max(MAX_VACUOUS_LOSS)
+                max_vacuous_loss
             } else {
                 max_vacuous
             };
@@ -576,7 +592,7 @@ impl Book {
             all.merge(stats);
         }
         // The vacuous values of the whole are those of its losses, a part of it.
-        all.report(&format!("{test}, all"), max_vacuous.max(MAX_VACUOUS_LOSS));
+        all.report(&format!("{test}, all"), max_vacuous.max(max_vacuous_loss));
     }
 }
 
