@@ -524,7 +524,10 @@ fn scale_unchecked(window: &mut [f32], len: usize, sigma: f32, rng: &mut Xoshiro
 
 /// Step 4: one draw per element, in element order.
 fn jitter_unchecked(window: &mut [f32], sigma: f32, rng: &mut Xoshiro128PlusPlus) {
+    // A local copy: its state stays in registers through the loop.
+    let mut local = rng.clone();
     for v in window {
-        *v += sigma * rng.next_normal();
+        *v += sigma * local.next_normal();
     }
+    *rng = local;
 }

@@ -137,34 +137,15 @@ impl Xoshiro128PlusPlus {
             if u < ACCEPT[layer] {
                 return f32::from_bits(x.to_bits() | sign);
             }
-            if let Some(magnitude) = self.normal_slow_path(layer, x) {
+            // The slow path takes and returns the state by value: passing `self` would
+            // let its address escape and keep the state in memory, not in registers,
+            // in every loop that draws normals.
+            let (state, magnitude) = normal_slow_path(self.state, layer, x);
+            self.state = state;
+            if let Some(magnitude) = magnitude {
                 return f32::from_bits(magnitude.to_bits() | sign);
             }
         }
-    }
-
-    /// Steps 3 and 4 of [`next_normal`](Self::next_normal): the tail (`layer = 0`) or a
-    /// wedge. `None` when the wedge rejects `x`.
-    #[cold]
-    #[inline(never)]
-    fn normal_slow_path(&mut self, layer: usize, x: f32) -> Option<f32> {
-        if layer == 0 {
-            loop {
-                let a = self.next_uniform_nonzero();
-                let c = self.next_uniform_nonzero();
-                let excess = -libm::logf(a) * INV_TAIL_START;
-                let g = -libm::logf(c);
-                if g + g > excess * excess {
-                    return Some(TAIL_START + excess);
-                }
-            }
-        }
-        // `1 ≤ layer < LAYERS` here, so both indices are in bounds.
-        let above = DENSITY[(layer - 1) & (LAYERS - 1)];
-        let below = DENSITY[layer & (LAYERS - 1)];
-        #[allow(clippy::cast_precision_loss)]
-        let y = (self.next_u32() >> 8) as f32 * TWO_POW_MINUS_24;
-        (below + y * (above - below) < libm::expf(-0.5 * x * x)).then_some(x)
     }
 
     /// `((next_u32() >> 8) + 1) · 2⁻²⁴`: uniform on `(0, 1]`, 24 bits, exact.
@@ -179,8 +160,37 @@ impl Xoshiro128PlusPlus {
     /// Fills `out` with [`next_normal`](Self::next_normal) samples, in order.
     #[inline]
     pub fn fill_normal(&mut self, out: &mut [f32]) {
+        // A local copy: its state stays in registers through the loop.
+        let mut local = self.clone();
         for value in out {
-            *value = self.next_normal();
+            *value = local.next_normal();
+        }
+        *self = local;
+    }
+}
+
+/// Steps 3 and 4 of [`Xoshiro128PlusPlus::next_normal`]: the tail (`layer = 0`) or a
+/// wedge, from `state`; the new state, and `None` when the wedge rejects `x`.
+#[cold]
+#[inline(never)]
+fn normal_slow_path(state: [u32; 4], layer: usize, x: f32) -> ([u32; 4], Option<f32>) {
+    let mut rng = Xoshiro128PlusPlus { state };
+    if layer == 0 {
+        loop {
+            let a = rng.next_uniform_nonzero();
+            let c = rng.next_uniform_nonzero();
+            let excess = -libm::logf(a) * INV_TAIL_START;
+            let g = -libm::logf(c);
+            if g + g > excess * excess {
+                return (rng.state, Some(TAIL_START + excess));
+            }
         }
     }
+    // `1 ≤ layer < LAYERS` here, so both indices are in bounds.
+    let above = DENSITY[(layer - 1) & (LAYERS - 1)];
+    let below = DENSITY[layer & (LAYERS - 1)];
+    #[allow(clippy::cast_precision_loss)]
+    let y = (rng.next_u32() >> 8) as f32 * TWO_POW_MINUS_24;
+    let accepted = below + y * (above - below) < libm::expf(-0.5 * x * x);
+    (rng.state, accepted.then_some(x))
 }
