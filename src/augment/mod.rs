@@ -490,7 +490,9 @@ fn check_sigma(name: &'static str, sigma: f32) -> SslResult<()> {
 
 /// Step 1 on validated lengths (`raw` and `out` hold whole triads of `len`).
 fn rotate_unchecked(raw: &[f32], len: usize, rotation: &Rotation, out: &mut [f32]) {
-    let triad_len = 3 * len;
+    // `3·len ≤ channels·len`, checked by the caller: never saturates (and no overflow
+    // check is compiled in).
+    let triad_len = len.saturating_mul(3);
     for (source, target) in pieces(raw, triad_len).zip(pieces_mut(out, triad_len)) {
         let (x, rest) = source.split_at_checked(len).unwrap_or_default();
         let (y, z) = rest.split_at_checked(len).unwrap_or_default();
