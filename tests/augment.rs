@@ -381,7 +381,7 @@ fn every_ziggurat_layer_has_its_exact_mass() {
     // here; the mass of |x| between consecutive edges and beyond R is exact from Φ. A
     // mistake confined to one layer (a table entry, a wedge or the tail) moves mass in or
     // out of its interval: each interval's count must be within 5.5 binomial sd
-    // (Bonferroni over 128 intervals), 4·10⁶ draws.
+    // (Bonferroni over 128 intervals), 4·10⁶ draws; the tail's shape must match too.
     const R: f64 = 3.442_619_855_896_646;
     let f = |x: f64| (-0.5 * x * x).exp();
     let area =
@@ -397,10 +397,28 @@ fn every_ziggurat_layer_has_its_exact_mass() {
     let n = 4_000_000;
     let mut counts = vec![0_u64; edges.len() - 1];
     let mut rng = Xoshiro128PlusPlus::from_seed(42);
+    let mut tail = Vec::new();
     for _ in 0..n {
         let x = f64::from(rng.next_normal()).abs();
         counts[edges.partition_point(|&e| e <= x) - 1] += 1;
+        if x > R {
+            tail.push(x);
+        }
     }
+    // The tail's shape: Kolmogorov–Smirnov of |x| given |x| > R (about 2300 values),
+    // √m·D < 1.95 (p ≈ 0.001).
+    tail.sort_by(f64::total_cmp);
+    let m = tail.len() as f64;
+    let beyond = phi(-R);
+    let d = tail
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let cdf = 1.0 - phi(-x) / beyond;
+            (cdf - i as f64 / m).max((i + 1) as f64 / m - cdf)
+        })
+        .fold(0.0, f64::max);
+    assert!(m.sqrt() * d < 1.95, "tail KS √m·D = {}", m.sqrt() * d);
     let n_f = f64::from(n);
     let mut worst = (0.0_f64, 0);
     for (i, &count) in counts.iter().enumerate() {
