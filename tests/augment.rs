@@ -686,6 +686,17 @@ fn pinned_bits_for_seed_42() {
         assert_eq!(format!("{:016x}", fnv1a(&stream)), PINNED_STREAM_HASH);
     }
 
+    // Rotation matrices: every entry's rounding is pinned.
+    let mut rng = Xoshiro128PlusPlus::from_seed(42);
+    let count = if cfg!(miri) { 20 } else { 10_000 };
+    let matrices: Vec<f32> = (0..count)
+        .flat_map(|_| Rotation::random(&mut rng).matrix.into_iter().flatten())
+        .collect();
+    if !cfg!(miri) {
+        assert_eq!(format!("{:016x}", fnv1a(&matrices)), PINNED_ROTATIONS_HASH);
+    }
+    assert_eq!(hex(&matrices[..9]), PINNED_FIRST_ROTATION);
+
     let augmenter = Augmenter::new(ViewRecipe::HAPT, C, T, &MEAN, &STD).unwrap();
     let raw = raw_window(0);
     let mut rng = Xoshiro128PlusPlus::from_seed(42);
@@ -705,6 +716,11 @@ const PINNED_NORMALS: [&str; 8] = [
     "bf73babb", "3f210878", "be9b4868", "3f238cc7", "3f87fb9b", "bf8c3e47", "3faa62fb", "3fb84d92",
 ];
 const PINNED_STREAM_HASH: &str = "1707bc790632cb45";
+const PINNED_ROTATIONS_HASH: &str = "ea8ebb0821d357e3";
+const PINNED_FIRST_ROTATION: [&str; 9] = [
+    "3ee3d5ca", "3eed31fb", "3f443286", "bf62fe57", "3ddd1ca8", "3ee62ed1", "3e008b78", "bf612e76",
+    "3eeaeae8",
+];
 const PINNED_VIEW_ENDS: [&str; 6] = [
     "bea8bd4e", "c0a3db02", "bf5315b6", "40238c02", "3f4cc5d8", "3f145ac1",
 ];
