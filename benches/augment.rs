@@ -4,8 +4,7 @@
 //! 128 windows (one training batch of the recipe).
 //!
 //! `cargo bench --bench augment` and
-//! `RUSTFLAGS="-C target-cpu=x86-64-v3" cargo bench --bench augment`; medians in
-//! BENCHMARKS.md.
+//! `RUSTFLAGS="-C target-cpu=x86-64-v3" cargo bench --bench augment`.
 
 use std::hint::black_box;
 use std::time::Duration;

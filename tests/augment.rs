@@ -60,7 +60,8 @@ fn allocations_in(f: impl FnOnce()) -> usize {
 // Helpers.
 
 const C: usize = 6;
-const T: usize = 128;
+/// Samples per channel: the recipe's 128; 8 under miri (the interpreter is ~1000× slower).
+const T: usize = if cfg!(miri) { 8 } else { 128 };
 const W: usize = C * T;
 
 /// A deterministic raw window with exact values (multiples of 1/64 in [−2, 2]), acc-like
@@ -704,11 +705,13 @@ fn pinned_bits_for_seed_42() {
     augmenter
         .two_views(&raw, &mut rng, &mut v1, &mut v2)
         .unwrap();
-    let ends = [v1[0], v1[1], v1[W - 1], v2[0], v2[1], v2[W - 1]];
-    assert_eq!(hex(&ends), PINNED_VIEW_ENDS);
-    let both: Vec<f32> = v1.iter().chain(&v2).copied().collect();
-    assert_eq!(format!("{:016x}", fnv1a(&both)), PINNED_VIEWS_HASH);
-    assert_eq!(rng.state(), PINNED_STATE_AFTER_VIEWS);
+    if !cfg!(miri) {
+        let ends = [v1[0], v1[1], v1[W - 1], v2[0], v2[1], v2[W - 1]];
+        assert_eq!(hex(&ends), PINNED_VIEW_ENDS);
+        let both: Vec<f32> = v1.iter().chain(&v2).copied().collect();
+        assert_eq!(format!("{:016x}", fnv1a(&both)), PINNED_VIEWS_HASH);
+        assert_eq!(rng.state(), PINNED_STATE_AFTER_VIEWS);
+    }
 }
 
 const PINNED_U32: [&str; 4] = ["9d9452c1", "6909d440", "6148a68f", "54829a5b"];

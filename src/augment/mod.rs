@@ -17,7 +17,7 @@
 //!
 //! # The random stream (the firmware and the host replay it bit for bit)
 //! One [`Xoshiro128PlusPlus`]; every normal is one [`Xoshiro128PlusPlus::next_normal`]
-//! (a ziggurat: one `next_u32` 98.8 % of the time, more on its slow path, exactly as
+//! (a ziggurat: one `next_u32` 97.2 % of the time, more on its slow path, exactly as
 //! documented there). Per view, in this order:
 //! 1. if [`ViewRecipe::rotate`]: 4 normals `w, x, y, z` (the quaternion; all four drawn
 //!    again in the rare case `|q|² < 10⁻⁶`);
