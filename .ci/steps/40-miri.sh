@@ -33,8 +33,10 @@ miri_test() { # $1 = target dir, rest = target selection
 # of the batch paths: batch; the training step: train), `heapless` and the allocator
 # (no_alloc), `bytemuck`'s views of parameter images (image), and the unit tests. Left
 # out: properties, parity, paper_size, pytorch, train_pytorch (the same kernels on larger
-# heads, or files), collapse, error_payloads, bad_input (validation before any kernel),
-# and the doctests (examples whose paths the test targets cover). Two halves balanced by
+# heads, or files), layers (the kinds run the kernels the kernels tests cover), collapse,
+# error_payloads, bad_input (validation before any kernel), augment (scalar code over
+# libm, no unsafe dependency: 190 s under miri) and the doctests (examples whose paths the
+# test targets cover). Two halves balanced by
 # measured time (no_alloc ~200 s; batch ~85 s, kernels ~45 s, train_kernels ~120 s).
 half_a=(--lib --test no_alloc --test image)
 half_b=(--test batch --test kernels --test train_kernels --test train)
