@@ -33,7 +33,7 @@ diagnose() { # $1 = profile, rest = cargo flags
   local objdump
   objdump=$(find "$(rustc --print sysroot)" -name llvm-objdump -type f | head -n 1)
   local debug_var="CARGO_PROFILE_${profile^^}_DEBUG"
-  env "${debug_var//-/_}=true" cargo build --profile "$profile" --target "$TARGET" "$@" --features diagnose
+  env "${debug_var//-/_}=true" cargo build --locked --profile "$profile" --target "$TARGET" "$@" --features diagnose
   if [[ -n "$objdump" ]]; then
     "$objdump" -d --demangle "target/$TARGET/$profile/simsiam-nopanic" |
       awk '/^[0-9a-f]+ <.*>:$/ {f=$2} /bl.*core::panicking/ {print f}' | sort | uniq -c
@@ -43,7 +43,7 @@ diagnose() { # $1 = profile, rest = cargo flags
 check() { # $1 = profile, rest = cargo flags
   local profile=$1
   echo "--- link, profile $profile ${*:2}"
-  if ! cargo build --profile "$profile" --target "$TARGET" "${@:2}"; then
+  if ! cargo build --locked --profile "$profile" --target "$TARGET" "${@:2}"; then
     echo "FAIL: a panic path survives in profile $profile (undefined $MISSING above)" >&2
     diagnose "$profile" "${@:2}" || true
     exit 1
@@ -54,7 +54,7 @@ check release
 check overflow-checks --no-default-features
 
 echo "--- canary: a deliberate panic path must fail the link"
-if log=$(cargo build --release --target "$TARGET" --features canary 2>&1); then
+if log=$(cargo build --locked --release --target "$TARGET" --features canary 2>&1); then
   echo "FAIL: the canary linked, so the no-panic check proves nothing" >&2
   exit 1
 fi

@@ -37,16 +37,16 @@ if ! diff -u include/simsiam.h "$out/simsiam.h"; then
 fi
 
 say "clippy and rustfmt on capi"
-cargo clippy -p simsiam-capi --all-targets -- -D warnings
+cargo clippy --locked -p simsiam-capi --all-targets -- -D warnings
 rustfmt --edition 2024 --check capi/src/lib.rs capi/examples/reference.rs
 
 say "host static library"
-native_libs=$(cargo rustc --release -p simsiam-capi --crate-type staticlib -- --print native-static-libs 2>&1 |
+native_libs=$(cargo rustc --locked --release -p simsiam-capi --crate-type staticlib -- --print native-static-libs 2>&1 |
   sed -n 's/.*native-static-libs: //p' | tail -n 1)
 echo "native libraries: $native_libs"
 
 say "reference tool, and the parameter images the C test reads (official and reference heads)"
-cargo build -q --release -p simsiam-capi --example reference
+cargo build --locked -q --release -p simsiam-capi --example reference
 reference="$CARGO_TARGET_DIR/release/examples/reference"
 "$reference" write-image "$out/official.simsiam" official
 "$reference" write-image "$out/reference.simsiam" reference

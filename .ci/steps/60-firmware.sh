@@ -75,7 +75,14 @@ run_qemu() { # ELF OUTPUT
 }
 
 no_panic() { # ELF
-  if "${nm[@]}" -C "$1" | grep -i -E 'panic|rust_begin_unwind'; then
+  local symbols
+  # nm's own status first: a failing nm must not read as "no panic symbols".
+  symbols=$("${nm[@]}" -C "$1")
+  if [[ -z $symbols ]]; then
+    echo "nm listed no symbols in $1" >&2
+    exit 1
+  fi
+  if grep -i -E 'panic|rust_begin_unwind' <<<"$symbols"; then
     echo "$1 holds panic symbols (above)" >&2
     exit 1
   fi
@@ -83,7 +90,7 @@ no_panic() { # ELF
 }
 
 say "host reference tool"
-CARGO_TARGET_DIR="$root/target/capi" cargo build -q --release -p simsiam-capi --example reference
+CARGO_TARGET_DIR="$root/target/capi" cargo build --locked -q --release -p simsiam-capi --example reference
 reference="$root/target/capi/release/examples/reference"
 # thumbv7em has no vector unit, so the firmware's SIMD twin runs the scalar twin's kernels
 # (simsiam::kernels::VECTOR_UNIT): its `.simd` lines must hold the host's scalar values
@@ -95,14 +102,14 @@ say "Rust firmware: build the SIMD, scalar and baseline images (opt-level s, fat
 (
   cd examples/firmware
   export CARGO_TARGET_DIR="$PWD/target"
-  cargo clippy -q --release -- -D warnings
-  cargo clippy -q --release --no-default-features --features baseline -- -D warnings
+  cargo clippy --locked -q --release -- -D warnings
+  cargo clippy --locked -q --release --no-default-features --features baseline -- -D warnings
   for variant in simd scalar simd-inference scalar-inference baseline; do
     features=()
     [[ $variant == scalar* ]] && features=(--features scalar)
     [[ $variant == baseline ]] && features=(--features baseline)
     [[ $variant == *-inference || $variant == baseline ]] && features+=(--no-default-features)
-    cargo build -q --release "${features[@]}"
+    cargo build --locked -q --release "${features[@]}"
     cp "target/$TARGET/release/simsiam-firmware" "$out/firmware-$variant.elf"
   done
 )
@@ -185,7 +192,7 @@ done
 say "C firmware: thumbv7em static library (opt-level s, fat LTO), parameters as C, arm-none-eabi-gcc"
 CARGO_TARGET_DIR="$root/target/capi" CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=fat \
   CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_PANIC=abort \
-  cargo build -q --release -p simsiam-capi --target "$TARGET"
+  cargo build --locked -q --release -p simsiam-capi --target "$TARGET"
 "$reference" c-params >"$out/params.c"
 arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -Os -g -std=c11 \
   -Wall -Wextra -Werror -ffunction-sections -fdata-sections -Iinclude \

@@ -32,7 +32,7 @@ if ((${#missing[@]})); then
 fi
 rustup target add "$TARGET"
 
-say "cargo test --all-features --target $TARGET under qemu-aarch64"
-cargo test --all-features --target "$TARGET"
+say "cargo test --locked --all-features --target $TARGET under qemu-aarch64"
+cargo test --locked --all-features --target "$TARGET"
 
 say "aarch64 done"
