@@ -458,6 +458,13 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// Projects `n` encoder outputs at once: row `j` of `out` is
     /// [`project_into`](Self::project_into) of row `j` of `zs`.
     ///
+    /// With an [encoder](crate::model::Architecture::with_encoder), `zs` is `n` network
+    /// inputs (`n × d_input`), encoded as one batch first (eval mode), and `workspace`
+    /// must hold
+    /// [`Architecture::workspace_len`](crate::model::Architecture::workspace_len)`(n)`
+    /// (linear in `n`); the input's location is `"x"`. The same holds for
+    /// [`loss_batch_into`](Self::loss_batch_into) (`"x1"`, `"x2"`).
+    ///
     /// `zs` is `n × d_encoder` row-major (`n = zs.len() / d_encoder`, possibly 0) and `out`
     /// is `n × d_out`. The weights are read once per [`BATCH_GROUP`] inputs. `workspace`
     /// holds the intermediate vectors of a group, `min(n, 16)` times the projector's

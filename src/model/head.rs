@@ -460,7 +460,10 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
 
     /// Projects an encoder output: `out` = the projector's output (L2-normalised when
     /// the architecture says so: the reference's head does, the official one ends in its
-    /// BatchNorm).
+    /// BatchNorm). With an [encoder](Architecture::with_encoder), `z` is the network's
+    /// input ([`d_input`](Self::d_input) floats), encoded first (eval mode), and
+    /// `workspace` must hold [`Architecture::workspace_len`]`(1)`; the errors are then
+    /// about `d_input`, with the input's location `"x"`.
     ///
     /// `workspace` must hold the projector's intermediate vector: 0 floats for stacks of
     /// up to two layers (pass `&mut []`), the first layer's width for three layers (the
@@ -661,6 +664,11 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// the architecture did not already (PyTorch's `CosineSimilarity`, `eps = 1e-8`). In
     /// `[-1, 1]` up to rounding. For the reference's head this is exactly its
     /// `(D(p1, z2') + D(p2, z1'))·0.5`, `D(a, b) = −a·b`.
+    ///
+    /// With an [encoder](Architecture::with_encoder), `z1` and `z2` are the network's
+    /// inputs ([`d_input`](Self::d_input) floats each), encoded first (eval mode); the
+    /// input locations are then `"x1"`, `"x2"`, and the workspace is
+    /// [`Architecture::workspace_len`]`(1)`, the head's part first.
     ///
     /// `workspace` must hold at least
     /// [`Architecture::workspace_len`]`(1)` = `4·d_out` plus two intermediate vectors

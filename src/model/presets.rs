@@ -41,7 +41,7 @@ impl Default for HarDense {
     }
 }
 
-/// The sizes of [`Architecture::har_conv`] (feature `conv`); `Default` is the recipe's
+/// The sizes of `Architecture::har_conv` (feature `conv`); `Default` is the recipe's
 /// (6 channels × 128 samples, convolutions 32/64/128 of kernel 8, pools of 2,
 /// projection 128, predictor 32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

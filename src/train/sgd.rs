@@ -108,10 +108,11 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         self.momentum.as_ref()
     }
 
-    /// One training step on `n` pairs: `x1s`, `x2s` are `n × d_encoder` each, row-major.
+    /// One training step on `n` pairs: `x1s`, `x2s` are `n × d_input` each, row-major
+    /// (the network's input: the encoder's with an encoder, else the projector's).
     /// Returns the loss *before* the update. `scratch` holds at least
     /// [`scratch_len`](super::scratch_len)`(architecture, n)` floats; `input_grads`
-    /// receive `dL/dx1s`, `dL/dx2s` (`n·d_encoder` each), or pass empty slices to skip
+    /// receive `dL/dx1s`, `dL/dx2s` (`n·d_input` each), or pass empty slices to skip
     /// them. On any error the head and the optimiser are unchanged.
     ///
     /// # Errors
