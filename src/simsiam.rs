@@ -151,12 +151,14 @@ impl SimSiam {
     ///
     /// # Examples
     /// ```
+    /// # #[cfg(feature = "encoder")] {
     /// use simsiam::{LcgRng, SimSiam};
     /// use simsiam::model::{Architecture, HarDense};
     /// let network = Architecture::har_dense(&HarDense { window: 16, ..HarDense::default() })?;
     /// let model = SimSiam::from_architecture(network, &mut LcgRng::new(0))?;
     /// let feature = model.encode(&vec![0.1_f32; 6 * 16])?;
     /// assert_eq!(feature.len(), 128);
+    /// # }
     /// # Ok::<(), simsiam::SslError>(())
     /// ```
     pub fn from_architecture(architecture: Architecture, rng: &mut LcgRng) -> SslResult<Self> {

@@ -16,7 +16,7 @@
 //! - dense: eval 1.3e-7, loss 3.3e-7, grad 2.1e-5, params 2.4e-5;
 //! - conv: eval 2.5e-7, loss 6.5e-7, grad 9.0e-6, params 3.0e-5.
 
-#![cfg(feature = "alloc")]
+#![cfg(all(feature = "alloc", feature = "encoder"))]
 
 use safetensors::{Dtype, SafeTensors};
 use simsiam::layers::{Bias, LayerKind, Linear, Shape};
@@ -429,7 +429,43 @@ fn bad_inputs_give_typed_errors_and_change_nothing() {
         head.loss(&[0.5; 12], &bad, &mut workspace),
         Err(SslError::NonFinite { location: "x2" })
     );
-    // Training: wrong length, non-finite input; the model is unchanged.
+    // Empty batches are empty, as for a head alone.
+    assert_eq!(model.encode_batch(&[]).unwrap(), Vec::<f32>::new());
+    assert_eq!(model.project_batch(&[]).unwrap(), Vec::<f32>::new());
+    // Training: a short scratch, wrong length, non-finite input; the model is unchanged.
+    {
+        use simsiam::train::{Sgd, scratch_len};
+        let n = 4;
+        let needed = scratch_len(&architecture, n).unwrap();
+        let mut short = vec![0.0_f32; needed - 1];
+        let mut sgd = Sgd::new(
+            &architecture,
+            TrainConfig::default(),
+            vec![0.0; architecture.param_count().unwrap()],
+        )
+        .unwrap();
+        let x: Vec<f32> = (0..n * 12).map(|i| (i as f32 * 0.3).cos()).collect();
+        assert_eq!(
+            sgd.step(model.head_mut(), &x, &x, &mut short, [&mut [], &mut []]),
+            Err(SslError::CapacityTooSmall {
+                needed,
+                capacity: needed - 1
+            })
+        );
+        assert_eq!(
+            sgd.step(
+                model.head_mut(),
+                &x,
+                &x,
+                &mut vec![0.0; needed],
+                [&mut [0.0; 3], &mut []]
+            ),
+            Err(SslError::DimensionMismatch {
+                expected: n * 12,
+                got: 3
+            })
+        );
+    }
     let before = model.head().params().to_vec();
     let mut trainer = Trainer::new(&model, TrainConfig::default()).unwrap();
     let x: Vec<f32> = (0..4 * 12).map(|i| (i as f32 * 0.7).sin()).collect();

@@ -417,6 +417,7 @@ fn core_training_makes_no_allocation() {
 
 /// A network with an encoder (har-dense, and har-conv with feature `conv`): every eval
 /// call and a training step make no allocation, on both twins.
+#[cfg(feature = "encoder")]
 fn encoder_paths_allocate_nothing<K: Kernels>(architecture: Architecture) {
     use simsiam::model::Encoder;
     let n = 3;
@@ -464,6 +465,7 @@ fn encoder_paths_allocate_nothing<K: Kernels>(architecture: Architecture) {
     assert_eq!(count, 0);
 }
 
+#[cfg(feature = "encoder")]
 #[test]
 fn encoder_paths_make_no_allocation() {
     use simsiam::model::HarDense;

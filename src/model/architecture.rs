@@ -265,6 +265,10 @@ const BAD_EPS: SslError = SslError::InvalidParameter {
     name: "batch_norm",
     reason: "eps must be finite and > 0",
 };
+const ENCODER_FEATURE: SslError = SslError::InvalidParameter {
+    name: "encoder",
+    reason: "a network with an encoder needs the crate feature `encoder`",
+};
 const ENCODER_OUTPUT: SslError = SslError::InvalidParameter {
     name: "encoder",
     reason: "the encoder's output (flattened) must be the projector's input width",
@@ -309,6 +313,9 @@ impl Architecture {
             return Err(error);
         }
         if let Some(encoder) = &self.encoder {
+            if !cfg!(feature = "encoder") {
+                return Err(ENCODER_FEATURE);
+            }
             if encoder.d_out() != self.d_encoder() {
                 return Err(ENCODER_OUTPUT);
             }
@@ -337,10 +344,15 @@ impl Architecture {
     /// - the parameter image (version 1) holds no encoder: [`crate::image::write_image`]
     ///   refuses such a network with `InvalidParameter { name: "encoder" }`.
     ///
+    /// The encoder's paths are compiled in with the crate feature `encoder` (which `conv`
+    /// implies): without it, a network with an encoder is refused, and builds that run
+    /// heads alone (firmware) carry none of its code.
+    ///
     /// # Errors
     /// `InvalidParameter { name: "encoder", .. }` when the encoder's output is not
-    /// [`d_encoder`](Self::d_encoder) floats; the architecture's errors; `"config"` when
-    /// the parameter count overflows.
+    /// [`d_encoder`](Self::d_encoder) floats, or the crate is built without feature
+    /// `encoder`; the architecture's errors; `"config"` when the parameter count
+    /// overflows.
     ///
     /// # Examples
     /// ```
@@ -351,9 +363,11 @@ impl Architecture {
     ///     LayerKind::Linear(Linear { d_in: 10, d_out: 16, bias: Bias::Trainable }),
     ///     LayerKind::Relu,
     /// ])?;
+    /// # #[cfg(feature = "encoder")] {
     /// let network = head.with_encoder(encoder)?;
     /// assert_eq!((network.d_input(), network.d_encoder()), (10, 16));
     /// assert_eq!(network.param_count()?, head.param_count()? + 10 * 16 + 16);
+    /// # }
     /// # Ok::<(), simsiam::SslError>(())
     /// ```
     pub fn with_encoder(self, encoder: Encoder) -> SslResult<Self> {
@@ -365,12 +379,23 @@ impl Architecture {
         Ok(architecture)
     }
 
+    /// The encoder, when the crate is built with feature `encoder` (else `None`, so that
+    /// the encoder's paths are not linked into builds that cannot have one: a valid
+    /// architecture has no encoder without the feature).
+    #[inline(always)]
+    pub(crate) fn active_encoder(&self) -> Option<&Encoder> {
+        if cfg!(feature = "encoder") {
+            self.encoder.as_ref()
+        } else {
+            None
+        }
+    }
+
     /// The network's input width: the encoder's input (`C·T`), or
     /// [`d_encoder`](Self::d_encoder) without an encoder.
     #[must_use]
     pub fn d_input(&self) -> usize {
-        self.encoder
-            .as_ref()
+        self.active_encoder()
             .map_or_else(|| self.d_encoder(), Encoder::d_input)
     }
 
@@ -380,7 +405,8 @@ impl Architecture {
     /// # Errors
     /// `InvalidParameter` (`"shape"`) on overflow (never for a valid encoder).
     pub fn encoder_param_count(&self) -> SslResult<usize> {
-        self.encoder.as_ref().map_or(Ok(0), Encoder::param_count)
+        // Without feature `encoder` a valid architecture has none (`validate` refuses it).
+        self.active_encoder().map_or(Ok(0), Encoder::param_count)
     }
 
     /// The first layer at fault (its index, projector first, from 0) and why; `None`
@@ -596,7 +622,7 @@ impl Architecture {
     /// ```
     pub fn workspace_len(&self, n: usize) -> SslResult<usize> {
         let head = self.head_workspace_len(n)?;
-        match &self.encoder {
+        match self.active_encoder() {
             None => Ok(head),
             Some(encoder) => head
                 .checked_add(encoder_workspace_len(encoder, n)?)

@@ -504,7 +504,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         out: &mut [f32],
         workspace: &mut [f32],
     ) -> SslResult<()> {
-        if let Some(encoder) = &self.architecture().encoder {
+        if let Some(encoder) = self.architecture().active_encoder() {
             let n = super::head::rows_of(zs.len(), self.d_input())?;
             check_len(n.saturating_mul(self.d_out()), out.len())?;
             let (head, [features, _], work) = self.split_workspace(n, workspace)?;
@@ -614,7 +614,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         losses: &mut [f32],
         workspace: &mut [f32],
     ) -> SslResult<()> {
-        if let Some(encoder) = &self.architecture().encoder {
+        if let Some(encoder) = self.architecture().active_encoder() {
             let n = losses.len();
             let input_len = area(n, self.d_input())?;
             check_len(input_len, z1s.len())?;

@@ -475,7 +475,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// NaN/infinite input and `NonFinite { location: "projector output" }` when the
     /// result overflows.
     pub fn project_into(&self, z: &[f32], out: &mut [f32], workspace: &mut [f32]) -> SslResult<()> {
-        if let Some(encoder) = &self.architecture.encoder {
+        if let Some(encoder) = self.architecture.active_encoder() {
             return self.project_network(encoder, z, out, workspace);
         }
         self.project_features(z, out, workspace)
@@ -528,6 +528,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     ///
     /// # Examples
     /// ```
+    /// # #[cfg(feature = "encoder")] {
     /// use simsiam::{LcgRng, SimSiamHead};
     /// use simsiam::model::{Architecture, HarDense};
     /// let sizes = HarDense { channels: 2, window: 8, hidden: 8, feature: 4,
@@ -541,6 +542,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// let mut workspace = vec![0.0_f32; network.workspace_len(1)?];
     /// model.encode_into(&window, &mut feature, &mut workspace)?;
     /// assert!(feature.iter().all(|f| *f >= 0.0)); // it ends in a ReLU
+    /// # }
     /// # Ok::<(), simsiam::SslError>(())
     /// ```
     pub fn encode_into(&self, x: &[f32], out: &mut [f32], workspace: &mut [f32]) -> SslResult<()> {
@@ -565,7 +567,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     ) -> SslResult<()> {
         let n = rows_of(xs.len(), self.d_input())?;
         check_len(n.saturating_mul(self.d_encoder()), out.len())?;
-        let Some(encoder) = &self.architecture.encoder else {
+        let Some(encoder) = self.architecture.active_encoder() else {
             check_finite(xs, "x")?;
             out.copy_from_slice(xs);
             return Ok(());
@@ -588,6 +590,10 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         out: &mut [f32],
         work: &mut [f32],
     ) -> SslResult<()> {
+        if n == 0 {
+            // An empty batch, as the head's batch calls take it.
+            return Ok(());
+        }
         let params = self
             .params
             .as_ref()
@@ -681,7 +687,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// `CapacityTooSmall` for a short workspace; `NonFinite` as in
     /// [`project_into`](Self::project_into) (locations `"z1"`, `"z2"`).
     pub fn loss(&self, z1: &[f32], z2: &[f32], workspace: &mut [f32]) -> SslResult<f32> {
-        if let Some(encoder) = &self.architecture.encoder {
+        if let Some(encoder) = self.architecture.active_encoder() {
             return self.loss_network(encoder, z1, z2, workspace);
         }
         self.loss_features(z1, z2, workspace)

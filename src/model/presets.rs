@@ -1,13 +1,18 @@
 //! The sensor recipe's networks (`har-dense`, `har-conv`) and PyTorch's default
 //! initialisation of any network.
 
-use super::architecture::{Architecture, BatchNorm, Layer, Stack};
+use super::architecture::Architecture;
+#[cfg(feature = "encoder")]
+use super::architecture::{BatchNorm, Layer, Stack};
+#[cfg(feature = "encoder")]
 use super::encoder::Encoder;
 use crate::error::{SslError, SslResult, check_len};
-use crate::layers::{BatchNorm1d, Bias, LayerKind, Linear, Shape};
+use crate::layers::LayerKind;
+#[cfg(feature = "encoder")]
+use crate::layers::{BatchNorm1d, Bias, Linear, Shape};
 use crate::rng::LcgRng;
 
-/// The sizes of [`Architecture::har_dense`]; `Default` is the recipe's (6 channels × 128
+/// The sizes of `Architecture::har_dense` (feature `encoder`); `Default` is the recipe's (6 channels × 128
 /// samples, 256, 128, projection 128, predictor 32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HarDense {
@@ -79,6 +84,7 @@ impl Default for HarConv {
     }
 }
 
+#[cfg(feature = "encoder")]
 const fn linear(d_in: usize, d_out: usize) -> LayerKind {
     LayerKind::Linear(Linear {
         d_in,
@@ -87,6 +93,7 @@ const fn linear(d_in: usize, d_out: usize) -> LayerKind {
     })
 }
 
+#[cfg(feature = "encoder")]
 const fn batch_norm(channels: usize) -> LayerKind {
     LayerKind::BatchNorm1d(BatchNorm1d::new(channels))
 }
@@ -101,6 +108,7 @@ impl Architecture {
     /// ```
     /// No L2 normalisation after either (the loss's cosine normalises, as for
     /// [`official`](Self::official)).
+    #[cfg(feature = "encoder")]
     fn har_head(
         feature: usize,
         hidden: usize,
@@ -125,7 +133,8 @@ impl Architecture {
         )
     }
 
-    /// The sensor recipe's dense network (`har-dense`): the input `[C, T]` flattened
+    /// The sensor recipe's dense network (`har-dense`, feature `encoder`): the input
+    /// `[C, T]` flattened
     /// channel-major (`C·T` floats, `c·T + t`), then
     /// ```text
     /// encoder:   Linear(C·T, hidden, bias=False), BatchNorm1d(hidden), ReLU,
@@ -148,6 +157,7 @@ impl Architecture {
     /// assert_eq!((network.d_input(), network.d_encoder(), network.d_out()), (768, 128, 128));
     /// # Ok::<(), simsiam::SslError>(())
     /// ```
+    #[cfg(feature = "encoder")]
     pub fn har_dense(sizes: &HarDense) -> SslResult<Self> {
         let d_input = sizes
             .channels
@@ -257,6 +267,7 @@ impl Architecture {
     ///
     /// # Examples
     /// ```
+    /// # #[cfg(feature = "encoder")] {
     /// use simsiam::LcgRng;
     /// use simsiam::model::{Architecture, HarDense};
     /// let sizes = HarDense { channels: 2, window: 8, hidden: 8, feature: 4,
@@ -266,6 +277,7 @@ impl Architecture {
     /// network.init_params(&mut LcgRng::new(0), &mut params)?;
     /// let bound = 1.0 / 16.0_f32.sqrt(); // the first Linear's fan_in is 2·8
     /// assert!(params[..16 * 8].iter().all(|w| w.abs() <= bound));
+    /// # }
     /// # Ok::<(), simsiam::SslError>(())
     /// ```
     pub fn init_params(&self, rng: &mut LcgRng, params: &mut [f32]) -> SslResult<()> {

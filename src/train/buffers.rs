@@ -91,7 +91,7 @@ fn widest(architecture: &Architecture) -> usize {
 /// ```
 pub fn scratch_len(architecture: &Architecture, n: usize) -> SslResult<usize> {
     let head = head_scratch_len(architecture, n)?;
-    match &architecture.encoder {
+    match architecture.active_encoder() {
         None => Ok(head),
         Some(encoder) => head
             .checked_add(encoder.train_len(n).map_err(|_| OVERFLOW)?)

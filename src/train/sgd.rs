@@ -172,7 +172,7 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         check_finite(x2s, "x2s")?;
         check_len(layout.param_count, self.momentum.as_ref().len())?;
         let mut buffers = carve(architecture, n, scratch)?;
-        let mut encoder_step = match &architecture.encoder {
+        let mut encoder_step = match architecture.active_encoder() {
             Some(encoder) => {
                 let (plan, mut parts) = encoder.carve(n, core::mem::take(&mut buffers.encoder))?;
                 let encoder_params = params
@@ -263,8 +263,8 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         check_len(layout.param_count, momentum.len())?;
         let regions = || {
             let encoder = architecture
-                .encoder
-                .iter()
+                .active_encoder()
+                .into_iter()
                 .flat_map(|encoder| encoder.trained_ranges())
                 .map(|range| (range, current_lr as LrOf));
             encoder.chain(trained_regions(architecture, layout))
