@@ -115,6 +115,12 @@ fn range_mut(v: &mut [f32], (start, len): (usize, usize)) -> &mut [f32] {
         .unwrap_or_default()
 }
 
+/// `dst[i] = src[i]` over the shorter of the two (their lengths are checked by the
+/// callers; a zip rather than `copy_from_slice`, which keeps a length-mismatch panic).
+pub(crate) fn copy(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
+}
+
 /// The next `len` floats of `rest`, or `None` when it is shorter.
 pub(crate) fn take<'a>(rest: &mut &'a mut [f32], len: usize) -> Option<&'a mut [f32]> {
     let (head, tail) = core::mem::take(rest).split_at_mut_checked(len)?;
@@ -151,7 +157,9 @@ impl Encoder {
                 name: "encoder",
                 reason: "an encoder has at most MAX_ENCODER_LAYERS (16) layers",
             })?
-            .copy_from_slice(layers);
+            .iter_mut()
+            .zip(layers)
+            .for_each(|(slot, kind)| *slot = *kind);
         let mut shape = input;
         shape.size()?;
         for kind in layers {
@@ -296,7 +304,7 @@ impl Encoder {
                 let buffer = if index == 0 { &mut **a } else { &mut **b };
                 let y = buffer.get_mut(..in_len).ok_or(too_small)?;
                 if current.is_none() {
-                    y.copy_from_slice(x.get(..in_len).unwrap_or_default());
+                    copy(y, x);
                 }
                 match kind {
                     LayerKind::BatchNorm1d(bn) => bn.forward_eval(p, n, shape, y)?,
@@ -318,7 +326,7 @@ impl Encoder {
         }
         let [a, b] = &buffers;
         let last = if current == Some(1) { &**b } else { &**a };
-        out.copy_from_slice(last.get(..out.len()).ok_or(too_small)?);
+        copy(out, last);
         Ok(())
     }
 
@@ -430,7 +438,7 @@ impl Encoder {
                         Some(range) => self::range(before, range),
                     };
                     check_len(len, src.len())?;
-                    dst.copy_from_slice(src);
+                    copy(dst, src);
                 }
                 match kind {
                     LayerKind::BatchNorm1d(bn) => {
@@ -515,7 +523,7 @@ impl Encoder {
                 }
                 if index == 0 && !input_grad.is_empty() {
                     check_len(g.len(), input_grad.len())?;
-                    input_grad.copy_from_slice(g);
+                    copy(input_grad, g);
                 }
                 continue;
             }
@@ -526,7 +534,7 @@ impl Encoder {
                 other.get_mut(..in_len)
             };
             backward_kind::<K>(kind, p, n, shape, input, dy, dx, g_params, scratch)?;
-            current = 1 - current;
+            current ^= 1;
         }
         Ok(())
     }
@@ -544,7 +552,7 @@ impl Encoder {
         for (kind, slot) in self.layers().iter().zip(&plan.slots) {
             if let LayerKind::BatchNorm1d(bn) = kind {
                 let copy = copy.get_mut(..slot.params.1).unwrap_or_default();
-                copy.copy_from_slice(range(params, slot.params));
+                self::copy(copy, range(params, slot.params));
                 let mut tracked = 0_u64;
                 for view in views {
                     let saved = range(view, slot.saved);

@@ -569,7 +569,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         check_len(n.saturating_mul(self.d_encoder()), out.len())?;
         let Some(encoder) = self.architecture.active_encoder() else {
             check_finite(xs, "x")?;
-            out.copy_from_slice(xs);
+            super::encoder::copy(out, xs);
             return Ok(());
         };
         let needed = encoder.eval_work_len(n)?;

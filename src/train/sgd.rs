@@ -225,10 +225,7 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
                     ];
                     for (x, view, d_features, input_grad) in views {
                         let [grads_a, grads_b] = &mut parts.grads;
-                        grads_a
-                            .get_mut(..d_features.len())
-                            .unwrap_or_default()
-                            .copy_from_slice(d_features);
+                        crate::model::encoder::copy(grads_a, d_features);
                         encoder.backward::<K>(
                             plan,
                             encoder_params,
