@@ -898,3 +898,30 @@ mod finite_differences {
         check::<Simd>(architecture, 4, 31);
     }
 }
+
+/// The encoder's running statistics follow `TrainConfig::batch_norm_momentum`, as the
+/// head's do: with momentum 0 they stay bit for bit, with 1 they become the last batch's.
+#[test]
+fn encoder_running_statistics_follow_the_training_momentum() {
+    let architecture = small_dense();
+    // The first BatchNorm's running_mean and running_var: after W [8, 12], γ, β.
+    let (mean, var) = (96 + 16..96 + 24, 96 + 24..96 + 32);
+    let x: Vec<f32> = (0..4 * 12).map(|i| (i as f32 * 0.9).sin() + 0.5).collect();
+    for momentum in [0.0_f32, 1.0] {
+        let mut model = SimSiam::from_architecture(architecture, &mut LcgRng::new(9)).unwrap();
+        let config = TrainConfig {
+            batch_norm_momentum: momentum,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(&model, config).unwrap();
+        trainer.step(&mut model, &x, &x).unwrap();
+        let params = model.head().params();
+        if momentum == 0.0 {
+            assert_eq!(params[mean.clone()], [0.0; 8]);
+            assert_eq!(params[var.clone()], [1.0; 8]);
+        } else {
+            assert!(params[mean.clone()].iter().any(|m| *m != 0.0));
+            assert!(params[var.clone()].iter().all(|v| *v != 1.0));
+        }
+    }
+}
