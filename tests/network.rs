@@ -687,11 +687,19 @@ mod finite_differences {
         flat.chunks_exact(d).map(<[f64]>::to_vec).collect()
     }
 
-    /// The stop-gradient loss at `params`, `x1`, `x2`, with the targets `targets`.
-    fn loss64(a: &Architecture, params: &[f64], xs: [&[f64]; 2], targets: &[Rows; 2]) -> f64 {
+    /// The loss at `params`, `x1`, `x2`: with the targets `targets` held fixed
+    /// (stop-gradient), or, without them, the views' own projections.
+    fn loss64(
+        a: &Architecture,
+        params: &[f64],
+        xs: [&[f64]; 2],
+        targets: Option<&[Rows; 2]>,
+    ) -> f64 {
         let d = a.d_input();
-        let (_, p1) = view64(a, params, rows(xs[0], d));
-        let (_, p2) = view64(a, params, rows(xs[1], d));
+        let (z1, p1) = view64(a, params, rows(xs[0], d));
+        let (z2, p2) = view64(a, params, rows(xs[1], d));
+        let own = [z1, z2];
+        let targets = targets.unwrap_or(&own);
         let cos = |p: &Rows, z: &Rows| {
             let (p, z) = (unit(p), unit(z));
             let total: f64 = p
@@ -738,6 +746,15 @@ mod finite_differences {
     }
 
     fn check<K: Kernels>(architecture: Architecture, n: usize, seed: u64) {
+        check_with::<K>(architecture, n, seed, true);
+    }
+
+    fn check_with<K: Kernels>(
+        architecture: Architecture,
+        n: usize,
+        seed: u64,
+        stop_gradient: bool,
+    ) {
         let encoder = architecture.encoder.unwrap();
         let mut params = vec![0.0_f32; architecture.param_count().unwrap()];
         architecture
@@ -768,6 +785,7 @@ mod finite_differences {
         let config = TrainConfig {
             momentum: 0.0,
             weight_decay: 0.0,
+            stop_gradient,
             ..TrainConfig::default()
         };
         let mut sgd = Sgd::new(&architecture, config, vec![0.0; params.len()]).unwrap();
@@ -785,25 +803,20 @@ mod finite_differences {
             view64(&architecture, &p64, rows(&x1_64, d)).0,
             view64(&architecture, &p64, rows(&x2_64, d)).0,
         ];
-        let oracle_loss = loss64(&architecture, &p64, [&x1_64, &x2_64], &targets);
+        let fixed = stop_gradient.then_some(&targets);
+        let oracle_loss = loss64(&architecture, &p64, [&x1_64, &x2_64], fixed);
         assert!(
             (f64::from(loss) - oracle_loss).abs() < 1e-5,
             "loss {loss} vs {oracle_loss}"
         );
-        let d_x1 = fd(
-            &|x| loss64(&architecture, &p64, [x, &x2_64], &targets),
-            &x1_64,
-        );
-        let d_x2 = fd(
-            &|x| loss64(&architecture, &p64, [&x1_64, x], &targets),
-            &x2_64,
-        );
+        let d_x1 = fd(&|x| loss64(&architecture, &p64, [x, &x2_64], fixed), &x1_64);
+        let d_x2 = fd(&|x| loss64(&architecture, &p64, [&x1_64, x], fixed), &x2_64);
         let encoder_len = encoder.param_count().unwrap();
         let d_params = fd(
             &|p| {
                 let mut all = p64.clone();
                 all[..encoder_len].copy_from_slice(p);
-                loss64(&architecture, &all, [&x1_64, &x2_64], &targets)
+                loss64(&architecture, &all, [&x1_64, &x2_64], fixed)
             },
             &p64[..encoder_len],
         );
@@ -842,6 +855,13 @@ mod finite_differences {
     fn dense_encoder_gradients_match_finite_differences() {
         check::<Scalar>(dense(), 5, 11);
         check::<Simd>(dense(), 5, 11);
+    }
+
+    /// Without stop-gradient the targets' gradient flows into the encoder too.
+    #[test]
+    fn without_stop_gradient_encoder_gradients_match_finite_differences() {
+        check_with::<Scalar>(dense(), 5, 12, false);
+        check_with::<Simd>(dense(), 5, 12, false);
     }
 
     /// An encoder with a trained bias, BatchNorm first (an in-place kind copies the
