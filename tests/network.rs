@@ -15,6 +15,12 @@
 //! inputs moved by one ulp.
 //! - dense: eval 1.3e-7, loss 3.3e-7, grad 2.1e-5, params 2.4e-5;
 //! - conv: eval 2.5e-7, loss 6.5e-7, grad 9.0e-6, params 3.0e-5.
+//!
+//! Also here: the whole step against `f64` finite differences of an independent network
+//! (`finite_differences`: dL/dx and every encoder parameter, both twins, with and
+//! without stop-gradient, dense and conv encoders, in-place kinds first and after a
+//! ReLU), shape validation, PyTorch's default initialisation, typed errors with nothing
+//! changed, and the encoder's running statistics following the training's momentum.
 
 #![cfg(all(feature = "alloc", feature = "encoder"))]
 
