@@ -270,14 +270,14 @@ fn sum_error_bound_is_twice_gamma() {
 
 /// The SIMD twin runs the lane width its build picks: 16 with `avx512f` or with
 /// `--cfg simsiam_f32x16` (how CI runs the 16-lane kernels on CPUs without AVX-512), 8
-/// with `avx`, 4 with SSE only, else 8.
+/// with `avx`, 4 with SSE only and on wasm32 with `simd128` (one `v128`), else 8.
 #[test]
 fn lane_width_is_the_builds() {
     let expected = if cfg!(any(target_feature = "avx512f", simsiam_f32x16)) {
         16
     } else if cfg!(target_feature = "avx") {
         8
-    } else if cfg!(target_feature = "sse") {
+    } else if cfg!(any(target_feature = "sse", target_feature = "simd128")) {
         4
     } else {
         8

@@ -1,8 +1,9 @@
 //! The SIMD twin on `wide` lanes.
 //!
 //! The lane type is picked at compile time: `f32x16` when the build enables `avx512f`,
-//! `f32x8` with `avx` (one AVX register), `f32x4` with SSE only (one SSE register), else
-//! `f32x8` (two NEON registers on aarch64). `RUSTFLAGS="--cfg simsiam_f32x16"` picks the
+//! `f32x8` with `avx` (one AVX register), `f32x4` with SSE only (one SSE register) and on
+//! wasm32 with `simd128` (one `v128`, which engines keep in one SSE or NEON register),
+//! else `f32x8` (two NEON registers on aarch64). `RUSTFLAGS="--cfg simsiam_f32x16"` picks the
 //! 16-lane code on any CPU (`wide`'s `f32x16` is then two halves): the same kernels, block
 //! sizes and sum orders as an AVX-512 build, so CI runs them where no CPU has `avx512f`.
 //! Several independent accumulators keep the FMA latency from bounding the loops. Where `wide` has no vector unit and would
@@ -23,17 +24,19 @@ type Lanes = wide::f32x16;
 ))]
 type Lanes = wide::f32x8;
 #[cfg(all(
-    target_feature = "sse",
+    any(target_feature = "sse", target_feature = "simd128"),
     not(any(target_feature = "avx", simsiam_f32x16))
 ))]
 type Lanes = wide::f32x4;
-#[cfg(not(any(target_feature = "sse", simsiam_f32x16)))]
+#[cfg(not(any(target_feature = "sse", target_feature = "simd128", simsiam_f32x16)))]
 type Lanes = wide::f32x8;
 
 /// How many `f32` one SIMD vector of this build's SIMD twin holds: 16 with `avx512f`, 8
 /// with `avx`, 4 on x86 with SSE only (an `f32x8` there is two registers, and eight
-/// accumulators of two spilled out of the sixteen), else 8 (`wide`'s `f32x8`: two NEON
-/// registers on aarch64, or nothing: see [`VECTOR_UNIT`]).
+/// accumulators of two spilled out of the sixteen) and on wasm32 with `simd128` (one
+/// `v128`; engines map it to one of the host's 16 SSE registers on x86-64 for the same
+/// reason), else 8 (`wide`'s `f32x8`: two NEON registers on aarch64, or nothing: see
+/// [`VECTOR_UNIT`]).
 pub const LANES: usize = size_of::<Lanes>() / size_of::<f32>();
 
 /// Independent accumulators in a one-row dot product.
@@ -48,7 +51,8 @@ type BatchLanes = wide::f32x16;
 
 /// Rows per register block in [`Kernels::matmat_t_add`]: `BATCH_ROWS` accumulators of
 /// sixteen lanes, enough independent FMA chains to cover latency × pipes, few enough to
-/// stay in registers (32 zmm with AVX-512; 16 ymm with AVX, where an `f32x16` is two).
+/// stay in registers (32 zmm with AVX-512; 16 ymm with AVX, where an `f32x16` is two;
+/// 16 xmm with SSE only and for wasm `simd128`, where it is four).
 #[cfg(any(target_feature = "avx512f", simsiam_f32x16))]
 const BATCH_ROWS: usize = 12;
 #[cfg(all(
@@ -114,45 +118,57 @@ pub const VECTOR_UNIT: bool = cfg!(any(
 /// `GEMM_ROWS × GEMM_VECS` lane accumulators, enough independent FMA chains to cover
 /// latency × pipes, few enough to stay in registers with the `B` vectors and the
 /// broadcast `A` value (16 ymm with AVX: 12 + 2 + 1; 32 zmm with AVX-512; 32 q registers
-/// on NEON, where an `f32x8` is two).
+/// on NEON, where an `f32x8` is two; 16 xmm with SSE only and for wasm `simd128`, whose
+/// engines have the host's registers: 8 + 2 + 1).
 #[cfg(any(target_feature = "avx", target_feature = "neon"))]
 const GEMM_ROWS: usize = 6;
 #[cfg(not(any(target_feature = "avx", target_feature = "neon")))]
 const GEMM_ROWS: usize = 4;
 /// Lane vectors per row of a register block (each `B` load feeds `GEMM_ROWS` FMAs).
-#[cfg(any(target_feature = "sse", target_feature = "neon"))]
+#[cfg(any(
+    target_feature = "sse",
+    target_feature = "neon",
+    target_feature = "simd128"
+))]
 const GEMM_VECS: usize = 2;
-#[cfg(not(any(target_feature = "sse", target_feature = "neon")))]
+#[cfg(not(any(
+    target_feature = "sse",
+    target_feature = "neon",
+    target_feature = "simd128"
+)))]
 const GEMM_VECS: usize = 1;
 /// Columns of one register block: a column group.
 const GEMM_GROUP: usize = GEMM_VECS * LANES;
+/// Whether the build targets an application processor rather than a microcontroller:
+/// 64-bit targets, and wasm32 (a wasm engine runs on a host CPU with caches; Rust's
+/// wasm32 targets give the main thread 1 MiB of stack, emscripten's 64 KiB). The matrix
+/// kernels' cache blocks and the packed path are sized for it ([`GEMM_DEPTH`],
+/// [`GEMM_PACK`]).
+const APPLICATION_PROCESSOR: bool = cfg!(any(
+    target_pointer_width = "64",
+    all(target_arch = "wasm32", not(target_os = "emscripten"))
+));
 /// Steps `p` per cache block: a row block's `A` values (`GEMM_ROWS × GEMM_DEPTH`, 6 KiB
-/// with AVX) stay in L1 while they meet every column group of a panel. Splitting `p`
-/// keeps every element's order: its running sum is stored after one block and loaded,
-/// exactly, for the next.
-#[cfg(target_pointer_width = "64")]
-const GEMM_DEPTH: usize = 256;
-#[cfg(not(target_pointer_width = "64"))]
-const GEMM_DEPTH: usize = 64;
+/// with AVX) stay in L1 while they meet every column group of a panel; 64 on
+/// microcontrollers. Splitting `p` keeps every element's order: its running sum is
+/// stored after one block and loaded, exactly, for the next.
+const GEMM_DEPTH: usize = if APPLICATION_PROCESSOR { 256 } else { 64 };
 /// Columns per panel when `B` is read in place: the `GEMM_DEPTH × GEMM_PANEL` block of
 /// `B` is what every row block passes over before the next panel. A multiple of
 /// [`GEMM_GROUP`].
 const GEMM_PANEL: usize = 512;
 /// Column groups × steps of `B` the packed path copies per panel: 64 KiB of stack on
-/// 64-bit targets (application processors, deep stacks); 32-bit targets
-/// (microcontrollers) never pack.
-#[cfg(target_pointer_width = "64")]
-const GEMM_PACK: usize = 16 * 1024 / GEMM_GROUP;
-#[cfg(not(target_pointer_width = "64"))]
-const GEMM_PACK: usize = 0;
+/// application processors ([`APPLICATION_PROCESSOR`]: deep stacks); microcontrollers
+/// never pack.
+const GEMM_PACK: usize = if APPLICATION_PROCESSOR {
+    16 * 1024 / GEMM_GROUP
+} else {
+    0
+};
 /// Whether large products pack `B` ([`GEMM_PACK`]).
-#[cfg(target_pointer_width = "64")]
-const GEMM_PACKS: bool = true;
-#[cfg(not(target_pointer_width = "64"))]
-const GEMM_PACKS: bool = false;
+const GEMM_PACKS: bool = APPLICATION_PROCESSOR;
 // A packed panel holds at least one group of a full cache block of steps.
-#[cfg(target_pointer_width = "64")]
-const _: () = assert!(GEMM_PACK >= GEMM_PACK_DEPTH);
+const _: () = assert!(!GEMM_PACKS || GEMM_PACK >= GEMM_PACK_DEPTH);
 /// Steps per cache block of the packed path: with the buffer's 16 K floats, panels of
 /// 256 columns (AVX) whose `A` block is packed once for 16 column groups.
 const GEMM_PACK_DEPTH: usize = 64;
@@ -451,7 +467,7 @@ fn gemm_panel(
 
 /// Both matrix kernels on validated operands (at least one element, see
 /// [`gemm_call`]), in cache blocks of at most [`GEMM_DEPTH`] steps. Large calls on
-/// 64-bit targets copy `B` into panels first ([`gemm_packed`]); the others read it in
+/// application processors ([`APPLICATION_PROCESSOR`]) copy `B` into panels first ([`gemm_packed`]); the others read it in
 /// place, [`GEMM_PANEL`] columns at a time. Both give the same sums, bit for bit.
 #[inline]
 fn gemm(g: &Gemm<'_>, layout: GemmA, c: &mut [f32], ldc: usize) {
@@ -709,7 +725,7 @@ fn reduce_eight(s: [[Lanes; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2] {
         [[a, b, c, d], [e, f, g, h]]
     }
     #[cfg(all(
-        target_feature = "sse",
+        any(target_feature = "sse", target_feature = "simd128"),
         not(any(target_feature = "avx", simsiam_f32x16))
     ))]
     {
@@ -725,7 +741,7 @@ fn reduce_eight(s: [[Lanes; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2] {
             not(any(target_feature = "avx512f", simsiam_f32x16))
         ),
         all(
-            target_feature = "sse",
+            any(target_feature = "sse", target_feature = "simd128"),
             not(any(target_feature = "avx", simsiam_f32x16))
         )
     )))]
