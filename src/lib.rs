@@ -14,6 +14,9 @@
 //!   on the kernel twin given as its type parameter.
 //! - [`image`]: the parameter image, a versioned binary format validated without
 //!   allocation and run in place from flash.
+//! - [`augment`]: two augmented views of a sensor window (random rotation,
+//!   standardisation, scale, jitter) from a seeded [`augment::Xoshiro128PlusPlus`],
+//!   the same bits on the host and the device.
 //! - `SimSiam` (feature `alloc`): the reference's `Vec`-returning API over the head.
 //!
 //! # Never panics
@@ -42,6 +45,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod augment;
 mod error;
 pub mod image;
 pub mod kernels;

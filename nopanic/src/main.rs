@@ -12,6 +12,10 @@
 
 use core::hint::black_box;
 
+use simsiam::augment::{
+    Augmenter, Rotation, ViewRecipe, Xoshiro128PlusPlus, add_jitter, rotate_triads_into,
+    scale_channels, standardize,
+};
 use simsiam::image::{AlignedImage, Image};
 use simsiam::kernels::{Kernels, Scalar, Simd, scalar, simd};
 use simsiam::layers::{
@@ -363,6 +367,70 @@ fn layers() {
     black_box((&*x, &*y, &*dy, &*dx, &*grads, &*scratch));
 }
 
+/// The augmentations: the generator, the sampler, a rotation, every step and the
+/// `Augmenter` on opaque shapes, statistics, recipe, seed and buffers (any length).
+fn augment() {
+    let mut rng = Xoshiro128PlusPlus::from_seed(black_box(5));
+    if let Ok(resumed) = Xoshiro128PlusPlus::from_state(black_box([1, 2, 3, 4])) {
+        rng = black_box(resumed);
+    }
+    black_box(rng.state());
+    black_box(rng.next_u32());
+    black_box(rng.next_normal());
+    let mut normals = black_box([0.0_f32; 8]);
+    rng.fill_normal(cut(&mut normals, 5));
+    let rotation = black_box(Rotation::random(&mut rng));
+    let rotation = Rotation::from_quaternion(black_box([0.5, 0.5, 0.5, 0.5])).unwrap_or(rotation);
+    black_box(rotation.apply(black_box([1.0, 2.0, 3.0])));
+    let recipe = black_box(ViewRecipe {
+        rotate: black_box(true),
+        scale_sigma: black_box(0.1),
+        jitter_sigma: black_box(0.1),
+    });
+    observe(recipe.validate());
+    let [channels, len, n] = black_box([6_usize, 4, 2]);
+    let (mean, std) = (opaque(&Z2[..6]), opaque(&Z1[2..]));
+    let mut window = black_box([0.0_f32; 48]);
+    let mut views1 = black_box([0.0_f32; 48]);
+    let mut views2 = black_box([0.0_f32; 48]);
+    let raw = opaque(&BATCH);
+    observe(rotate_triads_into(
+        raw,
+        channels,
+        len,
+        &rotation,
+        cut(&mut window, 24),
+    ));
+    observe(standardize(cut(&mut window, 24), channels, len, mean, std));
+    observe(scale_channels(
+        cut(&mut window, 24),
+        channels,
+        len,
+        black_box(0.1),
+        &mut rng,
+    ));
+    observe(add_jitter(cut(&mut window, 24), black_box(0.1), &mut rng));
+    if let Ok(augmenter) = Augmenter::new(recipe, channels, len, mean, std) {
+        let augmenter = black_box(augmenter);
+        black_box((
+            augmenter.recipe(),
+            augmenter.channels(),
+            augmenter.samples(),
+        ));
+        black_box(augmenter.window_len());
+        observe(augmenter.view_into(raw, &mut rng, cut(&mut views1, 24)));
+        observe(augmenter.two_views(raw, &mut rng, cut(&mut views1, 24), cut(&mut views2, 24)));
+        observe(augmenter.two_views_batch(
+            raw,
+            n,
+            &mut rng,
+            cut(&mut views1, 48),
+            cut(&mut views2, 48),
+        ));
+    }
+    black_box((&window, &views1, &views2, rng));
+}
+
 /// `T::default()`, opaque.
 fn made<T: Default>() -> T {
     black_box(T::default())
@@ -389,6 +457,7 @@ pub extern "C" fn _start() -> ! {
         kernels();
         training();
         layers();
+        augment();
         #[cfg(feature = "init")]
         construction();
         #[cfg(feature = "canary")]
