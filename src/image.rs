@@ -192,9 +192,16 @@ const fn inconsistent(field: &'static str) -> SslError {
 ///
 /// # Errors
 /// The architecture's errors ([`Architecture::validate`]); `InvalidParameter` when the
-/// size overflows `usize`.
+/// size overflows `usize`, and `InvalidParameter { name: "encoder" }` for a network with
+/// an encoder (version 1 of the image holds none; version 2 is to come).
 pub fn image_len(architecture: &Architecture) -> SslResult<usize> {
     architecture.validate()?;
+    if architecture.encoder.is_some() {
+        return Err(SslError::InvalidParameter {
+            name: "encoder",
+            reason: "the parameter image (version 1) holds no encoder",
+        });
+    }
     let layers = architecture.layers().count();
     architecture
         .param_count()?
@@ -458,6 +465,7 @@ impl<'a> Image<'a> {
         let (projector, predictor) = layers.split_at_checked(counts[0]).unwrap_or_default();
         let predictor = predictor.get(..counts[1]).unwrap_or_default();
         let architecture = Architecture {
+            encoder: None,
             projector: Stack::new(projector)?,
             predictor: Stack::new(predictor)?,
             normalize_projection: flags & FLAG_NORMALIZE_PROJECTION != 0,

@@ -8,8 +8,11 @@
 //!
 //! - [`kernels`]: dot, matrix–vector with fused bias/ReLU, L2 normalisation, each as a
 //!   SIMD twin ([`kernels::simd`]) and a scalar twin ([`kernels::scalar`]).
-//! - [`model`]: what a head is made of ([`model::Architecture`]: stacks of dense layers
-//!   with bias, BatchNorm and ReLU), and [`SimSiamHead`], the model over any parameter
+//! - [`layers`]: the layer kinds (Linear, BatchNorm1d, ReLU; Conv1d and the pools with
+//!   feature `conv`), each with its forward, backward and sizes.
+//! - [`model`]: what a network is made of ([`model::Architecture`]: an optional
+//!   [`model::Encoder`] of layer kinds, then stacks of dense layers with bias, BatchNorm
+//!   and ReLU), and [`SimSiamHead`], the model over any parameter
 //!   storage (`&'static [f32]`, `heapless::Vec`, `Vec`), writing into caller buffers,
 //!   on the kernel twin given as its type parameter.
 //! - [`image`]: the parameter image, a versioned binary format validated without

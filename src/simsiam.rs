@@ -142,11 +142,66 @@ impl SimSiam {
         try_zeros(self.head.architecture().workspace_len(n)?)
     }
 
-    /// Projects an encoder output of length `d_encoder` to a vector of length `d_out`
+    /// A network of `architecture` with PyTorch's default initialisation drawn from
+    /// `rng` ([`Architecture::init_params`]): the way to start a network with an
+    /// encoder, e.g. [`Architecture::har_dense`].
+    ///
+    /// # Errors
+    /// The architecture's errors; `OutOfMemory` when the parameters cannot be allocated.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(feature = "encoder")] {
+    /// use simsiam::{LcgRng, SimSiam};
+    /// use simsiam::model::{Architecture, HarDense};
+    /// let network = Architecture::har_dense(&HarDense { window: 16, ..HarDense::default() })?;
+    /// let model = SimSiam::from_architecture(network, &mut LcgRng::new(0))?;
+    /// let feature = model.encode(&vec![0.1_f32; 6 * 16])?;
+    /// assert_eq!(feature.len(), 128);
+    /// # }
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn from_architecture(architecture: Architecture, rng: &mut LcgRng) -> SslResult<Self> {
+        let mut params = try_zeros(architecture.param_count()?)?;
+        architecture.init_params(rng, &mut params)?;
+        Self::from_params(architecture, params)
+    }
+
+    /// The encoder's output for one input of length `d_input` (eval mode): the feature a
+    /// user keeps, `d_encoder` long (a copy of `x` without an encoder). See
+    /// [`SimSiamHead::encode_into`].
+    ///
+    /// # Errors
+    /// `DimensionMismatch { expected: d_input, got }`; `NonFinite`; `OutOfMemory`.
+    pub fn encode(&self, x: &[f32]) -> SslResult<Vec<f32>> {
+        self.encode_batch(x)
+    }
+
+    /// The encoder's outputs for `n` inputs (`xs` is `n × d_input` row-major; the result
+    /// `n × d_encoder`). See [`SimSiamHead::encode_batch_into`].
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `xs.len()` is not a multiple of `d_input`; `NonFinite`;
+    /// `OutOfMemory`.
+    pub fn encode_batch(&self, xs: &[f32]) -> SslResult<Vec<f32>> {
+        let (d_input, d_encoder) = (self.head.d_input(), self.head.d_encoder());
+        let len = batch_len(xs.len(), d_input, d_encoder)?;
+        let mut out = try_zeros(len)?;
+        let mut workspace = self.workspace(len.checked_div(d_encoder).unwrap_or(0))?;
+        on_backend!(self, |head| head.encode_batch_into(
+            xs,
+            &mut out,
+            &mut workspace
+        ))?;
+        Ok(out)
+    }
+
+    /// Projects an input of length `d_input` (an encoder output of length `d_encoder`
+    /// without an encoder; the network's input with one) to a vector of length `d_out`
     /// (a unit vector when the architecture normalises it, as the reference's does).
     ///
     /// # Errors
-    /// `DimensionMismatch { expected: d_encoder, got }`; `NonFinite`; `OutOfMemory`.
+    /// `DimensionMismatch { expected: d_input, got }`; `NonFinite`; `OutOfMemory`.
     pub fn project(&self, z: &[f32]) -> SslResult<Vec<f32>> {
         let mut out = try_zeros(self.head.d_out())?;
         let mut workspace = self.workspace(1)?;
@@ -181,8 +236,8 @@ impl SimSiam {
     /// `DimensionMismatch` when `zs.len()` is not a multiple of `d_encoder`; `NonFinite`;
     /// `OutOfMemory`.
     pub fn project_batch(&self, zs: &[f32]) -> SslResult<Vec<f32>> {
-        let (d_encoder, d_out) = (self.head.d_encoder(), self.head.d_out());
-        let len = batch_len(zs.len(), d_encoder, d_out)?;
+        let (d_input, d_out) = (self.head.d_input(), self.head.d_out());
+        let len = batch_len(zs.len(), d_input, d_out)?;
         let mut out = try_zeros(len)?;
         let mut workspace = self.workspace(len.checked_div(d_out).unwrap_or(0))?;
         on_backend!(self, |head| head.project_batch_into(
@@ -219,7 +274,7 @@ impl SimSiam {
     /// `DimensionMismatch` when `z1s.len()` is not a multiple of `d_encoder` or `z2s`
     /// has another length; `NonFinite`; `OutOfMemory`.
     pub fn loss_batch(&self, z1s: &[f32], z2s: &[f32]) -> SslResult<Vec<f32>> {
-        let n = batch_len(z1s.len(), self.head.d_encoder(), 1)?;
+        let n = batch_len(z1s.len(), self.head.d_input(), 1)?;
         let mut losses = try_zeros(n)?;
         let mut workspace = self.workspace(n)?;
         on_backend!(self, |head| head.loss_batch_into(
@@ -235,6 +290,12 @@ impl SimSiam {
     #[must_use]
     pub fn d_out(&self) -> usize {
         self.head.d_out()
+    }
+
+    /// The network's input dimension (`d_encoder` without an encoder).
+    #[must_use]
+    pub fn d_input(&self) -> usize {
+        self.head.d_input()
     }
 
     /// The encoder output dimension (the projector's input).

@@ -414,3 +414,88 @@ fn core_training_makes_no_allocation() {
     });
     assert_eq!(count, 0, "the fixed-capacity owner allocated {count} times");
 }
+
+/// A network with an encoder (har-dense, and har-conv with feature `conv`): every eval
+/// call and a training step make no allocation, on both twins.
+#[cfg(feature = "encoder")]
+fn encoder_paths_allocate_nothing<K: Kernels>(architecture: Architecture) {
+    use simsiam::model::Encoder;
+    let n = 3;
+    let mut params = vec![0.0_f32; architecture.param_count().unwrap()];
+    architecture
+        .init_params(&mut LcgRng::new(4), &mut params)
+        .unwrap();
+    let (d, d_encoder, d_out) = (
+        architecture.d_input(),
+        architecture.d_encoder(),
+        architecture.d_out(),
+    );
+    let xs: Vec<f32> = (0..n * d).map(|i| (i as f32 * 0.37).sin()).collect();
+    let x2s: Vec<f32> = xs.iter().map(|x| x * 0.9 + 0.01).collect();
+    let mut workspace = vec![0.0_f32; architecture.workspace_len(n).unwrap()];
+    let (mut features, mut z, mut losses) =
+        (vec![0.0; n * d_encoder], vec![0.0; n * d_out], vec![0.0; n]);
+    let mut scratch = vec![0.0_f32; scratch_len(&architecture, n).unwrap()];
+    let mut momentum = vec![0.0_f32; params.len()];
+    let (mut g1, mut g2) = (vec![0.0_f32; n * d], vec![0.0_f32; n * d]);
+    let encoder: Encoder = architecture.encoder.unwrap();
+    assert!(encoder.eval_work_len(n).unwrap() > 0);
+    let count = allocations_in(|| {
+        let mut head = SimSiamHead::new(architecture, &mut params[..])
+            .unwrap()
+            .with_kernels::<K>();
+        let view = head.view();
+        view.encode_into(&xs[..d], &mut features[..d_encoder], &mut workspace)
+            .unwrap();
+        view.encode_batch_into(&xs, &mut features, &mut workspace)
+            .unwrap();
+        view.project_into(&xs[..d], &mut z[..d_out], &mut workspace)
+            .unwrap();
+        view.loss(&xs[..d], &x2s[..d], &mut workspace).unwrap();
+        view.project_batch_into(&xs, &mut z, &mut workspace)
+            .unwrap();
+        view.loss_batch_into(&xs, &x2s, &mut losses, &mut workspace)
+            .unwrap();
+        let mut sgd = Sgd::new(&architecture, TrainConfig::default(), &mut momentum[..]).unwrap();
+        for _ in 0..2 {
+            sgd.step(&mut head, &xs, &x2s, &mut scratch, [&mut g1, &mut g2])
+                .unwrap();
+        }
+    });
+    assert_eq!(count, 0);
+}
+
+#[cfg(feature = "encoder")]
+#[test]
+fn encoder_paths_make_no_allocation() {
+    use simsiam::model::HarDense;
+    let dense = Architecture::har_dense(&HarDense {
+        channels: 3,
+        window: 8,
+        hidden: 16,
+        feature: 8,
+        projector_hidden: 8,
+        projection: 8,
+        predictor_hidden: 4,
+    })
+    .unwrap();
+    encoder_paths_allocate_nothing::<Scalar>(dense);
+    encoder_paths_allocate_nothing::<Simd>(dense);
+    #[cfg(feature = "conv")]
+    {
+        use simsiam::model::HarConv;
+        let conv = Architecture::har_conv(&HarConv {
+            channels: 3,
+            window: 24,
+            conv_channels: [4, 6, 8],
+            kernels: [3, 3, 3],
+            pool: 2,
+            projector_hidden: 8,
+            projection: 8,
+            predictor_hidden: 4,
+        })
+        .unwrap();
+        encoder_paths_allocate_nothing::<Scalar>(conv);
+        encoder_paths_allocate_nothing::<Simd>(conv);
+    }
+}

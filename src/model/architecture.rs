@@ -4,6 +4,7 @@
 //! presets; the flat parameter layout follows from the layers.
 
 use super::config::SimSiamConfig;
+use super::encoder::Encoder;
 use crate::error::{SslError, SslResult};
 
 /// The most layers one stack (projector or predictor) may have.
@@ -234,6 +235,10 @@ impl Stack {
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct Architecture {
+    /// The encoder in front of the projector, if any ([`with_encoder`](Self::with_encoder)):
+    /// then the network's input is the encoder's, and its output (flattened) the
+    /// projector's. `None` for a head alone, whose input is the encoder output.
+    pub encoder: Option<Encoder>,
     /// Encoder output → projection.
     pub projector: Stack,
     /// Projection → prediction.
@@ -260,6 +265,14 @@ const BAD_EPS: SslError = SslError::InvalidParameter {
     name: "batch_norm",
     reason: "eps must be finite and > 0",
 };
+const ENCODER_FEATURE: SslError = SslError::InvalidParameter {
+    name: "encoder",
+    reason: "a network with an encoder needs the crate feature `encoder`",
+};
+const ENCODER_OUTPUT: SslError = SslError::InvalidParameter {
+    name: "encoder",
+    reason: "the encoder's output (flattened) must be the projector's input width",
+};
 const PARAM_OVERFLOW: SslError = SslError::InvalidParameter {
     name: "config",
     reason: "parameter count overflows usize",
@@ -281,6 +294,7 @@ impl Architecture {
         normalize_prediction: bool,
     ) -> SslResult<Self> {
         let architecture = Self {
+            encoder: None,
             projector,
             predictor,
             normalize_projection,
@@ -295,10 +309,104 @@ impl Architecture {
     /// # Errors
     /// As [`new`](Self::new).
     pub fn validate(&self) -> SslResult<()> {
-        match self.first_fault() {
-            Some((_, error)) => Err(error),
-            None => Ok(()),
+        if let Some((_, error)) = self.first_fault() {
+            return Err(error);
         }
+        if let Some(encoder) = &self.encoder {
+            if !cfg!(feature = "encoder") {
+                return Err(ENCODER_FEATURE);
+            }
+            if encoder.d_out() != self.d_encoder() {
+                return Err(ENCODER_OUTPUT);
+            }
+            self.head_param_count()?
+                .checked_add(encoder.param_count()?)
+                .ok_or(PARAM_OVERFLOW)?;
+        }
+        Ok(())
+    }
+
+    /// The same network with `encoder` in front of the projector.
+    ///
+    /// The encoder's output, flattened channel-major (PyTorch's `nn.Flatten()`), is the
+    /// projector's input: a sequence output `[C, T]` is `C·T` floats (end the encoder
+    /// in a `GlobalMaxPool1d` for a vector of `C`). With an encoder:
+    /// - [`SimSiamHead::encode_into`](crate::SimSiamHead::encode_into) gives its output,
+    ///   the feature a user keeps;
+    /// - `project_into`, `loss` and their batch forms take the network's input
+    ///   ([`d_input`](Self::d_input) floats a sample), `predict_into` a projection, as
+    ///   without;
+    /// - the parameters are the encoder's, then the projector's and the predictor's
+    ///   (PyTorch's `state_dict` order of a module with `encoder`, `projector`,
+    ///   `predictor`);
+    /// - training ([`crate::train`]) trains all three, the encoder at the projector's
+    ///   learning rate;
+    /// - the parameter image (version 1) holds no encoder: [`crate::image::write_image`]
+    ///   refuses such a network with `InvalidParameter { name: "encoder" }`.
+    ///
+    /// The encoder's paths are compiled in with the crate feature `encoder` (which `conv`
+    /// implies): without it, a network with an encoder is refused, and builds that run
+    /// heads alone (firmware) carry none of its code.
+    ///
+    /// # Errors
+    /// `InvalidParameter { name: "encoder", .. }` when the encoder's output is not
+    /// [`d_encoder`](Self::d_encoder) floats, or the crate is built without feature
+    /// `encoder`; the architecture's errors; `"config"` when the parameter count
+    /// overflows.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::layers::{Bias, LayerKind, Linear, Shape};
+    /// use simsiam::model::{Architecture, Encoder};
+    /// let head = Architecture::official(16, 8, 4)?;
+    /// let encoder = Encoder::new(Shape::sequence(2, 5), &[
+    ///     LayerKind::Linear(Linear { d_in: 10, d_out: 16, bias: Bias::Trainable }),
+    ///     LayerKind::Relu,
+    /// ])?;
+    /// # #[cfg(feature = "encoder")] {
+    /// let network = head.with_encoder(encoder)?;
+    /// assert_eq!((network.d_input(), network.d_encoder()), (10, 16));
+    /// assert_eq!(network.param_count()?, head.param_count()? + 10 * 16 + 16);
+    /// # }
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn with_encoder(self, encoder: Encoder) -> SslResult<Self> {
+        let architecture = Self {
+            encoder: Some(encoder),
+            ..self
+        };
+        architecture.validate()?;
+        Ok(architecture)
+    }
+
+    /// The encoder, when the crate is built with feature `encoder` (else `None`, so that
+    /// the encoder's paths are not linked into builds that cannot have one: a valid
+    /// architecture has no encoder without the feature).
+    #[inline(always)]
+    pub(crate) fn active_encoder(&self) -> Option<&Encoder> {
+        if cfg!(feature = "encoder") {
+            self.encoder.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// The network's input width: the encoder's input (`C·T`), or
+    /// [`d_encoder`](Self::d_encoder) without an encoder.
+    #[must_use]
+    pub fn d_input(&self) -> usize {
+        self.active_encoder()
+            .map_or_else(|| self.d_encoder(), Encoder::d_input)
+    }
+
+    /// The encoder's parameters (0 without an encoder): where the projector's start in
+    /// the flat slice.
+    ///
+    /// # Errors
+    /// `InvalidParameter` (`"shape"`) on overflow (never for a valid encoder).
+    pub fn encoder_param_count(&self) -> SslResult<usize> {
+        // Without feature `encoder` a valid architecture has none (`validate` refuses it).
+        self.active_encoder().map_or(Ok(0), Encoder::param_count)
     }
 
     /// The first layer at fault (its index, projector first, from 0) and why; `None`
@@ -450,12 +558,20 @@ impl Architecture {
             .chain(self.predictor.layers())
     }
 
-    /// How many `f32` the flat parameters hold: each layer's ([`Layer::param_count`]),
-    /// projector first.
+    /// How many `f32` the flat parameters hold: the encoder's
+    /// ([`encoder_param_count`](Self::encoder_param_count)), then each layer's
+    /// ([`Layer::param_count`]), projector first.
     ///
     /// # Errors
     /// `InvalidParameter { name: "config", .. }` when it overflows `usize`.
     pub fn param_count(&self) -> SslResult<usize> {
+        self.head_param_count()?
+            .checked_add(self.encoder_param_count().map_err(|_| PARAM_OVERFLOW)?)
+            .ok_or(PARAM_OVERFLOW)
+    }
+
+    /// The projector's and the predictor's parameters.
+    pub(crate) fn head_param_count(&self) -> SslResult<usize> {
         self.layers().try_fold(0_usize, |total, layer| {
             layer
                 .param_count()
@@ -486,6 +602,11 @@ impl Architecture {
     /// `4·d_out` for `n = 1` and `4·d_out·min(n, 8) + lanes_len` from `n = 2`. Each call
     /// documents what it needs itself, which may be less.
     ///
+    /// With an encoder, add `2·n·d_encoder` (the features of both views) and the
+    /// encoder's [`Encoder::eval_work_len`]`(n)` (`2·n·widest activation + conv
+    /// scratch`): linear in `n`, as the encoder runs on the whole batch at once. Every
+    /// call of a network with an encoder takes at least `workspace_len(n)`.
+    ///
     /// # Errors
     /// The architecture's errors; `InvalidParameter { name: "d_out", reason:
     /// "workspace length overflows usize" }` on overflow.
@@ -500,6 +621,17 @@ impl Architecture {
     /// # Ok::<(), simsiam::SslError>(())
     /// ```
     pub fn workspace_len(&self, n: usize) -> SslResult<usize> {
+        let head = self.head_workspace_len(n)?;
+        match self.active_encoder() {
+            None => Ok(head),
+            Some(encoder) => head
+                .checked_add(encoder_workspace_len(encoder, n)?)
+                .ok_or(crate::error::WORKSPACE_OVERFLOW),
+        }
+    }
+
+    /// [`workspace_len`](Self::workspace_len) of the projector and predictor alone.
+    pub(crate) fn head_workspace_len(&self, n: usize) -> SslResult<usize> {
         self.validate()?;
         let per_pair = self
             .d_out()
@@ -575,4 +707,15 @@ impl Architecture {
     pub fn max_width(&self) -> usize {
         self.layers().map(|layer| layer.d_out).max().unwrap_or(0)
     }
+}
+
+/// What an encoder adds to the workspace of a call on `n` inputs or pairs.
+fn encoder_workspace_len(encoder: &Encoder, n: usize) -> SslResult<usize> {
+    if n == 0 {
+        return Ok(0);
+    }
+    n.checked_mul(encoder.d_out())
+        .and_then(|features| features.checked_mul(2))
+        .and_then(|features| features.checked_add(encoder.eval_work_len(n).ok()?))
+        .ok_or(crate::error::WORKSPACE_OVERFLOW)
 }

@@ -458,6 +458,13 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// Projects `n` encoder outputs at once: row `j` of `out` is
     /// [`project_into`](Self::project_into) of row `j` of `zs`.
     ///
+    /// With an [encoder](crate::model::Architecture::with_encoder), `zs` is `n` network
+    /// inputs (`n × d_input`), encoded as one batch first (eval mode), and `workspace`
+    /// must hold
+    /// [`Architecture::workspace_len`](crate::model::Architecture::workspace_len)`(n)`
+    /// (linear in `n`); the input's location is `"x"`. The same holds for
+    /// [`loss_batch_into`](Self::loss_batch_into) (`"x1"`, `"x2"`).
+    ///
     /// `zs` is `n × d_encoder` row-major (`n = zs.len() / d_encoder`, possibly 0) and `out`
     /// is `n × d_out`. The weights are read once per [`BATCH_GROUP`] inputs. `workspace`
     /// holds the intermediate vectors of a group, `min(n, 16)` times the projector's
@@ -492,6 +499,25 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// # Ok::<(), simsiam::SslError>(())
     /// ```
     pub fn project_batch_into(
+        &self,
+        zs: &[f32],
+        out: &mut [f32],
+        workspace: &mut [f32],
+    ) -> SslResult<()> {
+        if let Some(encoder) = self.architecture().active_encoder() {
+            let n = super::head::rows_of(zs.len(), self.d_input())?;
+            check_len(n.saturating_mul(self.d_out()), out.len())?;
+            let (head, [features, _], work) = self.split_workspace(n, workspace)?;
+            check_finite(zs, "x")?;
+            self.encode_unchecked(encoder, n, zs, features, work)?;
+            return self.project_features_batch(features, out, head);
+        }
+        self.project_features_batch(zs, out, workspace)
+    }
+
+    /// [`project_batch_into`](Self::project_batch_into) on encoder outputs.
+    #[inline]
+    fn project_features_batch(
         &self,
         zs: &[f32],
         out: &mut [f32],
@@ -588,13 +614,37 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         losses: &mut [f32],
         workspace: &mut [f32],
     ) -> SslResult<()> {
+        if let Some(encoder) = self.architecture().active_encoder() {
+            let n = losses.len();
+            let input_len = area(n, self.d_input())?;
+            check_len(input_len, z1s.len())?;
+            check_len(input_len, z2s.len())?;
+            let (head, [f1, f2], work) = self.split_workspace(n, workspace)?;
+            check_finite(z1s, "x1")?;
+            check_finite(z2s, "x2")?;
+            self.encode_unchecked(encoder, n, z1s, f1, work)?;
+            self.encode_unchecked(encoder, n, z2s, f2, work)?;
+            return self.loss_features_batch(f1, f2, losses, head);
+        }
+        self.loss_features_batch(z1s, z2s, losses, workspace)
+    }
+
+    /// [`loss_batch_into`](Self::loss_batch_into) on encoder outputs.
+    #[inline]
+    fn loss_features_batch(
+        &self,
+        z1s: &[f32],
+        z2s: &[f32],
+        losses: &mut [f32],
+        workspace: &mut [f32],
+    ) -> SslResult<()> {
         let architecture = *self.architecture();
         let (d_encoder, d_out) = (architecture.d_encoder(), architecture.d_out());
         let n = losses.len();
         let input_len = area(n, d_encoder)?;
         check_len(input_len, z1s.len())?;
         check_len(input_len, z2s.len())?;
-        let needed = architecture.workspace_len(n)?;
+        let needed = architecture.head_workspace_len(n)?;
         let workspace = take_workspace(workspace, needed)?;
         check_finite(z1s, "z1")?;
         check_finite(z2s, "z2")?;

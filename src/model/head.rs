@@ -5,12 +5,41 @@ use core::marker::PhantomData;
 
 use super::architecture::{Architecture, Layer};
 use super::config::SimSiamConfig;
+use super::encoder::{Encoder, MAX_ENCODER_LAYERS};
 use super::forward::{HIDDEN_BLOCK, StackView, Stage, stack_into, stack_pair};
 use super::layout::{DenseView, Layout, MAX_LAYERS};
 use crate::error::{SslError, SslResult, check_finite, check_len};
 use crate::image::{Image, image_len, write_image};
 use crate::kernels::{Kernels, NORM_FLOOR, Simd, divide_by_norm, pieces_mut};
 use crate::rng::LcgRng;
+
+/// What a training step reads (architecture, layout) and writes (parameters, BatchNorm
+/// counters) of a head.
+pub(crate) struct TrainingParts<'a> {
+    pub(crate) architecture: &'a Architecture,
+    pub(crate) layout: &'a Layout,
+    pub(crate) params: &'a mut [f32],
+    pub(crate) batches_tracked: &'a mut [u64; MAX_LAYERS],
+    pub(crate) encoder_batches_tracked: &'a mut [u64; MAX_ENCODER_LAYERS],
+}
+
+/// `n` for `len` floats of rows of `width`: `DimensionMismatch` when `len` is not a
+/// multiple of `width` (a zero width holds no rows).
+pub(crate) fn rows_of(len: usize, width: usize) -> SslResult<usize> {
+    let n = len.checked_div(width).unwrap_or(0);
+    let whole = n.saturating_mul(width);
+    if whole != len {
+        return Err(SslError::DimensionMismatch {
+            expected: whole,
+            got: len,
+        });
+    }
+    Ok(n)
+}
+
+/// A network call's workspace, cut: the head's part, two feature buffers, the
+/// encoder's work.
+pub(crate) type NetworkWorkspace<'w> = (&'w mut [f32], [&'w mut [f32]; 2], &'w mut [f32]);
 
 /// One of a head's two stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +189,7 @@ pub struct SimSiamHead<S, K = Simd> {
     architecture: Architecture,
     layout: Layout,
     batches_tracked: [u64; MAX_LAYERS],
+    encoder_batches_tracked: [u64; MAX_ENCODER_LAYERS],
     params: S,
     kernels: PhantomData<fn() -> K>,
 }
@@ -170,6 +200,7 @@ impl<S: Clone, K> Clone for SimSiamHead<S, K> {
             architecture: self.architecture,
             layout: self.layout,
             batches_tracked: self.batches_tracked,
+            encoder_batches_tracked: self.encoder_batches_tracked,
             params: self.params.clone(),
             kernels: PhantomData,
         }
@@ -229,6 +260,7 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
             architecture,
             layout,
             batches_tracked: [0; MAX_LAYERS],
+            encoder_batches_tracked: [0; MAX_ENCODER_LAYERS],
             params,
             kernels: PhantomData,
         })
@@ -275,6 +307,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
             architecture: self.architecture,
             layout: self.layout,
             batches_tracked: self.batches_tracked,
+            encoder_batches_tracked: self.encoder_batches_tracked,
             params: self.params,
             kernels: PhantomData,
         }
@@ -287,6 +320,7 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
             architecture: self.architecture,
             layout: self.layout,
             batches_tracked: self.batches_tracked,
+            encoder_batches_tracked: self.encoder_batches_tracked,
             params: self.params.as_ref(),
             kernels: PhantomData,
         }
@@ -302,6 +336,13 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     #[must_use]
     pub fn d_encoder(&self) -> usize {
         self.architecture.d_encoder()
+    }
+
+    /// The network's input width ([`Architecture::d_input`]): the encoder's input, or
+    /// [`d_encoder`](Self::d_encoder) without an encoder.
+    #[must_use]
+    pub fn d_input(&self) -> usize {
+        self.architecture.d_input()
     }
 
     /// The projection width (= the predictor's input and output width).
@@ -332,6 +373,18 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// Sets the BatchNorm counters an image of this head records.
     pub fn set_batches_tracked(&mut self, counts: [u64; MAX_LAYERS]) {
         self.batches_tracked = counts;
+    }
+
+    /// Encoder layer `i`'s BatchNorm `num_batches_tracked` (0 for other kinds and
+    /// without an encoder).
+    #[must_use]
+    pub fn encoder_batches_tracked(&self) -> &[u64; MAX_ENCODER_LAYERS] {
+        &self.encoder_batches_tracked
+    }
+
+    /// Sets the encoder's BatchNorm counters.
+    pub fn set_encoder_batches_tracked(&mut self, counts: [u64; MAX_ENCODER_LAYERS]) {
+        self.encoder_batches_tracked = counts;
     }
 
     /// How many bytes [`write_image`](Self::write_image) writes.
@@ -407,7 +460,10 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
 
     /// Projects an encoder output: `out` = the projector's output (L2-normalised when
     /// the architecture says so: the reference's head does, the official one ends in its
-    /// BatchNorm).
+    /// BatchNorm). With an [encoder](Architecture::with_encoder), `z` is the network's
+    /// input ([`d_input`](Self::d_input) floats), encoded first (eval mode), and
+    /// `workspace` must hold [`Architecture::workspace_len`]`(1)`; the errors are then
+    /// about `d_input`, with the input's location `"x"`.
     ///
     /// `workspace` must hold the projector's intermediate vector: 0 floats for stacks of
     /// up to two layers (pass `&mut []`), the first layer's width for three layers (the
@@ -419,6 +475,31 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// NaN/infinite input and `NonFinite { location: "projector output" }` when the
     /// result overflows.
     pub fn project_into(&self, z: &[f32], out: &mut [f32], workspace: &mut [f32]) -> SslResult<()> {
+        if let Some(encoder) = self.architecture.active_encoder() {
+            return self.project_network(encoder, z, out, workspace);
+        }
+        self.project_features(z, out, workspace)
+    }
+
+    /// [`project_into`](Self::project_into) of a network with an encoder.
+    fn project_network(
+        &self,
+        encoder: &Encoder,
+        x: &[f32],
+        out: &mut [f32],
+        workspace: &mut [f32],
+    ) -> SslResult<()> {
+        check_len(self.d_input(), x.len())?;
+        check_len(self.d_out(), out.len())?;
+        let (head, [feature, _], work) = self.split_workspace(1, workspace)?;
+        check_finite(x, "x")?;
+        self.encode_unchecked(encoder, 1, x, feature, work)?;
+        self.project_features(feature, out, head)
+    }
+
+    /// The projector on an encoder output (the head alone).
+    #[inline]
+    fn project_features(&self, z: &[f32], out: &mut [f32], workspace: &mut [f32]) -> SslResult<()> {
         let Some(projector) = &self.stack(Which::Projector) else {
             return Err(self.storage_changed());
         };
@@ -428,6 +509,118 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
             self.architecture.normalize_projection,
             "projector output",
         )
+    }
+
+    /// The encoder's output for one input `x` (eval mode: BatchNorm with its running
+    /// statistics): the feature a user keeps after self-supervised training, flattened
+    /// channel-major, [`d_encoder`](Self::d_encoder) floats. Without an encoder the
+    /// network's input is the feature, and `out` is a copy of `x`.
+    ///
+    /// `workspace`: at least the encoder's [`Encoder::eval_work_len`]`(1)` floats (two
+    /// buffers of the widest activation and a convolution's scratch; 0 without an
+    /// encoder); [`Architecture::workspace_len`]`(1)` suffices.
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `x` is not [`d_input`](Self::d_input) long, then when
+    /// `out` is not `d_encoder`; `CapacityTooSmall` for a short workspace;
+    /// `NonFinite { location: "x" }` for a NaN/infinite input and
+    /// `{ location: "encoder output" }` when the output overflows.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(feature = "encoder")] {
+    /// use simsiam::{LcgRng, SimSiamHead};
+    /// use simsiam::model::{Architecture, HarDense};
+    /// let sizes = HarDense { channels: 2, window: 8, hidden: 8, feature: 4,
+    ///                        projector_hidden: 4, projection: 4, predictor_hidden: 2 };
+    /// let network = Architecture::har_dense(&sizes)?;
+    /// let mut params = vec![0.0_f32; network.param_count()?];
+    /// network.init_params(&mut LcgRng::new(0), &mut params)?;
+    /// let model = SimSiamHead::new(network, &params[..])?;
+    /// let window = [0.5_f32; 16]; // [2, 8], channel-major
+    /// let mut feature = [0.0_f32; 4];
+    /// let mut workspace = vec![0.0_f32; network.workspace_len(1)?];
+    /// model.encode_into(&window, &mut feature, &mut workspace)?;
+    /// assert!(feature.iter().all(|f| *f >= 0.0)); // it ends in a ReLU
+    /// # }
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn encode_into(&self, x: &[f32], out: &mut [f32], workspace: &mut [f32]) -> SslResult<()> {
+        check_len(self.d_input(), x.len())?;
+        check_len(self.d_encoder(), out.len())?;
+        self.encode_batch_into(x, out, workspace)
+    }
+
+    /// [`encode_into`](Self::encode_into) of `n` inputs at once: `xs` is `n × d_input`,
+    /// `out` `n × d_encoder`, row-major. `workspace`: at least
+    /// [`Encoder::eval_work_len`]`(n)` floats (`2·n·widest + scratch`: the encoder runs on
+    /// the whole batch); [`Architecture::workspace_len`]`(n)` suffices.
+    ///
+    /// # Errors
+    /// `DimensionMismatch` when `xs.len()` is not a multiple of `d_input`, then when
+    /// `out` is not `n·d_encoder`; otherwise as [`encode_into`](Self::encode_into).
+    pub fn encode_batch_into(
+        &self,
+        xs: &[f32],
+        out: &mut [f32],
+        workspace: &mut [f32],
+    ) -> SslResult<()> {
+        let n = rows_of(xs.len(), self.d_input())?;
+        check_len(n.saturating_mul(self.d_encoder()), out.len())?;
+        let Some(encoder) = self.architecture.active_encoder() else {
+            check_finite(xs, "x")?;
+            super::encoder::copy(out, xs);
+            return Ok(());
+        };
+        let needed = encoder.eval_work_len(n)?;
+        let capacity = workspace.len();
+        let work = workspace
+            .get_mut(..needed)
+            .ok_or(SslError::CapacityTooSmall { needed, capacity })?;
+        check_finite(xs, "x")?;
+        self.encode_unchecked(encoder, n, xs, out, work)
+    }
+
+    /// The encoder's eval forward of `n` inputs into `out`, then its finiteness check.
+    pub(crate) fn encode_unchecked(
+        &self,
+        encoder: &Encoder,
+        n: usize,
+        xs: &[f32],
+        out: &mut [f32],
+        work: &mut [f32],
+    ) -> SslResult<()> {
+        if n == 0 {
+            // An empty batch, as the head's batch calls take it.
+            return Ok(());
+        }
+        let params = self
+            .params
+            .as_ref()
+            .get(..self.layout.encoder_param_count)
+            .ok_or_else(|| self.storage_changed())?;
+        encoder.forward_eval::<K>(params, n, xs, out, work)?;
+        check_finite(out, "encoder output")
+    }
+
+    /// Cuts the workspace of a call on `n` inputs or pairs of a network with an encoder
+    /// (at least [`Architecture::workspace_len`]`(n)` floats): the head's part, two
+    /// feature buffers of `n·d_encoder`, the encoder's work.
+    pub(crate) fn split_workspace<'w>(
+        &self,
+        n: usize,
+        workspace: &'w mut [f32],
+    ) -> SslResult<NetworkWorkspace<'w>> {
+        let needed = self.architecture.workspace_len(n)?;
+        let capacity = workspace.len();
+        let too_small = SslError::CapacityTooSmall { needed, capacity };
+        let mut rest = workspace.get_mut(..needed).ok_or(too_small)?;
+        let features = n.saturating_mul(self.d_encoder());
+        let head = super::encoder::take(&mut rest, self.architecture.head_workspace_len(n)?)
+            .ok_or(too_small)?;
+        let first = super::encoder::take(&mut rest, features).ok_or(too_small)?;
+        let second = super::encoder::take(&mut rest, features).ok_or(too_small)?;
+        Ok((head, [first, second], rest))
     }
 
     /// Applies the predictor to a projection: `out` = the predictor's output
@@ -478,6 +671,11 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// `[-1, 1]` up to rounding. For the reference's head this is exactly its
     /// `(D(p1, z2') + D(p2, z1'))·0.5`, `D(a, b) = −a·b`.
     ///
+    /// With an [encoder](Architecture::with_encoder), `z1` and `z2` are the network's
+    /// inputs ([`d_input`](Self::d_input) floats each), encoded first (eval mode); the
+    /// input locations are then `"x1"`, `"x2"`, and the workspace is
+    /// [`Architecture::workspace_len`]`(1)`, the head's part first.
+    ///
     /// `workspace` must hold at least
     /// [`Architecture::workspace_len`]`(1)` = `4·d_out` plus two intermediate vectors
     /// (none for the reference's head, `2·prev_dim` for the official one) floats; extra
@@ -489,6 +687,34 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// `CapacityTooSmall` for a short workspace; `NonFinite` as in
     /// [`project_into`](Self::project_into) (locations `"z1"`, `"z2"`).
     pub fn loss(&self, z1: &[f32], z2: &[f32], workspace: &mut [f32]) -> SslResult<f32> {
+        if let Some(encoder) = self.architecture.active_encoder() {
+            return self.loss_network(encoder, z1, z2, workspace);
+        }
+        self.loss_features(z1, z2, workspace)
+    }
+
+    /// [`loss`](Self::loss) of a network with an encoder.
+    fn loss_network(
+        &self,
+        encoder: &Encoder,
+        x1: &[f32],
+        x2: &[f32],
+        workspace: &mut [f32],
+    ) -> SslResult<f32> {
+        let d_input = self.d_input();
+        check_len(d_input, x1.len())?;
+        check_len(d_input, x2.len())?;
+        let (head, [f1, f2], work) = self.split_workspace(1, workspace)?;
+        check_finite(x1, "x1")?;
+        check_finite(x2, "x2")?;
+        self.encode_unchecked(encoder, 1, x1, f1, work)?;
+        self.encode_unchecked(encoder, 1, x2, f2, work)?;
+        self.loss_features(f1, f2, head)
+    }
+
+    /// The loss of two encoder outputs (the head alone).
+    #[inline]
+    fn loss_features(&self, z1: &[f32], z2: &[f32], workspace: &mut [f32]) -> SslResult<f32> {
         let d_encoder = self.d_encoder();
         check_len(d_encoder, z1.len())?;
         check_len(d_encoder, z2.len())?;
@@ -554,15 +780,14 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
 impl<S: AsRef<[f32]> + AsMut<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// What a training step changes, borrowed at once: the architecture and layout
     /// (read), the parameters and the BatchNorm counters (written).
-    pub(crate) fn training_parts(
-        &mut self,
-    ) -> (&Architecture, &Layout, &mut [f32], &mut [u64; MAX_LAYERS]) {
-        (
-            &self.architecture,
-            &self.layout,
-            self.params.as_mut(),
-            &mut self.batches_tracked,
-        )
+    pub(crate) fn training_parts(&mut self) -> TrainingParts<'_> {
+        TrainingParts {
+            architecture: &self.architecture,
+            layout: &self.layout,
+            params: self.params.as_mut(),
+            batches_tracked: &mut self.batches_tracked,
+            encoder_batches_tracked: &mut self.encoder_batches_tracked,
+        }
     }
 
     /// The flat parameters, to change in place (training, or loading new weights). The

@@ -26,8 +26,12 @@ pub(crate) struct LayerOffsets {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Layout {
     pub(crate) layers: [LayerOffsets; MAX_LAYERS],
+    /// All parameters (the encoder's, then the head's).
     pub(crate) param_count: usize,
-    /// [`Architecture::workspace_len`]`(1)`, the workspace of one `loss`: worked out here
+    /// The encoder's parameters, at the start of the flat slice (0 without one).
+    pub(crate) encoder_param_count: usize,
+    /// The head's part of [`Architecture::workspace_len`]`(1)`, the workspace of one
+    /// `loss` (all of it without an encoder): worked out here
     /// once (it validates the whole architecture, about 450 instructions on the
     /// Cortex-M4F, 0.5 % of a default `loss`).
     pub(crate) loss_workspace_len: SslResult<usize>,
@@ -45,7 +49,8 @@ impl Layout {
             reason: "parameter count overflows usize",
         };
         let mut layers = [LayerOffsets::default(); MAX_LAYERS];
-        let mut at = 0_usize;
+        let encoder_param_count = architecture.encoder_param_count()?;
+        let mut at = encoder_param_count;
         for (slot, layer) in layers.iter_mut().zip(architecture.layers()) {
             let weights = at;
             at = at
@@ -75,7 +80,8 @@ impl Layout {
         Ok(Self {
             layers,
             param_count: at,
-            loss_workspace_len: architecture.workspace_len(1),
+            encoder_param_count,
+            loss_workspace_len: architecture.head_workspace_len(1),
         })
     }
 }

@@ -3,6 +3,10 @@
 //! it over any parameter storage ([`SimSiamHead`]).
 //!
 //! - `architecture`: the layer stacks and their validation;
+//! - `encoder`: the optional [`Encoder`] in front of the projector, a list of
+//!   [layer kinds](crate::layers) walked forward (eval and training) and back;
+//! - `presets`: the sensor recipe's networks ([`HarDense`], [`HarConv`]) and PyTorch's
+//!   default initialisation ([`Architecture::init_params`]);
 //! - `layout`: where each parameter sits in the flat slice, computed once per head;
 //! - `forward`: one input or two views through a stack (fused layer pairs, hidden
 //!   blocks on the stack);
@@ -12,13 +16,17 @@
 mod architecture;
 pub(crate) mod batch;
 mod config;
+pub(crate) mod encoder;
 mod forward;
-mod head;
+pub(crate) mod head;
 pub(crate) mod layout;
+mod presets;
 
 pub use architecture::{Architecture, BATCH_NORM_EPS, BatchNorm, Layer, MAX_STACK_LAYERS, Stack};
 pub use batch::BATCH_GROUP;
 pub use config::SimSiamConfig;
+pub use encoder::{Encoder, MAX_ENCODER_LAYERS};
 pub use forward::HIDDEN_BLOCK;
 pub use head::{COSINE_EPS, SimSiamHead, init_params};
 pub use layout::MAX_LAYERS;
+pub use presets::{HarConv, HarDense};

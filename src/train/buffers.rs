@@ -30,6 +30,9 @@ pub(crate) struct StepBuffers<'a> {
     pub(crate) grad_rows: [&'a mut [f32]; 2],
     /// `dL/dparams`, the flat layout.
     pub(crate) param_grads: &'a mut [f32],
+    /// The rest: the encoder's part ([`crate::model::Encoder`]'s training buffers), empty
+    /// without one.
+    pub(crate) encoder: &'a mut [f32],
 }
 
 /// Vectors of `d_out` per BatchNorm layer and view in [`ViewBuffers::stats`].
@@ -64,6 +67,13 @@ fn widest(architecture: &Architecture) -> usize {
 /// projections and predictions with their norms, the target gradients, two rows buffers
 /// for the backward pass, and the parameter gradients.
 ///
+/// With an encoder, add the encoder's part after that: per view, the activations of
+/// every layer that is not in place (and of an in-place one first or after a ReLU) and
+/// each BatchNorm's saved buffer (`n·C·T + 5·C`), for `n` samples; two gradient buffers
+/// of `n` samples of its widest activation (input included); a convolution's scratch;
+/// and one BatchNorm's parameters (see [`crate::model::Encoder`]). The head's input
+/// width is then the encoder's output.
+///
 /// For the reference's default head (64/128/64/32) at `n = 8` that is 24 352 floats
 /// (95.1 KiB); at `n = 64`, 78 336 (306 KiB). The official head at the paper's size
 /// (2048/2048/512) needs 15 150 112 floats at `n = 8` (58 MiB, mostly the parameter
@@ -80,6 +90,18 @@ fn widest(architecture: &Architecture) -> usize {
 /// # Ok::<(), simsiam::SslError>(())
 /// ```
 pub fn scratch_len(architecture: &Architecture, n: usize) -> SslResult<usize> {
+    let head = head_scratch_len(architecture, n)?;
+    match architecture.active_encoder() {
+        None => Ok(head),
+        Some(encoder) => head
+            .checked_add(encoder.train_len(n).map_err(|_| OVERFLOW)?)
+            .ok_or(OVERFLOW),
+    }
+}
+
+/// [`scratch_len`] of the head's part (all of it without an encoder): the parameter
+/// gradients end it.
+pub(crate) fn head_scratch_len(architecture: &Architecture, n: usize) -> SslResult<usize> {
     architecture.validate()?;
     let param_count = architecture.param_count()?;
     let per_view = architecture
@@ -124,7 +146,8 @@ pub fn momentum_len(architecture: &Architecture) -> SslResult<usize> {
 
 /// The parameter gradients `dL/dparams` (flat layout, frozen biases and running
 /// statistics 0) that the last [`Sgd::step`](super::Sgd::step) on `n` pairs left in
-/// `scratch`: its floats `scratch_len − param_count .. scratch_len`.
+/// `scratch`: without an encoder its floats `scratch_len − param_count .. scratch_len`
+/// (with one, they end where the encoder's part starts).
 ///
 /// # Errors
 /// As [`scratch_len`]; `CapacityTooSmall` when `scratch` is shorter than that.
@@ -134,13 +157,18 @@ pub fn param_grads<'a>(
     scratch: &'a [f32],
 ) -> SslResult<&'a [f32]> {
     let needed = scratch_len(architecture, n)?;
-    let start = needed.saturating_sub(architecture.param_count()?);
-    scratch
-        .get(start..needed)
-        .ok_or(SslError::CapacityTooSmall {
+    let end = head_scratch_len(architecture, n)?;
+    let start = end.saturating_sub(architecture.param_count()?);
+    if scratch.len() < needed {
+        return Err(SslError::CapacityTooSmall {
             needed,
             capacity: scratch.len(),
-        })
+        });
+    }
+    scratch.get(start..end).ok_or(SslError::CapacityTooSmall {
+        needed,
+        capacity: scratch.len(),
+    })
 }
 
 /// The next `len` floats of `rest`.
@@ -194,6 +222,9 @@ pub(crate) fn carve<'a>(
     let needed = scratch_len(architecture, n)?;
     let capacity = scratch.len();
     let too_small = SslError::CapacityTooSmall { needed, capacity };
+    if capacity < needed {
+        return Err(too_small);
+    }
     let mut rest = scratch;
     let first = take_view(architecture, n, &mut rest).ok_or(too_small)?;
     let second = take_view(architecture, n, &mut rest).ok_or(too_small)?;
@@ -207,6 +238,7 @@ pub(crate) fn carve<'a>(
         views: [first, second],
         grad_rows,
         param_grads,
+        encoder: rest,
     })
 }
 
@@ -221,7 +253,7 @@ pub fn projection_ranges(
     architecture: &Architecture,
     n: usize,
 ) -> SslResult<[core::ops::Range<usize>; 2]> {
-    let total = scratch_len(architecture, n)?;
+    let total = head_scratch_len(architecture, n)?;
     let shared = n
         .checked_mul(widest(architecture))
         .and_then(|rows| rows.checked_mul(2))

@@ -1,8 +1,9 @@
 //! Training the head on the device: the backward pass with stop-gradient, BatchNorm in
 //! training mode, and SGD, with PyTorch's semantics and no heap.
 //!
-//! One step ([`Sgd::step`]) takes a batch of `n` pairs of encoder outputs (`x1s`, `x2s`,
-//! each `n × d_encoder`, row-major), and
+//! One step ([`Sgd::step`]) takes a batch of `n` pairs of inputs (`x1s`, `x2s`, each
+//! `n × d_input`, row-major: encoder outputs for a head alone, windows for a network with
+//! an [encoder](crate::model::Encoder), which it trains too), and
 //! 1. runs both views through the projector and the predictor in training mode
 //!    (`model.train()` in PyTorch: each BatchNorm normalises with the *batch* mean and
 //!    the *biased* batch variance of its view; the two views are separate batches, as
@@ -27,12 +28,23 @@
 //! A step is all or nothing: a non-finite loss, gradient or updated value is
 //! `NonFinite` and leaves the head and the optimiser as they were.
 //!
+//! # With an encoder
+//! Each view first runs through the encoder in training mode (its BatchNorms over `N·T`
+//! for sequences); the head's step above runs on the two feature batches and also gives
+//! `dL/d(features)`, which the encoder's backward carries to its parameters and to
+//! `dL/dx1s`, `dL/dx2s` of the network's input. The encoder's parameters follow the
+//! projector's rules (its lr, weight decay on every trained tensor), its running
+//! statistics are updated (view 1, then view 2) after every check has passed, on a copy
+//! first, and its BatchNorm counters
+//! ([`SimSiamHead::encoder_batches_tracked`](crate::SimSiamHead::encoder_batches_tracked))
+//! grow by two.
+//!
 //! # Memory
 //! No heap. The caller provides every buffer: the optimiser's momentum
 //! ([`momentum_len`] floats, held by [`Sgd`]), the step's `scratch`
 //! ([`scratch_len`]`(architecture, n)` floats: activations of both views, parameter
-//! gradients, two gradient buffers) and, optionally, the input gradients (`n·d_encoder`
-//! each). Stack: the slices of eight rows
+//! gradients, two gradient buffers; with an encoder, its buffers after those) and,
+//! optionally, the input gradients (`n·d_input` each). Stack: the slices of eight rows
 //! at a time, the SIMD twin's packed blocks (up to 70 KiB on 64-bit targets for layers
 //! 1024 or more wide, 1.5 KiB on 32-bit ones with a vector unit, none without one) and
 //! frames: 4 972 B measured on a Cortex-M4F at `n = 8` (either twin: no vector unit).

@@ -5,6 +5,7 @@ use super::step::{LayerViews, gradients};
 use super::{TrainConfig, check_lr};
 use crate::error::{SslError, SslResult, check_finite, check_len};
 use crate::kernels::{Kernels, pieces};
+use crate::model::head::TrainingParts;
 use crate::model::layout::Layout;
 use crate::model::{Architecture, MAX_LAYERS, SimSiamHead};
 
@@ -107,10 +108,11 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         self.momentum.as_ref()
     }
 
-    /// One training step on `n` pairs: `x1s`, `x2s` are `n × d_encoder` each, row-major.
+    /// One training step on `n` pairs: `x1s`, `x2s` are `n × d_input` each, row-major
+    /// (the network's input: the encoder's with an encoder, else the projector's).
     /// Returns the loss *before* the update. `scratch` holds at least
     /// [`scratch_len`](super::scratch_len)`(architecture, n)` floats; `input_grads`
-    /// receive `dL/dx1s`, `dL/dx2s` (`n·d_encoder` each), or pass empty slices to skip
+    /// receive `dL/dx1s`, `dL/dx2s` (`n·d_input` each), or pass empty slices to skip
     /// them. On any error the head and the optimiser are unchanged.
     ///
     /// # Errors
@@ -135,30 +137,24 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         S: AsRef<[f32]> + AsMut<[f32]>,
         K: Kernels,
     {
-        let (architecture, layout, params, batches_tracked) = head.training_parts();
-        self.step_on::<K>(
-            architecture,
-            layout,
-            params,
-            batches_tracked,
-            [x1s, x2s],
-            scratch,
-            input_grads,
-        )
+        self.step_on::<K>(head.training_parts(), [x1s, x2s], scratch, input_grads)
     }
 
     /// [`step`](Self::step) on a head's parts, on the kernel twin `K`.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn step_on<K: Kernels>(
         &mut self,
-        architecture: &Architecture,
-        layout: &Layout,
-        params: &mut [f32],
-        batches_tracked: &mut [u64; MAX_LAYERS],
+        parts: TrainingParts<'_>,
         xs: [&[f32]; 2],
         scratch: &mut [f32],
         input_grads: [&mut [f32]; 2],
     ) -> SslResult<f32> {
+        let TrainingParts {
+            architecture,
+            layout,
+            params,
+            batches_tracked,
+            encoder_batches_tracked,
+        } = parts;
         if *architecture != self.architecture {
             return Err(WRONG_HEAD);
         }
@@ -176,17 +172,75 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         check_finite(x2s, "x2s")?;
         check_len(layout.param_count, self.momentum.as_ref().len())?;
         let mut buffers = carve(architecture, n, scratch)?;
+        let mut encoder_step = match architecture.active_encoder() {
+            Some(encoder) => {
+                let (plan, mut parts) = encoder.carve(n, core::mem::take(&mut buffers.encoder))?;
+                let encoder_params = params
+                    .get(..layout.encoder_param_count)
+                    .ok_or(storage_changed(layout, params.len()))?;
+                for (x, view) in xs.iter().zip(parts.views.iter_mut()) {
+                    encoder.forward_train::<K>(&plan, encoder_params, n, x, view, parts.scratch)?;
+                }
+                Some((encoder, plan, parts))
+            }
+            None => None,
+        };
         let loss = {
             let layers = LayerViews::new(architecture, layout, params)?;
-            gradients::<K>(
-                architecture,
-                &layers,
-                xs,
-                n,
-                self.config.stop_gradient,
-                &mut buffers,
-                [&mut *input_first, &mut *input_second],
-            )?
+            match &mut encoder_step {
+                None => gradients::<K>(
+                    architecture,
+                    &layers,
+                    xs,
+                    n,
+                    self.config.stop_gradient,
+                    &mut buffers,
+                    [&mut *input_first, &mut *input_second],
+                )?,
+                Some((encoder, plan, parts)) => {
+                    // The head's input is the encoder's output of each view, and its
+                    // input gradient dL/d(features) seeds the encoder's backward.
+                    let output = encoder.output_range(plan);
+                    let [view_first, view_second] = &mut parts.views;
+                    let features = [slice_of(view_first, output), slice_of(view_second, output)];
+                    let [d_first, d_second] = &mut parts.feature_grads;
+                    let loss = gradients::<K>(
+                        architecture,
+                        &layers,
+                        features,
+                        n,
+                        self.config.stop_gradient,
+                        &mut buffers,
+                        [&mut **d_first, &mut **d_second],
+                    )?;
+                    let encoder_params =
+                        params.get(..layout.encoder_param_count).unwrap_or_default();
+                    let encoder_grads = buffers
+                        .param_grads
+                        .get_mut(..layout.encoder_param_count)
+                        .unwrap_or_default();
+                    let views = [
+                        (xs[0], &mut **view_first, &*d_first, &mut *input_first),
+                        (xs[1], &mut **view_second, &*d_second, &mut *input_second),
+                    ];
+                    for (x, view, d_features, input_grad) in views {
+                        let [grads_a, grads_b] = &mut parts.grads;
+                        crate::model::encoder::copy(grads_a, d_features);
+                        encoder.backward::<K>(
+                            plan,
+                            encoder_params,
+                            n,
+                            x,
+                            view,
+                            [&mut **grads_a, &mut **grads_b],
+                            encoder_grads,
+                            input_grad,
+                            parts.scratch,
+                        )?;
+                    }
+                    loss
+                }
+            }
         };
         check_finite(buffers.param_grads, "gradients")?;
         check_finite(input_first, "gradients")?;
@@ -204,7 +258,14 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         let momentum = self.momentum.as_mut();
         // Storage whose mutable view differs in length from its shared one.
         check_len(layout.param_count, momentum.len())?;
-        let regions = || trained_regions(architecture, layout);
+        let regions = || {
+            let encoder = architecture
+                .active_encoder()
+                .into_iter()
+                .flat_map(|encoder| encoder.trained_ranges())
+                .map(|range| (range, current_lr as LrOf));
+            encoder.chain(trained_regions(architecture, layout))
+        };
         // All or nothing: check every new value first, then write.
         for (range, lr) in regions() {
             let (Some(w), Some(g), Some(buf)) = (
@@ -249,6 +310,16 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
                 }
             }
         }
+        if let Some((encoder, plan, parts)) = &mut encoder_step {
+            let [first, second] = &parts.views;
+            encoder.check_running_stats(
+                plan,
+                params,
+                n,
+                [&**first, &**second],
+                parts.batch_norm,
+            )?;
+        }
         // Commit.
         for (range, lr) in regions() {
             let lr = lr(&update);
@@ -278,18 +349,48 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
                 *count = count.saturating_add(2);
             }
         }
+        if let Some((encoder, plan, parts)) = &encoder_step {
+            let [first, second] = &parts.views;
+            // Checked above on a copy: the same arithmetic cannot fail here.
+            encoder.commit_running_stats(
+                plan,
+                params,
+                n,
+                [&**first, &**second],
+                encoder_batches_tracked,
+            )?;
+        }
         self.steps = self.steps.saturating_add(1);
         Ok(loss)
     }
 }
 
-/// `n` for a batch `x1s` of a head whose encoder width is `d_encoder`.
+/// The `len` floats at `start` of `v` (empty when out of bounds: never for a carved
+/// scratch).
+fn slice_of(v: &[f32], (start, len): (usize, usize)) -> &[f32] {
+    start
+        .checked_add(len)
+        .and_then(|end| v.get(start..end))
+        .unwrap_or_default()
+}
+
+/// `DimensionMismatch` for parameter storage that no longer matches the layout.
+fn storage_changed(layout: &Layout, got: usize) -> SslError {
+    SslError::DimensionMismatch {
+        expected: layout.param_count,
+        got,
+    }
+}
+
+/// `n` for a batch `x1s` of a network whose input width is `d_input` (the encoder
+/// width without an encoder).
 fn batch_size(architecture: &Architecture, x1s: &[f32]) -> SslResult<usize> {
-    let d = architecture.d_encoder();
+    let d = architecture.d_input();
     let n = x1s.len().checked_div(d).unwrap_or(0);
     if n == 0 || x1s.len().checked_rem(d) != Some(0) {
         return Err(SslError::InvalidParameter {
             name: "x1s",
+            // The head's input width without an encoder: this payload is public.
             reason: "must hold n ≥ 1 rows of d_encoder",
         });
     }

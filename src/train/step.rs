@@ -617,6 +617,7 @@ pub(crate) fn gradients<K: Kernels>(
         views,
         grad_rows,
         param_grads,
+        ..
     } = buffers;
     param_grads.fill(0.0);
     let [first, second] = views;

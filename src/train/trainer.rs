@@ -99,7 +99,8 @@ impl Trainer {
         &self.sgd
     }
 
-    /// One step on `n` pairs (`x1s`, `x2s`: `n × d_encoder` each, row-major): returns
+    /// One step on `n` pairs (`x1s`, `x2s`: `n × d_input` each, row-major: the network's
+    /// input, the encoder's when there is one): returns
     /// the loss before the update, and updates `model`'s parameters and BatchNorm
     /// running statistics. On an error the model, the optimiser and what
     /// [`input_grads`](Self::input_grads) and [`projections`](Self::projections) show
@@ -110,7 +111,7 @@ impl Trainer {
     /// allocated.
     pub fn step(&mut self, model: &mut SimSiam, x1s: &[f32], x2s: &[f32]) -> SslResult<f32> {
         let architecture = *model.architecture();
-        let d = architecture.d_encoder();
+        let d = architecture.d_input();
         let n = x1s.len().checked_div(d).unwrap_or(0);
         if n != self.n {
             // Sized for this batch; the step itself checks the batch.
@@ -128,26 +129,16 @@ impl Trainer {
             .split_at_mut_checked(x1s.len())
             .unwrap_or((&mut [], &mut []));
         let backend = model.backend();
-        let (architecture_ref, layout, params, batches_tracked) = model.head_mut().training_parts();
+        let parts = model.head_mut().training_parts();
         let loss = match backend {
-            Backend::Simd => self.sgd.step_on::<Simd>(
-                architecture_ref,
-                layout,
-                params,
-                batches_tracked,
-                [x1s, x2s],
-                &mut self.scratch,
-                [g1, g2],
-            ),
-            Backend::Scalar => self.sgd.step_on::<Scalar>(
-                architecture_ref,
-                layout,
-                params,
-                batches_tracked,
-                [x1s, x2s],
-                &mut self.scratch,
-                [g1, g2],
-            ),
+            Backend::Simd => {
+                self.sgd
+                    .step_on::<Simd>(parts, [x1s, x2s], &mut self.scratch, [g1, g2])
+            }
+            Backend::Scalar => {
+                self.sgd
+                    .step_on::<Scalar>(parts, [x1s, x2s], &mut self.scratch, [g1, g2])
+            }
         }?;
         // Infallible from here: the room is reserved.
         self.input_grads.clear();
@@ -162,7 +153,8 @@ impl Trainer {
         Ok(loss)
     }
 
-    /// `dL/dx1s`, `dL/dx2s` of the last successful step (`n × d_encoder` each; empty
+    /// `dL/dx1s`, `dL/dx2s` of the last successful step (`n × d_input` each: of the
+    /// network's input; empty
     /// before the first).
     #[must_use]
     pub fn input_grads(&self) -> (&[f32], &[f32]) {
