@@ -164,7 +164,12 @@ pub(crate) fn symmetric_loss<K: Kernels>(
 /// reference's) only the loss needs one (`4·d_out`), and the batch calls from three
 /// inputs on their lane blocks ([`Architecture::lanes_len`]). Stack: one hidden block, 1 KiB,
 /// for `project_into`/`predict_into`; 2 KiB for `loss` (8 KiB when a hidden layer is
-/// wider than 256); see [`crate::model`] for the batch calls.
+/// wider than 256); see [`crate::model`] for the batch calls. With an
+/// [encoder](Architecture::with_encoder) every call but `predict_into` takes at least
+/// [`Architecture::workspace_len`]`(n)`: the head's part, the features of both views
+/// (`2·n·d_encoder`) and the encoder's [`Encoder::eval_work_len`]`(n)` (two buffers of
+/// `n` samples of its widest activation and a convolution's scratch); the layer kinds
+/// add no stack beyond the kernels'.
 ///
 /// # Examples
 /// ```
