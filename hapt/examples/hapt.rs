@@ -20,7 +20,7 @@
 //! and the augmentations from one `Xoshiro128PlusPlus::from_seed(S)` (each epoch: the shuffle,
 //! then each batch's views, window by window, view 1 then view 2); the probes' label draws
 //! from `S` (`Protocols::evaluate`); the per-epoch `nn1_5` probe's draws from
-//! `Xoshiro128PlusPlus::from_seed(S ^ 0x6e6e_315f_35)`, fixed for the run.
+//! `Xoshiro128PlusPlus::from_seed(S ^ 0x006e_6e31_5f35)`, fixed for the run.
 //!
 //! `--save`: the parameter image (version 1) holds no encoder yet, so the command writes the
 //! head (projector + predictor) as a version-1 image to MODEL.simsiam and the whole network's
@@ -169,7 +169,7 @@ struct EpochProbe {
 
 impl EpochProbe {
     fn new(train: &Windows, seed: u64) -> Self {
-        let mut rng = Xoshiro128PlusPlus::from_seed(seed ^ 0x6e6e_315f_35);
+        let mut rng = Xoshiro128PlusPlus::from_seed(seed ^ 0x006e_6e31_5f35);
         let (mut picks_x, mut picks_y) = (Vec::new(), Vec::new());
         let mut per_draw = 0;
         for _ in 0..5 {
@@ -337,7 +337,7 @@ fn main() -> Result<()> {
             }
             augmenter
                 .two_views_batch(&raws, BATCH, &mut rng, &mut views1, &mut views2)
-                .map_err(|e| format!("views: {e:?}"))?;
+                .map_err(|e| format!("augmenting a batch: {e}"))?;
             let t2 = Instant::now();
             sgd.set_lr(cosine_lr(LR, step, total_steps));
             let loss = sgd
@@ -348,7 +348,7 @@ fn main() -> Result<()> {
                     &mut scratch,
                     [&mut [], &mut []],
                 )
-                .map_err(|e| format!("step: {e:?}"))?;
+                .map_err(|e| format!("training step: {e}"))?;
             let z1 = scratch
                 .get(z1_range.clone())
                 .ok_or("projection range outside the scratch")?;
@@ -515,6 +515,9 @@ fn save(head: &SimSiamHead<Vec<f32>>, path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// One panel of the picture: its title, its points (epoch, value) and its colour.
+type Panel = (&'static str, Vec<(f64, f64)>, plotters::style::RGBColor);
+
 /// Loss, collapse std·√d and nn1_5 against epochs, one panel each.
 fn plot(
     path: &std::path::Path,
@@ -528,7 +531,7 @@ fn plot(
     let panels = root.split_evenly((3, 1));
     let epochs = logs.len().max(1) as f64;
     let d = 128.0_f64.sqrt();
-    let series: [(&str, Vec<(f64, f64)>, RGBColor); 3] = [
+    let series: [Panel; 3] = [
         (
             "loss (symmetric negative cosine)",
             logs.iter()
@@ -669,7 +672,7 @@ fn to_json(
     );
     let _ = writeln!(
         s,
-        " \"nn1_5_per_epoch_note\": \"5 draws of 5 windows per class fixed for the run (Xoshiro128PlusPlus from seed ^ 0x6e6e315f35), not the final table's draws\","
+        " \"nn1_5_per_epoch_note\": \"5 draws of 5 windows per class fixed for the run (Xoshiro128PlusPlus from seed ^ 0x006e6e315f35), not the final table's draws\","
     );
     let _ = writeln!(
         s,
