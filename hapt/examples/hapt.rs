@@ -102,6 +102,9 @@ struct Args {
     /// Skip the per-epoch nn1_5 probe.
     #[arg(long)]
     no_epoch_probe: bool,
+    /// Stop after pretraining (no protocols, no JSON): for timing runs.
+    #[arg(long)]
+    no_eval: bool,
 }
 
 const BATCH: usize = 128;
@@ -389,6 +392,17 @@ fn main() -> Result<()> {
             steps_s
         );
         logs.push(log);
+    }
+
+    if args.no_eval {
+        let cpu = mean(logs.iter().map(|l| l.cpu_seconds));
+        let wall = mean(logs.iter().map(|l| l.seconds));
+        let steps = mean(logs.iter().map(|l| l.steps_seconds));
+        let views = mean(logs.iter().map(|l| l.augment_seconds));
+        println!(
+            "{wall:.3} s per epoch ({cpu:.3} s CPU; views {views:.3} s, steps {steps:.3} s wall); --no-eval: no protocols"
+        );
+        return Ok(());
     }
 
     // Evaluation: the six protocols on raw windows, the encoder at init, after SimSiam.
