@@ -15,6 +15,12 @@
 //! inputs moved by one ulp.
 //! - dense: eval 1.3e-7, loss 3.3e-7, grad 2.1e-5, params 2.4e-5;
 //! - conv: eval 2.5e-7, loss 6.5e-7, grad 9.0e-6, params 3.0e-5.
+//!
+//! Also here: the whole step against `f64` finite differences of an independent network
+//! (`finite_differences`: dL/dx and every encoder parameter, both twins, with and
+//! without stop-gradient, dense and conv encoders, in-place kinds first and after a
+//! ReLU), shape validation, PyTorch's default initialisation, typed errors with nothing
+//! changed, and the encoder's running statistics following the training's momentum.
 
 #![cfg(all(feature = "alloc", feature = "encoder"))]
 
@@ -687,11 +693,19 @@ mod finite_differences {
         flat.chunks_exact(d).map(<[f64]>::to_vec).collect()
     }
 
-    /// The stop-gradient loss at `params`, `x1`, `x2`, with the targets `targets`.
-    fn loss64(a: &Architecture, params: &[f64], xs: [&[f64]; 2], targets: &[Rows; 2]) -> f64 {
+    /// The loss at `params`, `x1`, `x2`: with the targets `targets` held fixed
+    /// (stop-gradient), or, without them, the views' own projections.
+    fn loss64(
+        a: &Architecture,
+        params: &[f64],
+        xs: [&[f64]; 2],
+        targets: Option<&[Rows; 2]>,
+    ) -> f64 {
         let d = a.d_input();
-        let (_, p1) = view64(a, params, rows(xs[0], d));
-        let (_, p2) = view64(a, params, rows(xs[1], d));
+        let (z1, p1) = view64(a, params, rows(xs[0], d));
+        let (z2, p2) = view64(a, params, rows(xs[1], d));
+        let own = [z1, z2];
+        let targets = targets.unwrap_or(&own);
         let cos = |p: &Rows, z: &Rows| {
             let (p, z) = (unit(p), unit(z));
             let total: f64 = p
@@ -738,6 +752,15 @@ mod finite_differences {
     }
 
     fn check<K: Kernels>(architecture: Architecture, n: usize, seed: u64) {
+        check_with::<K>(architecture, n, seed, true);
+    }
+
+    fn check_with<K: Kernels>(
+        architecture: Architecture,
+        n: usize,
+        seed: u64,
+        stop_gradient: bool,
+    ) {
         let encoder = architecture.encoder.unwrap();
         let mut params = vec![0.0_f32; architecture.param_count().unwrap()];
         architecture
@@ -768,6 +791,7 @@ mod finite_differences {
         let config = TrainConfig {
             momentum: 0.0,
             weight_decay: 0.0,
+            stop_gradient,
             ..TrainConfig::default()
         };
         let mut sgd = Sgd::new(&architecture, config, vec![0.0; params.len()]).unwrap();
@@ -785,25 +809,20 @@ mod finite_differences {
             view64(&architecture, &p64, rows(&x1_64, d)).0,
             view64(&architecture, &p64, rows(&x2_64, d)).0,
         ];
-        let oracle_loss = loss64(&architecture, &p64, [&x1_64, &x2_64], &targets);
+        let fixed = stop_gradient.then_some(&targets);
+        let oracle_loss = loss64(&architecture, &p64, [&x1_64, &x2_64], fixed);
         assert!(
             (f64::from(loss) - oracle_loss).abs() < 1e-5,
             "loss {loss} vs {oracle_loss}"
         );
-        let d_x1 = fd(
-            &|x| loss64(&architecture, &p64, [x, &x2_64], &targets),
-            &x1_64,
-        );
-        let d_x2 = fd(
-            &|x| loss64(&architecture, &p64, [&x1_64, x], &targets),
-            &x2_64,
-        );
+        let d_x1 = fd(&|x| loss64(&architecture, &p64, [x, &x2_64], fixed), &x1_64);
+        let d_x2 = fd(&|x| loss64(&architecture, &p64, [&x1_64, x], fixed), &x2_64);
         let encoder_len = encoder.param_count().unwrap();
         let d_params = fd(
             &|p| {
                 let mut all = p64.clone();
                 all[..encoder_len].copy_from_slice(p);
-                loss64(&architecture, &all, [&x1_64, &x2_64], &targets)
+                loss64(&architecture, &all, [&x1_64, &x2_64], fixed)
             },
             &p64[..encoder_len],
         );
@@ -842,6 +861,13 @@ mod finite_differences {
     fn dense_encoder_gradients_match_finite_differences() {
         check::<Scalar>(dense(), 5, 11);
         check::<Simd>(dense(), 5, 11);
+    }
+
+    /// Without stop-gradient the targets' gradient flows into the encoder too.
+    #[test]
+    fn without_stop_gradient_encoder_gradients_match_finite_differences() {
+        check_with::<Scalar>(dense(), 5, 12, false);
+        check_with::<Simd>(dense(), 5, 12, false);
     }
 
     /// An encoder with a trained bias, BatchNorm first (an in-place kind copies the
@@ -896,5 +922,32 @@ mod finite_differences {
         .unwrap();
         check::<Scalar>(architecture, 4, 31);
         check::<Simd>(architecture, 4, 31);
+    }
+}
+
+/// The encoder's running statistics follow `TrainConfig::batch_norm_momentum`, as the
+/// head's do: with momentum 0 they stay bit for bit, with 1 they become the last batch's.
+#[test]
+fn encoder_running_statistics_follow_the_training_momentum() {
+    let architecture = small_dense();
+    // The first BatchNorm's running_mean and running_var: after W [8, 12], γ, β.
+    let (mean, var) = (96 + 16..96 + 24, 96 + 24..96 + 32);
+    let x: Vec<f32> = (0..4 * 12).map(|i| (i as f32 * 0.9).sin() + 0.5).collect();
+    for momentum in [0.0_f32, 1.0] {
+        let mut model = SimSiam::from_architecture(architecture, &mut LcgRng::new(9)).unwrap();
+        let config = TrainConfig {
+            batch_norm_momentum: momentum,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(&model, config).unwrap();
+        trainer.step(&mut model, &x, &x).unwrap();
+        let params = model.head().params();
+        if momentum == 0.0 {
+            assert_eq!(params[mean.clone()], [0.0; 8]);
+            assert_eq!(params[var.clone()], [1.0; 8]);
+        } else {
+            assert!(params[mean.clone()].iter().any(|m| *m != 0.0));
+            assert!(params[var.clone()].iter().all(|v| *v != 1.0));
+        }
     }
 }

@@ -27,7 +27,7 @@
 
 use crate::error::{SslError, SslResult, check_len};
 use crate::kernels::Kernels;
-use crate::layers::{LayerKind, OVERFLOW, Shape, relu};
+use crate::layers::{BatchNorm1d, LayerKind, OVERFLOW, Shape, relu};
 
 /// The most layer kinds an encoder may have.
 pub const MAX_ENCODER_LAYERS: usize = 16;
@@ -540,17 +540,20 @@ impl Encoder {
     }
 
     /// Checks that every BatchNorm's running statistics stay finite after view 1's and
-    /// view 2's batch (on a copy in `copy`); writes nothing to `params`.
+    /// view 2's batch with `momentum` (the training's, for every BatchNorm; on a copy in
+    /// `copy`); writes nothing to `params`.
     pub(crate) fn check_running_stats(
         &self,
         plan: &Plan,
         params: &[f32],
         n: usize,
         views: [&[f32]; 2],
+        momentum: f32,
         copy: &mut [f32],
     ) -> SslResult<()> {
         for (kind, slot) in self.layers().iter().zip(&plan.slots) {
             if let LayerKind::BatchNorm1d(bn) = kind {
+                let bn = BatchNorm1d { momentum, ..*bn };
                 let copy = copy.get_mut(..slot.params.1).unwrap_or_default();
                 self::copy(copy, range(params, slot.params));
                 let mut tracked = 0_u64;
@@ -564,7 +567,7 @@ impl Encoder {
     }
 
     /// Updates every BatchNorm's running statistics from view 1's then view 2's batch
-    /// (checked before with [`check_running_stats`](Self::check_running_stats)); each
+    /// with `momentum` (checked before with [`check_running_stats`](Self::check_running_stats)); each
     /// layer's `batches_tracked` grows by two.
     pub(crate) fn commit_running_stats(
         &self,
@@ -572,11 +575,13 @@ impl Encoder {
         params: &mut [f32],
         n: usize,
         views: [&[f32]; 2],
+        momentum: f32,
         batches_tracked: &mut [u64; MAX_ENCODER_LAYERS],
     ) -> SslResult<()> {
         let layers = self.layers().iter().zip(&plan.slots);
         for ((kind, slot), tracked) in layers.zip(batches_tracked.iter_mut()) {
             if let LayerKind::BatchNorm1d(bn) = kind {
+                let bn = BatchNorm1d { momentum, ..*bn };
                 let p = range_mut(params, slot.params);
                 for view in views {
                     let saved = range(view, slot.saved);

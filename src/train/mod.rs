@@ -34,8 +34,10 @@
 //! `dL/d(features)`, which the encoder's backward carries to its parameters and to
 //! `dL/dx1s`, `dL/dx2s` of the network's input. The encoder's parameters follow the
 //! projector's rules (its lr, weight decay on every trained tensor), its running
-//! statistics are updated (view 1, then view 2) after every check has passed, on a copy
-//! first, and its BatchNorm counters
+//! statistics are updated (view 1, then view 2, with
+//! [`TrainConfig::batch_norm_momentum`] as the head's: a kind's own `momentum` field is
+//! what a single layer call uses) after every check has passed, on a copy first, and its
+//! BatchNorm counters
 //! ([`SimSiamHead::encoder_batches_tracked`](crate::SimSiamHead::encoder_batches_tracked))
 //! grow by two.
 //!

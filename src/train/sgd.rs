@@ -317,6 +317,7 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
                 params,
                 n,
                 [&**first, &**second],
+                self.config.batch_norm_momentum,
                 parts.batch_norm,
             )?;
         }
@@ -357,6 +358,7 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
                 params,
                 n,
                 [&**first, &**second],
+                self.config.batch_norm_momentum,
                 encoder_batches_tracked,
             )?;
         }
