@@ -79,7 +79,7 @@ impl Recipe {
 
 /// SimSiam on UCI HAPT: pretrain, then the six protocols on raw, random and trained features.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// The recipe.
     #[arg(long, value_enum, default_value = "hapt-dense")]
@@ -93,7 +93,8 @@ struct Args {
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Save the trained network here (see the module docs for what is written).
+    /// Save the trained network: the head as a version-1 image here (it holds no encoder
+    /// yet), every parameter as raw little-endian f32 to this path + `.params.f32`.
     #[arg(long)]
     save: Option<PathBuf>,
     /// Draw loss, collapse std and nn1_5 against epochs into this SVG.
