@@ -12,6 +12,10 @@
 //! The decoder checks the file's sha256, its sizes and counts; bad or truncated data is a
 //! [`HaptError`], never a panic.
 //!
+//! The package's example `hapt` (`examples/hapt.rs`) is the README's main command: the
+//! `hapt-dense` / `hapt-conv` recipe trained with `simsiam` and evaluated with [`probe`];
+//! `tests/recipe.rs` runs a short version of it.
+//!
 //! # Examples
 //! ```
 //! use simsiam_hapt::{Hapt, Split, WindowSpec};
