@@ -467,6 +467,10 @@ fn encoder_paths_allocate_nothing<K: Kernels>(architecture: Architecture) {
 
 #[cfg(feature = "encoder")]
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "2.5 min under miri; the encoder's kinds reach the unsafe code of wide through the kernels the kernels and train_kernels tests interpret"
+)]
 fn encoder_paths_make_no_allocation() {
     use simsiam::model::HarDense;
     let dense = Architecture::har_dense(&HarDense {

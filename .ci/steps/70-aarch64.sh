@@ -32,7 +32,9 @@ if ((${#missing[@]})); then
 fi
 rustup target add "$TARGET"
 
-say "cargo test --locked --all-features --target $TARGET under qemu-aarch64"
-cargo test --locked -p simsiam --all-features --target "$TARGET"
+say "cargo test -p simsiam --all-features --lib --tests --target $TARGET under qemu-aarch64 (the doctests run natively)"
+cargo test --locked -p simsiam --all-features --target "$TARGET" --lib --tests
+say "the short HAPT recipe (hapt/tests/recipe.rs) on NEON lanes"
+cargo test --locked -p simsiam-hapt --target "$TARGET" --test recipe
 
 say "aarch64 done"
