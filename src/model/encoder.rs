@@ -115,6 +115,24 @@ fn range_mut(v: &mut [f32], (start, len): (usize, usize)) -> &mut [f32] {
         .unwrap_or_default()
 }
 
+/// A layer's input (the network's `x`, or the buffer at `input`, which lies before the
+/// output) and its output buffer `out` in `view`; empty slices where a range falls
+/// outside (the callers' length checks then fail).
+fn source_and_output<'a>(
+    view: &'a mut [f32],
+    x: &'a [f32],
+    input: Option<(usize, usize)>,
+    (start, len): (usize, usize),
+) -> (&'a [f32], &'a mut [f32]) {
+    let (before, after) = view.split_at_mut_checked(start).unwrap_or_default();
+    let output = after.get_mut(..len).unwrap_or_default();
+    let source = match input {
+        None => x,
+        Some(input) => range(before, input),
+    };
+    (source, output)
+}
+
 /// `dst[i] = src[i]` over the shorter of the two (their lengths are checked by the
 /// callers; a zip rather than `copy_from_slice`, which keeps a length-mismatch panic).
 pub(crate) fn copy(dst: &mut [f32], src: &[f32]) {
@@ -430,14 +448,8 @@ impl Encoder {
                 if slot.fresh {
                     // A copy of the input, so that what it overwrites stays for the
                     // backward (the network's input, or a ReLU's output).
-                    let (start, len) = slot.out;
-                    let (before, after) = view.split_at_mut_checked(start).unwrap_or_default();
-                    let dst = after.get_mut(..len).unwrap_or_default();
-                    let src = match input {
-                        None => x,
-                        Some(range) => self::range(before, range),
-                    };
-                    check_len(len, src.len())?;
+                    let (src, dst) = source_and_output(view, x, input, slot.out);
+                    check_len(slot.out.1, src.len())?;
                     copy(dst, src);
                 }
                 match kind {
@@ -454,13 +466,7 @@ impl Encoder {
                     _ => relu::forward(n, shape, range_mut(view, slot.out))?,
                 }
             } else {
-                let (start, len) = slot.out;
-                let (before, after) = view.split_at_mut_checked(start).unwrap_or_default();
-                let dst = after.get_mut(..len).unwrap_or_default();
-                let src = match input {
-                    None => x,
-                    Some(range) => self::range(before, range),
-                };
+                let (src, dst) = source_and_output(view, x, input, slot.out);
                 check_len(in_len, src.len())?;
                 forward_kind::<K>(kind, p, n, shape, src, dst, scratch)?;
             }
