@@ -150,7 +150,7 @@ pub(crate) fn symmetric_loss<K: Kernels>(
 /// [`Architecture::param_count`]): a `&'static [f32]` in flash, or a parameter image
 /// viewed in place ([`from_image`](SimSiamHead::from_image)); a `heapless::Vec<f32, N>`
 /// owned on the device ([`from_seed`](SimSiamHead::from_seed)); a `Vec<f32>` under
-/// `alloc` (that is what [`SimSiam`](crate::SimSiam) wraps). The architecture and the
+/// `alloc` (that is what `SimSiam`, feature `alloc`, wraps). The architecture and the
 /// layout are validated once, at construction, with checked arithmetic, and every
 /// parameter must be finite.
 ///
@@ -281,7 +281,7 @@ impl<'a> SimSiamHead<&'a [f32]> {
     /// # Errors
     /// [`Image::parse`]'s errors; `Image(Misaligned)` when the parameters are not 4-byte
     /// aligned or the target is big-endian (copy them then, e.g. with
-    /// [`SimSiam::from_image`](crate::SimSiam::from_image)).
+    /// `SimSiam::from_image` under feature `alloc`).
     pub fn from_image(bytes: &'a [u8]) -> SslResult<Self> {
         Self::from_parsed(Image::parse(bytes)?)
     }
@@ -878,7 +878,7 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>, K: Kernels> SimSiamHead<S, K> {
 
 impl<const N: usize> SimSiamHead<heapless::Vec<f32, N>> {
     /// Initialises the reference's head on the device from a seed, into fixed-capacity
-    /// storage: the same weights as [`SimSiam::new`](crate::SimSiam) with the same seed.
+    /// storage: the same weights as `SimSiam::new` (feature `alloc`) with the same seed.
     ///
     /// `N` must be at least [`SimSiamConfig::param_count`]. The vector is built in place
     /// in the return value; for a large `N`, keep the head in a `static` rather than on a
