@@ -419,8 +419,8 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// [`storage_changed`](Self::storage_changed)). Only that stack's layers are viewed:
     /// a small head's call is short enough for the rest to show. Callers borrow the view
     /// where it is returned (`let Some(stack) = &self.stack(..)`): unwrapped by `?`, its
-    /// few hundred bytes were copied three or four times a call (`memmove` and the
-    /// view's construction took 12 % of a default `loss` on x86-64).
+    /// few hundred bytes were copied several times a call (BENCHMARKS.md, "Measurements
+    /// behind design choices").
     pub(crate) fn stack(&self, which: Which) -> Option<StackView<'_>> {
         let params = self.params.as_ref();
         let split = self.architecture.projector.layers().len();

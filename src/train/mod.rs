@@ -49,7 +49,8 @@
 //! optionally, the input gradients (`n·d_input` each). Stack: the slices of eight rows
 //! at a time, the SIMD twin's packed blocks (up to 70 KiB on 64-bit targets for layers
 //! 1024 or more wide, 1.5 KiB on 32-bit ones with a vector unit, none without one) and
-//! frames: 4 972 B measured on a Cortex-M4F at `n = 8` (either twin: no vector unit).
+//! frames (the README's Firmware table gives the painted high-water mark of a step on the
+//! Cortex-M4F, and CI's budget for it).
 //!
 //! Feature `alloc` adds `Trainer`, which owns those buffers:
 //! ```
