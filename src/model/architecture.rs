@@ -468,8 +468,8 @@ impl Architecture {
     ///   `predictor`);
     /// - training ([`crate::train`]) trains all three, the encoder at the projector's
     ///   learning rate;
-    /// - the parameter image (version 1) holds no encoder: [`crate::image::write_image`]
-    ///   refuses such a network with `InvalidParameter { name: "encoder" }`.
+    /// - the parameter image holds the whole network from its version 2
+    ///   ([`crate::image`]), with the input contract (the encoder's input shape).
     ///
     /// The encoder's paths are compiled in with the crate feature `encoder` (which `conv`
     /// implies): without it, a network with an encoder is refused, and builds that run

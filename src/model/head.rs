@@ -9,7 +9,6 @@ use super::encoder::{Encoder, MAX_ENCODER_LAYERS};
 use super::forward::{HIDDEN_BLOCK, StackView, Stage, stack_into, stack_pair};
 use super::layout::{DenseView, Layout, MAX_LAYERS};
 use crate::error::{SslError, SslResult, check_finite, check_len};
-use crate::image::{Image, image_len, write_image};
 use crate::kernels::{Kernels, NORM_FLOOR, Simd, divide_by_norm, pieces_mut};
 use crate::rng::LcgRng;
 
@@ -272,37 +271,6 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
     }
 }
 
-impl<'a> SimSiamHead<&'a [f32]> {
-    /// The head a parameter image describes, its parameters viewed in place (no copy):
-    /// for an image in flash, `include_bytes!` wrapped in
-    /// [`AlignedImage`](crate::image::AlignedImage). Validation is
-    /// [`Image::parse`]: O(layers) plus one pass over the data.
-    ///
-    /// # Errors
-    /// [`Image::parse`]'s errors; `Image(Misaligned)` when the parameters are not 4-byte
-    /// aligned or the target is big-endian (copy them then, e.g. with
-    /// `SimSiam::from_image` under feature `alloc`).
-    pub fn from_image(bytes: &'a [u8]) -> SslResult<Self> {
-        Self::from_parsed(Image::parse(bytes)?)
-    }
-
-    /// [`from_image`](Self::from_image) over bytes validated before and unchanged since:
-    /// [`Image::parse_unverified`], O(layers), no pass over the data (the C API rebuilds
-    /// an image model's head this way at every call).
-    ///
-    /// # Errors
-    /// As [`from_image`](Self::from_image), except `ChecksumMismatch` and `NonFinite`.
-    pub fn from_checked_image(bytes: &'a [u8]) -> SslResult<Self> {
-        Self::from_parsed(Image::parse_unverified(bytes)?)
-    }
-
-    fn from_parsed(image: Image<'a>) -> SslResult<Self> {
-        let mut head = Self::from_checked_params(*image.architecture(), image.params()?)?;
-        head.batches_tracked = *image.batches_tracked();
-        Ok(head)
-    }
-}
-
 impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// The same head on the kernel twin `K2` ([`Simd`] or
     /// [`Scalar`](crate::kernels::Scalar)).
@@ -390,27 +358,6 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// Sets the encoder's BatchNorm counters.
     pub fn set_encoder_batches_tracked(&mut self, counts: [u64; MAX_ENCODER_LAYERS]) {
         self.encoder_batches_tracked = counts;
-    }
-
-    /// How many bytes [`write_image`](Self::write_image) writes.
-    ///
-    /// # Errors
-    /// As [`crate::image::image_len`].
-    pub fn image_len(&self) -> SslResult<usize> {
-        image_len(&self.architecture)
-    }
-
-    /// Writes the head as a parameter image into the start of `out`; returns its length.
-    ///
-    /// # Errors
-    /// As [`crate::image::write_image`].
-    pub fn write_image(&self, out: &mut [u8]) -> SslResult<usize> {
-        write_image(
-            &self.architecture,
-            self.params.as_ref(),
-            &self.batches_tracked,
-            out,
-        )
     }
 
     /// The stages of the projector (`Which::Projector`) or the predictor, viewed in the
