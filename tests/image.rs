@@ -928,7 +928,7 @@ fn v2_through_the_alloc_api() {
 #[test]
 fn committed_v1_image_loads_and_runs_the_same_as_version_2() {
     let committed = include_bytes!("data/official_head.simsiam");
-    let mut storage = Box::new(AlignedImage([0_u8; 1 << 20]));
+    let mut storage = Box::new(AlignedImage([0_u8; 1 << 16]));
     storage.0[..committed.len()].copy_from_slice(committed);
     let v1 = &storage.0[..committed.len()];
     let image = Image::parse(v1).unwrap();
@@ -947,7 +947,7 @@ fn committed_v1_image_loads_and_runs_the_same_as_version_2() {
     assert_eq!(image2.version(), 2);
     assert_eq!(image2.architecture(), image.architecture());
     assert_eq!(image2.batches_tracked(), image.batches_tracked());
-    let mut storage2 = Box::new(AlignedImage([0_u8; 1 << 20]));
+    let mut storage2 = Box::new(AlignedImage([0_u8; 1 << 16]));
     storage2.0[..v2.len()].copy_from_slice(&v2);
     let head2 = simsiam::SimSiamHead::from_image(&storage2.0[..v2.len()]).unwrap();
     assert_eq!(bits(head2.params()), bits(head.params()));
