@@ -1615,3 +1615,34 @@ fn training_resumes_from_an_image_bit_for_bit() {
     );
     assert_eq!(resumed_sgd.steps(), sgd.steps());
 }
+
+/// `Sgd::resume` keeps the buffer it is given and checks it, the lr and the sizes.
+#[test]
+fn sgd_resume_checks_its_inputs() {
+    use simsiam::train::Sgd;
+    let architecture = Architecture::official(6, 4, 2).unwrap();
+    let config = TrainConfig::default();
+    let momentum = params_for(&architecture, 8);
+    let sgd = Sgd::resume(&architecture, config, momentum.clone(), 5, 0.01).unwrap();
+    assert_eq!((sgd.steps(), sgd.lr()), (5, 0.01));
+    assert_eq!(bits(sgd.momentum()), bits(&momentum));
+    assert_eq!(
+        Sgd::resume(&architecture, config, momentum[1..].to_vec(), 5, 0.01).err(),
+        Some(SslError::DimensionMismatch {
+            expected: momentum.len(),
+            got: momentum.len() - 1
+        })
+    );
+    assert!(matches!(
+        Sgd::resume(&architecture, config, momentum.clone(), 5, f32::NAN),
+        Err(SslError::InvalidParameter { name: "lr", .. })
+    ));
+    let mut bad = momentum.clone();
+    bad[3] = f32::INFINITY;
+    assert_eq!(
+        Sgd::resume(&architecture, config, bad, 5, 0.01).err(),
+        Some(SslError::NonFinite {
+            location: "momentum"
+        })
+    );
+}
