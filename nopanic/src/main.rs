@@ -17,7 +17,9 @@ use simsiam::augment::{
     Augmenter, Rotation, ViewRecipe, Xoshiro128PlusPlus, add_jitter, rotate_triads_into,
     scale_channels, standardize,
 };
+use simsiam::fewshot::NearestClassMean;
 use simsiam::image::{AlignedImage, Image};
+use simsiam::stream::WindowStream;
 use simsiam::kernels::{Kernels, Scalar, Simd, scalar, simd};
 use simsiam::layers::{
     Bias, LayerKind, Shape, batch_norm::BatchNorm1d, conv1d::Conv1d, conv1d::Padding,
@@ -440,6 +442,35 @@ fn augment() {
     black_box((&window, &views1, &views2, rng));
 }
 
+/// The few-shot classifier and the window stream on opaque sizes, storage and inputs.
+fn few_shot_and_stream() {
+    let [dim, classes, class] = black_box([4_usize, 3, 1]);
+    let mut storage = black_box([0.0_f32; 24]);
+    observe(NearestClassMean::<&mut [f32]>::storage_len(dim, classes));
+    if let Ok(mut classifier) = NearestClassMean::new(dim, classes, cut(&mut storage, 19)) {
+        observe(classifier.add(opaque(&Z1[..4]), class));
+        observe(classifier.predict(opaque(&Z2[..4])));
+        let mut distances = black_box([0.0_f32; 4]);
+        observe(classifier.distances_into(opaque(&Z2[..4]), cut(&mut distances, 3)));
+        black_box(classifier.class_mean(black_box(2)));
+        black_box((classifier.class_count(class), classifier.count()));
+        classifier.clear();
+    }
+    let [channels, len, stride, factor] = black_box([2_usize, 4, 2, 3]);
+    let mut ring = black_box([0.0_f32; 16]);
+    observe(WindowStream::<&mut [f32]>::storage_len(channels, len));
+    if let Ok(mut stream) = WindowStream::new(channels, len, stride, factor, cut(&mut ring, 10)) {
+        let mut window = black_box([0.0_f32; 8]);
+        for _ in 0..black_box(20) {
+            if let Ok(true) = stream.push(opaque(&Z1[..2])) {
+                observe(stream.window_into(cut(&mut window, 8)));
+            }
+        }
+        black_box((stream.len(), stream.is_empty(), stream.window_len()));
+        stream.clear();
+    }
+}
+
 /// `T::default()`, opaque.
 fn made<T: Default>() -> T {
     black_box(T::default())
@@ -467,6 +498,7 @@ pub extern "C" fn _start() -> ! {
         training();
         layers();
         augment();
+        few_shot_and_stream();
         #[cfg(feature = "init")]
         construction();
         #[cfg(feature = "canary")]
