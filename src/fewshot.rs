@@ -36,6 +36,7 @@
 //! ```
 
 use crate::error::{SslError, SslResult, check_finite, check_len};
+use crate::kernels::pieces;
 
 /// The largest count of windows, overall or in one class, an `f32` counter holds exactly.
 pub const MAX_WINDOWS: usize = 1 << 24;
@@ -185,10 +186,9 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> NearestClassMean<S> {
                 reason: "more than 2^24 windows",
             });
         }
-        let class_mean = class_means
-            .chunks_exact_mut(dim)
-            .nth(class)
-            .ok_or(OVERFLOW)?;
+        let start = class.checked_mul(dim).ok_or(OVERFLOW)?;
+        let end = start.checked_add(dim).ok_or(OVERFLOW)?;
+        let class_mean = class_means.get_mut(start..end).ok_or(OVERFLOW)?;
         *total += 1.0;
         *class_count += 1.0;
         let (n, n_class) = (*total, *class_count);
@@ -221,7 +221,7 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> NearestClassMean<S> {
         }
         for ((distance, m_c), &count) in out
             .iter_mut()
-            .zip(class_means.chunks_exact(self.dim))
+            .zip(pieces(class_means, self.dim))
             .zip(counts)
         {
             *distance = if count < 1.0 {
@@ -249,8 +249,7 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> NearestClassMean<S> {
             });
         }
         let mut best = (0, f32::INFINITY, false);
-        for ((m_c, &count), class) in class_means
-            .chunks_exact(self.dim)
+        for ((m_c, &count), class) in pieces(class_means, self.dim)
             .zip(counts)
             .zip(0..self.classes)
         {

@@ -39,6 +39,7 @@
 //! ```
 
 use crate::error::{SslError, SslResult, check_finite, check_len};
+use crate::kernels::pieces_mut;
 
 /// Overlapping windows from a stream of samples, over storage `S` (anything with
 /// [`storage_len`](Self::storage_len) floats). See [the module](self).
@@ -180,9 +181,9 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> WindowStream<S> {
             return Ok(false);
         }
         self.pending = 0;
+        let start = self.head.saturating_mul(self.channels);
         let slot = ring
-            .chunks_exact_mut(self.channels)
-            .nth(self.head)
+            .get_mut(start..start.saturating_add(self.channels))
             .unwrap_or_default();
         for (value, sum) in slot.iter_mut().zip(sums.iter_mut()) {
             *value = *sum * self.scale;
@@ -220,17 +221,22 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> WindowStream<S> {
             .as_ref()
             .get(..self.window_len())
             .unwrap_or_default();
-        let samples = ring
-            .chunks_exact(self.channels)
-            .cycle()
-            .skip(self.head)
-            .take(self.len);
-        for (sample, t) in samples.zip(0..self.len) {
-            for (row, &value) in out.chunks_exact_mut(self.len).zip(sample) {
+        // Ring slots from the oldest (`head`) on, wrapping once.
+        let mut slot = self.head;
+        for t in 0..self.len {
+            let start = slot.saturating_mul(self.channels);
+            let sample = ring
+                .get(start..start.saturating_add(self.channels))
+                .unwrap_or_default();
+            for (row, &value) in pieces_mut(out, self.len).zip(sample) {
                 if let Some(o) = row.get_mut(t) {
                     *o = value;
                 }
             }
+            slot = match slot.saturating_add(1) {
+                next if next >= self.len => 0,
+                next => next,
+            };
         }
         Ok(())
     }
