@@ -100,6 +100,33 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> NearestClassMean<S> {
         })
     }
 
+    /// A classifier over `storage` as an earlier one left it (its windows kept): for
+    /// callers that keep only the storage between calls (the C API).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new); `InvalidParameter` (`"storage"`) when a count in it is
+    /// not a whole number from 0 to [`MAX_WINDOWS`], or the classes' counts do not add up
+    /// to the total.
+    pub fn from_storage(dim: usize, classes: usize, storage: S) -> SslResult<Self> {
+        let needed = Self::storage_len(dim, classes)?;
+        check_len(needed, storage.as_ref().len())?;
+        let classifier = Self {
+            dim,
+            classes,
+            storage,
+        };
+        let (_, _, _, counts, total) = classifier.parts();
+        let whole = |c: f32| (0.0..=MAX_WINDOWS as f32).contains(&c) && c == libm::floorf(c);
+        let sum = counts.iter().fold(0.0_f32, |sum, &c| sum + c);
+        if !counts.iter().all(|&c| whole(c)) || !whole(total) || sum != total {
+            return Err(SslError::InvalidParameter {
+                name: "storage",
+                reason: "not a classifier's storage (bad counts)",
+            });
+        }
+        Ok(classifier)
+    }
+
     /// Feature width.
     #[must_use]
     pub fn dim(&self) -> usize {

@@ -71,6 +71,41 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         })
     }
 
+    /// An optimiser that continues a run: like [`new`](Self::new), but `momentum` is
+    /// kept as it is (the buffer of `steps` steps already taken, e.g. kept by a C caller
+    /// between calls) and the step count starts at `steps` (0 is [`new`](Self::new)
+    /// without the zeroing: the first step then overwrites the buffer).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::{SimSiamConfig, model::Architecture, train::{Sgd, TrainConfig}};
+    /// let architecture = Architecture::reference(SimSiamConfig::default())?;
+    /// let kept = vec![0.5_f32; architecture.param_count()?];
+    /// let sgd = Sgd::resume(&architecture, TrainConfig::default(), kept, 7)?;
+    /// assert_eq!((sgd.steps(), sgd.momentum()[0]), (7, 0.5));
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn resume(
+        architecture: &Architecture,
+        config: TrainConfig,
+        momentum: M,
+        steps: u64,
+    ) -> SslResult<Self> {
+        config.validate()?;
+        architecture.validate()?;
+        check_len(architecture.param_count()?, momentum.as_ref().len())?;
+        Ok(Self {
+            config,
+            lr: config.lr,
+            architecture: *architecture,
+            momentum,
+            steps,
+        })
+    }
+
     /// Sets the learning rate of the next steps (of everything but the predictor when
     /// [`TrainConfig::fix_predictor_lr`]). A negative or non-finite `lr` makes the next
     /// [`step`](Self::step) fail with `InvalidParameter { name: "lr", .. }`.
