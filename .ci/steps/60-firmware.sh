@@ -269,4 +269,22 @@ if ((tests < 120)) || ! awk -v b="$before" -v a="$after" 'BEGIN { exit !(a >= b 
   exit 1
 fi
 
+say "SSL firmware from C: examples/firmware-ssl-c over the thumbv7em static library, the slice from the host replay"
+"$root/target/release/examples/mcu_replay" --write-data "$out/ssl-data"
+arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -Os -g -std=c11 \
+  -Wall -Wextra -Werror -ffunction-sections -fdata-sections -Iinclude "-Wa,-I$out/ssl-data" \
+  --specs=rdimon.specs -nostartfiles -T examples/firmware-c/link.ld \
+  examples/firmware-c/startup.c examples/firmware-ssl-c/main.c examples/firmware-ssl-c/data.S \
+  "$root/target/capi/$TARGET/release/libsimsiam_capi.a" \
+  -Wl,--gc-sections -Wl,--no-warn-execstack -o "$out/firmware-ssl-c.elf"
+no_panic "$out/firmware-ssl-c.elf"
+say "SSL firmware from C in QEMU: the same lines as the Rust image and the host, bit for bit"
+run_qemu "$out/firmware-ssl-c.elf" "$out/firmware-ssl-c.txt" | grep -v -E '^# (loss|predictions) '
+"$root/target/release/examples/mcu_replay" "$out/firmware-ssl-c.txt" | tail -n 1
+c_ram=$(sed -n 's/^mcu-ssl: recipe .* ram \([0-9]*\) B stack .*/\1/p' "$out/firmware-ssl-c.txt")
+if [[ -z $c_ram ]] || ((c_ram > SSL_RAM_BUDGET)); then
+  echo "the C SSL image's RAM (${c_ram:-not printed} B) is over $SSL_RAM_BUDGET B" >&2
+  exit 1
+fi
+
 say "firmware done"

@@ -7,6 +7,10 @@
 //! cargo run --release -p simsiam-hapt --example mcu_replay            # print the lines
 //! cargo run --release -p simsiam-hapt --example mcu_replay -- FIRMWARE_OUTPUT
 //! ```
+//! `--write-data DIR` writes the slice as little-endian files for the C image
+//! (`examples/firmware-ssl-c`: train.f32, labelled.f32, test.f32, stats.f32 = mean then
+//! std, labelled.u8, test.u8) and exits.
+//!
 //! With a file (the firmware's output), compares every `# params`, `# loss`,
 //! `# predictions` and `mcu-ssl: few-shot` line with its own, in order, and fails on
 //! any difference or a missing line. Also prints the run's RAM (the buffers' bytes).
@@ -30,7 +34,25 @@ fn compared(line: &str) -> bool {
 }
 
 fn main() -> Result<()> {
-    let firmware_output = std::env::args().nth(1);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, dir] = args.as_slice()
+        && flag == "--write-data"
+    {
+        let hapt = Hapt::load_committed()?;
+        let s = slice::slice(&hapt)?;
+        let floats = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        let dir = std::path::Path::new(dir);
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("train.f32"), floats(&s.train))?;
+        std::fs::write(dir.join("labelled.f32"), floats(&s.labelled))?;
+        std::fs::write(dir.join("test.f32"), floats(&s.test))?;
+        std::fs::write(dir.join("stats.f32"), floats(&[s.mean, s.std].concat()))?;
+        std::fs::write(dir.join("labelled.u8"), &s.labelled_classes)?;
+        std::fs::write(dir.join("test.u8"), &s.test_classes)?;
+        println!("slice written to {}", dir.display());
+        return Ok(());
+    }
+    let firmware_output = args.first().cloned();
     let architecture = run::architecture()?;
     println!(
         "# sizes: params {} scratch_len({}) {} workspace_len(1) {}",
