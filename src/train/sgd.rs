@@ -74,7 +74,9 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
     /// An optimiser that continues a run: like [`new`](Self::new), but `momentum` is
     /// kept as it is (the buffer of `steps` steps already taken, e.g. kept by a C caller
     /// between calls) and the step count starts at `steps` (0 is [`new`](Self::new)
-    /// without the zeroing: the first step then overwrites the buffer).
+    /// without the zeroing: the first step then overwrites the buffer of every trained
+    /// parameter; the entries of untrained values, running statistics and frozen biases,
+    /// are left as they are, where `new` zeroes them).
     ///
     /// # Errors
     /// As [`new`](Self::new).
