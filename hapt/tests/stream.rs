@@ -48,8 +48,14 @@ fn streamed_windows_are_the_recipes_downsampled_windows() {
 fn downsampling_factors_out_of_range_are_errors() {
     let hapt = Hapt::load_committed().expect("the committed file decodes");
     let test = hapt.windows(WindowSpec::RECIPE, Split::Test).expect("spec");
-    assert_eq!(test.downsampled(0).err(), Some(HaptError::InvalidWindowSpec));
-    assert_eq!(test.downsampled(129).err(), Some(HaptError::InvalidWindowSpec));
+    assert_eq!(
+        test.downsampled(0).err(),
+        Some(HaptError::InvalidWindowSpec)
+    );
+    assert_eq!(
+        test.downsampled(129).err(),
+        Some(HaptError::InvalidWindowSpec)
+    );
     let one = test.downsampled(128).expect("one sample a window");
     assert_eq!((one.window_len(), one.count()), (1, test.count()));
 }
