@@ -670,7 +670,7 @@ SimsiamStatus simsiam_har_dense_encode(const struct SimsiamHarDense *sizes,
 // parameter, momentum 0.9, weight decay 1e-4, stop-gradient, BatchNorm momentum 0.1 (the
 // HAPT recipe); `momentum` is the SGD buffer the caller keeps between steps and
 // `steps_taken` the steps already taken with it (0 the first time: the buffer is then
-// overwritten). Updates `params` (and the BatchNorm running statistics in it) and
+// zeroed first, as `Sgd::new` does). Updates `params` (and the BatchNorm running statistics in it) and
 // `momentum`; writes the loss before the update to `*loss`. `scratch`:
 // `train_scratch_len` of `simsiam_har_dense_sizes` for `n`.
 //

@@ -254,7 +254,7 @@ pub unsafe extern "C" fn simsiam_har_dense_encode(
 /// parameter, momentum 0.9, weight decay 1e-4, stop-gradient, BatchNorm momentum 0.1 (the
 /// HAPT recipe); `momentum` is the SGD buffer the caller keeps between steps and
 /// `steps_taken` the steps already taken with it (0 the first time: the buffer is then
-/// overwritten). Updates `params` (and the BatchNorm running statistics in it) and
+/// zeroed first, as `Sgd::new` does). Updates `params` (and the BatchNorm running statistics in it) and
 /// `momentum`; writes the loss before the update to `*loss`. `scratch`:
 /// `train_scratch_len` of `simsiam_har_dense_sizes` for `n`.
 ///
@@ -310,7 +310,11 @@ pub unsafe extern "C" fn simsiam_har_dense_train_step(
             fix_predictor_lr: false,
             ..TrainConfig::default()
         };
-        let mut sgd = Sgd::resume(&architecture, config, momentum, steps_taken)?;
+        let mut sgd = if steps_taken == 0 {
+            Sgd::new(&architecture, config, momentum)?
+        } else {
+            Sgd::resume(&architecture, config, momentum, steps_taken)?
+        };
         sgd.set_lr(lr);
         let head = SimSiamHead::new(architecture, params)?;
         let value = match twin {
