@@ -116,7 +116,7 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> NearestClassMean<S> {
             storage,
         };
         let (_, _, _, counts, total) = classifier.parts();
-        let whole = |c: f32| (0.0..=MAX_WINDOWS as f32).contains(&c) && c == libm::floorf(c);
+        let whole = |c: f32| (0.0..=MAX_WINDOWS as f32).contains(&c) && (c as u32) as f32 == c;
         let sum = counts.iter().fold(0.0_f32, |sum, &c| sum + c);
         if !counts.iter().all(|&c| whole(c)) || !whole(total) || sum != total {
             return Err(SslError::InvalidParameter {

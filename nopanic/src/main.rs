@@ -19,13 +19,13 @@ use simsiam::augment::{
 };
 use simsiam::fewshot::NearestClassMean;
 use simsiam::image::{AlignedImage, Image};
-use simsiam::stream::WindowStream;
 use simsiam::kernels::{Kernels, Scalar, Simd, scalar, simd};
 use simsiam::layers::{
     Bias, LayerKind, Shape, batch_norm::BatchNorm1d, conv1d::Conv1d, conv1d::Padding,
     global_max_pool1d, linear::Linear, max_pool1d::MaxPool1d, relu,
 };
 use simsiam::model::{Architecture, BatchNorm, Layer, Stack};
+use simsiam::stream::WindowStream;
 #[cfg(feature = "schedule")]
 use simsiam::train::cosine_lr;
 use simsiam::train::{
@@ -252,6 +252,13 @@ fn training() {
         return;
     };
     let mut head = black_box(head);
+    let resumed = Sgd::resume(
+        &architecture,
+        config,
+        cut(&mut momentum, param_count),
+        black_box(3),
+    );
+    observe(resumed.map(|sgd| sgd.steps()));
     let Ok(sgd) = Sgd::new(&architecture, config, cut(&mut momentum, param_count)) else {
         return;
     };
@@ -455,6 +462,9 @@ fn few_shot_and_stream() {
         black_box(classifier.class_mean(black_box(2)));
         black_box((classifier.class_count(class), classifier.count()));
         classifier.clear();
+    }
+    if let Ok(classifier) = NearestClassMean::from_storage(dim, classes, cut(&mut storage, 19)) {
+        observe(classifier.predict(opaque(&Z2[..4])));
     }
     let [channels, len, stride, factor] = black_box([2_usize, 4, 2, 3]);
     let mut ring = black_box([0.0_f32; 16]);
