@@ -160,6 +160,52 @@ typedef struct SimsiamModel {
   size_t image_len;
 } SimsiamModel;
 
+// The sizes of a `har_dense` network (`simsiam::model::HarDense`): the input
+// `[channels, window]` flattened channel-major, encoder `channels·window → hidden →
+// feature` (Linear without bias, BatchNorm, ReLU, twice), projector `feature →
+// projector_hidden → projection`, predictor `projection → predictor_hidden →
+// projection`.
+typedef struct SimsiamHarDense {
+  // Input channels.
+  size_t channels;
+  // Input samples per channel.
+  size_t window;
+  // The encoder's first width.
+  size_t hidden;
+  // The encoder's output width (the feature).
+  size_t feature;
+  // The projector's hidden width.
+  size_t projector_hidden;
+  // The projection width.
+  size_t projection;
+  // The predictor's hidden width.
+  size_t predictor_hidden;
+} SimsiamHarDense;
+
+// The augmentations' settings (`simsiam::augment::ViewRecipe`).
+typedef struct SimsiamViewRecipe {
+  // Non-zero: rotate the channel triads by one random rotation per view.
+  uint32_t rotate;
+  // Standard deviation of the per-channel scale around 1.
+  float scale_sigma;
+  // Standard deviation of the per-element jitter.
+  float jitter_sigma;
+} SimsiamViewRecipe;
+
+// What the buffers of a `har_dense` network hold, in floats (`simsiam_har_dense_sizes`).
+typedef struct SimsiamNetworkSizes {
+  // Parameters (and the momentum buffer's length).
+  size_t param_count;
+  // Floats of one input window (`channels·window`).
+  size_t d_input;
+  // Floats of one feature.
+  size_t d_feature;
+  // The workspace of `simsiam_har_dense_encode` on `batch` windows.
+  size_t encode_workspace_len;
+  // The scratch of `simsiam_har_dense_train_step` on `batch` pairs.
+  size_t train_scratch_len;
+} SimsiamNetworkSizes;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -562,6 +608,195 @@ SimsiamStatus simsiam_set_identity_predictor(struct SimsiamConfig config,
 // A static, NUL-terminated English description of a status code (any `int32_t`; an
 // unknown code gives `"unknown status code"`). Never NULL.
 const char *simsiam_status_message(int32_t status);
+
+// `hapt-mcu`'s sizes (`HarDense::MCU`): 6 × 32 inputs, encoder 192→32→32, projector
+// 32→32→32, predictor 32→16→32; 10 784 parameters.
+struct SimsiamHarDense simsiam_har_dense_mcu(void);
+
+// The HAPT recipe's augmentations: rotation, scale N(1, 0.1²), jitter N(0, 0.1²).
+struct SimsiamViewRecipe simsiam_view_recipe_hapt(void);
+
+// Writes the buffer lengths of the network of `sizes` for a batch of `batch` windows
+// (encode) or pairs (training; 2 at least: BatchNorm needs two rows).
+//
+// Errors: `INVALID_PARAMETER` for a zero size or an overflow, `NULL_POINTER` /
+// `MISALIGNED` for `sizes` or `out`.
+//
+// # Safety
+// `sizes` must be NULL or readable; `out` NULL or writable.
+SimsiamStatus simsiam_har_dense_sizes(const struct SimsiamHarDense *sizes,
+                                      size_t batch,
+                                      struct SimsiamNetworkSizes *out);
+
+// PyTorch's default initialisation of the network of `sizes` from `seed`
+// (`Architecture::init_params` with `LcgRng::new(seed)`).
+//
+// Errors: `INVALID_PARAMETER` (sizes), `DIMENSION_MISMATCH` (`params_len`),
+// `NULL_POINTER` / `MISALIGNED`.
+//
+// # Safety
+// `sizes` must be NULL or readable; `params` NULL or valid for writing `params_len`
+// floats.
+SimsiamStatus simsiam_har_dense_init(const struct SimsiamHarDense *sizes,
+                                     uint64_t seed,
+                                     float *params,
+                                     size_t params_len);
+
+// The encoder's features (eval mode: BatchNorm's running statistics) of the windows
+// `xs` (`n × d_input`, `n = xs_len / d_input`) into `features` (`n × d_feature`), on
+// the kernel twin `backend` (a `SimsiamBackend` value; on thumbv7em both run the same
+// scalar kernels). `workspace`: `encode_workspace_len` of `simsiam_har_dense_sizes`.
+//
+// Errors: `DIMENSION_MISMATCH` (lengths), `CAPACITY_TOO_SMALL` (workspace),
+// `NON_FINITE`, `INVALID_PARAMETER` (sizes, backend), `OVERLAP` (an output meets an
+// input), `NULL_POINTER` / `MISALIGNED`.
+//
+// # Safety
+// Every pointer NULL or valid for its length (reads for `const`, reads and writes
+// otherwise); `features` and `workspace` not accessed otherwise during the call.
+SimsiamStatus simsiam_har_dense_encode(const struct SimsiamHarDense *sizes,
+                                       uint32_t backend_value,
+                                       const float *params,
+                                       size_t params_len,
+                                       const float *xs,
+                                       size_t xs_len,
+                                       float *features,
+                                       size_t features_len,
+                                       float *work,
+                                       size_t work_len);
+
+// One SimSiam training step (`Sgd::step`) of the whole network on the pairs `x1s`,
+// `x2s` (`n × d_input` each, `n = xs_len / d_input`), at learning rate `lr` for every
+// parameter, momentum 0.9, weight decay 1e-4, stop-gradient, BatchNorm momentum 0.1 (the
+// HAPT recipe); `momentum` is the SGD buffer the caller keeps between steps and
+// `steps_taken` the steps already taken with it (0 the first time: the buffer is then
+// zeroed first, as `Sgd::new` does). Updates `params` (and the BatchNorm running statistics in it) and
+// `momentum`; writes the loss before the update to `*loss`. `scratch`:
+// `train_scratch_len` of `simsiam_har_dense_sizes` for `n`.
+//
+// Errors: as `simsiam_har_dense_encode`; `INVALID_PARAMETER` for `n` below 2 or a bad
+// `lr`; `NON_FINITE` for a non-finite input, loss or update (then nothing changed).
+//
+// # Safety
+// Every pointer NULL or valid for its length (reads for `const`, reads and writes
+// otherwise); the writable buffers not accessed otherwise during the call.
+SimsiamStatus simsiam_har_dense_train_step(const struct SimsiamHarDense *sizes,
+                                           uint32_t backend_value,
+                                           float *params,
+                                           size_t params_len,
+                                           float *momentum,
+                                           size_t momentum_len,
+                                           uint64_t steps_taken,
+                                           float lr,
+                                           const float *x1s,
+                                           const float *x2s,
+                                           size_t xs_len,
+                                           float *scratch,
+                                           size_t scratch_len,
+                                           float *loss);
+
+// Writes into `state` (4 words) the state of `Xoshiro128PlusPlus::from_seed(seed)`, the
+// generator of the augmentations.
+//
+// Errors: `NULL_POINTER` / `MISALIGNED`.
+//
+// # Safety
+// `state` NULL or valid for writing 4 `uint32_t`.
+SimsiamStatus simsiam_rng_seed(uint64_t seed, uint32_t *state);
+
+// The generator's next `u32` into `*out`, advancing `state`.
+//
+// Errors: `INVALID_PARAMETER` for the all-zero state, `NULL_POINTER` / `MISALIGNED`.
+//
+// # Safety
+// `state` NULL or valid for 4 `uint32_t`; `out` NULL or writable.
+SimsiamStatus simsiam_rng_next_u32(uint32_t *state, uint32_t *out);
+
+// The learning rate of step `step` of `total` on the cosine schedule from `lr` to 0
+// (`simsiam::train::cosine_lr`).
+float simsiam_cosine_lr(float lr, uint64_t step, uint64_t total);
+
+// `window` (`channels × len`, channel-major) standardised in place:
+// `(v − mean[c]) / std[c]`.
+//
+// Errors: `INVALID_PARAMETER`, `DIMENSION_MISMATCH`, `NON_FINITE`, `NULL_POINTER` /
+// `MISALIGNED`, `OVERLAP`.
+//
+// # Safety
+// `window` NULL or valid for `channels·len` floats; `mean`, `std` NULL or readable
+// for `channels` floats.
+SimsiamStatus simsiam_standardize(float *window,
+                                  size_t channels,
+                                  size_t len,
+                                  const float *mean,
+                                  const float *std);
+
+// Two augmented views of the raw window `raw` (`channels × len`) into `view1`,
+// `view2`, drawing from the generator `state` (advanced): `Augmenter::two_views` of
+// the HAPT recipe's order (rotation, standardisation with `mean`/`std`, scale, jitter).
+//
+// Errors: `INVALID_PARAMETER` (shape, sigmas, state), `NON_FINITE`, `NULL_POINTER` /
+// `MISALIGNED`, `OVERLAP`.
+//
+// # Safety
+// `raw`, `view1`, `view2` NULL or valid for `channels·len` floats; `mean`, `std` for
+// `channels`; `state` for 4 `uint32_t`.
+SimsiamStatus simsiam_two_views(const float *raw,
+                                size_t channels,
+                                size_t len,
+                                const float *mean,
+                                const float *std,
+                                struct SimsiamViewRecipe recipe,
+                                uint32_t *state,
+                                float *view1,
+                                float *view2);
+
+// Floats of the few-shot classifier's storage for `classes` classes of `dim`-float
+// features (`NearestClassMean::storage_len`) into `*out`.
+//
+// Errors: `INVALID_PARAMETER`, `NULL_POINTER` / `MISALIGNED`.
+//
+// # Safety
+// `out` NULL or writable.
+SimsiamStatus simsiam_fewshot_storage_len(size_t dim, size_t classes, size_t *out);
+
+// An empty few-shot classifier in `storage` (zeroed).
+//
+// Errors: `INVALID_PARAMETER`, `DIMENSION_MISMATCH`, `NULL_POINTER` / `MISALIGNED`.
+//
+// # Safety
+// `storage` NULL or valid for `storage_len` floats.
+SimsiamStatus simsiam_fewshot_init(size_t dim, size_t classes, float *storage, size_t storage_len);
+
+// Adds one labelled feature (`dim` floats) of class `class_index` to the classifier in
+// `storage` (`NearestClassMean::add`).
+//
+// Errors: `INVALID_PARAMETER` (class, storage), `DIMENSION_MISMATCH`, `NON_FINITE`,
+// `NULL_POINTER` / `MISALIGNED`, `OVERLAP`.
+//
+// # Safety
+// `storage` NULL or valid for `storage_len` floats; `feature` for `dim` floats.
+SimsiamStatus simsiam_fewshot_add(size_t dim,
+                                  size_t classes,
+                                  float *storage,
+                                  size_t storage_len,
+                                  const float *feature,
+                                  size_t class_index);
+
+// The class of `feature` (`NearestClassMean::predict`) into `*class_out`.
+//
+// Errors: `INVALID_PARAMETER` (storage, no window added yet), `DIMENSION_MISMATCH`,
+// `NON_FINITE`, `NULL_POINTER` / `MISALIGNED`.
+//
+// # Safety
+// `storage` NULL or valid for reading `storage_len` floats; `feature` `dim` floats;
+// `class_out` NULL or writable.
+SimsiamStatus simsiam_fewshot_predict(size_t dim,
+                                      size_t classes,
+                                      const float *storage,
+                                      size_t storage_len,
+                                      const float *feature,
+                                      size_t *class_out);
 
 #ifdef __cplusplus
 }  // extern "C"

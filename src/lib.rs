@@ -20,6 +20,11 @@
 //! - [`augment`]: two augmented views of a sensor window (random rotation,
 //!   standardisation, scale, jitter) from a seeded [`augment::Xoshiro128PlusPlus`],
 //!   the same bits on the host and the device.
+//! - [`fewshot`]: a few-shot classifier for any device (nearest class mean on
+//!   standardised features, one labelled feature at a time, caller's storage);
+//! - [`stream`]: a streaming window buffer (samples in, overlapping and optionally
+//!   averaged-down windows out, caller's storage). With an encoder,
+//!   [`SimSiamHead::encode_batch_into`] encodes a batch of windows.
 //! - `SimSiam` (feature `alloc`): the reference's `Vec`-returning API over the head.
 //!
 //! # Never panics
@@ -50,6 +55,7 @@ extern crate alloc;
 
 pub mod augment;
 mod error;
+pub mod fewshot;
 pub mod image;
 pub mod kernels;
 pub mod layers;
@@ -57,6 +63,7 @@ pub mod model;
 mod rng;
 #[cfg(feature = "alloc")]
 mod simsiam;
+pub mod stream;
 pub mod train;
 
 pub use error::{ImageError, SslError, SslResult};

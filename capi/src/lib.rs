@@ -41,6 +41,9 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     }
 }
 
+mod ssl;
+pub use ssl::*;
+
 use core::ffi::c_char;
 use core::mem::size_of;
 

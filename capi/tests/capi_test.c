@@ -1035,6 +1035,130 @@ static void test_reference_image(const char *path, const SimsiamModel *reference
   free(image);
 }
 
+/* Issue 22's calls: the hapt-mcu network's sizes, init, encode and training step, the
+ * augmentations and the few-shot classifier, with their bad inputs. */
+static void test_ssl(void) {
+  SimsiamHarDense net = simsiam_har_dense_mcu();
+  SimsiamNetworkSizes sizes, one;
+  EXPECT(simsiam_har_dense_sizes(&net, 4, &sizes), SIMSIAM_STATUS_OK);
+  EXPECT(simsiam_har_dense_sizes(&net, 1, &one), SIMSIAM_STATUS_OK);
+  CHECK_SIZE(sizes.param_count, 10784);
+  CHECK_SIZE(sizes.d_input, 192);
+  CHECK_SIZE(sizes.d_feature, 32);
+  EXPECT(simsiam_har_dense_sizes(NULL, 4, &sizes), SIMSIAM_STATUS_NULL_POINTER);
+  SimsiamHarDense zero = net;
+  zero.hidden = 0;
+  EXPECT(simsiam_har_dense_sizes(&zero, 4, &sizes), SIMSIAM_STATUS_INVALID_PARAMETER);
+
+  size_t count = sizes.param_count, d = sizes.d_input;
+  float *params = alloc_floats(count), *momentum = alloc_floats(count);
+  float *scratch = alloc_floats(sizes.train_scratch_len);
+  float *ws = alloc_floats(one.encode_workspace_len);
+  float *raw = alloc_floats(4 * d), *x1 = alloc_floats(4 * d), *x2 = alloc_floats(4 * d);
+  float feature[32], mean[6] = {0, 0, 0, 0, 0, 0}, std[6] = {1, 1, 1, 1, 1, 1};
+  for (size_t i = 0; i < 4 * d; i++) raw[i] = (float)((i * 37u) % 101u) / 50.0f - 1.0f;
+  EXPECT(simsiam_har_dense_init(&net, 22, params, count), SIMSIAM_STATUS_OK);
+  EXPECT(simsiam_har_dense_init(&net, 22, params, count - 1), SIMSIAM_STATUS_DIMENSION_MISMATCH);
+  EXPECT(simsiam_har_dense_encode(&net, SIMSIAM_BACKEND_SCALAR, params, count, raw, d, feature,
+                                  32, ws, one.encode_workspace_len),
+         SIMSIAM_STATUS_OK);
+  int relu = 1;
+  for (int i = 0; i < 32; i++) relu &= feature[i] >= 0.0f;
+  CHECK(relu);
+  EXPECT(simsiam_har_dense_encode(&net, 7, params, count, raw, d, feature, 32, ws,
+                                  one.encode_workspace_len),
+         SIMSIAM_STATUS_INVALID_PARAMETER);
+  EXPECT(simsiam_har_dense_encode(&net, SIMSIAM_BACKEND_SCALAR, params, count, raw, d, feature,
+                                  32, ws, 1),
+         SIMSIAM_STATUS_CAPACITY_TOO_SMALL);
+
+  /* Views: the same generator state gives the same views; the state advances. */
+  uint32_t state[4], again[4];
+  EXPECT(simsiam_rng_seed(42, state), SIMSIAM_STATUS_OK);
+  memcpy(again, state, sizeof state);
+  SimsiamViewRecipe recipe = simsiam_view_recipe_hapt();
+  for (int k = 0; k < 4; k++) {
+    EXPECT(simsiam_two_views(raw + k * d, 6, 32, mean, std, recipe, state, x1 + k * d,
+                             x2 + k * d),
+           SIMSIAM_STATUS_OK);
+  }
+  CHECK(memcmp(state, again, sizeof state) != 0);
+  CHECK(memcmp(x1, x2, d * sizeof(float)) != 0);
+  float *view = alloc_floats(2 * d);
+  EXPECT(simsiam_two_views(raw, 6, 32, mean, std, recipe, again, view, view + d),
+         SIMSIAM_STATUS_OK);
+  CHECK(memcmp(view, x1, d * sizeof(float)) == 0 && memcmp(view + d, x2, d * sizeof(float)) == 0);
+  EXPECT(simsiam_two_views(raw, 6, 32, mean, std, recipe, again, view, view + 1),
+         SIMSIAM_STATUS_OVERLAP);
+  EXPECT(simsiam_two_views(raw, 6, 32, mean, std, recipe, NULL, view, view + d),
+         SIMSIAM_STATUS_NULL_POINTER);
+  uint32_t zero_state[4] = {0, 0, 0, 0}, word = 0;
+  EXPECT(simsiam_rng_next_u32(zero_state, &word), SIMSIAM_STATUS_INVALID_PARAMETER);
+  EXPECT(simsiam_rng_next_u32(state, &word), SIMSIAM_STATUS_OK);
+  CHECK(simsiam_cosine_lr(0.05f, 0, 10) == 0.05f && simsiam_cosine_lr(0.05f, 10, 10) == 0.0f);
+  EXPECT(simsiam_standardize(view, 6, 32, mean, std), SIMSIAM_STATUS_OK);
+
+  /* Two training steps at batch 4: losses in [-1, 1], the parameters move. */
+  float loss = 2.0f, first = params[0];
+  for (uint64_t step = 0; step < 2; step++) {
+    EXPECT(simsiam_har_dense_train_step(&net, SIMSIAM_BACKEND_SCALAR, params, count, momentum,
+                                        count, step, 0.05f, x1, x2, 4 * d, scratch,
+                                        sizes.train_scratch_len, &loss),
+           SIMSIAM_STATUS_OK);
+    CHECK(loss >= -1.0f && loss <= 1.0f);
+  }
+  CHECK(params[0] != first);
+  EXPECT(simsiam_har_dense_train_step(&net, SIMSIAM_BACKEND_SCALAR, params, count, momentum,
+                                      count, 2, 0.05f, x1, x2, d, scratch,
+                                      sizes.train_scratch_len, &loss),
+         SIMSIAM_STATUS_INVALID_PARAMETER); /* one pair: BatchNorm needs two */
+  EXPECT(simsiam_har_dense_train_step(&net, SIMSIAM_BACKEND_SCALAR, params, count, NULL, count,
+                                      2, 0.05f, x1, x2, 4 * d, scratch,
+                                      sizes.train_scratch_len, &loss),
+         SIMSIAM_STATUS_NULL_POINTER);
+  EXPECT(simsiam_har_dense_train_step(&net, SIMSIAM_BACKEND_SCALAR, params, count, momentum,
+                                      count, 2, 0.05f, params, x2, 4 * d, scratch,
+                                      sizes.train_scratch_len, &loss),
+         SIMSIAM_STATUS_OVERLAP);
+  EXPECT(simsiam_har_dense_train_step(&net, SIMSIAM_BACKEND_SCALAR, params, count, momentum,
+                                      count, 2, -1.0f, x1, x2, 4 * d, scratch,
+                                      sizes.train_scratch_len, &loss),
+         SIMSIAM_STATUS_INVALID_PARAMETER);
+
+  /* The few-shot classifier (the example of simsiam::fewshot). */
+  size_t len = 0, predicted = 9;
+  float storage[14];
+  EXPECT(simsiam_fewshot_storage_len(2, 3, &len), SIMSIAM_STATUS_OK);
+  CHECK_SIZE(len, 14);
+  EXPECT(simsiam_fewshot_init(2, 3, storage, 14), SIMSIAM_STATUS_OK);
+  EXPECT(simsiam_fewshot_predict(2, 3, storage, 14, (float[]){0, 0}, &predicted),
+         SIMSIAM_STATUS_INVALID_PARAMETER); /* nothing added yet */
+  const float points[5][2] = {{0, 0}, {0.2f, 0}, {5, 1}, {5, 1.2f}, {0, 9}};
+  const size_t labels[5] = {0, 0, 1, 1, 2};
+  for (int i = 0; i < 5; i++) {
+    EXPECT(simsiam_fewshot_add(2, 3, storage, 14, points[i], labels[i]), SIMSIAM_STATUS_OK);
+  }
+  EXPECT(simsiam_fewshot_add(2, 3, storage, 14, points[0], 3), SIMSIAM_STATUS_INVALID_PARAMETER);
+  EXPECT(simsiam_fewshot_predict(2, 3, storage, 14, (float[]){4, 1}, &predicted),
+         SIMSIAM_STATUS_OK);
+  CHECK_SIZE(predicted, 1);
+  EXPECT(simsiam_fewshot_predict(2, 3, storage, 14, (float[]){0.1f, 8}, &predicted),
+         SIMSIAM_STATUS_OK);
+  CHECK_SIZE(predicted, 2);
+  storage[13] += 1.0f; /* the total count no longer the classes' sum */
+  EXPECT(simsiam_fewshot_predict(2, 3, storage, 14, (float[]){4, 1}, &predicted),
+         SIMSIAM_STATUS_INVALID_PARAMETER);
+  EXPECT(simsiam_fewshot_add(2, 3, storage, 14, storage, 0), SIMSIAM_STATUS_OVERLAP);
+  free(params);
+  free(momentum);
+  free(scratch);
+  free(ws);
+  free(raw);
+  free(x1);
+  free(x2);
+  free(view);
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr,
@@ -1135,6 +1259,7 @@ int main(int argc, char **argv) {
 
   /* Bad inputs. */
   test_config_errors();
+  test_ssl();
 
   /* init_params: NULL, wrong lengths, misaligned. */
   {

@@ -51,11 +51,16 @@ use std::time::Instant;
 
 /// The recipes of issue 21.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+// The variants spell the recipes' command-line names (`hapt-dense`, `hapt-conv`, `hapt-mcu`).
+#[allow(clippy::enum_variant_names)]
 enum Recipe {
     /// Encoder 768→256→128 (Linear without bias, BatchNorm, ReLU, twice).
     HaptDense,
     /// Three Conv1d + BatchNorm + ReLU with max pools and a global max pool (≈3.5 GFLOP a step).
     HaptConv,
+    /// The microcontroller's network (issue 22): `HarDense::MCU` on windows averaged down
+    /// by 4 (32 samples at 12.5 Hz), encoder 192→32→32.
+    HaptMcu,
 }
 
 impl Recipe {
@@ -63,6 +68,7 @@ impl Recipe {
         match self {
             Self::HaptDense => "hapt-dense",
             Self::HaptConv => "hapt-conv",
+            Self::HaptMcu => "hapt-mcu",
         }
     }
 
@@ -70,6 +76,16 @@ impl Recipe {
         match self {
             Self::HaptDense => Architecture::har_dense(&HarDense::default()),
             Self::HaptConv => Architecture::har_conv(&HarConv::default()),
+            Self::HaptMcu => Architecture::har_dense(&HarDense::MCU),
+        }
+    }
+
+    /// The windows are averaged over runs of this many samples before anything else
+    /// (`Windows::downsampled`).
+    fn downsample(self) -> usize {
+        match self {
+            Self::HaptDense | Self::HaptConv => 1,
+            Self::HaptMcu => 4,
         }
     }
 
@@ -79,6 +95,9 @@ impl Recipe {
         match self {
             Self::HaptDense => 314_572_800.0,
             Self::HaptConv => 3_499_622_400.0,
+            // 6·128·(192·32 + 32·32 + 32·32 + 32·32 + 32·16 + 16·32): forward of both views
+            // and a backward of twice the forward.
+            Self::HaptMcu => 8_650_752.0,
         }
     }
 }
@@ -112,9 +131,15 @@ struct Args {
     /// Stop after pretraining (no protocols, no JSON): for timing runs.
     #[arg(long)]
     no_eval: bool,
+    /// Pairs per step (the recipe's 128; `hapt-mcu` on the device trains at a smaller batch).
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Stop after this many steps, the cosine schedule reaching 0 there (the device's step
+    /// count); default: every step of `--epochs` epochs.
+    #[arg(long)]
+    max_steps: Option<u64>,
 }
 
-const BATCH: usize = 128;
 const LR: f32 = 0.05;
 /// Windows encoded at once in evaluation.
 const EVAL_CHUNK: usize = 256;
@@ -260,21 +285,32 @@ fn main() -> Result<()> {
 
     // Data: windows, split, standardisation statistics of the training windows.
     let hapt = Hapt::load_committed()?;
-    let train_raw = hapt.windows(WindowSpec::RECIPE, Split::Train)?;
+    let train_raw = hapt
+        .windows(WindowSpec::RECIPE, Split::Train)?
+        .downsampled(recipe.downsample())?;
+    let batch_size = args.batch;
+    if batch_size < 2 {
+        return Err("--batch must be at least 2 (BatchNorm needs two rows)".into());
+    }
     let stats = train_raw
         .channel_stats()
         .ok_or("no training windows in the data file")?;
     let mut train_std = train_raw.clone();
     train_std.standardise(&stats);
     let train_labelled = train_std.labelled();
-    let mut test = hapt.windows(WindowSpec::RECIPE, Split::Test)?;
+    let mut test = hapt
+        .windows(WindowSpec::RECIPE, Split::Test)?
+        .downsampled(recipe.downsample())?;
     test.standardise(&stats);
     let test = test.labelled();
     let samples = train_raw.window_len();
     let window_len = CHANNELS * samples;
     let n_windows = train_raw.count();
-    let steps_per_epoch = n_windows / BATCH;
-    let total_steps = (steps_per_epoch * args.epochs) as u64;
+    let steps_per_epoch = n_windows / batch_size;
+    let total_steps = args
+        .max_steps
+        .unwrap_or((steps_per_epoch * args.epochs) as u64)
+        .min((steps_per_epoch * args.epochs) as u64);
     println!(
         "{}: {} training windows ({} labelled), {} labelled test windows; {} epochs of {} steps of {} pairs, seed {}",
         recipe.name(),
@@ -283,7 +319,7 @@ fn main() -> Result<()> {
         test.count(),
         args.epochs,
         steps_per_epoch,
-        BATCH,
+        batch_size,
         args.seed
     );
 
@@ -309,11 +345,11 @@ fn main() -> Result<()> {
     let augmenter = Augmenter::new(ViewRecipe::HAPT, CHANNELS, samples, &stats.mean, &stats.std)?;
     let mut rng = Xoshiro128PlusPlus::from_seed(args.seed);
     let mut perm: Vec<usize> = (0..n_windows).collect();
-    let mut raws = vec![0.0_f32; BATCH * window_len];
-    let mut views1 = vec![0.0_f32; BATCH * window_len];
-    let mut views2 = vec![0.0_f32; BATCH * window_len];
-    let mut scratch = vec![0.0_f32; scratch_len(&architecture, BATCH)?];
-    let [z1_range, _] = projection_ranges(&architecture, BATCH)?;
+    let mut raws = vec![0.0_f32; batch_size * window_len];
+    let mut views1 = vec![0.0_f32; batch_size * window_len];
+    let mut views2 = vec![0.0_f32; batch_size * window_len];
+    let mut scratch = vec![0.0_f32; scratch_len(&architecture, batch_size)?];
+    let [z1_range, _] = projection_ranges(&architecture, batch_size)?;
     let mut std_scratch = vec![0.0_f32; output_std_scratch_len(d_out)];
     let mut eval_workspace = vec![0.0_f32; architecture.workspace_len(EVAL_CHUNK)?];
     let raw_data = train_raw.data();
@@ -333,11 +369,18 @@ fn main() -> Result<()> {
 
     let mut step: u64 = 0;
     for epoch in 1..=args.epochs {
+        if step >= total_steps {
+            break;
+        }
+        let epoch_steps_start = step;
         let (epoch_start, cpu_start) = (Instant::now(), cpu_seconds());
         let (mut augment_s, mut steps_s) = (0.0, 0.0);
         let (mut loss_sum, mut std_sum) = (0.0_f64, 0.0_f64);
         shuffle(&mut perm, &mut rng);
-        for batch in perm.chunks_exact(BATCH) {
+        for batch in perm.chunks_exact(batch_size) {
+            if step >= total_steps {
+                break;
+            }
             let t = Instant::now();
             for (&i, raw) in batch.iter().zip(raws.chunks_exact_mut(window_len)) {
                 let source = raw_data
@@ -346,7 +389,7 @@ fn main() -> Result<()> {
                 raw.copy_from_slice(source);
             }
             augmenter
-                .two_views_batch(&raws, BATCH, &mut rng, &mut views1, &mut views2)
+                .two_views_batch(&raws, batch_size, &mut rng, &mut views1, &mut views2)
                 .map_err(|e| format!("augmenting a batch: {e}"))?;
             let t2 = Instant::now();
             sgd.set_lr(cosine_lr(LR, step, total_steps));
@@ -380,8 +423,8 @@ fn main() -> Result<()> {
             None => None,
         };
         let log = EpochLog {
-            loss: loss_sum / steps_per_epoch as f64,
-            collapse_std: std_sum / steps_per_epoch as f64,
+            loss: loss_sum / (step - epoch_steps_start).max(1) as f64,
+            collapse_std: std_sum / (step - epoch_steps_start).max(1) as f64,
             nn1_5,
             seconds,
             cpu_seconds: cpu,
@@ -468,7 +511,9 @@ fn main() -> Result<()> {
     let cpu_per_epoch = mean(logs.iter().map(|l| l.cpu_seconds));
     let steps_per_epoch_s = mean(logs.iter().map(|l| l.steps_seconds));
     let final_loss = logs.last().map_or(f64::NAN, |l| l.loss);
-    let gflops = recipe.flops_per_step() * steps_per_epoch as f64 / steps_per_epoch_s / 1e9;
+    let gflops = recipe.flops_per_step() * (batch_size as f64 / 128.0) * steps_per_epoch as f64
+        / steps_per_epoch_s
+        / 1e9;
     println!(
         "\n{s_per_epoch:.2} s per epoch ({cpu_per_epoch:.2} s CPU; steps {steps_per_epoch_s:.2} s, {gflops:.1} GFLOP/s), final loss {final_loss:+.4}; evaluation {eval_raw_random:.1} s (raw + random) + {eval_simsiam:.1} s (simsiam); total {:.1} s",
         started.elapsed().as_secs_f64()
@@ -652,13 +697,19 @@ fn to_json(
     ),
 ) -> String {
     let recipe = args.recipe;
-    let steps = train_windows / BATCH;
+    let steps = train_windows / args.batch;
     let d = 128.0_f64.sqrt();
     let steps_s = mean(logs.iter().map(|l| l.steps_seconds));
     let mut s = String::from("{\n");
     let _ = writeln!(s, " \"recipe\": \"{}\",", recipe.name());
     let _ = writeln!(s, " \"seed\": {},", args.seed);
     let _ = writeln!(s, " \"epochs\": {},", args.epochs);
+    let _ = writeln!(s, " \"batch\": {},", args.batch);
+    let _ = writeln!(
+        s,
+        " \"max_steps\": {},",
+        args.max_steps.map_or("null".to_string(), |k| k.to_string())
+    );
     for (name, score) in ["raw", "random", "simsiam"].iter().zip(scores) {
         let _ = writeln!(s, " \"{name}\": {},", score.to_json());
     }

@@ -224,6 +224,44 @@ impl Windows {
         out
     }
 
+    /// Every window averaged over runs of `factor` samples (a box filter, then every
+    /// `factor`-th sample): window length `T / factor` (the last `T mod factor` samples
+    /// dropped), labels and origins kept. Sample `j` of a channel is
+    /// `(((x[f·j] + x[f·j+1]) + …) + x[f·j+f−1]) · (1/f)` in `f32`, left to right, so any
+    /// target computes the same bits.
+    ///
+    /// # Errors
+    /// [`HaptError::InvalidWindowSpec`] for a `factor` of 0 or above the window length.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam_hapt::{Hapt, Split, WindowSpec};
+    /// let hapt = Hapt::load_committed()?;
+    /// let test = hapt.windows(WindowSpec::RECIPE, Split::Test)?;
+    /// let slow = test.downsampled(4)?;
+    /// assert_eq!((slow.count(), slow.window_len()), (test.count(), 32));
+    /// # Ok::<(), simsiam_hapt::HaptError>(())
+    /// ```
+    pub fn downsampled(&self, factor: usize) -> Result<Self, HaptError> {
+        if factor == 0 || factor > self.len {
+            return Err(HaptError::InvalidWindowSpec);
+        }
+        let len = self.len / factor;
+        let scale = 1.0 / factor as f32;
+        let mut data = Vec::with_capacity(self.count() * CHANNELS * len);
+        for row in self.data.chunks_exact(self.len) {
+            for run in row.chunks_exact(factor) {
+                data.push(run.iter().fold(0.0_f32, |sum, &x| sum + x) * scale);
+            }
+        }
+        Ok(Self {
+            len,
+            data,
+            labels: self.labels.clone(),
+            origins: self.origins.clone(),
+        })
+    }
+
     /// Per-channel mean and standard deviation over every sample of every window (a
     /// sample in two overlapping windows counts twice), or `None` if there are no windows.
     ///

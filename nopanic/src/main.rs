@@ -22,12 +22,14 @@ use simsiam::image::{
     AlignedImage, Image, ImageExtras, TrainingSection, TrainingState, image_len_with,
     write_image_with,
 };
+use simsiam::fewshot::NearestClassMean;
 use simsiam::kernels::{Kernels, Scalar, Simd, scalar, simd};
 use simsiam::layers::{
     Bias, LayerKind, Shape, batch_norm::BatchNorm1d, conv1d::Conv1d, conv1d::Padding,
     global_max_pool1d, linear::Linear, max_pool1d::MaxPool1d, relu,
 };
 use simsiam::model::{Architecture, BatchNorm, Layer, Stack};
+use simsiam::stream::WindowStream;
 #[cfg(feature = "schedule")]
 use simsiam::train::cosine_lr;
 use simsiam::train::{
@@ -299,6 +301,14 @@ fn training() {
         return;
     };
     let mut head = black_box(head);
+    let resumed = Sgd::resume(
+        &architecture,
+        config,
+        cut(&mut momentum, param_count),
+        black_box(3),
+        black_box(0.01),
+    );
+    observe(resumed.map(|sgd| sgd.steps()));
     let Ok(sgd) = Sgd::new(&architecture, config, cut(&mut momentum, param_count)) else {
         return;
     };
@@ -489,6 +499,38 @@ fn augment() {
     black_box((&window, &views1, &views2, rng));
 }
 
+/// The few-shot classifier and the window stream on opaque sizes, storage and inputs.
+fn few_shot_and_stream() {
+    let [dim, classes, class] = black_box([4_usize, 3, 1]);
+    let mut storage = black_box([0.0_f32; 24]);
+    observe(NearestClassMean::<&mut [f32]>::storage_len(dim, classes));
+    if let Ok(mut classifier) = NearestClassMean::new(dim, classes, cut(&mut storage, 19)) {
+        observe(classifier.add(opaque(&Z1[..4]), class));
+        observe(classifier.predict(opaque(&Z2[..4])));
+        let mut distances = black_box([0.0_f32; 4]);
+        observe(classifier.distances_into(opaque(&Z2[..4]), cut(&mut distances, 3)));
+        black_box(classifier.class_mean(black_box(2)));
+        black_box((classifier.class_count(class), classifier.count()));
+        classifier.clear();
+    }
+    if let Ok(classifier) = NearestClassMean::from_storage(dim, classes, cut(&mut storage, 19)) {
+        observe(classifier.predict(opaque(&Z2[..4])));
+    }
+    let [channels, len, stride, factor] = black_box([2_usize, 4, 2, 3]);
+    let mut ring = black_box([0.0_f32; 16]);
+    observe(WindowStream::<&mut [f32]>::storage_len(channels, len));
+    if let Ok(mut stream) = WindowStream::new(channels, len, stride, factor, cut(&mut ring, 10)) {
+        let mut window = black_box([0.0_f32; 8]);
+        for _ in 0..black_box(20) {
+            if let Ok(true) = stream.push(opaque(&Z1[..2])) {
+                observe(stream.window_into(cut(&mut window, 8)));
+            }
+        }
+        black_box((stream.len(), stream.is_empty(), stream.window_len()));
+        stream.clear();
+    }
+}
+
 /// `T::default()`, opaque.
 fn made<T: Default>() -> T {
     black_box(T::default())
@@ -516,6 +558,7 @@ pub extern "C" fn _start() -> ! {
         training();
         layers();
         augment();
+        few_shot_and_stream();
         #[cfg(feature = "init")]
         construction();
         #[cfg(feature = "canary")]

@@ -46,6 +46,33 @@ impl Default for HarDense {
     }
 }
 
+impl HarDense {
+    /// The microcontroller recipe's sizes (`hapt-mcu`, issue 22): 6 channels × 32 samples
+    /// (HAPT's 128-sample windows averaged over runs of 4: 12.5 Hz), encoder 192→32→32,
+    /// projector 32→32→32, predictor 32→16→32: 10 784 parameters, so parameters,
+    /// momentum and gradients take 129 408 bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(feature = "encoder")] {
+    /// use simsiam::model::{Architecture, HarDense};
+    /// let network = Architecture::har_dense(&HarDense::MCU)?;
+    /// assert_eq!((network.d_input(), network.d_encoder()), (192, 32));
+    /// assert_eq!(network.param_count()?, 10_784);
+    /// # }
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub const MCU: Self = Self {
+        channels: 6,
+        window: 32,
+        hidden: 32,
+        feature: 32,
+        projector_hidden: 32,
+        projection: 32,
+        predictor_hidden: 16,
+    };
+}
+
 /// The sizes of `Architecture::har_conv` (feature `conv`); `Default` is the recipe's
 /// (6 channels × 128 samples, convolutions 32/64/128 of kernel 8, pools of 2,
 /// projection 128, predictor 32).

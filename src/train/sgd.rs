@@ -75,11 +75,24 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
     /// zeroed), `steps` steps were taken (the buffer has started when not 0) and `lr` is
     /// the next step's learning rate. Save them from [`momentum`](Self::momentum),
     /// [`steps`](Self::steps) and [`lr`](Self::lr) (a parameter image's training section
-    /// holds them: [`crate::image::TrainingState`]).
+    /// holds them: [`crate::image::TrainingState`]; a C caller keeps them between calls).
+    /// With `steps = 0` the first step overwrites the buffer of every trained parameter;
+    /// the entries of untrained values (running statistics, frozen biases) are left as
+    /// they are, where `new` zeroes them.
     ///
     /// # Errors
     /// As [`new`](Self::new); `InvalidParameter { name: "lr" }` for an `lr` that is not
     /// finite and `≥ 0`; `NonFinite { location: "momentum" }`.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::{SimSiamConfig, model::Architecture, train::{Sgd, TrainConfig}};
+    /// let architecture = Architecture::reference(SimSiamConfig::default())?;
+    /// let kept = vec![0.5_f32; architecture.param_count()?];
+    /// let sgd = Sgd::resume(&architecture, TrainConfig::default(), kept, 7, 0.01)?;
+    /// assert_eq!((sgd.steps(), sgd.momentum()[0], sgd.lr()), (7, 0.5, 0.01));
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
     pub fn resume(
         architecture: &Architecture,
         config: TrainConfig,
