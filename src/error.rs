@@ -80,11 +80,12 @@ pub enum ImageError {
     /// (wrap `include_bytes!` in [`AlignedImage`](crate::image::AlignedImage)), or the
     /// target is big-endian. Copying them still works.
     Misaligned,
-    /// A layer record describes an impossible head (zero width, layers that do not
+    /// A layer record describes an impossible network (zero width, layers that do not
     /// chain, a predictor that does not map the projection to itself, a bad `eps`, an
-    /// overflowing size, unknown flags).
+    /// overflowing size, an unknown kind, unknown flags, a field its kind does not use).
     BadLayer {
-        /// The layer's position in the table (projector first, from 0).
+        /// The layer's position in the table (from 0: the encoder's first, then the
+        /// projector's and the predictor's).
         index: usize,
         /// What is wrong with it.
         reason: &'static str,
@@ -93,6 +94,14 @@ pub enum ImageError {
     Inconsistent {
         /// Which field.
         field: &'static str,
+    },
+    /// The image needs a part of the crate this build leaves out: an encoder (feature
+    /// `encoder`) or a convolution or pool (feature `conv`).
+    FeatureRequired {
+        /// The first layer record that needs it (its position in the table, from 0).
+        index: usize,
+        /// The cargo feature to build with.
+        feature: &'static str,
     },
 }
 
@@ -124,6 +133,10 @@ impl fmt::Display for ImageError {
             ),
             Self::BadLayer { index, reason } => write!(f, "layer {index}: {reason}"),
             Self::Inconsistent { field } => write!(f, "inconsistent header field `{field}`"),
+            Self::FeatureRequired { index, feature } => write!(
+                f,
+                "layer {index} needs the crate feature `{feature}`, which this build leaves out"
+            ),
         }
     }
 }

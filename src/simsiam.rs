@@ -4,7 +4,9 @@
 use alloc::vec::Vec;
 
 use crate::error::{BATCH_OVERFLOW, SslError, SslResult};
-use crate::image::Image;
+use crate::image::{
+    Image, ImageExtras, InputContract, TrainingSection, image_len_with, write_image_with,
+};
 use crate::kernels::{Backend, Scalar, Simd};
 use crate::model::{Architecture, SimSiamConfig, SimSiamHead, init_params};
 use crate::rng::LcgRng;
@@ -16,6 +18,18 @@ pub(crate) fn try_zeros(len: usize) -> SslResult<Vec<f32>> {
         .map_err(|_| SslError::OutOfMemory { floats: len })?;
     v.resize(len, 0.0);
     Ok(v)
+}
+
+/// `len` zero bytes, or `OutOfMemory` instead of an abort.
+fn try_bytes(len: usize) -> SslResult<Vec<u8>> {
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(len)
+        .map_err(|_| SslError::OutOfMemory {
+            floats: len.div_ceil(4),
+        })?;
+    bytes.resize(len, 0);
+    Ok(bytes)
 }
 
 /// `(len / width)·out_width` floats for a batch output, with `DimensionMismatch` when
@@ -108,25 +122,55 @@ impl SimSiam {
         image.copy_params(&mut params)?;
         let mut head = SimSiamHead::from_checked_params(*image.architecture(), params)?;
         head.set_batches_tracked(*image.batches_tracked());
+        head.set_encoder_batches_tracked(*image.encoder_batches_tracked());
         Ok(Self::from_head(head))
     }
 
     /// The model as a parameter image (every parameter bit for bit, the BatchNorm
     /// counters), for [`from_image`](Self::from_image), [`SimSiamHead::from_image`] or
-    /// `simsiam-convert export`.
+    /// `simsiam-convert export`: version 1 for a head alone, version 2 for a network with
+    /// an encoder ([`crate::image::write_image`]).
     ///
     /// # Errors
     /// `OutOfMemory`; [`crate::image::write_image`]'s errors.
     pub fn to_image(&self) -> SslResult<Vec<u8>> {
-        let len = self.head.image_len()?;
-        let mut bytes = Vec::new();
-        bytes
-            .try_reserve_exact(len)
-            .map_err(|_| SslError::OutOfMemory {
-                floats: len.div_ceil(4),
-            })?;
-        bytes.resize(len, 0);
+        let mut bytes = try_bytes(self.head.image_len()?)?;
         self.head.write_image(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// The model as a version-2 parameter image with its BatchNorm counters, the input
+    /// contract `input` and the training section `training` where given
+    /// ([`crate::image::write_image_with`]).
+    ///
+    /// # Errors
+    /// `OutOfMemory`; [`crate::image::write_image_with`]'s errors.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::image::{Image, InputContract};
+    /// use simsiam::layers::Shape;
+    /// use simsiam::{LcgRng, SimSiam, SimSiamConfig};
+    /// let model = SimSiam::new(SimSiamConfig::default(), &mut LcgRng::new(1))?;
+    /// let contract = InputContract::channel_major(Shape::sequence(2, 32));
+    /// let bytes = model.to_image_with(Some(contract), None)?;
+    /// assert_eq!(Image::parse(&bytes)?.input_contract(), Some(contract));
+    /// assert_eq!(SimSiam::from_image(&bytes)?.head().params(), model.head().params());
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn to_image_with(
+        &self,
+        input: Option<InputContract<'_>>,
+        training: Option<TrainingSection<'_>>,
+    ) -> SslResult<Vec<u8>> {
+        let extras = ImageExtras {
+            input,
+            training,
+            ..self.head.image_extras()
+        };
+        let architecture = self.head.architecture();
+        let mut bytes = try_bytes(image_len_with(architecture, &extras)?)?;
+        write_image_with(architecture, self.head.params(), &extras, &mut bytes)?;
         Ok(bytes)
     }
 

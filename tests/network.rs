@@ -373,15 +373,15 @@ fn init_follows_pytorch_defaults() {
 }
 
 #[test]
-fn the_parameter_image_refuses_an_encoder() {
+fn the_parameter_image_holds_the_encoder() {
+    // Version 2 of the image (tests/image.rs tests the format itself).
     let model = SimSiam::from_architecture(small_dense(), &mut LcgRng::new(2)).unwrap();
-    assert_eq!(
-        model.to_image().unwrap_err(),
-        SslError::InvalidParameter {
-            name: "encoder",
-            reason: "the parameter image (version 1) holds no encoder",
-        }
-    );
+    let bytes = model.to_image().unwrap();
+    let loaded = SimSiam::from_image(&bytes).unwrap();
+    assert_eq!(loaded.architecture(), model.architecture());
+    assert_eq!(loaded.head().params(), model.head().params());
+    let x: Vec<f32> = (0..12).map(|i| (i as f32 * 0.3).sin()).collect();
+    assert_eq!(loaded.encode(&x).unwrap(), model.encode(&x).unwrap());
 }
 
 #[test]

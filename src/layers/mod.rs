@@ -47,7 +47,9 @@
 //! [`LayerKind::output_shape`], and its parameters are a range of one flat slice, the
 //! layers' [`LayerKind::params`] one after the other. For a training batch of `n`:
 //! - forward: one activation buffer (`n·C·T` of the output shape) per layer that is not
-//!   [in place](LayerKind::in_place); BatchNorm and ReLU run on the buffer before them.
+//!   [in place](LayerKind::in_place); BatchNorm and ReLU run on the buffer before them,
+//!   except where that buffer is the network's input (a first layer) or a ReLU's output
+//!   (whose sign is the ReLU's mask): there they get a buffer of their own too.
 //!   Each BatchNorm also fills its saved buffer ([`LayerKind::saved_len`]). One scratch
 //!   of the largest [`LayerKind::scratch_len`] serves every call in turn.
 //! - backward, last layer first, with two gradient buffers of the widest activation used

@@ -6,6 +6,7 @@
 use super::config::SimSiamConfig;
 use super::encoder::Encoder;
 use crate::error::{SslError, SslResult};
+use crate::layers::{BatchNorm1d, Bias, LayerKind, Linear};
 
 /// The most layers one stack (projector or predictor) may have.
 pub const MAX_STACK_LAYERS: usize = 4;
@@ -121,6 +122,43 @@ impl Layer {
         Self { relu: true, ..self }
     }
 
+    /// The layer as its run of [layer kinds](crate::layers): `Linear`, then `BatchNorm1d`
+    /// and `Relu` as present, with the same flat parameter order. The kinds define the
+    /// semantics; the fused paths of the head compute the same bits on the scalar twin
+    /// (tests/layers.rs).
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::layers::LayerKind;
+    /// use simsiam::model::{BatchNorm, Layer};
+    /// let layer = Layer::linear(4, 3).with_batch_norm(BatchNorm::AFFINE).with_relu();
+    /// let kinds: Vec<LayerKind> = layer.kinds().collect();
+    /// assert_eq!(kinds.len(), 3);
+    /// assert!(matches!(kinds[2], LayerKind::Relu));
+    /// ```
+    pub fn kinds(&self) -> impl Iterator<Item = LayerKind> + use<> {
+        let bias = match (self.bias, self.bias_frozen) {
+            (false, _) => Bias::None,
+            (true, false) => Bias::Trainable,
+            (true, true) => Bias::Frozen,
+        };
+        let linear = LayerKind::Linear(Linear {
+            d_in: self.d_in,
+            d_out: self.d_out,
+            bias,
+        });
+        let channels = self.d_out;
+        let batch_norm = self.batch_norm.map(|batch_norm| {
+            LayerKind::BatchNorm1d(BatchNorm1d {
+                affine: batch_norm.affine,
+                eps: batch_norm.eps,
+                ..BatchNorm1d::new(channels)
+            })
+        });
+        let relu = self.relu.then_some(LayerKind::Relu);
+        [Some(linear), batch_norm, relu].into_iter().flatten()
+    }
+
     /// How many `d_out`-long vectors follow `W` in the layout: the bias, `γ`, `β`,
     /// `running_mean`, `running_var`, as present.
     #[must_use]
@@ -192,6 +230,95 @@ impl Stack {
             })?;
         slots.copy_from_slice(layers);
         Ok(stack)
+    }
+
+    /// The stack of a list of [layer kinds](crate::layers): runs of `Linear`, then an
+    /// optional `BatchNorm1d` over its outputs, then an optional `Relu`, each run one
+    /// [`Layer`] (the official projector's 8 kinds are 3 layers). The inverse of
+    /// [`kinds`](Self::kinds). Widths between runs are checked by [`Architecture::new`].
+    ///
+    /// # Errors
+    /// `InvalidParameter { name: "layers", .. }` for a list that is not such runs (a
+    /// stack must start with `Linear`; a head stack holds no convolution or pool), or
+    /// for more than [`MAX_STACK_LAYERS`] runs or none;
+    /// `DimensionMismatch { expected: d_out, got: channels }` for a BatchNorm over
+    /// another width than its Linear's output; `InvalidParameter { name: "momentum", .. }`
+    /// for a BatchNorm whose momentum is not PyTorch's default 0.1 (the head's running
+    /// statistics use that one).
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::layers::{Bias, BatchNorm1d, LayerKind, Linear};
+    /// use simsiam::model::{Architecture, Stack};
+    /// let kinds = [
+    ///     LayerKind::Linear(Linear { d_in: 8, d_out: 4, bias: Bias::None }),
+    ///     LayerKind::BatchNorm1d(BatchNorm1d::new(4)),
+    ///     LayerKind::Relu,
+    ///     LayerKind::Linear(Linear { d_in: 4, d_out: 8, bias: Bias::Trainable }),
+    /// ];
+    /// let predictor = Stack::from_kinds(&kinds)?;
+    /// assert_eq!(predictor.layers().len(), 2);
+    /// assert!(predictor.kinds().eq(kinds));
+    /// assert_eq!(predictor, Architecture::official(16, 8, 4)?.predictor);
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn from_kinds(kinds: &[LayerKind]) -> SslResult<Self> {
+        const NOT_RUNS: SslError = SslError::InvalidParameter {
+            name: "layers",
+            reason: "a head stack is runs of Linear, then BatchNorm1d and ReLU as present",
+        };
+        let mut layers = [Layer::linear(0, 0); MAX_STACK_LAYERS];
+        let mut len = 0_usize;
+        let mut rest = kinds;
+        while let Some((first, tail)) = rest.split_first() {
+            let LayerKind::Linear(linear) = first else {
+                return Err(NOT_RUNS);
+            };
+            let mut layer = Layer::linear(linear.d_in, linear.d_out);
+            match linear.bias {
+                Bias::None => {}
+                Bias::Trainable => layer = layer.with_bias(),
+                Bias::Frozen => layer = layer.with_frozen_bias(),
+            }
+            rest = tail;
+            if let Some((LayerKind::BatchNorm1d(batch_norm), tail)) = rest.split_first() {
+                if batch_norm.channels != layer.d_out {
+                    return Err(SslError::DimensionMismatch {
+                        expected: layer.d_out,
+                        got: batch_norm.channels,
+                    });
+                }
+                if batch_norm.momentum.to_bits() != BatchNorm1d::new(1).momentum.to_bits() {
+                    return Err(SslError::InvalidParameter {
+                        name: "momentum",
+                        reason: "a head's BatchNorm uses PyTorch's default momentum 0.1",
+                    });
+                }
+                let affine = if batch_norm.affine {
+                    BatchNorm::AFFINE
+                } else {
+                    BatchNorm::PLAIN
+                };
+                layer = layer.with_batch_norm(affine.with_eps(batch_norm.eps));
+                rest = tail;
+            }
+            if let Some((LayerKind::Relu, tail)) = rest.split_first() {
+                layer = layer.with_relu();
+                rest = tail;
+            }
+            *layers.get_mut(len).ok_or(SslError::InvalidParameter {
+                name: "layers",
+                reason: "a stack has at most MAX_STACK_LAYERS (4) layers",
+            })? = layer;
+            len += 1;
+        }
+        Self::new(layers.get(..len).unwrap_or_default())
+    }
+
+    /// The stack as a list of [layer kinds](crate::layers): each layer's
+    /// [`Layer::kinds`], first to last.
+    pub fn kinds(&self) -> impl Iterator<Item = LayerKind> + '_ {
+        self.layers().iter().flat_map(Layer::kinds)
     }
 
     /// The layers, first to last.
@@ -341,8 +468,8 @@ impl Architecture {
     ///   `predictor`);
     /// - training ([`crate::train`]) trains all three, the encoder at the projector's
     ///   learning rate;
-    /// - the parameter image (version 1) holds no encoder: [`crate::image::write_image`]
-    ///   refuses such a network with `InvalidParameter { name: "encoder" }`.
+    /// - the parameter image holds the whole network from its version 2
+    ///   ([`crate::image`]), with the input contract (the encoder's input shape).
     ///
     /// The encoder's paths are compiled in with the crate feature `encoder` (which `conv`
     /// implies): without it, a network with an encoder is refused, and builds that run
@@ -718,4 +845,122 @@ fn encoder_workspace_len(encoder: &Encoder, n: usize) -> SslResult<usize> {
         .and_then(|features| features.checked_mul(2))
         .and_then(|features| features.checked_add(encoder.eval_work_len(n).ok()?))
         .ok_or(crate::error::WORKSPACE_OVERFLOW)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Architecture, BatchNorm, Layer, MAX_STACK_LAYERS, Stack};
+    use crate::SslError;
+    use crate::layers::{BatchNorm1d, Bias, LayerKind, Linear};
+
+    const fn linear(d_in: usize, d_out: usize) -> LayerKind {
+        LayerKind::Linear(Linear {
+            d_in,
+            d_out,
+            bias: Bias::None,
+        })
+    }
+
+    fn kinds_of(stack: &Stack) -> ([LayerKind; 3 * MAX_STACK_LAYERS], usize) {
+        let mut kinds = [LayerKind::Relu; 3 * MAX_STACK_LAYERS];
+        let mut len = 0;
+        for (slot, kind) in kinds.iter_mut().zip(stack.kinds()) {
+            *slot = kind;
+            len += 1;
+        }
+        (kinds, len)
+    }
+
+    #[test]
+    fn every_preset_stack_round_trips_through_its_kinds() {
+        let presets = [
+            Architecture::reference(crate::SimSiamConfig::default()).unwrap(),
+            Architecture::official(32, 16, 8).unwrap(),
+            Architecture::lightly(32, 24, 16, 8).unwrap(),
+        ];
+        for architecture in presets {
+            for stack in [architecture.projector, architecture.predictor] {
+                let (kinds, len) = kinds_of(&stack);
+                assert_eq!(Stack::from_kinds(&kinds[..len]), Ok(stack));
+            }
+        }
+        // The official projector: 8 kinds, the last bias-free Linear + plain BatchNorm.
+        let official = Architecture::official(32, 16, 8).unwrap();
+        let (kinds, len) = kinds_of(&official.projector);
+        assert_eq!(len, 8);
+        assert!(matches!(
+            kinds[len - 1],
+            LayerKind::BatchNorm1d(BatchNorm1d { affine: false, .. })
+        ));
+    }
+
+    #[test]
+    fn a_frozen_bias_and_an_eps_survive_the_round_trip() {
+        let layer = Layer::linear(3, 2)
+            .with_frozen_bias()
+            .with_batch_norm(BatchNorm::PLAIN.with_eps(1e-3));
+        let stack = Stack::new(&[layer]).unwrap();
+        let (kinds, len) = kinds_of(&stack);
+        assert_eq!(len, 2);
+        assert!(matches!(
+            kinds[0],
+            LayerKind::Linear(Linear {
+                bias: Bias::Frozen,
+                ..
+            })
+        ));
+        assert_eq!(Stack::from_kinds(&kinds[..len]), Ok(stack));
+    }
+
+    #[test]
+    fn lists_that_are_not_dense_runs_get_typed_errors() {
+        let not_runs = SslError::InvalidParameter {
+            name: "layers",
+            reason: "a head stack is runs of Linear, then BatchNorm1d and ReLU as present",
+        };
+        let bn = |c| LayerKind::BatchNorm1d(BatchNorm1d::new(c));
+        assert_eq!(Stack::from_kinds(&[LayerKind::Relu]), Err(not_runs));
+        assert_eq!(
+            Stack::from_kinds(&[linear(2, 3), LayerKind::Relu, bn(3)]),
+            Err(not_runs)
+        );
+        assert_eq!(
+            Stack::from_kinds(&[linear(2, 3), bn(3), bn(3)]),
+            Err(not_runs)
+        );
+        assert_eq!(
+            Stack::from_kinds(&[linear(2, 3), bn(4)]),
+            Err(SslError::DimensionMismatch {
+                expected: 3,
+                got: 4
+            })
+        );
+        let slow = LayerKind::BatchNorm1d(BatchNorm1d {
+            momentum: 0.01,
+            ..BatchNorm1d::new(3)
+        });
+        assert!(matches!(
+            Stack::from_kinds(&[linear(2, 3), slow]),
+            Err(SslError::InvalidParameter {
+                name: "momentum",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Stack::from_kinds(&[]),
+            Err(SslError::InvalidParameter { name: "layers", .. })
+        ));
+        let five = [linear(2, 2); MAX_STACK_LAYERS + 1];
+        assert_eq!(
+            Stack::from_kinds(&five),
+            Err(SslError::InvalidParameter {
+                name: "layers",
+                reason: "a stack has at most MAX_STACK_LAYERS (4) layers",
+            })
+        );
+        assert_eq!(
+            Stack::from_kinds(&five[..MAX_STACK_LAYERS]).map(|s| s.layers().len()),
+            Ok(MAX_STACK_LAYERS)
+        );
+    }
 }

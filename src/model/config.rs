@@ -150,10 +150,8 @@ impl SimSiamConfig {
     /// for `n` pairs: `4·d_out·min(n, 8)` (both projections and both predictions of the
     /// eight pairs processed together), plus, from `n = 2` on, the lane blocks of
     /// groups of more than two inputs,
-    /// [`Architecture::lanes_len`](crate::model::Architecture::lanes_len) =
-    /// `16·(pack + hidden + rows) + 15` with `pack = min(max(d_encoder, d_out), P)`,
-    /// `hidden = min(max(d_projector, d_predictor), P)`, `rows = min(d_out, 64)`, and
-    /// `P = 128` when both maxima are at most 128, else 512. `0` for `n = 0`; equal to
+    /// [`Architecture::lanes_len`](crate::model::Architecture::lanes_len) of the
+    /// reference's architecture (its doc gives the block sizes). `0` for `n = 0`; equal to
     /// [`loss_workspace_len`](Self::loss_workspace_len) for `n = 1`.
     ///
     /// # Errors

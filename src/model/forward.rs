@@ -19,8 +19,9 @@ pub const HIDDEN_BLOCK: usize = 256;
 
 /// Hidden units per block of the two-input path for wide hidden layers (more than
 /// [`HIDDEN_BLOCK`] units): the second layer reads its weights in strips of this many
-/// columns, one strip per row, and 4 KiB strips stream from DRAM much faster than 1 KiB
-/// ones at the paper's dimensions (measured: 1.1–1.3× instead of 1.7–2× the DRAM bound).
+/// columns, one strip per row: at the paper's dimensions the weights stream from DRAM, and
+/// longer strips keep the hardware prefetcher running (BENCHMARKS.md, "Measurements
+/// behind design choices").
 const WIDE_HIDDEN_BLOCK: usize = 1024;
 
 /// One layer, or two fused.
@@ -51,8 +52,9 @@ impl<'a> StackView<'a> {
     /// [`MAX_STACK_LAYERS`](super::architecture::MAX_STACK_LAYERS), chained) from its
     /// layers and their offsets in `params`, in order, each view set in its place
     /// ([`DenseView::set`]); `false` for another count or a missing or short layer (never
-    /// for a validated head). Built as values and moved, the views were copied three or
-    /// four times (5 % of a default `loss` on x86-64).
+    /// for a validated head). Set in place rather than built as values and moved, which
+    /// copied them several times a call (BENCHMARKS.md, "Measurements behind design
+    /// choices").
     pub(crate) fn fill<'l>(
         &mut self,
         count: usize,

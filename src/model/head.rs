@@ -9,7 +9,6 @@ use super::encoder::{Encoder, MAX_ENCODER_LAYERS};
 use super::forward::{HIDDEN_BLOCK, StackView, Stage, stack_into, stack_pair};
 use super::layout::{DenseView, Layout, MAX_LAYERS, StackName};
 use crate::error::{SslError, SslResult, check_finite, check_len};
-use crate::image::{Image, image_len, write_image};
 use crate::kernels::{Kernels, NORM_FLOOR, Simd, divide_by_norm, pieces_mut};
 use crate::rng::LcgRng;
 
@@ -150,7 +149,7 @@ pub(crate) fn symmetric_loss<K: Kernels>(
 /// [`Architecture::param_count`]): a `&'static [f32]` in flash, or a parameter image
 /// viewed in place ([`from_image`](SimSiamHead::from_image)); a `heapless::Vec<f32, N>`
 /// owned on the device ([`from_seed`](SimSiamHead::from_seed)); a `Vec<f32>` under
-/// `alloc` (that is what [`SimSiam`](crate::SimSiam) wraps). The architecture and the
+/// `alloc` (that is what `SimSiam`, feature `alloc`, wraps). The architecture and the
 /// layout are validated once, at construction, with checked arithmetic, and every
 /// parameter must be finite.
 ///
@@ -272,37 +271,6 @@ impl<S: AsRef<[f32]>> SimSiamHead<S> {
     }
 }
 
-impl<'a> SimSiamHead<&'a [f32]> {
-    /// The head a parameter image describes, its parameters viewed in place (no copy):
-    /// for an image in flash, `include_bytes!` wrapped in
-    /// [`AlignedImage`](crate::image::AlignedImage). Validation is
-    /// [`Image::parse`]: O(layers) plus one pass over the data.
-    ///
-    /// # Errors
-    /// [`Image::parse`]'s errors; `Image(Misaligned)` when the parameters are not 4-byte
-    /// aligned or the target is big-endian (copy them then, e.g. with
-    /// [`SimSiam::from_image`](crate::SimSiam::from_image)).
-    pub fn from_image(bytes: &'a [u8]) -> SslResult<Self> {
-        Self::from_parsed(Image::parse(bytes)?)
-    }
-
-    /// [`from_image`](Self::from_image) over bytes validated before and unchanged since:
-    /// [`Image::parse_unverified`], O(layers), no pass over the data (the C API rebuilds
-    /// an image model's head this way at every call).
-    ///
-    /// # Errors
-    /// As [`from_image`](Self::from_image), except `ChecksumMismatch` and `NonFinite`.
-    pub fn from_checked_image(bytes: &'a [u8]) -> SslResult<Self> {
-        Self::from_parsed(Image::parse_unverified(bytes)?)
-    }
-
-    fn from_parsed(image: Image<'a>) -> SslResult<Self> {
-        let mut head = Self::from_checked_params(*image.architecture(), image.params()?)?;
-        head.batches_tracked = *image.batches_tracked();
-        Ok(head)
-    }
-}
-
 impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
     /// The same head on the kernel twin `K2` ([`Simd`] or
     /// [`Scalar`](crate::kernels::Scalar)).
@@ -392,35 +360,14 @@ impl<S: AsRef<[f32]>, K: Kernels> SimSiamHead<S, K> {
         self.encoder_batches_tracked = counts;
     }
 
-    /// How many bytes [`write_image`](Self::write_image) writes.
-    ///
-    /// # Errors
-    /// As [`crate::image::image_len`].
-    pub fn image_len(&self) -> SslResult<usize> {
-        image_len(&self.architecture)
-    }
-
-    /// Writes the head as a parameter image into the start of `out`; returns its length.
-    ///
-    /// # Errors
-    /// As [`crate::image::write_image`].
-    pub fn write_image(&self, out: &mut [u8]) -> SslResult<usize> {
-        write_image(
-            &self.architecture,
-            self.params.as_ref(),
-            &self.batches_tracked,
-            out,
-        )
-    }
-
     /// The stages of the projector (`Which::Projector`) or the predictor, viewed in the
     /// parameters; `None` if the storage no longer matches the layout (only storage whose
     /// `as_ref` changes length can do that: the error is
     /// [`storage_changed`](Self::storage_changed)). Only that stack's layers are viewed:
     /// a small head's call is short enough for the rest to show. Callers borrow the view
     /// where it is returned (`let Some(stack) = &self.stack(..)`): unwrapped by `?`, its
-    /// few hundred bytes were copied three or four times a call (`memmove` and the
-    /// view's construction took 12 % of a default `loss` on x86-64).
+    /// few hundred bytes were copied several times a call (BENCHMARKS.md, "Measurements
+    /// behind design choices").
     pub(crate) fn stack(&self, which: Which) -> Option<StackView<'_>> {
         let params = self.params.as_ref();
         let split = self.architecture.projector.layers().len();
@@ -881,7 +828,7 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>, K: Kernels> SimSiamHead<S, K> {
 
 impl<const N: usize> SimSiamHead<heapless::Vec<f32, N>> {
     /// Initialises the reference's head on the device from a seed, into fixed-capacity
-    /// storage: the same weights as [`SimSiam::new`](crate::SimSiam) with the same seed.
+    /// storage: the same weights as `SimSiam::new` (feature `alloc`) with the same seed.
     ///
     /// `N` must be at least [`SimSiamConfig::param_count`]. The vector is built in place
     /// in the return value; for a large `N`, keep the head in a `static` rather than on a

@@ -49,9 +49,10 @@
 //! optionally, the input gradients (`n·d_input` each). Stack: the slices of eight rows
 //! at a time, the SIMD twin's packed blocks (up to 70 KiB on 64-bit targets for layers
 //! 1024 or more wide, 1.5 KiB on 32-bit ones with a vector unit, none without one) and
-//! frames: 4 972 B measured on a Cortex-M4F at `n = 8` (either twin: no vector unit).
+//! frames (the README's Firmware table gives the painted high-water mark of a step on the
+//! Cortex-M4F, and CI's budget for it).
 //!
-//! Feature `alloc` adds [`Trainer`], which owns those buffers:
+//! Feature `alloc` adds `Trainer`, which owns those buffers:
 //! ```
 //! # #[cfg(feature = "alloc")] {
 //! use simsiam::{LcgRng, SimSiam, SimSiamConfig};
@@ -102,7 +103,7 @@ pub const BATCH_NORM_MOMENTUM: f32 = 0.1;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrainConfig {
     /// The initial learning rate: every parameter's until [`Sgd::set_lr`] (or
-    /// [`Trainer::set_lr`]) changes it, and the predictor's for good when
+    /// `Trainer::set_lr`, feature `alloc`) changes it, and the predictor's for good when
     /// [`fix_predictor_lr`](Self::fix_predictor_lr).
     pub lr: f32,
     /// SGD momentum `m` (0 for none), in `[0, 1)`.

@@ -71,6 +71,36 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         })
     }
 
+    /// An optimiser that resumes a run: `momentum` holds the saved buffer (kept, not
+    /// zeroed), `steps` steps were taken (the buffer has started when not 0) and `lr` is
+    /// the next step's learning rate. Save them from [`momentum`](Self::momentum),
+    /// [`steps`](Self::steps) and [`lr`](Self::lr) (a parameter image's training section
+    /// holds them: [`crate::image::TrainingState`]).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new); `InvalidParameter { name: "lr" }` for an `lr` that is not
+    /// finite and `≥ 0`; `NonFinite { location: "momentum" }`.
+    pub fn resume(
+        architecture: &Architecture,
+        config: TrainConfig,
+        momentum: M,
+        steps: u64,
+        lr: f32,
+    ) -> SslResult<Self> {
+        config.validate()?;
+        architecture.validate()?;
+        check_len(architecture.param_count()?, momentum.as_ref().len())?;
+        check_lr(lr)?;
+        check_finite(momentum.as_ref(), "momentum")?;
+        Ok(Self {
+            config,
+            lr,
+            architecture: *architecture,
+            momentum,
+            steps,
+        })
+    }
+
     /// Sets the learning rate of the next steps (of everything but the predictor when
     /// [`TrainConfig::fix_predictor_lr`]). A negative or non-finite `lr` makes the next
     /// [`step`](Self::step) fail with `InvalidParameter { name: "lr", .. }`.

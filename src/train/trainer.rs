@@ -68,6 +68,22 @@ impl Trainer {
         })
     }
 
+    /// A trainer around an optimiser, e.g. one that resumes a run
+    /// ([`Sgd::resume`], or [`TrainingState::resume_sgd`](crate::image::TrainingState::resume_sgd)
+    /// from a parameter image's training section); the step's buffers are sized on the
+    /// first step.
+    #[must_use]
+    pub fn from_sgd(sgd: Sgd<Vec<f32>>) -> Self {
+        Self {
+            sgd,
+            scratch: Vec::new(),
+            work_grads: Vec::new(),
+            n: 0,
+            input_grads: Vec::new(),
+            projections: Vec::new(),
+        }
+    }
+
     /// Sets the learning rate of the next steps (all but the predictor's when
     /// [`TrainConfig::fix_predictor_lr`]): call it before a step with the schedule's
     /// value, e.g. [`cosine_lr`](super::cosine_lr). A bad value fails the next step.
