@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 
 use simsiam::SimSiamConfig;
 use simsiam::SslError;
-use simsiam::image::{IMAGE_ALIGN, Image, image_len, write_image};
+use simsiam::image::{
+    IMAGE_ALIGN, Image, ImageExtras, image_len, image_len_with, write_image, write_image_with,
+};
 use simsiam::layers::LayerKind;
 use simsiam::model::{
     Architecture, BatchNorm, HarConv, HarDense, Layer, MAX_ENCODER_LAYERS, MAX_LAYERS, StackName,
@@ -919,24 +921,41 @@ impl Head {
             architecture: *image.architecture(),
             params,
             batches_tracked: *image.batches_tracked(),
-            encoder_batches_tracked: [0; MAX_ENCODER_LAYERS],
+            encoder_batches_tracked: *image.encoder_batches_tracked(),
         })
     }
 
-    /// The parameter image of the head (`simsiam::image` format).
+    /// The parameter image of the network (`simsiam::image` format): version 1 for a head
+    /// alone ([`write_image`]), version 2 with every BatchNorm counter for a network with
+    /// an encoder ([`write_image_with`]; the input contract is the encoder's input shape,
+    /// channel-major, without a standardisation).
     ///
     /// # Errors
-    /// [`ConvertError::Simsiam`] ([`write_image`]'s errors).
+    /// [`ConvertError::Simsiam`] ([`write_image`]'s and [`write_image_with`]'s errors).
     pub fn to_image(&self) -> Result<Vec<u8>> {
-        let len = image_len(&self.architecture).map_err(simsiam_error("writing the image"))?;
+        let context = simsiam_error("writing the image");
+        if self.architecture.encoder.is_none() {
+            // A head alone: version 1, as before (the committed images stay the same).
+            let len = image_len(&self.architecture).map_err(context)?;
+            let mut bytes = vec![0_u8; len];
+            write_image(
+                &self.architecture,
+                &self.params,
+                &self.batches_tracked,
+                &mut bytes,
+            )
+            .map_err(simsiam_error("writing the image"))?;
+            return Ok(bytes);
+        }
+        let extras = ImageExtras {
+            batches_tracked: &self.batches_tracked,
+            encoder_batches_tracked: &self.encoder_batches_tracked,
+            ..ImageExtras::default()
+        };
+        let len = image_len_with(&self.architecture, &extras).map_err(context)?;
         let mut bytes = vec![0_u8; len];
-        write_image(
-            &self.architecture,
-            &self.params,
-            &self.batches_tracked,
-            &mut bytes,
-        )
-        .map_err(simsiam_error("writing the image"))?;
+        write_image_with(&self.architecture, &self.params, &extras, &mut bytes)
+            .map_err(simsiam_error("writing the image"))?;
         Ok(bytes)
     }
 
@@ -1311,12 +1330,56 @@ pub fn inspect(bytes: &[u8]) -> Result<String> {
     let image = Image::parse(bytes).map_err(simsiam_error("reading the image"))?;
     let architecture = image.architecture();
     let mut out = String::new();
-    let _ = writeln!(out, "simsiam parameter image, format version 1");
+    let _ = writeln!(
+        out,
+        "simsiam parameter image, format version {}",
+        image.version()
+    );
     let _ = writeln!(
         out,
         "preset: {}",
         preset_of(architecture).unwrap_or_else(|| "none (custom head)".into())
     );
+    if let Some(contract) = image.input_contract() {
+        let _ = writeln!(
+            out,
+            "input: {} channels × {} samples, channel-major, standardisation {}",
+            contract.shape.channels,
+            contract.shape.len,
+            if contract.standardization.is_some() {
+                "recorded"
+            } else {
+                "not recorded"
+            }
+        );
+    }
+    if let Some(encoder) = &architecture.encoder {
+        let _ = writeln!(
+            out,
+            "encoder: {} → {}, {} layers",
+            encoder.d_input(),
+            encoder.d_out(),
+            encoder.layers().len()
+        );
+        let tracked = image.encoder_batches_tracked();
+        for (index, kind) in encoder.layers().iter().enumerate() {
+            let counter = match kind {
+                LayerKind::BatchNorm1d(_) => format!(
+                    ", num_batches_tracked {}",
+                    tracked.get(index).copied().unwrap_or(0)
+                ),
+                _ => String::new(),
+            };
+            let params = kind.param_count().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "  layer {index}: {kind:?}{counter} ({params} parameters)"
+            );
+        }
+    }
+    if image.training().is_some() {
+        let _ = writeln!(out, "training section: present (momentum, schedule, RNG)");
+    }
     let mut index = 0;
     for (name, stack, normalized) in [
         (
