@@ -3,9 +3,10 @@
 //! computed once per head, and the borrowed views the forward passes work on.
 
 use super::architecture::{Architecture, Layer, MAX_STACK_LAYERS, Stack};
+use super::encoder::MAX_ENCODER_LAYERS;
 use crate::error::{SslError, SslResult};
 use crate::kernels::{SumEnds, SumStart};
-use crate::layers::{BatchNorm1d, Bias, LayerKind, Linear, MAX_PARAM_TENSORS, MAX_RANK, Shape};
+use crate::layers::{LayerKind, MAX_PARAM_TENSORS, MAX_RANK, Shape};
 
 /// Most layers in a head: two stacks.
 pub const MAX_LAYERS: usize = 2 * MAX_STACK_LAYERS;
@@ -377,32 +378,6 @@ impl core::fmt::Display for Tensor {
     }
 }
 
-/// The kinds of a dense [`Layer`]: `Linear`, then `BatchNorm1d` and `ReLU` when present.
-fn kinds_of(layer: &Layer) -> [Option<LayerKind>; 3] {
-    let bias = match (layer.bias, layer.bias_frozen) {
-        (false, _) => Bias::None,
-        (true, false) => Bias::Trainable,
-        (true, true) => Bias::Frozen,
-    };
-    let linear = LayerKind::Linear(Linear {
-        d_in: layer.d_in,
-        d_out: layer.d_out,
-        bias,
-    });
-    let batch_norm = layer.batch_norm.map(|bn| {
-        LayerKind::BatchNorm1d(BatchNorm1d {
-            affine: bn.affine,
-            eps: bn.eps,
-            ..BatchNorm1d::new(layer.d_out)
-        })
-    });
-    [
-        Some(linear),
-        batch_norm,
-        layer.relu.then_some(LayerKind::Relu),
-    ]
-}
-
 /// One layer kind of a stack, placed: its stack, layer, module index and parameter start.
 #[derive(Clone, Copy)]
 struct Placed {
@@ -484,16 +459,11 @@ fn place(
 
 /// The kinds of a projector or predictor, each with its layer's index.
 fn head_kinds(stack: &Stack) -> impl Iterator<Item = (usize, LayerKind)> + '_ {
-    stack
-        .layers()
-        .iter()
-        .enumerate()
-        .flat_map(|(index, layer)| {
-            kinds_of(layer)
-                .into_iter()
-                .flatten()
-                .map(move |k| (index, k))
-        })
+    // `zip` with a bounded range, not `enumerate`, whose counter keeps an overflow panic
+    // path in builds with overflow checks.
+    (0..MAX_STACK_LAYERS)
+        .zip(stack.layers())
+        .flat_map(|(index, layer)| layer.kinds().map(move |kind| (index, kind)))
 }
 
 /// The parameter tensors of one placed kind.
@@ -552,7 +522,7 @@ impl Architecture {
             sum.saturating_add(layer.param_count().unwrap_or(0))
         });
         let encoder = self.active_encoder().into_iter().flat_map(|encoder| {
-            let kinds = encoder.layers().iter().copied().enumerate();
+            let kinds = (0..MAX_ENCODER_LAYERS).zip(encoder.layers().iter().copied());
             place(StackName::Encoder, 0, encoder.input(), kinds)
         });
         let projector = place(
