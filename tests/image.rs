@@ -928,7 +928,7 @@ fn v2_through_the_alloc_api() {
 #[test]
 fn committed_v1_image_loads_and_runs_the_same_as_version_2() {
     let committed = include_bytes!("data/official_head.simsiam");
-    let mut storage = Box::new(AlignedImage([0_u8; 1 << 20]));
+    let mut storage = Box::new(AlignedImage([0_u8; 1 << 16]));
     storage.0[..committed.len()].copy_from_slice(committed);
     let v1 = &storage.0[..committed.len()];
     let image = Image::parse(v1).unwrap();
@@ -947,7 +947,7 @@ fn committed_v1_image_loads_and_runs_the_same_as_version_2() {
     assert_eq!(image2.version(), 2);
     assert_eq!(image2.architecture(), image.architecture());
     assert_eq!(image2.batches_tracked(), image.batches_tracked());
-    let mut storage2 = Box::new(AlignedImage([0_u8; 1 << 20]));
+    let mut storage2 = Box::new(AlignedImage([0_u8; 1 << 16]));
     storage2.0[..v2.len()].copy_from_slice(&v2);
     let head2 = simsiam::SimSiamHead::from_image(&storage2.0[..v2.len()]).unwrap();
     assert_eq!(bits(head2.params()), bits(head.params()));
@@ -1614,4 +1614,35 @@ fn training_resumes_from_an_image_bit_for_bit() {
         head.encoder_batches_tracked()
     );
     assert_eq!(resumed_sgd.steps(), sgd.steps());
+}
+
+/// `Sgd::resume` keeps the buffer it is given and checks it, the lr and the sizes.
+#[test]
+fn sgd_resume_checks_its_inputs() {
+    use simsiam::train::Sgd;
+    let architecture = Architecture::official(6, 4, 2).unwrap();
+    let config = TrainConfig::default();
+    let momentum = params_for(&architecture, 8);
+    let sgd = Sgd::resume(&architecture, config, momentum.clone(), 5, 0.01).unwrap();
+    assert_eq!((sgd.steps(), sgd.lr()), (5, 0.01));
+    assert_eq!(bits(sgd.momentum()), bits(&momentum));
+    assert_eq!(
+        Sgd::resume(&architecture, config, momentum[1..].to_vec(), 5, 0.01).err(),
+        Some(SslError::DimensionMismatch {
+            expected: momentum.len(),
+            got: momentum.len() - 1
+        })
+    );
+    assert!(matches!(
+        Sgd::resume(&architecture, config, momentum.clone(), 5, f32::NAN),
+        Err(SslError::InvalidParameter { name: "lr", .. })
+    ));
+    let mut bad = momentum.clone();
+    bad[3] = f32::INFINITY;
+    assert_eq!(
+        Sgd::resume(&architecture, config, bad, 5, 0.01).err(),
+        Some(SslError::NonFinite {
+            location: "momentum"
+        })
+    );
 }

@@ -35,11 +35,15 @@ fi
 # corpus); the minimums are about three quarters of those, so load does not trip them,
 # and each lies above what the seed corpus alone reaches (libFuzzer's INITED line: 321,
 # 1371, 482, 379, 360, 704 edges), so a target must explore past its seeds to pass.
+# image since version 2 of the format (issue 20: the fuzz crate builds simsiam with `conv`,
+# and seeds 4-6 are version-2 images with every layer kind and section): 1322 at the end
+# of 30 s (load average 16 on 2 cores), 1145 from the seeds alone; its minimum, 1190, is above
+# the seeds' (three quarters of 1322 would not be).
 # Exactly these targets must exist (a new one needs its line here).
 declare -A MIN_COVERAGE=(
   [construct]=380
   [forward]=1450
-  [image]=410
+  [image]=1190
   [kernels]=660
   [params_view]=550
   [train]=1400

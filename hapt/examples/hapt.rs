@@ -22,23 +22,29 @@
 //! from `S` (`Protocols::evaluate`); the per-epoch `nn1_5` probe's draws from
 //! `Xoshiro128PlusPlus::from_seed(S ^ 0x006e_6e31_5f35)`, fixed for the run.
 //!
-//! `--save`: the parameter image (version 1) holds no encoder yet, so the command writes the
-//! head (projector + predictor) as a version-1 image to MODEL.simsiam and the whole network's
-//! parameters (encoder first, then the head, in `Architecture::param_count`'s layout; f32
-//! little-endian, BatchNorm running statistics included) to MODEL.simsiam.params.f32.
+//! `--save`: the whole trained network as one parameter image (version 2, `simsiam::image`)
+//! in MODEL.simsiam: every parameter and BatchNorm counter, the input contract (6 channels ×
+//! 128 samples, channel-major, and the training windows' per-channel mean and std, which
+//! inputs must be standardised with), and the training section (SGD momentum, steps, the
+//! cosine schedule's position, the xoshiro128++ state of the shuffle and augmentations), so
+//! a run can be resumed. `SimSiam::from_image` or `simsiam-convert` read it.
 //!
 //! Buffers of the training loop are sized before it; the loop's core (shuffle, views, step,
 //! collapse std) makes no heap allocation.
 use clap::{Parser, ValueEnum};
 use simsiam::LcgRng;
 use simsiam::augment::{Augmenter, ViewRecipe, Xoshiro128PlusPlus};
+use simsiam::image::{
+    ImageExtras, InputContract, SchedulePosition, Standardization, TrainingSection, TrainingState,
+    image_len_with, write_image_with,
+};
 use simsiam::model::{Architecture, HarConv, HarDense, SimSiamHead};
 use simsiam::train::{
     Sgd, TrainConfig, cosine_lr, momentum_len, output_std, output_std_scratch_len,
     projection_ranges, scratch_len,
 };
 use simsiam_hapt::probe::{ProtocolScores, Protocols, Standardiser, accuracy, knn_predict};
-use simsiam_hapt::{CHANNELS, Hapt, Split, WindowSpec, Windows};
+use simsiam_hapt::{CHANNELS, ChannelStats, Hapt, Split, WindowSpec, Windows};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -93,8 +99,8 @@ struct Args {
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Save the trained network: the head as a version-1 image here (it holds no encoder
-    /// yet), every parameter as raw little-endian f32 to this path + `.params.f32`.
+    /// Save the trained network here as one parameter image (version 2: the whole network,
+    /// its input contract with the standardisation, and the training state).
     #[arg(long)]
     save: Option<PathBuf>,
     /// Draw loss, collapse std and nn1_5 against epochs into this SVG.
@@ -469,7 +475,13 @@ fn main() -> Result<()> {
     );
 
     if let Some(path) = &args.save {
-        save(&head, path)?;
+        let run = Run {
+            sgd: &sgd,
+            step,
+            total_steps,
+            rng: &rng,
+        };
+        save(&head, &stats, &run, path)?;
     }
     if let Some(path) = &args.plot {
         plot(path, recipe, &logs, nn1_at_init)?;
@@ -494,38 +506,62 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Writes the head as a version-1 image to `path` and every parameter of the network to
-/// `path` + `.params.f32`.
-fn save(head: &SimSiamHead<Vec<f32>>, path: &std::path::Path) -> Result<()> {
+/// Where the training run stands when it is saved.
+struct Run<'a> {
+    sgd: &'a Sgd<Vec<f32>>,
+    step: u64,
+    total_steps: u64,
+    rng: &'a Xoshiro128PlusPlus,
+}
+
+/// Writes the whole network to `path` as one version-2 parameter image, with the input
+/// contract (shape, layout, the standardisation `stats`) and the training section.
+fn save(
+    head: &SimSiamHead<Vec<f32>>,
+    stats: &ChannelStats,
+    run: &Run<'_>,
+    path: &std::path::Path,
+) -> Result<()> {
     let architecture = head.architecture();
-    let encoder_params = architecture.encoder_param_count()?;
-    let head_only = Architecture::new(
-        architecture.projector,
-        architecture.predictor,
-        architecture.normalize_projection,
-        architecture.normalize_prediction,
-    )?;
-    let head_params = head.params().get(encoder_params..).unwrap_or(&[]).to_vec();
-    let mut head_alone = SimSiamHead::new(head_only, head_params)?;
-    head_alone.set_batches_tracked(*head.batches_tracked());
-    let mut image = vec![0_u8; head_alone.image_len()?];
-    let written = head_alone.write_image(&mut image)?;
-    image.truncate(written);
+    let shape = architecture
+        .encoder
+        .map(|encoder| encoder.input())
+        .ok_or("the recipe's network has an encoder")?;
+    let standardization = Standardization::new(&stats.mean, &stats.std)?;
+    let state = TrainingState {
+        schedule: SchedulePosition {
+            base_lr: LR,
+            step: run.step,
+            total: run.total_steps,
+        },
+        // One generator draws the shuffle and the augmentations.
+        augment_rng: Some(run.rng.state()),
+        ..TrainingState::from_sgd(run.sgd)
+    };
+    let extras = ImageExtras {
+        input: Some(InputContract::channel_major(shape).with_standardization(standardization)),
+        training: Some(TrainingSection {
+            state,
+            momentum: run.sgd.momentum(),
+        }),
+        ..head.image_extras()
+    };
+    let mut image = vec![0_u8; image_len_with(architecture, &extras)?];
+    write_image_with(architecture, head.params(), &extras, &mut image)?;
     std::fs::write(path, &image)?;
-    let mut raw_path = path.as_os_str().to_owned();
-    raw_path.push(".params.f32");
-    let raw_path = PathBuf::from(raw_path);
-    let bytes: Vec<u8> = head.params().iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(&raw_path, bytes)?;
     println!(
-        "saved: {} = the head alone (projector + predictor, {} parameters) as a version-1 image: \
-         version 1 holds no encoder yet. The whole network ({} parameters, the encoder's {} first, \
-         BatchNorm running statistics included) as raw little-endian f32: {}",
+        "saved: {} ({} bytes) = the whole network as a version-2 parameter image: {} parameters \
+         (the encoder's {} first), BatchNorm counters, the input contract ({}×{} channel-major, \
+         standardised with the training windows' mean and std) and the training state (step {} \
+         of {}, SGD momentum, the generator's state)",
         path.display(),
-        head.params().len() - encoder_params,
+        image.len(),
         head.params().len(),
-        encoder_params,
-        raw_path.display()
+        architecture.encoder_param_count()?,
+        shape.channels,
+        shape.len,
+        run.step,
+        run.total_steps
     );
     Ok(())
 }

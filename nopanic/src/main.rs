@@ -4,7 +4,8 @@
 //! that is declared but defined nowhere, so the link fails with an undefined-symbol
 //! error if any call to it — any panic path in the code reachable from `_start` —
 //! survives optimisation. The calls cover single, pair (loss) and batch paths on both
-//! kernel twins, the image parser and `Image::copy_params`, and training with its size
+//! kernel twins, the image parser (versions 1 and 2: every layer kind, the input contract
+//! and the training section), its writers and `Image::copy_params`, and training with its size
 //! functions (`scratch_len`, `projection_ranges`, `momentum_len`). Every input (config, parameters, vectors, workspace) goes
 //! through `core::hint::black_box`, so the optimiser cannot use known shapes or values
 //! to delete a check: what is proved holds for all inputs.
@@ -17,7 +18,10 @@ use simsiam::augment::{
     Augmenter, Rotation, ViewRecipe, Xoshiro128PlusPlus, add_jitter, rotate_triads_into,
     scale_channels, standardize,
 };
-use simsiam::image::{AlignedImage, Image};
+use simsiam::image::{
+    AlignedImage, Image, ImageExtras, TrainingSection, TrainingState, image_len_with,
+    write_image_with,
+};
 use simsiam::kernels::{Kernels, Scalar, Simd, scalar, simd};
 use simsiam::layers::{
     Bias, LayerKind, Shape, batch_norm::BatchNorm1d, conv1d::Conv1d, conv1d::Padding,
@@ -106,6 +110,9 @@ fn image(bytes: &'static [u8]) {
         observe(image.copy_params(cut(&mut params, 256)));
         black_box(&params);
     }
+    if let Ok(image) = Image::parse_unverified(bytes) {
+        image_sections(&image);
+    }
     if let Ok(head) = SimSiamHead::from_checked_image(bytes) {
         infer_with(black_box(head).with_kernels::<Scalar>());
     }
@@ -118,6 +125,48 @@ fn image(bytes: &'static [u8]) {
         infer_with(head.with_kernels::<Simd>());
         infer_with(head.with_kernels::<Scalar>());
     }
+}
+
+/// What a version-2 image holds besides the parameters (encoder counters, the input
+/// contract and its standardisation, the training section and its momentum), read,
+/// resumed and written back as version 2, into buffers of opaque length.
+fn image_sections(image: &Image<'static>) {
+    black_box(image.version());
+    black_box(image.encoder_batches_tracked());
+    let mut momentum = black_box([0.0_f32; 256]);
+    observe(image.copy_momentum(cut(&mut momentum, 256)));
+    observe(image.momentum().map(<[f32]>::len));
+    if let Some(contract) = image.input_contract() {
+        black_box(contract.shape);
+        if let Some(standardization) = contract.standardization {
+            let (mut mean, mut std) = black_box(([0.0_f32; 16], [0.0_f32; 16]));
+            observe(standardization.copy_into(cut(&mut mean, 16), cut(&mut std, 16)));
+            black_box((standardization.mean(black_box(3)), standardization.std(black_box(5))));
+            black_box((&mean, &std));
+        }
+    }
+    let state = image.training().unwrap_or_default();
+    observe(state.validate());
+    let resumed = state.resume_sgd(image.architecture(), cut(&mut momentum, 256));
+    if let Ok(sgd) = &resumed {
+        black_box(TrainingState::from_sgd(sgd));
+    }
+    observe(resumed.map(|sgd| sgd.steps()));
+    let params = opaque(&PARAMS);
+    let extras = ImageExtras {
+        batches_tracked: image.batches_tracked(),
+        encoder_batches_tracked: image.encoder_batches_tracked(),
+        input: image.input_contract(),
+        training: image.training().map(|state| TrainingSection {
+            state,
+            momentum: params,
+        }),
+    };
+    let extras = black_box(extras);
+    observe(image_len_with(image.architecture(), &extras));
+    let mut copy = black_box([0_u8; 1024]);
+    observe(write_image_with(image.architecture(), params, &extras, &mut copy));
+    black_box(&copy);
 }
 
 /// The public shape-checked kernels of both twins: every function of `kernels::simd`

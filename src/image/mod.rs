@@ -118,9 +118,9 @@
 //! # Validation cost and memory
 //! [`Image::parse`] reads the header, the table and the sections (O(layers + channels))
 //! and then makes one pass over the data, which computes the checksum and checks every
-//! value is finite. It allocates nothing; its [`Image`] is a few hundred bytes (the
-//! architecture, the counters, the training state) on the caller's stack, and borrows
-//! the bytes. The parameters can then be viewed in place ([`Image::params`], when they
+//! value is finite. It allocates nothing; its [`Image`] (`size_of::<Image>()` bytes on the
+//! caller's stack: the architecture, with room for an encoder of [`MAX_ENCODER_LAYERS`]
+//! kinds, the counters and the training state) borrows the bytes. The parameters can then be viewed in place ([`Image::params`], when they
 //! are 4-byte aligned on a little-endian target) or copied ([`Image::copy_params`], any
 //! alignment and endianness). Writing ([`write_image`], [`write_image_with`]) fills the
 //! caller's buffer of [`image_len`] / [`image_len_with`] bytes in one pass, nothing else.
