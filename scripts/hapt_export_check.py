@@ -18,11 +18,11 @@ Steps:
    the same weights for scale): prints max |Rust − PyTorch| per output, beside PyTorch's
    own f32-vs-f64 difference.
 
-`--from-params-f32 FILE`: while the example's `--save` writes the head alone as a
-version-1 image plus the whole network's raw parameters (`MODEL.params.f32`, the flat
-layout = the state_dict order without num_batches_tracked), this builds the state_dict
-from those, imports it with `simsiam-convert import --preset har-dense|har-conv` into
-MODEL, then checks as above.
+`--from-params-f32 FILE`: a network's raw parameters (little-endian f32 in the flat
+layout, which is the state_dict order without num_batches_tracked; what the example's
+`--save` wrote beside a head-only image before images held encoders) are made into a
+state_dict, imported with `simsiam-convert import --preset har-dense|har-conv` into MODEL,
+then checked as above.
 
 `--pytorch-state FILE` (the other way round): a state_dict PyTorch trained
 (`hapt_pytorch.py --save-state FILE`) is imported into MODEL first, then checked as above.
