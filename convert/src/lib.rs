@@ -1419,9 +1419,14 @@ pub fn inspect(bytes: &[u8]) -> Result<String> {
     }
     let params = image.param_count();
     let data = params * 4;
-    let header = bytes.len() - data;
+    // A training section adds the momentum buffer after the parameters.
+    let momentum = if image.training().is_some() { data } else { 0 };
+    let header = bytes.len().saturating_sub(data + momentum);
     let _ = writeln!(out, "parameters: {params}");
     let _ = writeln!(out, "data bytes: {data}");
+    if momentum > 0 {
+        let _ = writeln!(out, "momentum bytes: {momentum}");
+    }
     let _ = writeln!(
         out,
         "image bytes: {} (header and layer table {header} bytes, {:.2}% overhead)",
