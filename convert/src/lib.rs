@@ -27,8 +27,14 @@ use std::path::{Path, PathBuf};
 
 use simsiam::SimSiamConfig;
 use simsiam::SslError;
-use simsiam::image::{IMAGE_ALIGN, Image, image_len, write_image};
-use simsiam::model::{Architecture, BatchNorm, Layer, MAX_LAYERS};
+use simsiam::image::{
+    IMAGE_ALIGN, Image, ImageExtras, image_len, image_len_with, write_image, write_image_with,
+};
+use simsiam::layers::LayerKind;
+use simsiam::model::{
+    Architecture, BatchNorm, HarConv, HarDense, Layer, MAX_ENCODER_LAYERS, MAX_LAYERS, StackName,
+    Tensor,
+};
 
 /// Every way a conversion can fail. Each prints as one line naming what is at fault (the
 /// file, or the checkpoint key).
@@ -113,6 +119,14 @@ pub enum ConvertError {
         /// Its value.
         value: u64,
     },
+    /// An encoder BatchNorm's `num_batches_tracked` above `i64::MAX`.
+    #[error("`{key}`: num_batches_tracked {value} does not fit in I64")]
+    KeyCountOverflow {
+        /// The key it would be exported under.
+        key: String,
+        /// Its value.
+        value: u64,
+    },
     /// The image's head is not the shape of the preset asked for.
     #[error("the image's head is not a `{preset}` head: {reason}")]
     NotPreset {
@@ -158,6 +172,20 @@ pub enum Preset {
     /// Linear with bias ([`Architecture::reference`]).
     #[value(help = "the reference's 2-layer head: projector.{0,2}, predictor.{0,2}")]
     Seed,
+    /// The sensor recipe's dense network: `encoder.{0,1,3,4}`, `projector.{0,1,3,4}`,
+    /// `predictor.{0,1,3}` ([`Architecture::har_dense`]).
+    #[value(
+        name = "har-dense",
+        help = "the sensor recipe's dense network: encoder.{0,1,3,4}, projector.{0,1,3,4}, predictor.{0,1,3}"
+    )]
+    HarDense,
+    /// The sensor recipe's convolutional network: `encoder.{1,2,5,6,9,10}` (after an
+    /// `Unflatten`), `projector.{0,1,3,4}`, `predictor.{0,1,3}` ([`Architecture::har_conv`]).
+    #[value(
+        name = "har-conv",
+        help = "the sensor recipe's convolutional network: encoder.{1,2,5,6,9,10}, projector.{0,1,3,4}, predictor.{0,1,3}"
+    )]
+    HarConv,
 }
 
 impl fmt::Display for Preset {
@@ -166,6 +194,8 @@ impl fmt::Display for Preset {
             Self::Official => "official",
             Self::Lightly => "lightly",
             Self::Seed => "seed",
+            Self::HarDense => "har-dense",
+            Self::HarConv => "har-conv",
         })
     }
 }
@@ -196,54 +226,75 @@ impl Default for KeyNames {
     }
 }
 
-/// The PyTorch module names of one layer: its `Linear` and its `BatchNorm1d`, if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct LayerKeys {
-    linear: String,
-    batch_norm: Option<String>,
+/// The input of a network with an encoder (`har-dense`, `har-conv`), which its
+/// checkpoint does not hold: channels `C` and window length `T` of a sample `[C, T]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputShape {
+    /// Channels `C` (6 by default: acc and gyro x/y/z).
+    pub channels: usize,
+    /// Window length `T` (128 by default).
+    pub window: usize,
+}
+
+impl Default for InputShape {
+    fn default() -> Self {
+        Self {
+            channels: 6,
+            window: 128,
+        }
+    }
+}
+
+/// Which `num_batches_tracked` a counter is: a head layer's (projector first) or an
+/// encoder layer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counter {
+    Head(usize),
+    Encoder(usize),
 }
 
 impl Preset {
-    /// The module names of every layer, projector first, `prefix` included.
-    fn layer_keys(self, names: &KeyNames, prefix: &str) -> Vec<LayerKeys> {
-        let layer = |linear: String, batch_norm: Option<String>| LayerKeys {
-            linear: format!("{prefix}{linear}"),
-            batch_norm: batch_norm.map(|bn| format!("{prefix}{bn}")),
-        };
-        match self {
-            Self::Official => vec![
-                layer("encoder.fc.0".into(), Some("encoder.fc.1".into())),
-                layer("encoder.fc.3".into(), Some("encoder.fc.4".into())),
-                layer("encoder.fc.6".into(), Some("encoder.fc.7".into())),
-                layer("predictor.0".into(), Some("predictor.1".into())),
-                layer("predictor.3".into(), None),
-            ],
-            Self::Lightly => {
-                let (p, q) = (&names.projector_prefix, &names.predictor_prefix);
-                vec![
-                    layer(format!("{p}layers.0"), Some(format!("{p}layers.1"))),
-                    layer(format!("{p}layers.3"), Some(format!("{p}layers.4"))),
-                    layer(format!("{p}layers.6"), Some(format!("{p}layers.7"))),
-                    layer(format!("{q}layers.0"), Some(format!("{q}layers.1"))),
-                    layer(format!("{q}layers.3"), None),
-                ]
-            }
-            Self::Seed => vec![
-                layer("projector.0".into(), None),
-                layer("projector.2".into(), None),
-                layer("predictor.0".into(), None),
-                layer("predictor.2".into(), None),
-            ],
+    /// Where a stack's modules sit under this preset, before the module index.
+    fn stack_prefix(self, stack: StackName, names: &KeyNames) -> String {
+        match (self, stack) {
+            (Self::Official, StackName::Projector) => "encoder.fc.".into(),
+            (Self::Lightly, StackName::Projector) => format!("{}layers.", names.projector_prefix),
+            (Self::Lightly, StackName::Predictor) => format!("{}layers.", names.predictor_prefix),
+            (_, stack) => format!("{stack}."),
         }
     }
 
+    /// The checkpoint key of module `module`'s tensor `name` in `stack`, `prefix` first.
+    fn key(
+        self,
+        names: &KeyNames,
+        prefix: &str,
+        stack: StackName,
+        module: usize,
+        name: &str,
+    ) -> String {
+        format!("{prefix}{}{module}.{name}", self.stack_prefix(stack, names))
+    }
+
     /// The preset's architecture for the dimensions of `architecture` (which may be any
-    /// head): what `architecture` must equal to be this preset's.
+    /// network): what `architecture` must equal to be this preset's.
     fn like(self, architecture: &Architecture) -> Result<Architecture, SslError> {
         let hidden = |layers: &[Layer]| layers.first().map_or(0, |layer| layer.d_out);
         let projector_hidden = hidden(architecture.projector.layers());
         let predictor_hidden = hidden(architecture.predictor.layers());
         let (d_in, d_out) = (architecture.d_encoder(), architecture.d_out());
+        let not_encoder = SslError::InvalidParameter {
+            name: "encoder",
+            reason: "the encoder is not the preset's",
+        };
+        let encoder = architecture.encoder.as_ref();
+        let input = encoder.map(|e| e.input());
+        let out = |kinds: &[LayerKind], index: usize| match kinds.get(index) {
+            Some(LayerKind::Linear(linear)) => Some((linear.d_out, 0)),
+            Some(LayerKind::Conv1d(conv)) => Some((conv.c_out, conv.kernel)),
+            Some(LayerKind::MaxPool1d(pool)) => Some((pool.kernel, 0)),
+            _ => None,
+        };
         match self {
             Self::Official => Architecture::official(d_in, d_out, predictor_hidden),
             Self::Lightly => Architecture::lightly(d_in, projector_hidden, d_out, predictor_hidden),
@@ -253,41 +304,136 @@ impl Preset {
                 d_predictor: predictor_hidden,
                 d_out,
             }),
+            Self::HarDense => {
+                let (kinds, input) = encoder.map(|e| e.layers()).zip(input).ok_or(not_encoder)?;
+                let ((hidden, _), (feature, _)) =
+                    out(kinds, 0).zip(out(kinds, 3)).ok_or(not_encoder)?;
+                Architecture::har_dense(&HarDense {
+                    channels: input.channels,
+                    window: input.len,
+                    hidden,
+                    feature,
+                    projector_hidden,
+                    projection: d_out,
+                    predictor_hidden,
+                })
+            }
+            Self::HarConv => {
+                let (kinds, input) = encoder.map(|e| e.layers()).zip(input).ok_or(not_encoder)?;
+                let [c1, pool, c2, c3] = [0, 3, 4, 8].map(|index| out(kinds, index));
+                let ((c1, k1), (pool, _), (c2, k2), (c3, k3)) = c1
+                    .zip(pool)
+                    .zip(c2)
+                    .zip(c3)
+                    .map(|(((a, b), c), d)| (a, b, c, d))
+                    .ok_or(not_encoder)?;
+                Architecture::har_conv(&HarConv {
+                    channels: input.channels,
+                    window: input.len,
+                    conv_channels: [c1, c2, c3],
+                    kernels: [k1, k2, k3],
+                    pool,
+                    projector_hidden,
+                    projection: d_out,
+                    predictor_hidden,
+                })
+            }
         }
     }
 
-    /// The architecture of the preset, its dimensions read off the weights' shapes.
+    /// The architecture of the preset, its dimensions read off the weights' shapes (the
+    /// input's from `input` for a network with an encoder).
     fn architecture_from(
         self,
         checkpoint: &Checkpoint,
-        keys: &[LayerKeys],
+        names: &KeyNames,
+        prefix: &str,
+        input: InputShape,
     ) -> Result<Architecture> {
-        let shape = |layer: usize| -> Result<(usize, usize)> {
-            let key = keys.get(layer).map_or("", |keys| keys.linear.as_str());
-            checkpoint.matrix_shape(&format!("{key}.weight"))
+        let key = |stack, module| self.key(names, prefix, stack, module, "weight");
+        let shape = |stack, module| checkpoint.matrix_shape(&key(stack, module));
+        let head = |projector_first: usize, projector_last: usize| -> Result<[usize; 3]> {
+            let (projector_hidden, _) = shape(StackName::Projector, projector_first)?;
+            let (projection, _) = shape(StackName::Projector, projector_last)?;
+            let (predictor_hidden, _) = shape(StackName::Predictor, 0)?;
+            Ok([projector_hidden, projection, predictor_hidden])
         };
         let architecture = match self {
             Self::Official => {
-                let (_, prev_dim) = shape(0)?;
-                let (dim, _) = shape(2)?;
-                let (pred_dim, _) = shape(3)?;
+                let (_, prev_dim) = shape(StackName::Projector, 0)?;
+                let [_, dim, pred_dim] = head(0, 6)?;
                 Architecture::official(prev_dim, dim, pred_dim)
             }
             Self::Lightly => {
-                let (hidden, input) = shape(0)?;
-                let (output, _) = shape(2)?;
-                let (pred_hidden, _) = shape(3)?;
+                let (hidden, input) = shape(StackName::Projector, 0)?;
+                let [_, output, pred_hidden] = head(0, 6)?;
                 Architecture::lightly(input, hidden, output, pred_hidden)
             }
             Self::Seed => {
-                let (d_projector, d_encoder) = shape(0)?;
-                let (d_out, _) = shape(1)?;
-                let (d_predictor, _) = shape(2)?;
+                let (d_projector, d_encoder) = shape(StackName::Projector, 0)?;
+                let [_, d_out, d_predictor] = head(0, 2)?;
                 Architecture::reference(SimSiamConfig {
                     d_encoder,
                     d_projector,
                     d_predictor,
                     d_out,
+                })
+            }
+            Self::HarDense => {
+                let (hidden, d_input) = shape(StackName::Encoder, 0)?;
+                let (feature, _) = shape(StackName::Encoder, 3)?;
+                let expected = input.channels.checked_mul(input.window);
+                if expected != Some(d_input) {
+                    return Err(ConvertError::Shape {
+                        key: key(StackName::Encoder, 0),
+                        expected: format!(
+                            "[{hidden}, {}] (channels {} × window {})",
+                            expected.map_or("overflow".into(), |d| d.to_string()),
+                            input.channels,
+                            input.window
+                        ),
+                        got: vec![hidden, d_input],
+                    });
+                }
+                let [projector_hidden, projection, predictor_hidden] = head(0, 3)?;
+                Architecture::har_dense(&HarDense {
+                    channels: input.channels,
+                    window: input.window,
+                    hidden,
+                    feature,
+                    projector_hidden,
+                    projection,
+                    predictor_hidden,
+                })
+            }
+            Self::HarConv => {
+                let mut convs = [(0, 0); 3];
+                for (conv, module) in convs.iter_mut().zip([1, 5, 9]) {
+                    let key = key(StackName::Encoder, module);
+                    let [c_out, c_in, kernel] = checkpoint.conv_shape(&key)?;
+                    if module == 1 && c_in != input.channels {
+                        return Err(ConvertError::Shape {
+                            key,
+                            expected: format!(
+                                "[{c_out}, {}, {kernel}] (channels {})",
+                                input.channels, input.channels
+                            ),
+                            got: vec![c_out, c_in, kernel],
+                        });
+                    }
+                    *conv = (c_out, kernel);
+                }
+                let [(c1, k1), (c2, k2), (c3, k3)] = convs;
+                let [projector_hidden, projection, predictor_hidden] = head(0, 3)?;
+                Architecture::har_conv(&HarConv {
+                    channels: input.channels,
+                    window: input.window,
+                    conv_channels: [c1, c2, c3],
+                    kernels: [k1, k2, k3],
+                    pool: HarConv::default().pool,
+                    projector_hidden,
+                    projection,
+                    predictor_hidden,
                 })
             }
         };
@@ -517,6 +663,18 @@ impl Checkpoint {
         }
     }
 
+    /// `[out_channels, in_channels, kernel]` of the 3-d tensor `key`.
+    fn conv_shape(&self, key: &str) -> Result<[usize; 3]> {
+        match self.entry(key)?.shape.as_slice() {
+            [c_out, c_in, kernel] => Ok([*c_out, *c_in, *kernel]),
+            other => Err(ConvertError::Shape {
+                key: key.to_owned(),
+                expected: "a 3-d [out_channels, in_channels, kernel] weight".into(),
+                got: other.to_vec(),
+            }),
+        }
+    }
+
     /// The bytes of `key` and whether they are little-endian (else native-endian).
     fn bytes(&self, key: &str, entry: &Entry) -> Result<(Vec<u8>, bool)> {
         match &entry.source {
@@ -617,17 +775,6 @@ fn check_shape(key: &str, entry: &Entry, shape: &[usize]) -> Result<()> {
     }
 }
 
-/// What one parameter vector or matrix of the flat layout is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Part {
-    Weight,
-    Bias,
-    Gamma,
-    Beta,
-    RunningMean,
-    RunningVar,
-}
-
 /// One tensor of the flat layout: its key, shape and position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Slot {
@@ -637,53 +784,36 @@ struct Slot {
     len: usize,
 }
 
-/// The flat layout of `architecture` under the PyTorch names of `keys` (layer by layer:
-/// `W`, bias, `γ`, `β`, `running_mean`, `running_var`, as present), and each BatchNorm's
-/// `num_batches_tracked` key by layer index.
-fn slots(architecture: &Architecture, keys: &[LayerKeys]) -> (Vec<Slot>, Vec<(usize, String)>) {
-    let mut slots = Vec::new();
+/// The flat layout of `architecture` ([`Architecture::tensors`]) under `preset`'s
+/// PyTorch names, and each BatchNorm's `num_batches_tracked` key with its counter.
+fn slots(
+    architecture: &Architecture,
+    preset: Preset,
+    names: &KeyNames,
+    prefix: &str,
+) -> (Vec<Slot>, Vec<(Counter, String)>) {
+    let projector_len = architecture.projector.layers().len();
+    let key = |t: &Tensor, name: &str| preset.key(names, prefix, t.stack, t.module, name);
     let mut counters = Vec::new();
-    let mut at = 0;
-    for (index, (layer, keys)) in architecture.layers().zip(keys).enumerate() {
-        let affine = layer.batch_norm.is_some_and(|bn| bn.affine);
-        let has_bn = layer.batch_norm.is_some();
-        let parts = [
-            (Part::Weight, true),
-            (Part::Bias, layer.bias),
-            (Part::Gamma, affine),
-            (Part::Beta, affine),
-            (Part::RunningMean, has_bn),
-            (Part::RunningVar, has_bn),
-        ];
-        let bn = keys.batch_norm.as_deref().unwrap_or("");
-        for (part, present) in parts {
-            if !present {
-                continue;
+    let slots = architecture
+        .tensors()
+        .map(|tensor| {
+            if tensor.name == "running_var" {
+                let counter = match tensor.stack {
+                    StackName::Encoder => Counter::Encoder(tensor.layer),
+                    StackName::Projector => Counter::Head(tensor.layer),
+                    StackName::Predictor => Counter::Head(projector_len + tensor.layer),
+                };
+                counters.push((counter, key(&tensor, "num_batches_tracked")));
             }
-            let (key, shape) = match part {
-                Part::Weight => (
-                    format!("{}.weight", keys.linear),
-                    vec![layer.d_out, layer.d_in],
-                ),
-                Part::Bias => (format!("{}.bias", keys.linear), vec![layer.d_out]),
-                Part::Gamma => (format!("{bn}.weight"), vec![layer.d_out]),
-                Part::Beta => (format!("{bn}.bias"), vec![layer.d_out]),
-                Part::RunningMean => (format!("{bn}.running_mean"), vec![layer.d_out]),
-                Part::RunningVar => (format!("{bn}.running_var"), vec![layer.d_out]),
-            };
-            let len = shape.iter().product();
-            slots.push(Slot {
-                key,
-                shape,
-                start: at,
-                len,
-            });
-            at += len;
-        }
-        if has_bn {
-            counters.push((index, format!("{bn}.num_batches_tracked")));
-        }
-    }
+            Slot {
+                key: key(&tensor, tensor.name),
+                shape: tensor.shape().to_vec(),
+                start: tensor.start,
+                len: tensor.len,
+            }
+        })
+        .collect();
     (slots, counters)
 }
 
@@ -697,6 +827,9 @@ pub struct Head {
     pub params: Vec<f32>,
     /// Each layer's BatchNorm `num_batches_tracked`, projector first (0 without one).
     pub batches_tracked: [u64; MAX_LAYERS],
+    /// Each encoder layer's BatchNorm `num_batches_tracked` (0 for other kinds and
+    /// without an encoder).
+    pub encoder_batches_tracked: [u64; MAX_ENCODER_LAYERS],
 }
 
 /// The prefix before every key: the given one, or `module.` when any key has it.
@@ -723,14 +856,32 @@ impl Head {
         preset: Preset,
         names: &KeyNames,
     ) -> Result<Self> {
+        Self::from_checkpoint_with(checkpoint, preset, names, InputShape::default())
+    }
+
+    /// [`from_checkpoint`](Self::from_checkpoint) for a network whose input is `input`
+    /// (`har-dense`, `har-conv`: the checkpoint holds no input shape; the other presets
+    /// ignore it). Every width, channel count and kernel length comes from the
+    /// checkpoint's shapes; `har-conv`'s pools are `MaxPool1d(2)`.
+    ///
+    /// # Errors
+    /// As [`from_checkpoint`](Self::from_checkpoint); [`ConvertError::Shape`] naming the
+    /// first weight when it does not take `input` (`har-dense`: `C·T` columns;
+    /// `har-conv`: `C` input channels); [`ConvertError::Simsiam`] for a window too short
+    /// for the convolutions and pools.
+    pub fn from_checkpoint_with(
+        checkpoint: &Checkpoint,
+        preset: Preset,
+        names: &KeyNames,
+        input: InputShape,
+    ) -> Result<Self> {
         let prefix = import_prefix(checkpoint, names);
-        let keys = preset.layer_keys(names, &prefix);
-        let architecture = preset.architecture_from(checkpoint, &keys)?;
+        let architecture = preset.architecture_from(checkpoint, names, &prefix, input)?;
         let param_count = architecture
             .param_count()
             .map_err(simsiam_error("the checkpoint's dimensions"))?;
         let mut params = vec![0.0_f32; param_count];
-        let (slots, counters) = slots(&architecture, &keys);
+        let (slots, counters) = slots(&architecture, preset, names, &prefix);
         for slot in &slots {
             let values = checkpoint.f32_tensor(&slot.key, &slot.shape)?;
             if let Some(target) = params.get_mut(slot.start..slot.start + slot.len) {
@@ -738,10 +889,13 @@ impl Head {
             }
         }
         let mut batches_tracked = [0; MAX_LAYERS];
-        for (layer, key) in counters {
-            if let (Some(count), Some(slot)) =
-                (checkpoint.count(&key)?, batches_tracked.get_mut(layer))
-            {
+        let mut encoder_batches_tracked = [0; MAX_ENCODER_LAYERS];
+        for (counter, key) in counters {
+            let slot = match counter {
+                Counter::Head(layer) => batches_tracked.get_mut(layer),
+                Counter::Encoder(layer) => encoder_batches_tracked.get_mut(layer),
+            };
+            if let (Some(count), Some(slot)) = (checkpoint.count(&key)?, slot) {
                 *slot = count;
             }
         }
@@ -749,6 +903,7 @@ impl Head {
             architecture,
             params,
             batches_tracked,
+            encoder_batches_tracked,
         })
     }
 
@@ -766,23 +921,41 @@ impl Head {
             architecture: *image.architecture(),
             params,
             batches_tracked: *image.batches_tracked(),
+            encoder_batches_tracked: *image.encoder_batches_tracked(),
         })
     }
 
-    /// The parameter image of the head (`simsiam::image` format).
+    /// The parameter image of the network (`simsiam::image` format): version 1 for a head
+    /// alone ([`write_image`]), version 2 with every BatchNorm counter for a network with
+    /// an encoder ([`write_image_with`]; the input contract is the encoder's input shape,
+    /// channel-major, without a standardisation).
     ///
     /// # Errors
-    /// [`ConvertError::Simsiam`] ([`write_image`]'s errors).
+    /// [`ConvertError::Simsiam`] ([`write_image`]'s and [`write_image_with`]'s errors).
     pub fn to_image(&self) -> Result<Vec<u8>> {
-        let len = image_len(&self.architecture).map_err(simsiam_error("writing the image"))?;
+        let context = simsiam_error("writing the image");
+        if self.architecture.encoder.is_none() {
+            // A head alone: version 1, as before (the committed images stay the same).
+            let len = image_len(&self.architecture).map_err(context)?;
+            let mut bytes = vec![0_u8; len];
+            write_image(
+                &self.architecture,
+                &self.params,
+                &self.batches_tracked,
+                &mut bytes,
+            )
+            .map_err(simsiam_error("writing the image"))?;
+            return Ok(bytes);
+        }
+        let extras = ImageExtras {
+            batches_tracked: &self.batches_tracked,
+            encoder_batches_tracked: &self.encoder_batches_tracked,
+            ..ImageExtras::default()
+        };
+        let len = image_len_with(&self.architecture, &extras).map_err(context)?;
         let mut bytes = vec![0_u8; len];
-        write_image(
-            &self.architecture,
-            &self.params,
-            &self.batches_tracked,
-            &mut bytes,
-        )
-        .map_err(simsiam_error("writing the image"))?;
+        write_image_with(&self.architecture, &self.params, &extras, &mut bytes)
+            .map_err(simsiam_error("writing the image"))?;
         Ok(bytes)
     }
 
@@ -800,6 +973,13 @@ impl Head {
             return Ok(());
         }
         let (ours, theirs) = (&self.architecture, &expected);
+        if ours.encoder != theirs.encoder {
+            return Err(not(match (&ours.encoder, &theirs.encoder) {
+                (Some(_), None) => "it has an encoder; the preset has none".into(),
+                (None, Some(_)) => "it has no encoder; the preset has one".into(),
+                (a, b) => format!("its encoder is {a:?}; the preset's is {b:?}"),
+            }));
+        }
         for (name, a, b) in [
             ("projector", &ours.projector, &theirs.projector),
             ("predictor", &ours.predictor, &theirs.predictor),
@@ -844,8 +1024,7 @@ impl Head {
             (None, Preset::Official) => "module.",
             (None, _) => "",
         };
-        let keys = preset.layer_keys(names, prefix);
-        let (slots, counters) = slots(&self.architecture, &keys);
+        let (slots, counters) = slots(&self.architecture, preset, names, prefix);
         let mut tensors = Vec::with_capacity(slots.len() + counters.len());
         for slot in slots {
             let values = self
@@ -862,11 +1041,21 @@ impl Head {
                 },
             ));
         }
-        for (layer, key) in counters {
-            let count = self.batches_tracked.get(layer).copied().unwrap_or(0);
-            let value = i64::try_from(count).map_err(|_| ConvertError::CountOverflow {
-                layer,
-                value: count,
+        for (counter, key) in counters {
+            let count = match counter {
+                Counter::Head(layer) => self.batches_tracked.get(layer),
+                Counter::Encoder(layer) => self.encoder_batches_tracked.get(layer),
+            };
+            let count = count.copied().unwrap_or(0);
+            let value = i64::try_from(count).map_err(|_| match counter {
+                Counter::Head(layer) => ConvertError::CountOverflow {
+                    layer,
+                    value: count,
+                },
+                Counter::Encoder(_) => ConvertError::KeyCountOverflow {
+                    key: key.clone(),
+                    value: count,
+                },
             })?;
             tensors.push((
                 key,
@@ -923,6 +1112,143 @@ impl safetensors::View for ExportTensor {
     }
 }
 
+/// A network's eval outputs on a batch of `n` inputs, each row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutputs {
+    /// How many inputs.
+    pub n: usize,
+    /// The encoder's outputs, `n × d_encoder`; `None` for a head alone (its input is the
+    /// encoder output already).
+    pub encoder: Option<Vec<f32>>,
+    /// The projections, `n × d_out`.
+    pub projection: Vec<f32>,
+    /// The predictions of the projections, `n × d_out`.
+    pub prediction: Vec<f32>,
+}
+
+impl RunOutputs {
+    /// The outputs as `F32` tensors `encoder` (when present), `projection` and
+    /// `prediction`, shaped `[n, width]`.
+    #[must_use]
+    pub fn tensors(&self) -> Vec<(String, ExportTensor)> {
+        let tensor = |values: &[f32]| ExportTensor {
+            dtype: safetensors::Dtype::F32,
+            shape: vec![self.n, values.len().checked_div(self.n).unwrap_or(0)],
+            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
+        let mut out = Vec::new();
+        if let Some(encoder) = &self.encoder {
+            out.push(("encoder".to_owned(), tensor(encoder)));
+        }
+        out.push(("projection".to_owned(), tensor(&self.projection)));
+        out.push(("prediction".to_owned(), tensor(&self.prediction)));
+        out
+    }
+}
+
+impl Head {
+    /// The network in eval mode (BatchNorm with its running statistics) on `x`, `n`
+    /// inputs of [`Architecture::d_input`] floats row-major (a sample `[C, T]`
+    /// channel-major, as PyTorch's `x.view(N, C, T)`): the encoder's output (with an
+    /// encoder), the projection (`project` of the input) and the prediction of the
+    /// projection, as `simsiam::SimSiam` computes them.
+    ///
+    /// # Errors
+    /// [`ConvertError::Simsiam`]: `DimensionMismatch` when `x` is not a whole number of
+    /// inputs, `NonFinite` for an output that overflowed.
+    pub fn run(&self, x: &[f32]) -> Result<RunOutputs> {
+        let context = "running the network";
+        let model = simsiam::SimSiam::from_params(self.architecture, self.params.clone())
+            .map_err(simsiam_error(context))?;
+        let d_input = self.architecture.d_input();
+        let n = x.len().checked_div(d_input).unwrap_or(0);
+        if n == 0 || n * d_input != x.len() {
+            return Err(ConvertError::Simsiam {
+                context,
+                source: SslError::DimensionMismatch {
+                    expected: n.max(1) * d_input,
+                    got: x.len(),
+                },
+            });
+        }
+        let encoder = match self.architecture.encoder {
+            Some(_) => Some(model.encode_batch(x).map_err(simsiam_error(context))?),
+            None => None,
+        };
+        let projection = model.project_batch(x).map_err(simsiam_error(context))?;
+        let prediction = model
+            .predict_batch(&projection)
+            .map_err(simsiam_error(context))?;
+        Ok(RunOutputs {
+            n,
+            encoder,
+            projection,
+            prediction,
+        })
+    }
+}
+
+/// The input tensor `x` of `input` (a `.safetensors` file), checked against
+/// `architecture`: `F32`, finite, `[N, D]` with `D` = [`Architecture::d_input`], or
+/// `[N, C, T]` with `C·T = D` (and `[C, T]` the encoder's input shape when there is an
+/// encoder), `N ≥ 1`. Returns the values, row-major.
+///
+/// # Errors
+/// [`Checkpoint::read`]'s errors; [`ConvertError::MissingKey`] without `x`;
+/// [`ConvertError::Shape`], [`ConvertError::Dtype`], [`ConvertError::NonFinite`] naming
+/// `x`.
+pub fn read_input(input: impl AsRef<Path>, architecture: &Architecture) -> Result<Vec<f32>> {
+    let file = Checkpoint::read(input)?;
+    let key = "x";
+    let shape = file
+        .info(key)
+        .map(|(_, shape)| shape.to_vec())
+        .ok_or_else(|| ConvertError::MissingKey { key: key.into() })?;
+    let d_input = architecture.d_input();
+    let sample = architecture
+        .encoder
+        .map(|encoder| encoder.input())
+        .filter(|input| input.len > 1);
+    let fits = match shape.as_slice() {
+        [n, d] => *n > 0 && *d == d_input,
+        [n, c, t] => {
+            *n > 0
+                && c.checked_mul(*t) == Some(d_input)
+                && sample.is_none_or(|s| (s.channels, s.len) == (*c, *t))
+        }
+        _ => false,
+    };
+    if !fits {
+        let expected = match sample {
+            Some(s) => format!("[N, {d_input}] or [N, {}, {}], N ≥ 1", s.channels, s.len),
+            None => format!("[N, {d_input}] or [N, C, T] with C·T = {d_input}, N ≥ 1"),
+        };
+        return Err(ConvertError::Shape {
+            key: key.into(),
+            expected,
+            got: shape,
+        });
+    }
+    file.f32_tensor(key, &shape)
+}
+
+/// `simsiam-convert run`: the image's network in eval mode on the input file's `x`
+/// ([`read_input`], [`Head::run`]), as a `.safetensors` file of `encoder` (omitted for
+/// a head alone), `projection` and `prediction`.
+///
+/// # Errors
+/// [`Head::from_image`]'s, [`read_input`]'s and [`Head::run`]'s errors;
+/// [`ConvertError::Safetensors`] if serialisation fails.
+pub fn run(image: &[u8], input: impl AsRef<Path>) -> Result<Vec<u8>> {
+    let head = Head::from_image(image)?;
+    let x = read_input(input, &head.architecture)?;
+    let outputs = head.run(&x)?;
+    safetensors::serialize(outputs.tensors(), None).map_err(|error| ConvertError::Safetensors {
+        path: PathBuf::from("<output>"),
+        message: error.to_string(),
+    })
+}
+
 /// Reads `checkpoint` and returns the image of its `preset` head.
 ///
 /// # Errors
@@ -966,8 +1292,17 @@ fn preset_of(architecture: &Architecture) -> Option<String> {
         hidden(architecture.predictor.layers()),
     );
     let (d_in, d_out) = (architecture.d_encoder(), architecture.d_out());
-    [Preset::Official, Preset::Lightly, Preset::Seed]
-        .into_iter()
+    let input = architecture.encoder.map_or(String::new(), |e| {
+        format!("{}×{}", e.input().channels, e.input().len)
+    });
+    [
+        Preset::Official,
+        Preset::Lightly,
+        Preset::Seed,
+        Preset::HarDense,
+        Preset::HarConv,
+    ]
+    .into_iter()
         .find(|preset| preset.like(architecture).ok().as_ref() == Some(architecture))
         .map(|preset| match preset {
             Preset::Official => {
@@ -979,6 +1314,9 @@ fn preset_of(architecture: &Architecture) -> Option<String> {
             Preset::Seed => {
                 format!("seed (d_encoder {d_in}, d_projector {p}, d_out {d_out}, d_predictor {q})")
             }
+            Preset::HarDense | Preset::HarConv => format!(
+                "{preset} (input {input}, feature {d_in}, projector hidden {p}, projection {d_out}, predictor hidden {q})"
+            ),
         })
 }
 
@@ -992,12 +1330,56 @@ pub fn inspect(bytes: &[u8]) -> Result<String> {
     let image = Image::parse(bytes).map_err(simsiam_error("reading the image"))?;
     let architecture = image.architecture();
     let mut out = String::new();
-    let _ = writeln!(out, "simsiam parameter image, format version 1");
+    let _ = writeln!(
+        out,
+        "simsiam parameter image, format version {}",
+        image.version()
+    );
     let _ = writeln!(
         out,
         "preset: {}",
         preset_of(architecture).unwrap_or_else(|| "none (custom head)".into())
     );
+    if let Some(contract) = image.input_contract() {
+        let _ = writeln!(
+            out,
+            "input: {} channels × {} samples, channel-major, standardisation {}",
+            contract.shape.channels,
+            contract.shape.len,
+            if contract.standardization.is_some() {
+                "recorded"
+            } else {
+                "not recorded"
+            }
+        );
+    }
+    if let Some(encoder) = &architecture.encoder {
+        let _ = writeln!(
+            out,
+            "encoder: {} → {}, {} layers",
+            encoder.d_input(),
+            encoder.d_out(),
+            encoder.layers().len()
+        );
+        let tracked = image.encoder_batches_tracked();
+        for (index, kind) in encoder.layers().iter().enumerate() {
+            let counter = match kind {
+                LayerKind::BatchNorm1d(_) => format!(
+                    ", num_batches_tracked {}",
+                    tracked.get(index).copied().unwrap_or(0)
+                ),
+                _ => String::new(),
+            };
+            let params = kind.param_count().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "  layer {index}: {kind:?}{counter} ({params} parameters)"
+            );
+        }
+    }
+    if image.training().is_some() {
+        let _ = writeln!(out, "training section: present (momentum, schedule, RNG)");
+    }
     let mut index = 0;
     for (name, stack, normalized) in [
         (
@@ -1037,9 +1419,14 @@ pub fn inspect(bytes: &[u8]) -> Result<String> {
     }
     let params = image.param_count();
     let data = params * 4;
-    let header = bytes.len() - data;
+    // A training section adds the momentum buffer after the parameters.
+    let momentum = if image.training().is_some() { data } else { 0 };
+    let header = bytes.len().saturating_sub(data + momentum);
     let _ = writeln!(out, "parameters: {params}");
     let _ = writeln!(out, "data bytes: {data}");
+    if momentum > 0 {
+        let _ = writeln!(out, "momentum bytes: {momentum}");
+    }
     let _ = writeln!(
         out,
         "image bytes: {} (header and layer table {header} bytes, {:.2}% overhead)",

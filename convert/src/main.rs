@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use simsiam_convert::{ConvertError, Head, KeyNames, Lang, Preset};
+use simsiam_convert::{ConvertError, Head, InputShape, KeyNames, Lang, Preset};
 
 /// Converts trained SimSiam heads between PyTorch checkpoints and simsiam parameter images.
 #[derive(Parser)]
@@ -24,6 +24,12 @@ enum Command {
         preset: Preset,
         #[command(flatten)]
         names: Names,
+        /// har-dense, har-conv: the input's channels C (a sample is [C, T]).
+        #[arg(long, default_value_t = 6)]
+        channels: usize,
+        /// har-dense, har-conv: the input's window length T.
+        #[arg(long, default_value_t = 128)]
+        window: usize,
         /// The checkpoint.
         checkpoint: PathBuf,
         /// The image to write.
@@ -39,6 +45,19 @@ enum Command {
         names: Names,
         /// The image.
         image: PathBuf,
+        /// The .safetensors file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Runs an image's network in eval mode on the tensor `x` of a .safetensors file
+    /// (F32, [N, D] or [N, C, T]); writes `encoder` (omitted for a head alone: its input
+    /// is the encoder output), `projection` and `prediction` as .safetensors.
+    Run {
+        /// The image.
+        image: PathBuf,
+        /// The .safetensors file holding `x`.
+        #[arg(long)]
+        input: PathBuf,
         /// The .safetensors file to write.
         #[arg(short, long)]
         output: PathBuf,
@@ -108,11 +127,14 @@ fn run(command: Command) -> Result<(), ConvertError> {
         Command::Import {
             preset,
             names,
+            channels,
+            window,
             checkpoint,
             output,
         } => {
             let checkpoint_data = simsiam_convert::Checkpoint::read(&checkpoint)?;
-            let head = Head::from_checkpoint(&checkpoint_data, preset, &names.into())?;
+            let input = InputShape { channels, window };
+            let head = Head::from_checkpoint_with(&checkpoint_data, preset, &names.into(), input)?;
             let image = head.to_image()?;
             write(&output, &image)?;
             println!(
@@ -131,6 +153,15 @@ fn run(command: Command) -> Result<(), ConvertError> {
             let bytes = simsiam_convert::export(&read(&image)?, preset, &names.into())?;
             write(&output, &bytes)?;
             println!("{}: {preset} head, {} bytes", output.display(), bytes.len());
+        }
+        Command::Run {
+            image,
+            input,
+            output,
+        } => {
+            let bytes = simsiam_convert::run(&read(&image)?, &input)?;
+            write(&output, &bytes)?;
+            println!("{}: eval outputs, {} bytes", output.display(), bytes.len());
         }
         Command::Inspect { image } => {
             print!("{}", simsiam_convert::inspect(&read(&image)?)?);

@@ -136,6 +136,7 @@ fn head_keys(checkpoint: &Checkpoint, preset: Preset) -> Vec<String> {
         Preset::Official => &["module.encoder.fc.", "module.predictor."],
         Preset::Lightly => &["projection_head.", "prediction_head."],
         Preset::Seed => &["projector.", "predictor."],
+        Preset::HarDense | Preset::HarConv => &["encoder.", "projector.", "predictor."],
     };
     checkpoint
         .keys()

@@ -597,22 +597,6 @@ impl Encoder {
         }
         Ok(())
     }
-
-    /// The trained parameter ranges (weights, trainable biases, `γ`, `β`) in the
-    /// encoder's slice, first layer first.
-    pub(crate) fn trained_ranges(&self) -> impl Iterator<Item = core::ops::Range<usize>> + '_ {
-        self.walk().flat_map(|(kind, _, at)| {
-            let mut ranges: [Option<core::ops::Range<usize>>; crate::layers::MAX_PARAM_TENSORS] =
-                Default::default();
-            for (slot, tensor) in ranges.iter_mut().zip(kind.params().iter()) {
-                if tensor.trainable {
-                    let start = at.saturating_add(tensor.offset);
-                    *slot = Some(start..start.saturating_add(tensor.len));
-                }
-            }
-            ranges.into_iter().flatten()
-        })
-    }
 }
 
 /// Two disjoint ranges of `v`, the first mutable, the second mutable too (`a` before

@@ -7,7 +7,7 @@ use super::architecture::{Architecture, Layer};
 use super::config::SimSiamConfig;
 use super::encoder::{Encoder, MAX_ENCODER_LAYERS};
 use super::forward::{HIDDEN_BLOCK, StackView, Stage, stack_into, stack_pair};
-use super::layout::{DenseView, Layout, MAX_LAYERS};
+use super::layout::{DenseView, Layout, MAX_LAYERS, StackName};
 use crate::error::{SslError, SslResult, check_finite, check_len};
 use crate::kernels::{Kernels, NORM_FLOOR, Simd, divide_by_norm, pieces_mut};
 use crate::rng::LcgRng;
@@ -776,11 +776,19 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>, K: Kernels> SimSiamHead<S, K> {
             });
         }
         let expected = self.layout.param_count;
-        let start = self
-            .layout
-            .layers
-            .get(self.architecture.projector.layers().len())
-            .map_or(expected, |offsets| offsets.weights);
+        // The predictor's start and its two Linear weights, from the layout table.
+        let mut start = expected;
+        let mut weights = [0..0, 0..0];
+        let predictor = self.architecture.tensors();
+        for tensor in predictor.filter(|t| t.stack == StackName::Predictor) {
+            start = start.min(tensor.start);
+            if tensor.name == "weight"
+                && let Some(range) = weights.get_mut(tensor.layer)
+            {
+                *range = tensor.range();
+            }
+        }
+        let [w1, w2] = weights;
         let params = self.params.as_mut();
         // Construction checked the length, but storage whose `as_mut` changed length since
         // must not reach the splits below.
@@ -789,17 +797,12 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>, K: Kernels> SimSiamHead<S, K> {
             expected,
             got: params.len(),
         };
-        let predictor = params.get_mut(start..).ok_or(wrong_length)?;
-        predictor.fill(0.0);
+        params.get_mut(start..).ok_or(wrong_length)?.fill(0.0);
+        // w1 [2·d_out × d_out] lies before w2 [d_out × 2·d_out].
+        let (before, after) = params.split_at_mut_checked(w2.start).ok_or(wrong_length)?;
+        let w1 = before.get_mut(w1).ok_or(wrong_length)?;
+        let w2 = after.get_mut(..w2.len()).ok_or(wrong_length)?;
         let d_predictor = d_predictor.unwrap_or(0);
-        let (w1, rest) = predictor
-            .split_at_mut_checked(d_predictor.saturating_mul(d_out))
-            .ok_or(wrong_length)?;
-        // rest = b1 [2·d_out], w2 [d_out × 2·d_out], b2 [d_out]
-        let w2 = rest.get_mut(d_predictor..).unwrap_or_default();
-        // Rows and their targets are paired by `zip` over ranges, not computed from an
-        // index, so nothing here can overflow; `pieces_mut` rather than `chunks_exact_mut`,
-        // whose random-access `zip` keeps a bounds check where it is not inlined.
         let targets = (0..d_out)
             .map(|column| (column, 1.0))
             .chain((0..d_out).map(|column| (column, -1.0)));

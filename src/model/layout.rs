@@ -1,9 +1,12 @@
-//! Where each layer's parameters sit in the flat slice, computed once from the
-//! architecture, and the borrowed views the forward passes work on.
+//! Where each layer's parameters sit in the flat slice: the public layout table
+//! ([`Architecture::tensors`]: every tensor's PyTorch key, shape and range), the offsets
+//! computed once per head, and the borrowed views the forward passes work on.
 
-use super::architecture::{Architecture, Layer, MAX_STACK_LAYERS};
+use super::architecture::{Architecture, Layer, MAX_STACK_LAYERS, Stack};
+use super::encoder::MAX_ENCODER_LAYERS;
 use crate::error::{SslError, SslResult};
 use crate::kernels::{SumEnds, SumStart};
+use crate::layers::{LayerKind, MAX_PARAM_TENSORS, MAX_RANK, Shape};
 
 /// Most layers in a head: two stacks.
 pub const MAX_LAYERS: usize = 2 * MAX_STACK_LAYERS;
@@ -276,6 +279,302 @@ impl<'a> DenseView<'a> {
         if self.relu {
             outs.iter_mut()
                 .for_each(|out| crate::kernels::relu_in_place(out));
+        }
+    }
+}
+
+/// Which `nn.Sequential` of the network a parameter tensor belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StackName {
+    /// The encoder in front of the head ([`Architecture::encoder`]).
+    Encoder,
+    /// The projector.
+    Projector,
+    /// The predictor.
+    Predictor,
+}
+
+impl StackName {
+    /// The attribute's name in PyTorch: `"encoder"`, `"projector"` or `"predictor"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Encoder => "encoder",
+            Self::Projector => "projector",
+            Self::Predictor => "predictor",
+        }
+    }
+}
+
+impl core::fmt::Display for StackName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One parameter tensor of a network: its PyTorch `state_dict` key, its shape and where
+/// it sits in the flat parameters. [`Architecture::tensors`] lists them all.
+///
+/// Its key (its `Display`) is `{stack}.{module}.{name}`, e.g. `encoder.1.weight`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Tensor {
+    /// The stack it belongs to.
+    pub stack: StackName,
+    /// The index of its layer in the stack: in [`Encoder::layers`](crate::model::Encoder::layers)
+    /// for the encoder, in [`Stack::layers`](crate::model::Stack::layers) for the
+    /// projector and predictor (a dense [`Layer`] holds up to three modules).
+    pub layer: usize,
+    /// The index of its module in the stack's `nn.Sequential` (see
+    /// [`Architecture::tensors`] for how modules are counted).
+    pub module: usize,
+    /// The layer kind (module) that owns it: a `Linear`, a `BatchNorm1d` or a `Conv1d`.
+    pub kind: LayerKind,
+    /// The key's last part: `"weight"`, `"bias"`, `"running_mean"` or `"running_var"`.
+    pub name: &'static str,
+    /// The dimensions, `rank` of them used (the rest 1), row-major.
+    pub dims: [usize; MAX_RANK],
+    /// How many of `dims` the tensor has.
+    pub rank: usize,
+    /// Where it starts in the network's flat parameters (floats).
+    pub start: usize,
+    /// Elements, the product of the dimensions.
+    pub len: usize,
+    /// Whether training updates it (false for running statistics and a frozen bias).
+    pub trainable: bool,
+}
+
+impl Tensor {
+    /// Its shape, as PyTorch's `tensor.shape`.
+    #[must_use]
+    pub fn shape(&self) -> &[usize] {
+        self.dims.get(..self.rank).unwrap_or_default()
+    }
+
+    /// Its elements' range in the network's flat parameters, `start .. start + len`
+    /// (saturating, never for a valid architecture).
+    #[must_use]
+    pub fn range(&self) -> core::ops::Range<usize> {
+        self.start..self.start.saturating_add(self.len)
+    }
+
+    /// The fan-in of the `Linear` (`d_in`) or `Conv1d` (`C_in·k`) that owns it, which
+    /// PyTorch's default initialisation bounds by (`±1/√fan_in`); 0 for a BatchNorm's.
+    #[must_use]
+    pub fn fan_in(&self) -> usize {
+        match self.kind {
+            LayerKind::Linear(linear) => linear.d_in,
+            #[cfg(feature = "conv")]
+            LayerKind::Conv1d(conv) => conv.c_in.saturating_mul(conv.kernel),
+            _ => 0,
+        }
+    }
+}
+
+impl core::fmt::Display for Tensor {
+    /// The `state_dict` key, `{stack}.{module}.{name}`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}.{}.{}", self.stack, self.module, self.name)
+    }
+}
+
+/// One layer kind of a stack, placed: its stack, layer, module index and parameter start.
+#[derive(Clone, Copy)]
+struct Placed {
+    stack: StackName,
+    layer: usize,
+    module: usize,
+    kind: LayerKind,
+    start: usize,
+}
+
+/// Where the walk over a stack is: the next module index, whether PyTorch's activation
+/// is 3-d `[N, C, T]` there, the next parameter and the activation's shape.
+#[derive(Clone, Copy)]
+struct Walk {
+    module: usize,
+    three_d: bool,
+    at: usize,
+    shape: Shape,
+}
+
+/// Whether `kind` needs PyTorch's 3-d `[N, C, T]` activation (an `nn.Unflatten` before
+/// it when the activation is flat).
+fn needs_three_d(kind: &LayerKind, shape: Shape) -> bool {
+    match kind {
+        LayerKind::BatchNorm1d(_) => shape.len > 1,
+        LayerKind::Linear(_) | LayerKind::Relu => false,
+        #[cfg(feature = "conv")]
+        _ => true,
+    }
+}
+
+/// Places the kinds of one stack (each with its layer index), counting PyTorch's modules
+/// and the parameters from `start`.
+fn place(
+    stack: StackName,
+    start: usize,
+    input: Shape,
+    kinds: impl Iterator<Item = (usize, LayerKind)>,
+) -> impl Iterator<Item = Placed> {
+    let walk = Walk {
+        module: 0,
+        three_d: false,
+        at: start,
+        shape: input,
+    };
+    kinds.scan(walk, move |walk, (layer, kind)| {
+        if needs_three_d(&kind, walk.shape) && !walk.three_d {
+            // nn.Unflatten(1, (C, T))
+            walk.module = walk.module.saturating_add(1);
+            walk.three_d = true;
+        }
+        if matches!(kind, LayerKind::Linear(_)) && walk.three_d {
+            // nn.Flatten()
+            walk.module = walk.module.saturating_add(1);
+            walk.three_d = false;
+        }
+        let placed = Placed {
+            stack,
+            layer,
+            module: walk.module,
+            kind,
+            start: walk.at,
+        };
+        let modules = match kind {
+            // nn.AdaptiveMaxPool1d(1), nn.Flatten()
+            #[cfg(feature = "conv")]
+            LayerKind::GlobalMaxPool1d => {
+                walk.three_d = false;
+                2
+            }
+            _ => 1,
+        };
+        walk.module = walk.module.saturating_add(modules);
+        walk.at = walk.at.saturating_add(kind.param_count().unwrap_or(0));
+        walk.shape = kind.output_shape(walk.shape).unwrap_or(walk.shape);
+        Some(placed)
+    })
+}
+
+/// The kinds of a projector or predictor, each with its layer's index.
+fn head_kinds(stack: &Stack) -> impl Iterator<Item = (usize, LayerKind)> + '_ {
+    // `zip` with a bounded range, not `enumerate`, whose counter keeps an overflow panic
+    // path in builds with overflow checks.
+    (0..MAX_STACK_LAYERS)
+        .zip(stack.layers())
+        .flat_map(|(index, layer)| layer.kinds().map(move |kind| (index, kind)))
+}
+
+/// The parameter tensors of one placed kind.
+fn tensors_of(placed: Placed) -> impl Iterator<Item = Tensor> {
+    let params = placed.kind.params();
+    (0..MAX_PARAM_TENSORS).filter_map(move |index| {
+        let tensor = params.iter().nth(index)?;
+        Some(Tensor {
+            stack: placed.stack,
+            layer: placed.layer,
+            module: placed.module,
+            kind: placed.kind,
+            name: tensor.name,
+            dims: tensor.dims,
+            rank: tensor.rank,
+            start: placed.start.saturating_add(tensor.offset),
+            len: tensor.len,
+            trainable: tensor.trainable,
+        })
+    })
+}
+
+impl Architecture {
+    /// The layout table: every parameter tensor of the network in the order of the flat
+    /// parameters (encoder, projector, predictor; each layer's tensors in PyTorch
+    /// `state_dict` order), with its key, shape and range. For a valid architecture the
+    /// ranges tile `0..param_count` exactly.
+    ///
+    /// Keys are those of a PyTorch module with `nn.Sequential` attributes `encoder`,
+    /// `projector` and `predictor`, whose modules are counted as PyTorch numbers them:
+    /// - a dense [`Layer`] is `Linear`, then `BatchNorm1d` and `ReLU` when it has them
+    ///   (L2 normalisation is not a module);
+    /// - the network's input arrives flat, `[N, C·T]`: an `nn.Unflatten(1, (C, T))` comes
+    ///   before the first kind that needs `[N, C, T]` (a `Conv1d`, a pool, a BatchNorm
+    ///   over a sequence), and an `nn.Flatten()` before a `Linear` that follows such a
+    ///   kind;
+    /// - `GlobalMaxPool1d` is two modules, `nn.AdaptiveMaxPool1d(1)` and `nn.Flatten()`.
+    ///
+    /// So `har-conv`'s first `Conv1d` is `encoder.1` (after the `Unflatten`), and the
+    /// official projector's layers are `projector.{0,1,3,4,6,7}`.
+    ///
+    /// # Examples
+    /// ```
+    /// use simsiam::model::Architecture;
+    /// let official = Architecture::official(16, 8, 4)?;
+    /// let keys: Vec<String> = official.tensors().map(|t| t.to_string()).collect();
+    /// assert_eq!(keys[..3], ["projector.0.weight", "projector.1.weight", "projector.1.bias"]);
+    /// assert_eq!(keys.last().map(String::as_str), Some("predictor.3.bias"));
+    /// let last = official.tensors().last().unwrap();
+    /// assert_eq!((last.shape(), last.range().end), (&[8][..], official.param_count()?));
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn tensors(&self) -> impl Iterator<Item = Tensor> + '_ {
+        let encoder_len = self.encoder_param_count().unwrap_or(0);
+        let projector_len = self.projector.layers().iter().fold(0_usize, |sum, layer| {
+            sum.saturating_add(layer.param_count().unwrap_or(0))
+        });
+        let encoder = self.active_encoder().into_iter().flat_map(|encoder| {
+            let kinds = (0..MAX_ENCODER_LAYERS).zip(encoder.layers().iter().copied());
+            place(StackName::Encoder, 0, encoder.input(), kinds)
+        });
+        let projector = place(
+            StackName::Projector,
+            encoder_len,
+            Shape::vector(self.projector.d_in()),
+            head_kinds(&self.projector),
+        );
+        let predictor = place(
+            StackName::Predictor,
+            encoder_len.saturating_add(projector_len),
+            Shape::vector(self.predictor.d_in()),
+            head_kinds(&self.predictor),
+        );
+        encoder
+            .chain(projector)
+            .chain(predictor)
+            .flat_map(tensors_of)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The offsets every head computes once ([`Layout::new`]) are the table's ranges.
+    #[test]
+    fn layout_offsets_are_the_tables() {
+        let heads = [
+            Architecture::reference(crate::SimSiamConfig::default()),
+            Architecture::official(12, 8, 4),
+            Architecture::lightly(10, 12, 8, 4),
+        ];
+        for architecture in heads.iter().flatten() {
+            let layout = Layout::new(architecture).unwrap();
+            let from_layout =
+                architecture
+                    .layers()
+                    .zip(&layout.layers)
+                    .flat_map(|(layer, offsets)| {
+                        let vector = |start: Option<usize>| start.map(|s| s..s + layer.d_out);
+                        let weights = offsets.weights..offsets.weights + layer.d_in * layer.d_out;
+                        let vectors = [
+                            offsets.bias,
+                            offsets.gamma,
+                            offsets.beta,
+                            offsets.running_mean,
+                            offsets.running_var,
+                        ];
+                        core::iter::once(weights).chain(vectors.into_iter().filter_map(vector))
+                    });
+            assert!(from_layout.eq(architecture.tensors().map(|t| t.range())));
         }
     }
 }

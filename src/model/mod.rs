@@ -28,5 +28,5 @@ pub use config::SimSiamConfig;
 pub use encoder::{Encoder, MAX_ENCODER_LAYERS};
 pub use forward::HIDDEN_BLOCK;
 pub use head::{COSINE_EPS, SimSiamHead, init_params};
-pub use layout::MAX_LAYERS;
+pub use layout::{MAX_LAYERS, StackName, Tensor};
 pub use presets::{HarConv, HarDense};

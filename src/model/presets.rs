@@ -320,49 +320,12 @@ impl Architecture {
             v.iter_mut()
                 .for_each(|w| *w = (2.0 * rng.next_f32() - 1.0) * bound);
         };
-        let mut rest = params;
-        if let Some(encoder) = &self.encoder {
-            for (kind, _, _) in encoder.walk() {
-                let layer =
-                    super::encoder::take(&mut rest, kind.param_count()?).ok_or(wrong_length)?;
-                let fan_in = match kind {
-                    LayerKind::Linear(linear) => linear.d_in,
-                    #[cfg(feature = "conv")]
-                    LayerKind::Conv1d(conv) => conv.c_in.saturating_mul(conv.kernel),
-                    _ => 0,
-                };
-                for tensor in &kind.params() {
-                    let end = tensor.offset.saturating_add(tensor.len);
-                    let v = layer.get_mut(tensor.offset..end).ok_or(wrong_length)?;
-                    match tensor.name {
-                        "weight" | "bias" if fan_in > 0 => uniform(rng, v, fan_in),
-                        "weight" | "running_var" => v.fill(1.0),
-                        _ => v.fill(0.0),
-                    }
-                }
-            }
-        }
-        for layer in self.layers() {
-            let d_out = layer.d_out;
-            let weights =
-                super::encoder::take(&mut rest, layer.weight_count().ok_or(wrong_length)?)
-                    .ok_or(wrong_length)?;
-            uniform(rng, weights, layer.d_in);
-            if layer.bias {
-                let bias = super::encoder::take(&mut rest, d_out).ok_or(wrong_length)?;
-                uniform(rng, bias, layer.d_in);
-            }
-            if let Some(batch_norm) = layer.batch_norm {
-                let vectors: &[f32] = if batch_norm.affine {
-                    &[1.0, 0.0, 0.0, 1.0]
-                } else {
-                    &[0.0, 1.0]
-                };
-                for value in vectors {
-                    super::encoder::take(&mut rest, d_out)
-                        .ok_or(wrong_length)?
-                        .fill(*value);
-                }
+        for tensor in self.tensors() {
+            let v = params.get_mut(tensor.range()).ok_or(wrong_length)?;
+            match (tensor.kind, tensor.name) {
+                (LayerKind::BatchNorm1d(_), "weight" | "running_var") => v.fill(1.0),
+                (LayerKind::BatchNorm1d(_), _) => v.fill(0.0),
+                _ => uniform(rng, v, tensor.fan_in()),
             }
         }
         Ok(())

@@ -7,7 +7,7 @@ use crate::error::{SslError, SslResult, check_finite, check_len};
 use crate::kernels::{Kernels, pieces};
 use crate::model::head::TrainingParts;
 use crate::model::layout::Layout;
-use crate::model::{Architecture, MAX_LAYERS, SimSiamHead};
+use crate::model::{Architecture, MAX_LAYERS, SimSiamHead, StackName};
 
 /// SGD with momentum and weight decay, as `torch.optim.SGD(params, lr, momentum,
 /// weight_decay)` (no dampening, no Nesterov), over the momentum buffer `M` the caller
@@ -301,14 +301,7 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
         let momentum = self.momentum.as_mut();
         // Storage whose mutable view differs in length from its shared one.
         check_len(layout.param_count, momentum.len())?;
-        let regions = || {
-            let encoder = architecture
-                .active_encoder()
-                .into_iter()
-                .flat_map(|encoder| encoder.trained_ranges())
-                .map(|range| (range, current_lr as LrOf));
-            encoder.chain(trained_regions(architecture, layout))
-        };
+        let regions = || trained_regions(architecture);
         // All or nothing: check every new value first, then write.
         for (range, lr) in regions() {
             let (Some(w), Some(g), Some(buf)) = (
@@ -487,38 +480,22 @@ fn initial_lr(update: &Update<'_>) -> f32 {
     }
 }
 
-/// Every trained range of the flat parameters (weights, unfrozen biases, `γ`, `β`), with
-/// how its learning rate is chosen.
-fn trained_regions<'a>(
-    architecture: &'a Architecture,
-    layout: &'a Layout,
-) -> impl Iterator<Item = (core::ops::Range<usize>, LrOf)> + 'a {
-    let projector_len = architecture.projector.layers().len();
+/// Every trained range of the flat parameters (weights, unfrozen biases, `γ`, `β`), from
+/// the layout table, with how its learning rate is chosen: the predictor's by
+/// `fix_predictor_lr`, the encoder's and the projector's the schedule's.
+fn trained_regions(
+    architecture: &Architecture,
+) -> impl Iterator<Item = (core::ops::Range<usize>, LrOf)> + '_ {
     architecture
-        .layers()
-        .zip(&layout.layers)
-        .zip(0..MAX_LAYERS)
-        .flat_map(move |((layer, offsets), index)| {
-            let lr: LrOf = if index >= projector_len {
+        .tensors()
+        .filter(|tensor| tensor.trainable)
+        .map(|tensor| {
+            let lr: LrOf = if tensor.stack == StackName::Predictor {
                 initial_lr
             } else {
                 current_lr
             };
-            let vector = move |start: Option<usize>| {
-                start.and_then(|s| Some(s..s.checked_add(layer.d_out)?))
-            };
-            let weights = layer
-                .weight_count()
-                .and_then(|count| Some(offsets.weights..offsets.weights.checked_add(count)?));
-            let bias = if layer.bias_frozen {
-                None
-            } else {
-                vector(offsets.bias)
-            };
-            [weights, bias, vector(offsets.gamma), vector(offsets.beta)]
-                .into_iter()
-                .flatten()
-                .map(move |range| (range, lr))
+            (tensor.range(), lr)
         })
 }
 
