@@ -78,11 +78,16 @@ def main():
                          "features of the PyTorch replay and of the trace's last parameters "
                          "(params_<steps>.f32)")
     ap.add_argument("--every", type=int, default=0, help="print the mean losses every N steps")
+    ap.add_argument("--nudge", action="store_true",
+                    help="start the PyTorch replay one ulp away (every parameter moved to the "
+                         "next float towards +inf): how far rounding alone carries a run")
     args = ap.parse_args()
     torch.set_num_threads(1)
     checkpoints = [int(c) for c in args.checkpoints.split(",") if c]
 
     start = read(os.path.join(args.trace, "start.f32"))
+    if args.nudge:
+        start = torch.nextafter(start, torch.full_like(start, float("inf")))
     models = {}
     for dtype in (torch.float32,) if args.f32_only else (torch.float32, torch.float64):
         m = hp.SimSiamNet(args.recipe)
