@@ -885,6 +885,10 @@ fn v2_round_trip_keeps_network_counters_contract_and_training_bit_for_bit() {
 /// it back; a network with an encoder runs the same from the image.
 #[cfg(feature = "alloc")]
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "init_params: libm's sqrt is inline assembly on x86-64, which miri cannot run"
+)]
 fn v2_through_the_alloc_api() {
     for (seed, architecture) in networks().iter().enumerate() {
         let seed = seed as u64;
@@ -897,12 +901,18 @@ fn v2_through_the_alloc_api() {
             .unwrap();
         let mut bytes = vec![0; image_len_with(architecture, &extras).unwrap()];
         write_image_with(architecture, &params, &extras, &mut bytes).unwrap();
-        let model = simsiam::SimSiam::from_image(&bytes).unwrap();
+        // The scalar twin (see training_resumes_from_an_image_bit_for_bit).
+        let scalar = simsiam::Backend::Scalar;
+        let model = simsiam::SimSiam::from_image(&bytes)
+            .unwrap()
+            .with_backend(scalar);
         assert_eq!(
             model.to_image_with(extras.input, extras.training).unwrap(),
             bytes
         );
-        let direct = simsiam::SimSiam::from_params(*architecture, params).unwrap();
+        let direct = simsiam::SimSiam::from_params(*architecture, params)
+            .unwrap()
+            .with_backend(scalar);
         let x: Vec<f32> = (0..architecture.d_input())
             .map(|i| (i as f32 * 0.37).sin())
             .collect();
@@ -1537,6 +1547,10 @@ fn v2_without_encoder_refuses_an_encoder() {
 /// A run saved in an image resumes exactly: the next steps after `resume_sgd` give the
 /// same parameters, bit for bit, as the run that never stopped.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "init_params: libm's sqrt is inline assembly on x86-64, which miri cannot run"
+)]
 fn training_resumes_from_an_image_bit_for_bit() {
     use simsiam::train::{Sgd, scratch_len};
     let architecture = *networks().last().unwrap();
@@ -1559,7 +1573,11 @@ fn training_resumes_from_an_image_bit_for_bit() {
         ..TrainConfig::default()
     };
     let momentum = vec![0.0; params.len()];
-    let mut head = simsiam::SimSiamHead::new(architecture, params).unwrap();
+    // The scalar twin: the same bits on every lane width, and no prefetch instruction
+    // (inline assembly, which miri cannot run).
+    let mut head = simsiam::SimSiamHead::new(architecture, params)
+        .unwrap()
+        .with_kernels::<simsiam::kernels::Scalar>();
     let mut sgd = Sgd::new(&architecture, config, momentum).unwrap();
     for (x1, x2) in &batches[..2] {
         sgd.step(&mut head, x1, x2, &mut scratch, [&mut [], &mut []])
@@ -1602,7 +1620,9 @@ fn training_resumes_from_an_image_bit_for_bit() {
     let mut resumed_sgd = state.resume_sgd(image.architecture(), momentum).unwrap();
     let mut params = vec![0.0; image.param_count()];
     image.copy_params(&mut params).unwrap();
-    let mut resumed = simsiam::SimSiamHead::new(*image.architecture(), params).unwrap();
+    let mut resumed = simsiam::SimSiamHead::new(*image.architecture(), params)
+        .unwrap()
+        .with_kernels::<simsiam::kernels::Scalar>();
     resumed.set_batches_tracked(*image.batches_tracked());
     resumed.set_encoder_batches_tracked(*image.encoder_batches_tracked());
     for (x1, x2) in &batches[2..] {
