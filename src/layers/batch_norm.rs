@@ -258,6 +258,10 @@ impl BatchNorm1d {
         let s = split_stats(stats, self.channels);
         let len = input.len;
         let sample_len = input.size()?;
+        if len == 1 {
+            features_forward(&p, self.eps, count, y, normalized, s);
+            return Ok(());
+        }
         s.mean.fill(0.0);
         for sample in pieces(y, sample_len) {
             for (m, row) in s.mean.iter_mut().zip(pieces(sample, len)) {
@@ -322,6 +326,11 @@ impl BatchNorm1d {
         let s = split_stats(stats, self.channels);
         let len = input.len;
         let sample_len = input.size()?;
+        if len == 1 {
+            let d_gamma_beta = if self.affine { Some(grads) } else { None };
+            features_backward(&p, count, grad, normalized, s, d_gamma_beta);
+            return Ok(());
+        }
         s.sum_g.fill(0.0);
         s.sum_gx.fill(0.0);
         for (g_sample, xhat_sample) in pieces(grad, sample_len).zip(pieces(normalized, sample_len))
@@ -443,6 +452,131 @@ impl BatchNorm1d {
         }
         *batches_tracked = batches_tracked.saturating_add(1);
         Ok(())
+    }
+}
+
+/// Channels per block of the feature paths' per-channel factors (stack arrays).
+const CHANNEL_BLOCK: usize = 64;
+
+/// [`BatchNorm1d::forward_train`] for `T = 1` (`y` is `[N, C]`, checked by the caller):
+/// the same sums in the same order (per channel, samples ascending) and the same
+/// expressions, so the same bits, but every loop runs along a sample's row of channels,
+/// which the compiler vectorises (channel-major loops over one-element rows did not).
+fn features_forward(
+    p: &Params<'_>,
+    eps: f32,
+    count: f32,
+    y: &mut [f32],
+    normalized: &mut [f32],
+    s: Stats<'_>,
+) {
+    let c = s.mean.len();
+    s.mean.fill(0.0);
+    for sample in pieces(y, c) {
+        s.mean.iter_mut().zip(sample).for_each(|(m, x)| *m += *x);
+    }
+    s.mean.iter_mut().for_each(|m| *m /= count);
+    s.var_sum.fill(0.0);
+    for sample in pieces(y, c) {
+        for ((v, m), x) in s.var_sum.iter_mut().zip(s.mean.iter()).zip(sample) {
+            let deviation = *x - *m;
+            *v += deviation * deviation;
+        }
+    }
+    for (inv, v) in s.inv_std.iter_mut().zip(s.var_sum.iter()) {
+        *inv = 1.0 / libm::sqrtf(*v / count + eps);
+    }
+    // γ and β by blocks of channels (1 and 0 when not affine, as the general path).
+    let mut c0 = 0;
+    while c0 < c {
+        let c1 = c0.saturating_add(CHANNEL_BLOCK).min(c);
+        let mut gamma = [1.0_f32; CHANNEL_BLOCK];
+        let mut beta = [0.0_f32; CHANNEL_BLOCK];
+        if let Some(g) = p.gamma.and_then(|g| g.get(c0..c1)) {
+            gamma.iter_mut().zip(g).for_each(|(d, v)| *d = *v);
+        }
+        if let Some(b) = p.beta.and_then(|b| b.get(c0..c1)) {
+            beta.iter_mut().zip(b).for_each(|(d, v)| *d = *v);
+        }
+        let mean = s.mean.get(c0..c1).unwrap_or_default();
+        let inv_std = s.inv_std.get(c0..c1).unwrap_or_default();
+        for (sample, xhat_sample) in pieces_mut(y, c).zip(pieces_mut(normalized, c)) {
+            let row = sample.get_mut(c0..c1).unwrap_or_default();
+            let xhat_row = xhat_sample.get_mut(c0..c1).unwrap_or_default();
+            let factors = mean.iter().zip(inv_std).zip(gamma.iter().zip(&beta));
+            for ((v, xhat), ((m, inv), (g, b))) in row.iter_mut().zip(xhat_row).zip(factors) {
+                *xhat = (*v - *m) * *inv;
+                *v = *xhat * *g + *b;
+            }
+        }
+        c0 = c1;
+    }
+}
+
+/// [`BatchNorm1d::backward`] for `T = 1` (`grad` is `[N, C]`, checked by the caller):
+/// the same sums, order and expressions as the general path (the same bits), along rows
+/// of channels. `d_gamma_beta` is the layer's gradient layout for an affine layer.
+fn features_backward(
+    p: &Params<'_>,
+    count: f32,
+    grad: &mut [f32],
+    normalized: &[f32],
+    s: Stats<'_>,
+    d_gamma_beta: Option<&mut [f32]>,
+) {
+    let c = s.sum_g.len();
+    s.sum_g.fill(0.0);
+    s.sum_gx.fill(0.0);
+    for (g_row, xhat_row) in pieces(grad, c).zip(pieces(normalized, c)) {
+        let sums = s.sum_g.iter_mut().zip(s.sum_gx.iter_mut());
+        for ((sg, sgx), (g, xhat)) in sums.zip(g_row.iter().zip(xhat_row)) {
+            *sg += *g;
+            *sgx += *g * *xhat;
+        }
+    }
+    if let Some(grads) = d_gamma_beta {
+        let (d_gamma, rest) = grads.split_at_mut_checked(c).unwrap_or_default();
+        let d_beta = rest.get_mut(..c).unwrap_or_default();
+        d_gamma
+            .iter_mut()
+            .zip(s.sum_gx.iter())
+            .for_each(|(d, v)| *d += *v);
+        d_beta
+            .iter_mut()
+            .zip(s.sum_g.iter())
+            .for_each(|(d, v)| *d += *v);
+    }
+    // dL/dx = (g − Σg/n − x̂·Σ(g·x̂)/n)·γ/σ, each factor computed once per channel block
+    // (the same values the general path computes per element).
+    let mut c0 = 0;
+    while c0 < c {
+        let c1 = c0.saturating_add(CHANNEL_BLOCK).min(c);
+        let mut mean_g = [0.0_f32; CHANNEL_BLOCK];
+        let mut mean_gx = [0.0_f32; CHANNEL_BLOCK];
+        let mut scale = [0.0_f32; CHANNEL_BLOCK];
+        let per_channel = s.sum_g.get(c0..c1).unwrap_or_default().iter();
+        let per_channel = per_channel
+            .zip(s.sum_gx.get(c0..c1).unwrap_or_default())
+            .zip(s.inv_std.get(c0..c1).unwrap_or_default())
+            .zip(c0..c1);
+        let slots = mean_g
+            .iter_mut()
+            .zip(mean_gx.iter_mut())
+            .zip(scale.iter_mut());
+        for (((mg, mgx), sc), (((sg, sgx), inv), channel)) in slots.zip(per_channel) {
+            let gamma = p.gamma.and_then(|v| v.get(channel)).copied().unwrap_or(1.0);
+            (*mg, *mgx) = (*sg / count, *sgx / count);
+            *sc = *inv * gamma;
+        }
+        for (g_sample, xhat_sample) in pieces_mut(grad, c).zip(pieces(normalized, c)) {
+            let g_row = g_sample.get_mut(c0..c1).unwrap_or_default();
+            let xhat_row = xhat_sample.get(c0..c1).unwrap_or_default();
+            let factors = mean_g.iter().zip(&mean_gx).zip(&scale);
+            for ((g, xhat), ((a, b), sc)) in g_row.iter_mut().zip(xhat_row).zip(factors) {
+                *g = (*g - *a - *xhat * *b) * *sc;
+            }
+        }
+        c0 = c1;
     }
 }
 
