@@ -7,8 +7,7 @@
 //! recipe's whole networks (`Architecture::har_dense`, `har_conv` at their default sizes,
 //! PyTorch's initialisation) at 128 pairs on the SIMD twin, without input gradients;
 //! `train_har_dense` also times `Trainer::step` with them. These two groups are timed by
-//! the thread's CPU time (`/proc/thread-self/stat`, as `benches/layers.rs`'s
-//! `conv1d_cpu`), not the wall clock: on the shared 2-core machine the wall clock also
+//! the thread's CPU time (`/proc/thread-self/schedstat`), not the wall clock: on the shared 2-core machine the wall clock also
 //! counts the time other jobs hold the core.
 //!
 //! `scripts/bench_pytorch_train.py` times PyTorch's step on the same heads; run both in
@@ -124,9 +123,15 @@ fn official_paper(criterion: &mut Criterion) {
     group.finish();
 }
 
-/// This thread's user + system CPU time, from `/proc/thread-self/stat` (fields 14 and
-/// 15, in ticks of 10 ms); `None` where that file is missing.
+/// This thread's CPU time: `/proc/thread-self/schedstat`'s first field (nanoseconds on
+/// the CPU), else `/proc/thread-self/stat`'s user + system time (fields 14 and 15, in
+/// ticks of 10 ms); `None` where neither file is there.
 fn thread_cpu_time() -> Option<Duration> {
+    if let Ok(schedstat) = std::fs::read_to_string("/proc/thread-self/schedstat")
+        && let Some(Ok(ns)) = schedstat.split_whitespace().next().map(str::parse::<u64>)
+    {
+        return Some(Duration::from_nanos(ns));
+    }
     let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
     // The command name (field 2) may hold spaces: count from the closing parenthesis.
     let rest = &stat[stat.rfind(')')? + 2..];
