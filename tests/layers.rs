@@ -1542,3 +1542,46 @@ mod pytorch {
         }
     }
 }
+
+/// `MaxPool1d(2)` (its own pair-by-pair path) picks as PyTorch's rule on every kind of
+/// pair: larger second, larger first, ties (first wins, also `0.0` against `-0.0`),
+/// NaN first, NaN second, both NaN (the second), infinities; the backward puts each
+/// gradient at that position and 0 at the other; an odd last position is dropped.
+#[cfg(feature = "conv")]
+#[test]
+fn max_pool_of_two_follows_the_rule_on_ties_and_nans() {
+    use simsiam::layers::max_pool1d::MaxPool1d;
+    let nan = f32::NAN;
+    let inf = f32::INFINITY;
+    let pairs: [[f32; 2]; 9] = [
+        [1.0, 2.0],
+        [2.0, 1.0],
+        [3.0, 3.0],
+        [0.0, -0.0],
+        [-0.0, 0.0],
+        [nan, 1.0],
+        [1.0, nan],
+        [nan, -nan],
+        [-inf, inf],
+    ];
+    // The window index PyTorch picks: the second when larger or NaN.
+    let second = [true, false, false, false, false, false, true, true, true];
+    let t = 2 * pairs.len() + 1;
+    let mut x: Vec<f32> = pairs.iter().flatten().copied().collect();
+    x.push(100.0); // dropped (floor mode)
+    let pool = MaxPool1d { kernel: 2 };
+    let shape = Shape::sequence(1, t);
+    let mut y = vec![0.5; pairs.len()];
+    pool.forward(1, shape, &x, &mut y).unwrap();
+    let dy: Vec<f32> = (1..=pairs.len()).map(|i| i as f32).collect();
+    let mut dx = vec![f32::NAN; t];
+    pool.backward(1, shape, &x, &dy, &mut dx).unwrap();
+    for (i, (pair, picks_second)) in pairs.iter().zip(second).enumerate() {
+        let want = pair[usize::from(picks_second)];
+        assert_eq!(y[i].to_bits(), want.to_bits(), "pair {i} {pair:?}");
+        let (at, other) = if picks_second { (1, 0) } else { (0, 1) };
+        assert_eq!(dx[2 * i + at], dy[i], "pair {i}");
+        assert_eq!(dx[2 * i + other].to_bits(), 0.0_f32.to_bits(), "pair {i}");
+    }
+    assert_eq!(dx[t - 1], 0.0);
+}
