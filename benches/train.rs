@@ -251,5 +251,47 @@ fn har_conv(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, default_head, official_paper, har_dense, har_conv);
+/// Independent chains in [`fma_peak`]: more than latency × pipes (4 × 2 on Zen 4).
+const PEAK_CHAINS: usize = 12;
+
+/// The FMA peak of this build's widest `wide` vector (`f32x8`: one AVX register with
+/// `x86-64-v3`; two SSE registers and no FMA in a plain x86-64 build, where `mul_add` is
+/// a multiply and an add), one thread: [`PEAK_CHAINS`] independent `mul_add` chains,
+/// 1 000 steps a call, flops = 2 × 8 lanes × chains × steps. Timed by CPU time, as the
+/// `train_har_*` groups, for their share of the peak.
+fn fma_peak(criterion: &mut Criterion) {
+    use wide::f32x8;
+    const STEPS: usize = 1000;
+    let mut group = criterion.benchmark_group("fma_peak");
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements((2 * 8 * PEAK_CHAINS * STEPS) as u64));
+    let a = f32x8::splat(0.999_9);
+    let b = f32x8::splat(1e-4);
+    group.bench_function(BenchmarkId::new("f32x8_mul_add", PEAK_CHAINS), |bench| {
+        bench.iter_custom(|iters| {
+            cpu_timed(iters, || {
+                let (a, b) = (black_box(a), black_box(b));
+                let mut acc = [f32x8::splat(1.0); PEAK_CHAINS];
+                for _ in 0..STEPS {
+                    for chain in &mut acc {
+                        *chain = chain.mul_add(a, b);
+                    }
+                }
+                black_box(acc);
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    default_head,
+    official_paper,
+    har_dense,
+    har_conv,
+    fma_peak
+);
 criterion_main!(benches);
