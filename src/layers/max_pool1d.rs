@@ -137,13 +137,11 @@ impl MaxPool1d {
             if self.kernel == 2 {
                 let pairs = x_row.as_chunks::<2>().0.iter();
                 let d_pairs = dx_row.as_chunks_mut::<2>().0.iter_mut();
+                // Both positions written, by selects rather than a branch on the data
+                // (which a branch predictor misses half the time).
                 for ((pair, d_pair), g) in pairs.zip(d_pairs).zip(dy_row) {
-                    let [d_a, d_b] = d_pair;
-                    if picks_second(*pair) {
-                        *d_b = *g;
-                    } else {
-                        *d_a = *g;
-                    }
+                    let second = picks_second(*pair);
+                    *d_pair = [if second { 0.0 } else { *g }, if second { *g } else { 0.0 }];
                 }
                 continue;
             }
