@@ -257,11 +257,11 @@ const PEAK_CHAINS: usize = 12;
 /// The FMA peak of this build's widest `wide` vector (`f32x8`: one AVX register with
 /// `x86-64-v3`; two SSE registers and no FMA in a plain x86-64 build, where `mul_add` is
 /// a multiply and an add), one thread: [`PEAK_CHAINS`] independent `mul_add` chains,
-/// 1 000 steps a call, flops = 2 × 8 lanes × chains × steps. Timed by CPU time, as the
+/// 100 000 steps a call, flops = 2 × 8 lanes × chains × steps. Timed by CPU time, as the
 /// `train_har_*` groups, for their share of the peak.
 fn fma_peak(criterion: &mut Criterion) {
     use wide::f32x8;
-    const STEPS: usize = 1000;
+    const STEPS: usize = 100_000;
     let mut group = criterion.benchmark_group("fma_peak");
     group
         .sample_size(30)
