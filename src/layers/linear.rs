@@ -5,10 +5,10 @@
 //!
 //! - Forward (eval and training are the same): every output starts at its bias (or 0),
 //!   then adds `W[i, p]·x[p]` for `p` ascending. Batches of at least [`GEMM_SAMPLES`]
-//!   on a target with a vector unit ([`VECTOR_UNIT`](crate::kernels::VECTOR_UNIT)) take
-//!   one product `Y += X·Wᵀ` ([`Kernels::gemm_nt_add`]: its register blocks broadcast
-//!   inputs against lanes of outputs, no horizontal sums); smaller batches, and
-//!   microcontrollers, take the dot-product kernels eight samples per pass over `W`
+//!   on x86 with FMA (see [`GEMM_FORWARD`]) take one product `Y += X·Wᵀ`
+//!   ([`Kernels::gemm_nt_add`]: its register blocks broadcast inputs against lanes of
+//!   outputs, no horizontal sums); smaller batches, and other targets, take the
+//!   dot-product kernels eight samples per pass over `W`
 //!   (`matmat_add`, as the training step's `dense_forward`). On the
 //!   [`Scalar`](crate::kernels::Scalar) twin both are the reference's order, bit for bit
 //!   the training step's; on [`Simd`](crate::kernels::Simd) each is within
@@ -32,6 +32,16 @@ const GROUP: usize = 8;
 /// target with a vector unit: the product copies `W` (transposed) once per call, which
 /// a group of [`GROUP`] samples already repays.
 pub const GEMM_SAMPLES: usize = GROUP;
+
+/// Whether batches of [`GEMM_SAMPLES`] or more run their forward as one `X·Wᵀ` product:
+/// on x86 with FMA, where it measured faster (BENCHMARKS.md, "What limits one training
+/// step"); a plain x86-64 build (SSE2, no FMA) measured it slower than the dot-product
+/// kernels, and other targets were not measured, so they keep those.
+pub const GEMM_FORWARD: bool = VECTOR_UNIT
+    && cfg!(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        target_feature = "fma"
+    ));
 
 /// A dense layer, `nn.Linear(d_in, d_out, bias)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -213,7 +223,7 @@ fn forward_unchecked<K: Kernels>(
         }
     }
     let n = y.len().checked_div(d_out).unwrap_or(0);
-    if VECTOR_UNIT && n >= GEMM_SAMPLES {
+    if GEMM_FORWARD && n >= GEMM_SAMPLES {
         // Y += X·Wᵀ: [n × d_in]·[d_in × d_out], `W` stored [d_out × d_in].
         K::gemm_nt_add(n, d_out, d_in, x, d_in, p.weight, d_in, y, d_out);
         return;
