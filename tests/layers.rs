@@ -310,6 +310,62 @@ fn run_batch_norm(
     (y, grad, grads, saved)
 }
 
+/// `[N, C]` transposed to one sample `[C, N]` (or back, with `n` and `c` swapped).
+fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..cols)
+        .flat_map(|j| (0..rows).map(move |i| v[i * cols + j]))
+        .collect()
+}
+
+/// BatchNorm over features (`T = 1`, its own row-wise path) equals the sequence path on
+/// the same values laid out as one sample `[C, N]` bit for bit: the statistics of both
+/// run over the same values in the same order (samples ascending, positions ascending).
+/// Forward `y`, the saved `x̂` and statistics, backward `dx`, `dγ`, `dβ`; channel counts
+/// across the feature path's blocks of 64, affine or not.
+#[test]
+fn batch_norm_over_features_equals_the_sequence_path_bit_for_bit() {
+    let cases = [
+        (BatchNorm1d::new(130), 9),
+        (
+            BatchNorm1d {
+                affine: false,
+                eps: 1e-3,
+                ..BatchNorm1d::new(67)
+            },
+            5,
+        ),
+        (BatchNorm1d::new(3), 2),
+    ];
+    for (bn, n) in cases {
+        let c = bn.channels;
+        let x: Vec<f32> = values(n * c, 71).iter().map(|v| 3.0 * v + 0.5).collect();
+        let dy = values(n * c, 72);
+        let p = batch_norm_params(&bn, 73);
+        let (y, dx, grads, saved) = run_batch_norm(&bn, n, 1, &x, &p, &dy);
+        let (y_t, dx_t, grads_t, saved_t) =
+            run_batch_norm(&bn, 1, n, &transpose(&x, n, c), &p, &transpose(&dy, n, c));
+        let at = format!("C = {c}, n = {n}");
+        assert_eq!(bits(&y), bits(&transpose(&y_t, c, n)), "y, {at}");
+        assert_eq!(bits(&dx), bits(&transpose(&dx_t, c, n)), "dx, {at}");
+        assert_eq!(bits(&grads), bits(&grads_t), "grads, {at}");
+        let xhat = &saved[..n * c];
+        assert_eq!(
+            bits(xhat),
+            bits(&transpose(&saved_t[..n * c], c, n)),
+            "x̂, {at}"
+        );
+        assert_eq!(
+            bits(&saved[n * c..]),
+            bits(&saved_t[n * c..]),
+            "stats, {at}"
+        );
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
 #[test]
 fn batch_norm_backward_matches_finite_differences() {
     let mut worst = 0.0_f64;
@@ -1485,4 +1541,47 @@ mod pytorch {
             conv => conv_matches_pytorch;
         }
     }
+}
+
+/// `MaxPool1d(2)` (its own pair-by-pair path) picks as PyTorch's rule on every kind of
+/// pair: larger second, larger first, ties (first wins, also `0.0` against `-0.0`),
+/// NaN first, NaN second, both NaN (the second), infinities; the backward puts each
+/// gradient at that position and 0 at the other; an odd last position is dropped.
+#[cfg(feature = "conv")]
+#[test]
+fn max_pool_of_two_follows_the_rule_on_ties_and_nans() {
+    use simsiam::layers::max_pool1d::MaxPool1d;
+    let nan = f32::NAN;
+    let inf = f32::INFINITY;
+    let pairs: [[f32; 2]; 9] = [
+        [1.0, 2.0],
+        [2.0, 1.0],
+        [3.0, 3.0],
+        [0.0, -0.0],
+        [-0.0, 0.0],
+        [nan, 1.0],
+        [1.0, nan],
+        [nan, -nan],
+        [-inf, inf],
+    ];
+    // The window index PyTorch picks: the second when larger or NaN.
+    let second = [true, false, false, false, false, false, true, true, true];
+    let t = 2 * pairs.len() + 1;
+    let mut x: Vec<f32> = pairs.iter().flatten().copied().collect();
+    x.push(100.0); // dropped (floor mode)
+    let pool = MaxPool1d { kernel: 2 };
+    let shape = Shape::sequence(1, t);
+    let mut y = vec![0.5; pairs.len()];
+    pool.forward(1, shape, &x, &mut y).unwrap();
+    let dy: Vec<f32> = (1..=pairs.len()).map(|i| i as f32).collect();
+    let mut dx = vec![f32::NAN; t];
+    pool.backward(1, shape, &x, &dy, &mut dx).unwrap();
+    for (i, (pair, picks_second)) in pairs.iter().zip(second).enumerate() {
+        let want = pair[usize::from(picks_second)];
+        assert_eq!(y[i].to_bits(), want.to_bits(), "pair {i} {pair:?}");
+        let (at, other) = if picks_second { (1, 0) } else { (0, 1) };
+        assert_eq!(dx[2 * i + at], dy[i], "pair {i}");
+        assert_eq!(dx[2 * i + other].to_bits(), 0.0_f32.to_bits(), "pair {i}");
+    }
+    assert_eq!(dx[t - 1], 0.0);
 }

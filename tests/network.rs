@@ -176,6 +176,7 @@ fn check_fixture(name: &str, architecture: Architecture, tol: &Tolerance) {
         }
         // Training.
         let mut trainer = Trainer::new(&model, config).unwrap();
+        trainer.set_input_grads(true);
         let mut worst = [0.0_f64; 3];
         for step in 0..steps {
             let key = |k: &str| format!("step{step}.{k}");
@@ -949,5 +950,69 @@ fn encoder_running_statistics_follow_the_training_momentum() {
             assert!(params[mean.clone()].iter().any(|m| *m != 0.0));
             assert!(params[var.clone()].iter().all(|v| *v != 1.0));
         }
+    }
+}
+
+/// With an encoder, `Trainer` computes `dL/dx` only when asked: by default the step
+/// shows no input gradients; asked, it shows `Sgd::step`'s, bit for bit; the loss and
+/// the parameters after the step are the same bits either way (both twins).
+#[test]
+fn trainer_input_grads_are_opt_in_with_an_encoder() {
+    use simsiam::train::{Sgd, scratch_len};
+    let architecture = small_dense();
+    let n = 4;
+    let x1: Vec<f32> = (0..n * 12).map(|i| (i as f32 * 0.7).sin()).collect();
+    let x2: Vec<f32> = (0..n * 12).map(|i| (i as f32 * 0.3).cos()).collect();
+    for backend in [Backend::Simd, Backend::Scalar] {
+        let start = SimSiam::from_architecture(architecture, &mut LcgRng::new(3))
+            .unwrap()
+            .with_backend(backend);
+        let config = TrainConfig::default();
+        // Default: no input gradients.
+        let mut model = start.clone();
+        let mut trainer = Trainer::new(&model, config).unwrap();
+        assert!(!trainer.keeps_input_grads());
+        let loss = trainer.step(&mut model, &x1, &x2).unwrap();
+        assert_eq!(trainer.input_grads(), (&[][..], &[][..]));
+        // Asked: the same step with them.
+        let mut asked = start.clone();
+        let mut with_grads = Trainer::new(&asked, config).unwrap();
+        with_grads.set_input_grads(true);
+        let loss_asked = with_grads.step(&mut asked, &x1, &x2).unwrap();
+        assert_eq!(loss.to_bits(), loss_asked.to_bits(), "{backend:?}");
+        assert_eq!(model.head().params(), asked.head().params(), "{backend:?}");
+        // Against the no-alloc step with input gradients.
+        let mut reference = start.clone();
+        let count = architecture.param_count().unwrap();
+        let mut sgd = Sgd::new(&architecture, config, vec![0.0; count]).unwrap();
+        let mut scratch = vec![0.0; scratch_len(&architecture, n).unwrap()];
+        let (mut g1, mut g2) = (vec![0.0; n * 12], vec![0.0; n * 12]);
+        match backend {
+            Backend::Simd => sgd.step(
+                reference.head_mut(),
+                &x1,
+                &x2,
+                &mut scratch,
+                [&mut g1, &mut g2],
+            ),
+            Backend::Scalar => sgd.step(
+                &mut reference
+                    .head_mut()
+                    .clone()
+                    .with_kernels::<simsiam::kernels::Scalar>(),
+                &x1,
+                &x2,
+                &mut scratch,
+                [&mut g1, &mut g2],
+            ),
+        }
+        .unwrap();
+        let (a1, a2) = with_grads.input_grads();
+        assert!(g1.iter().any(|g| *g != 0.0));
+        assert_eq!((a1, a2), (&g1[..], &g2[..]), "{backend:?}");
+        // Switched off again: empty after the next step.
+        with_grads.set_input_grads(false);
+        with_grads.step(&mut asked, &x1, &x2).unwrap();
+        assert_eq!(with_grads.input_grads(), (&[][..], &[][..]));
     }
 }

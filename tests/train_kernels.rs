@@ -1,5 +1,6 @@
-//! The training pass's matrix kernels, `gemm_nn_add` (`C += A·B`) and `gemm_tn_add`
-//! (`C += Aᵀ·B`), on both twins.
+//! The training pass's matrix kernels, `gemm_nn_add` (`C += A·B`), `gemm_tn_add`
+//! (`C += Aᵀ·B`) and `gemm_nt_add` (`C += A·Bᵀ`, a dense layer's batch forward), on both
+//! twins.
 //!
 //! The documented contract (`simsiam::kernels::Kernels::gemm_nn_add`): every element of
 //! `C` is one running sum from its start value `c₀`, `p` ascending. So:
@@ -48,6 +49,8 @@ enum Op {
     Nn,
     /// `A[p, i] = a[p·lda + i]`, stored `k × m`.
     Tn,
+    /// `A` as `Nn`; `B[p, j] = b[j·ldb + p]`, stored `n × k`.
+    Nt,
 }
 
 /// One call's arguments.
@@ -73,13 +76,21 @@ impl Case {
 
     fn a_at(&self, i: usize, p: usize) -> f32 {
         match self.op {
-            Op::Nn => self.a[i * self.lda + p],
+            Op::Nn | Op::Nt => self.a[i * self.lda + p],
             Op::Tn => self.a[p * self.lda + i],
         }
     }
 
     fn b_at(&self, p: usize, j: usize) -> f32 {
-        self.b[p * self.ldb + j]
+        match self.op {
+            Op::Nt => self.b[j * self.ldb + p],
+            Op::Nn | Op::Tn => self.b[p * self.ldb + j],
+        }
+    }
+
+    /// `(rows, cols)` of the stored `B`.
+    fn b_shape(&self) -> (usize, usize) {
+        b_shape(self.op, self.n, self.k)
     }
 
     /// Whether `c[index]` is an element of the `m × n` matrix.
@@ -95,6 +106,7 @@ impl Case {
         match self.op {
             Op::Nn => K::gemm_nn_add(m, n, k, &self.a, lda, &self.b, ldb, &mut c, ldc),
             Op::Tn => K::gemm_tn_add(m, n, k, &self.a, lda, &self.b, ldb, &mut c, ldc),
+            Op::Nt => K::gemm_nt_add(m, n, k, &self.a, lda, &self.b, ldb, &mut c, ldc),
         }
         c
     }
@@ -109,6 +121,8 @@ impl Case {
             (Twin::Simd, Op::Tn) => simd::gemm_tn_add(m, n, k, a, lda, b, ldb, &mut c, ldc),
             (Twin::Scalar, Op::Nn) => scalar::gemm_nn_add(m, n, k, a, lda, b, ldb, &mut c, ldc),
             (Twin::Scalar, Op::Tn) => scalar::gemm_tn_add(m, n, k, a, lda, b, ldb, &mut c, ldc),
+            (Twin::Simd, Op::Nt) => simd::gemm_nt_add(m, n, k, a, lda, b, ldb, &mut c, ldc),
+            (Twin::Scalar, Op::Nt) => scalar::gemm_nt_add(m, n, k, a, lda, b, ldb, &mut c, ldc),
         };
         (result, c)
     }
@@ -154,8 +168,15 @@ enum Twin {
 
 fn a_shape(op: Op, m: usize, k: usize) -> (usize, usize) {
     match op {
-        Op::Nn => (m, k),
+        Op::Nn | Op::Nt => (m, k),
         Op::Tn => (k, m),
+    }
+}
+
+fn b_shape(op: Op, n: usize, k: usize) -> (usize, usize) {
+    match op {
+        Op::Nt => (n, k),
+        Op::Nn | Op::Tn => (k, n),
     }
 }
 
@@ -174,9 +195,10 @@ fn needed(rows: usize, cols: usize, ld: usize) -> usize {
 /// else `DimensionMismatch` when the slice is short).
 fn expected_check(case: &Case) -> Result<(), SslError> {
     let (a_rows, a_cols) = case.a_shape();
+    let (b_rows, b_cols) = case.b_shape();
     let operands = [
         ("a", "lda", case.a.len(), a_rows, a_cols, case.lda),
-        ("b", "ldb", case.b.len(), case.k, case.n, case.ldb),
+        ("b", "ldb", case.b.len(), b_rows, b_cols, case.ldb),
         ("c", "ldc", case.c.len(), case.m, case.n, case.ldc),
     ];
     for (name, ld_name, len, rows, cols, ld) in operands {
@@ -247,15 +269,16 @@ fn shape() -> BoxedStrategy<(usize, usize, usize)> {
 /// A valid call: leading dimensions the width plus 0–3, slices their least length plus
 /// 0–3, values from `values`.
 fn case_with(values: fn(usize) -> BoxedStrategy<Vec<f32>>) -> impl Strategy<Value = Case> {
-    let op = prop_oneof![Just(Op::Nn), Just(Op::Tn)];
+    let op = prop_oneof![Just(Op::Nn), Just(Op::Tn), Just(Op::Nt)];
     let pads = (0_usize..=3, 0_usize..=3, 0_usize..=3);
     let extras = (0_usize..=3, 0_usize..=3, 0_usize..=3);
     (shape(), op, pads, extras).prop_flat_map(move |((m, n, k), op, (pa, pb, pc), (ea, eb, ec))| {
         let (a_rows, a_cols) = a_shape(op, m, k);
-        let (lda, ldb, ldc) = (a_cols + pa, n + pb, n + pc);
+        let (b_rows, b_cols) = b_shape(op, n, k);
+        let (lda, ldb, ldc) = (a_cols + pa, b_cols + pb, n + pc);
         (
             values(needed(a_rows, a_cols, lda) + ea),
-            values(needed(k, n, ldb) + eb),
+            values(needed(b_rows, b_cols, ldb) + eb),
             values(needed(m, n, ldc) + ec),
         )
             .prop_map(move |(a, b, c)| Case {
@@ -419,8 +442,9 @@ proptest! {
 #[test]
 fn zero_dimensions_do_nothing() {
     for (m, n, k) in [(0, 3, 2), (2, 0, 2), (2, 3, 0), (0, 0, 0)] {
-        for op in [Op::Nn, Op::Tn] {
+        for op in [Op::Nn, Op::Tn, Op::Nt] {
             let (a_rows, a_cols) = a_shape(op, m, k);
+            let (b_rows, b_cols) = b_shape(op, n, k);
             let case = Case {
                 op,
                 m,
@@ -428,8 +452,8 @@ fn zero_dimensions_do_nothing() {
                 k,
                 a: vec![1.0; needed(a_rows, a_cols, a_cols)],
                 lda: a_cols,
-                b: vec![1.0; needed(k, n, n)],
-                ldb: n,
+                b: vec![1.0; needed(b_rows, b_cols, b_cols)],
+                ldb: b_cols,
                 c: vec![-0.0; needed(m, n, n)],
                 ldc: n,
             };
@@ -440,9 +464,9 @@ fn zero_dimensions_do_nothing() {
             }
             assert_eq!(bits(&case.run::<Simd>()), bits(&case.c));
             assert_eq!(bits(&case.run::<Scalar>()), bits(&case.c));
-            if n > 0 {
+            if b_cols > 0 {
                 let small = Case {
-                    ldb: n - 1,
+                    ldb: b_cols - 1,
                     ..case.clone()
                 };
                 for twin in [Twin::Simd, Twin::Scalar] {
@@ -487,6 +511,15 @@ fn overflowing_lengths_are_errors() {
             Err(SslError::InvalidParameter { name: "a", .. })
         ));
     }
+    for twin_nt in [simd::gemm_nt_add, scalar::gemm_nt_add] {
+        // B stored n × k = 3 × 1 at ldb = huge.
+        assert!(matches!(
+            twin_nt(1, 3, 1, &one, 1, &one, huge, &mut c, 3),
+            Err(SslError::InvalidParameter { name: "b", .. })
+        ));
+    }
+    <Simd as Kernels>::gemm_nt_add(1, 3, 1, &one, 1, &one, huge, &mut c, 3);
+    <Scalar as Kernels>::gemm_nt_add(1, 3, 1, &one, 1, &one, huge, &mut c, 3);
     <Simd as Kernels>::gemm_nn_add(3, 1, 1, &one, huge, &one, 1, &mut c, 1);
     <Scalar as Kernels>::gemm_tn_add(1, 1, 3, &one, huge, &one, 1, &mut c, 1);
     <Simd as Kernels>::gemm_tn_add(3, 1, 1, &one, 1, &one, 1, &mut c, huge);
@@ -509,10 +542,16 @@ fn training_shapes() {
         (Op::Tn, 131, 37, 270, 5),
         (Op::Nn, 64, 1024, 200, 0),
         (Op::Tn, 101, 1100, 70, 1),
+        // A dense layer's batch forward (`har-dense`: 256 samples, 768 → 256, 256 → 128),
+        // and a panel wider than the SIMD twin's packed buffer, with a partial group.
+        (Op::Nt, 256, 256, 768, 0),
+        (Op::Nt, 256, 128, 256, 0),
+        (Op::Nt, 37, 301, 131, 2),
     ];
     for (op, m, n, k, pad) in shapes {
         let (a_rows, a_cols) = a_shape(op, m, k);
-        let (lda, ldb, ldc) = (a_cols + pad, n + pad, n + pad);
+        let (b_rows, b_cols) = b_shape(op, n, k);
+        let (lda, ldb, ldc) = (a_cols + pad, b_cols + pad, n + pad);
         let case = Case {
             op,
             m,
@@ -520,7 +559,7 @@ fn training_shapes() {
             k,
             a: random(needed(a_rows, a_cols, lda)),
             lda,
-            b: random(needed(k, n, ldb)),
+            b: random(needed(b_rows, b_cols, ldb)),
             ldb,
             c: random(needed(m, n, ldc)),
             ldc,

@@ -197,6 +197,8 @@ fn kernels() {
     observe(scalar::gemm_nn_add(m, n, k, w, lda, a, ldb, &mut c, ldc));
     observe(simd::gemm_tn_add(m, n, k, w, lda, a, ldb, &mut c, ldc));
     observe(scalar::gemm_tn_add(m, n, k, w, lda, a, ldb, &mut c, ldc));
+    observe(simd::gemm_nt_add(m, n, k, w, lda, a, ldb, &mut c, ldc));
+    observe(scalar::gemm_nt_add(m, n, k, w, lda, a, ldb, &mut c, ldc));
     black_box(&c);
     black_box(simd::l2_normalize(&mut y));
     black_box(scalar::l2_normalize(&mut y));

@@ -159,6 +159,37 @@ pub trait Kernels: sealed::Sealed {
         ldc: usize,
     );
 
+    /// Matrix product with `B` transposed ("NT", a dense layer's forward `Y = X·Wᵀ` over a
+    /// batch): for `i < m`, `j < n`, `C[i, j] += Σ_{p < k} A[i, p]·B[j, p]`, where `B` is
+    /// stored `n × k`, `B[j, p] = b[j·ldb + p]` (a row-major weight matrix `[d_out, d_in]`);
+    /// `A` (`m × k`) and `C` (`m × n`) as in [`gemm_nn_add`](Self::gemm_nn_add).
+    ///
+    /// Summation order and twin bound as [`gemm_nn_add`](Self::gemm_nn_add): every element
+    /// one running sum from its start value, `p` ascending; the scalar twin without FMA
+    /// (the order of [`matvec_add`](Self::matvec_add) on the scalar twin, bit for bit),
+    /// the SIMD twin with `wide`'s `mul_add`. Shapes as there, with `b` an `n × k` operand
+    /// (`ldb ≥ k`, at least `(n − 1)·ldb + k` elements).
+    ///
+    /// # Stack
+    /// The SIMD twin copies `B`, transposed, into column groups on the stack (64 KiB on
+    /// application processors: 64-bit targets and wasm32) and blocks of `A` as
+    /// [`gemm_nn_add`](Self::gemm_nn_add); elsewhere it reads `B` in place.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the BLAS signature: three shapes, three operands, three leading dimensions"
+    )]
+    fn gemm_nt_add(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    );
+
     /// `Σ v_i²`.
     #[inline]
     fn sum_squares(v: &[f32]) -> f32 {
@@ -799,6 +830,61 @@ pub(crate) fn gemm_operands<'a, 'c>(
     Ok((gemm, c.get_mut(..c_len).unwrap_or_default()))
 }
 
+/// Checks a call of [`Kernels::gemm_nt_add`]: `a` (`m × k`), then `b` (`n × k`), then
+/// `c` (`m × n`), each its leading dimension before its length. Returns the inputs and
+/// `c` cut to the lengths their shapes need (in the returned [`Gemm`], `b` is the stored
+/// `n × k` matrix).
+///
+/// # Errors
+/// As [`check_operand`], for the first operand at fault.
+#[allow(clippy::too_many_arguments, reason = "the kernels' BLAS signature")]
+pub(crate) fn gemm_nt_operands<'a, 'c>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &'a [f32],
+    lda: usize,
+    b: &'a [f32],
+    ldb: usize,
+    c: &'c mut [f32],
+    ldc: usize,
+) -> SslResult<(Gemm<'a>, &'c mut [f32])> {
+    let a_len = check_operand(a.len(), (m, k, lda), "a", "lda")?;
+    let b_len = check_operand(b.len(), (n, k, ldb), "b", "ldb")?;
+    let c_len = check_operand(c.len(), (m, n, ldc), "c", "ldc")?;
+    let gemm = Gemm {
+        m,
+        n,
+        k,
+        a: a.get(..a_len).unwrap_or_default(),
+        lda,
+        b: b.get(..b_len).unwrap_or_default(),
+        ldb,
+    };
+    Ok((gemm, c.get_mut(..c_len).unwrap_or_default()))
+}
+
+/// [`gemm_nt_operands`] for the unchecked kernels: `None` (do nothing) on any error and
+/// when `m`, `n` or `k` is zero.
+#[allow(clippy::too_many_arguments, reason = "the kernels' BLAS signature")]
+#[inline]
+pub(crate) fn gemm_nt_call<'a, 'c>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &'a [f32],
+    lda: usize,
+    b: &'a [f32],
+    ldb: usize,
+    c: &'c mut [f32],
+    ldc: usize,
+) -> Option<(Gemm<'a>, &'c mut [f32])> {
+    if m == 0 || n == 0 || k == 0 {
+        return None;
+    }
+    gemm_nt_operands(m, n, k, a, lda, b, ldb, c, ldc).ok()
+}
+
 /// [`gemm_operands`] for the unchecked kernels: `None` (do nothing) on any error and when
 /// `m`, `n` or `k` is zero, so the kernels only ever see at least one whole element.
 #[allow(
@@ -1217,6 +1303,52 @@ macro_rules! kernel_twin {
                 let layout = super::GemmA::Transposed;
                 super::gemm_operands(layout, m, n, k, a, lda, b, ldb, c, ldc)?;
                 <$backend as super::Kernels>::gemm_tn_add(m, n, k, a, lda, b, ldb, c, ldc);
+                Ok(())
+            }
+
+            /// Matrix product with `B` transposed: `C[i, j] += Σ_{p < k} A[i, p]·B[j, p]`
+            /// for `i < m`, `j < n`, where `B` is stored `n × k`, `B[j, p] = b[j·ldb + p]`
+            /// (a dense layer's forward over a batch, `Y += X·Wᵀ`); `A` and `C` as in
+            /// [`gemm_nn_add`]. Same summation order and twin bound
+            /// ([`Kernels::gemm_nt_add`](super::Kernels::gemm_nt_add)).
+            ///
+            /// # Errors
+            /// As [`gemm_nn_add`], with `b` an `n × k` operand: `ldb < k` is an error,
+            /// and `b` needs `(n − 1)·ldb + k` elements.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("use simsiam::kernels::", stringify!($module), ";")]
+            /// // X·Wᵀ: X is 2 × 2 (rows [1, 2] and [3, 4]), W is 3 × 2 (rows [1, 0], [0, 1], [2, 3]).
+            /// let x = [1.0, 2.0, 3.0, 4.0];
+            /// let w = [1.0, 0.0, 0.0, 1.0, 2.0, 3.0];
+            /// let mut y = [0.0; 6];
+            #[doc = concat!(stringify!($module), "::gemm_nt_add(2, 3, 2, &x, 2, &w, 2, &mut y, 3)?;")]
+            /// assert_eq!(y, [1.0, 2.0, 8.0, 3.0, 4.0, 18.0]);
+            /// // `w` one element short of its last row:
+            /// assert_eq!(
+            #[doc = concat!("    ", stringify!($module), "::gemm_nt_add(2, 3, 2, &x, 2, &w[..5], 2, &mut y, 3),")]
+            ///     Err(simsiam::SslError::DimensionMismatch { expected: 6, got: 5 })
+            /// );
+            /// # Ok::<(), simsiam::SslError>(())
+            /// ```
+            #[allow(
+                clippy::too_many_arguments,
+                reason = "the BLAS signature: three shapes, three operands, three leading dimensions"
+            )]
+            pub fn gemm_nt_add(
+                m: usize,
+                n: usize,
+                k: usize,
+                a: &[f32],
+                lda: usize,
+                b: &[f32],
+                ldb: usize,
+                c: &mut [f32],
+                ldc: usize,
+            ) -> SslResult<()> {
+                super::gemm_nt_operands(m, n, k, a, lda, b, ldb, c, ldc)?;
+                <$backend as super::Kernels>::gemm_nt_add(m, n, k, a, lda, b, ldb, c, ldc);
                 Ok(())
             }
 

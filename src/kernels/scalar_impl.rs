@@ -2,7 +2,7 @@
 //! register blocks (each row's order unchanged).
 
 use super::{
-    BATCH_LANES, GemmA, Kernels, ROW_BLOCK, SumEnds, gemm_call, pieces, pieces_mut,
+    BATCH_LANES, GemmA, Kernels, ROW_BLOCK, SumEnds, gemm_call, gemm_nt_call, pieces, pieces_mut,
     sealed::{self, Sealed as _},
 };
 
@@ -201,6 +201,43 @@ impl Kernels for Scalar {
                 for (c_ij, b_pj) in c_row.iter_mut().zip(b_row) {
                     *c_ij += a_pi * b_pj;
                 }
+            }
+        }
+    }
+
+    #[inline]
+    fn gemm_nt_add(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let Some((g, c)) = gemm_nt_call(m, n, k, a, lda, b, ldb, c, ldc) else {
+            return;
+        };
+        // Row `i` of `C` and of `A`; the rows of the stored `B` four at a time
+        // ([`dot_add_rows`], each `x[p]` loaded once for the block), every `C[i, j]` one
+        // running sum from its start value, `p` ascending, no FMA.
+        for (c_row, a_row) in pieces_mut(c, ldc).zip(pieces(g.a, lda)) {
+            let a_row = a_row.get(..k).unwrap_or_default();
+            let c_row = c_row.get_mut(..n).unwrap_or_default();
+            let mut b_rows = pieces(g.b, ldb).map(|row| row.get(..k).unwrap_or_default());
+            let (blocks, rest) = c_row.as_chunks_mut::<ROW_BLOCK>();
+            for block in blocks {
+                let rows: [&[f32]; ROW_BLOCK] =
+                    core::array::from_fn(|_| b_rows.next().unwrap_or_default());
+                *block = dot_add_rows(*block, rows, a_row);
+            }
+            for (c_ij, b_row) in rest.iter_mut().zip(b_rows) {
+                *c_ij = a_row
+                    .iter()
+                    .zip(b_row)
+                    .fold(*c_ij, |acc, (x, w)| acc + w * x);
             }
         }
     }

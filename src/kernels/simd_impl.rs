@@ -12,7 +12,7 @@
 
 use super::{
     BATCH_LANES, Gemm, GemmA, Kernels, LOOKAHEAD_COLUMNS, ROW_BLOCK, Scalar, SumEnds, all_at_least,
-    gemm_call, next_rows, pieces, pieces_mut, prefix,
+    gemm_call, gemm_nt_call, next_rows, pieces, pieces_mut, prefix,
     sealed::{self, Sealed as _},
 };
 
@@ -531,6 +531,111 @@ fn gemm_packed(
     }
 }
 
+/// `B` of [`Kernels::gemm_nt_add`] read in place: stored transposed (row `j` of the
+/// stored `n × k` matrix is column `j` of `B`), from `B[p₀, j₀]` at leading dimension
+/// `ld`. Each step of a group gathers one value from each of its rows: slow, but only
+/// targets that never pack ([`GEMM_PACKS`] false) take it.
+struct InPlaceTransposed<'a> {
+    b: &'a [f32],
+    ld: usize,
+}
+
+impl PanelB for InPlaceTransposed<'_> {
+    #[inline(always)]
+    fn block<const R: usize>(
+        &self,
+        a: &[[f32; R]],
+        c: &mut [&mut [f32]; R],
+        (j, width): (usize, usize),
+    ) {
+        let rows = self.b.get(j.saturating_mul(self.ld)..).unwrap_or_default();
+        let ld = self.ld;
+        let steps = (0..a.len()).map(move |p| {
+            let mut group = [0.0; GEMM_GROUP];
+            for (value, row) in group.iter_mut().zip(pieces(rows, ld)).take(width) {
+                *value = row.get(p).copied().unwrap_or(0.0);
+            }
+            load_group(&group)
+        });
+        gemm_block(a, steps, c, (j, width));
+    }
+}
+
+/// Copies `kc` steps × `width` columns of the `B` of [`Kernels::gemm_nt_add`] (from
+/// `b = B[p₀, j₀]`: row `j` of the stored matrix is column `j₀ + j` of `B`, leading
+/// dimension `ldb`) into `pack` as [`Packed`] reads them, transposing each group of
+/// [`GEMM_GROUP`] stored rows; the last group's missing lanes are zeros.
+fn pack_b_transposed(b: &[f32], ldb: usize, kc: usize, width: usize, pack: &mut [Group]) {
+    let mut rows = pieces(b, ldb).take(width);
+    let strips = width.div_ceil(GEMM_GROUP);
+    for (strip, group_start) in pieces_mut(pack, kc.max(1))
+        .take(strips)
+        .zip((0..width).step_by(GEMM_GROUP))
+    {
+        if width.saturating_sub(group_start) < GEMM_GROUP {
+            strip.fill([0.0; GEMM_GROUP]);
+        }
+        // `0..GEMM_GROUP` counts the lanes: `enumerate` keeps an overflow check.
+        for (lane, row) in (0..GEMM_GROUP).zip(rows.by_ref()) {
+            for (entry, value) in strip.iter_mut().zip(row.get(..kc).unwrap_or(row)) {
+                if let Some(slot) = entry.get_mut(lane) {
+                    *slot = *value;
+                }
+            }
+        }
+    }
+}
+
+/// [`Kernels::gemm_nt_add`] on validated operands (at least one element): on
+/// application processors `B` is copied, transposed, into panels ([`pack_b_transposed`],
+/// cache blocks of [`GEMM_PACK_DEPTH`] steps, as [`gemm_packed`]); elsewhere it is read
+/// in place ([`InPlaceTransposed`], blocks of [`GEMM_DEPTH`] steps × [`GEMM_PANEL`]
+/// columns). `A` is read row-major. Both give the same sums, bit for bit.
+#[inline(never)]
+fn gemm_nt(g: &Gemm<'_>, c: &mut [f32], ldc: usize) {
+    let layout = GemmA::RowMajor;
+    let mut a_pack = [0.0; GEMM_ROWS * GEMM_DEPTH];
+    if GEMM_PACKS {
+        let mut b_pack = [[0.0; GEMM_GROUP]; GEMM_PACK];
+        let mut p0 = 0;
+        while p0 < g.k {
+            let kc = g.k.saturating_sub(p0).min(GEMM_PACK_DEPTH);
+            let groups = GEMM_PACK.checked_div(kc).unwrap_or(1).max(1);
+            let panel_width = groups.saturating_mul(GEMM_GROUP);
+            let mut j0 = 0;
+            while j0 < g.n {
+                let width = g.n.saturating_sub(j0).min(panel_width);
+                let start = j0.saturating_mul(g.ldb).saturating_add(p0);
+                let b_panel = g.b.get(start..).unwrap_or_default();
+                pack_b_transposed(b_panel, g.ldb, kc, width, &mut b_pack);
+                let block = Block { p0, kc, j0, width };
+                let panel = Packed { pack: &b_pack, kc };
+                gemm_panel(g, layout, (block, &panel), (&mut *c, ldc), &mut a_pack);
+                j0 = j0.saturating_add(width);
+            }
+            p0 = p0.saturating_add(kc);
+        }
+        return;
+    }
+    let mut p0 = 0;
+    while p0 < g.k {
+        let kc = g.k.saturating_sub(p0).min(GEMM_DEPTH);
+        let mut j0 = 0;
+        while j0 < g.n {
+            let width = g.n.saturating_sub(j0).min(GEMM_PANEL);
+            let start = j0.saturating_mul(g.ldb).saturating_add(p0);
+            let panel = InPlaceTransposed {
+                b: g.b.get(start..).unwrap_or_default(),
+                ld: g.ldb,
+            };
+            let block = Block { p0, kc, j0, width };
+            gemm_panel(g, layout, (block, &panel), (&mut *c, ldc), &mut a_pack);
+            j0 = j0.saturating_add(width);
+        }
+        p0 = p0.saturating_add(kc);
+    }
+}
+
 #[inline(always)]
 fn load(chunk: &[f32; LANES]) -> Lanes {
     Lanes::from(*chunk)
@@ -916,6 +1021,26 @@ impl Kernels for Simd {
         let layout = GemmA::Transposed;
         if let Some((g, c)) = gemm_call(layout, m, n, k, a, lda, b, ldb, c, ldc) {
             gemm(&g, layout, c, ldc);
+        }
+    }
+
+    #[inline]
+    fn gemm_nt_add(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        if !VECTOR_UNIT {
+            return Scalar::gemm_nt_add(m, n, k, a, lda, b, ldb, c, ldc);
+        }
+        if let Some((g, c)) = gemm_nt_call(m, n, k, a, lda, b, ldb, c, ldc) {
+            gemm_nt(&g, c, ldc);
         }
     }
 

@@ -258,23 +258,18 @@ impl BatchNorm1d {
         let s = split_stats(stats, self.channels);
         let len = input.len;
         let sample_len = input.size()?;
-        s.mean.fill(0.0);
-        for sample in pieces(y, sample_len) {
-            for (m, row) in s.mean.iter_mut().zip(pieces(sample, len)) {
-                row.iter().for_each(|x| *m += *x);
-            }
+        if len == 1 {
+            features_forward(&p, self.eps, count, y, normalized, s);
+            return Ok(());
         }
+        s.mean.fill(0.0);
+        channel_sums(y, len, s.mean, None, |_, x| x);
         s.mean.iter_mut().for_each(|m| *m /= count);
         s.var_sum.fill(0.0);
-        for sample in pieces(y, sample_len) {
-            let channels = s.var_sum.iter_mut().zip(s.mean.iter());
-            for ((v, m), row) in channels.zip(pieces(sample, len)) {
-                for x in row {
-                    let deviation = *x - *m;
-                    *v += deviation * deviation;
-                }
-            }
-        }
+        channel_sums(y, len, s.var_sum, Some(&*s.mean), |m, x| {
+            let deviation = x - m;
+            deviation * deviation
+        });
         for (inv, v) in s.inv_std.iter_mut().zip(s.var_sum.iter()) {
             *inv = 1.0 / libm::sqrtf(*v / count + self.eps);
         }
@@ -322,19 +317,14 @@ impl BatchNorm1d {
         let s = split_stats(stats, self.channels);
         let len = input.len;
         let sample_len = input.size()?;
+        if len == 1 {
+            let d_gamma_beta = if self.affine { Some(grads) } else { None };
+            features_backward(&p, count, grad, normalized, s, d_gamma_beta);
+            return Ok(());
+        }
         s.sum_g.fill(0.0);
         s.sum_gx.fill(0.0);
-        for (g_sample, xhat_sample) in pieces(grad, sample_len).zip(pieces(normalized, sample_len))
-        {
-            let sums = s.sum_g.iter_mut().zip(s.sum_gx.iter_mut());
-            let rows = pieces(g_sample, len).zip(pieces(xhat_sample, len));
-            for ((sg, sgx), (g_row, xhat_row)) in sums.zip(rows) {
-                for (g, xhat) in g_row.iter().zip(xhat_row) {
-                    *sg += *g;
-                    *sgx += *g * *xhat;
-                }
-            }
-        }
+        gradient_sums(grad, normalized, len, s.sum_g, s.sum_gx);
         if self.affine {
             let (d_gamma, rest) = grads
                 .split_at_mut_checked(self.channels)
@@ -443,6 +433,252 @@ impl BatchNorm1d {
         }
         *batches_tracked = batches_tracked.saturating_add(1);
         Ok(())
+    }
+}
+
+/// Channels whose sums over positions run interleaved in [`channel_sums`] and
+/// [`gradient_sums`]: each channel's sum is one dependent chain (samples ascending, then
+/// positions), so one channel at a time waits out the add's latency at every element;
+/// four independent chains fill the pipeline. The order within each chain is unchanged.
+const INTERLEAVE: usize = 4;
+
+/// `sums[c] += term(k_c, x[s, c, t])` over samples `s` ascending, then positions `t`
+/// ascending, for every channel `c` of the batch `x` (`[N, C, len]`, `C = sums.len()`;
+/// shapes checked by the caller), with `k_c = per_channel[c]` (0 without it).
+/// [`INTERLEAVE`] channels at a time.
+fn channel_sums(
+    x: &[f32],
+    len: usize,
+    sums: &mut [f32],
+    per_channel: Option<&[f32]>,
+    term: impl Fn(f32, f32) -> f32,
+) {
+    let channels = sums.len();
+    let sample_len = channels.saturating_mul(len);
+    let mut c0 = 0_usize;
+    for block in pieces_mut(sums, INTERLEAVE) {
+        let mut k = [0.0_f32; INTERLEAVE];
+        if let Some(values) = per_channel.and_then(|v| v.get(c0..)) {
+            k.iter_mut().zip(values).for_each(|(k, v)| *k = *v);
+        }
+        let start = c0.saturating_mul(len);
+        if let Ok(acc) = <&mut [f32; INTERLEAVE]>::try_from(&mut *block) {
+            let [k0, k1, k2, k3] = k;
+            let [mut a0, mut a1, mut a2, mut a3] = *acc;
+            for sample in pieces(x, sample_len) {
+                let rows = sample.get(start..).unwrap_or_default();
+                let mut rows = pieces(rows, len);
+                let [r0, r1, r2, r3]: [&[f32]; INTERLEAVE] =
+                    core::array::from_fn(|_| rows.next().unwrap_or_default());
+                for (((v0, v1), v2), v3) in r0.iter().zip(r1).zip(r2).zip(r3) {
+                    a0 += term(k0, *v0);
+                    a1 += term(k1, *v1);
+                    a2 += term(k2, *v2);
+                    a3 += term(k3, *v3);
+                }
+            }
+            *acc = [a0, a1, a2, a3];
+        } else {
+            // The last channels, fewer than a block: one at a time.
+            for ((sum, k), c) in block.iter_mut().zip(k).zip(0_usize..) {
+                let row_start = start.saturating_add(c.saturating_mul(len));
+                for sample in pieces(x, sample_len) {
+                    let row = sample.get(row_start..).unwrap_or_default();
+                    for v in row.iter().take(len) {
+                        *sum += term(k, *v);
+                    }
+                }
+            }
+        }
+        c0 = c0.saturating_add(INTERLEAVE);
+    }
+}
+
+/// The backward's sums, `sum_g[c] += g` and `sum_gx[c] += g·x̂` over samples ascending,
+/// then positions ascending (`grad` and `normalized` are `[N, C, len]`, `C =
+/// sum_g.len()`; shapes checked by the caller), [`INTERLEAVE`] channels at a time.
+fn gradient_sums(
+    grad: &[f32],
+    normalized: &[f32],
+    len: usize,
+    sum_g: &mut [f32],
+    sum_gx: &mut [f32],
+) {
+    let channels = sum_g.len();
+    let sample_len = channels.saturating_mul(len);
+    let mut c0 = 0_usize;
+    let samples = || pieces(grad, sample_len).zip(pieces(normalized, sample_len));
+    for (block_g, block_gx) in pieces_mut(sum_g, INTERLEAVE).zip(pieces_mut(sum_gx, INTERLEAVE)) {
+        let start = c0.saturating_mul(len);
+        let full = (
+            <&mut [f32; INTERLEAVE]>::try_from(&mut *block_g),
+            <&mut [f32; INTERLEAVE]>::try_from(&mut *block_gx),
+        );
+        if let (Ok(acc_g), Ok(acc_gx)) = full {
+            let [mut g0, mut g1, mut g2, mut g3] = *acc_g;
+            let [mut h0, mut h1, mut h2, mut h3] = *acc_gx;
+            for (g_sample, xhat_sample) in samples() {
+                let mut g_rows = pieces(g_sample.get(start..).unwrap_or_default(), len);
+                let mut x_rows = pieces(xhat_sample.get(start..).unwrap_or_default(), len);
+                let [r0, r1, r2, r3]: [&[f32]; INTERLEAVE] =
+                    core::array::from_fn(|_| g_rows.next().unwrap_or_default());
+                let [x0, x1, x2, x3]: [&[f32]; INTERLEAVE] =
+                    core::array::from_fn(|_| x_rows.next().unwrap_or_default());
+                let lanes = r0.iter().zip(x0).zip(r1.iter().zip(x1));
+                let lanes = lanes.zip(r2.iter().zip(x2)).zip(r3.iter().zip(x3));
+                for ((((a0, b0), (a1, b1)), (a2, b2)), (a3, b3)) in lanes {
+                    g0 += *a0;
+                    h0 += *a0 * *b0;
+                    g1 += *a1;
+                    h1 += *a1 * *b1;
+                    g2 += *a2;
+                    h2 += *a2 * *b2;
+                    g3 += *a3;
+                    h3 += *a3 * *b3;
+                }
+            }
+            *acc_g = [g0, g1, g2, g3];
+            *acc_gx = [h0, h1, h2, h3];
+        } else {
+            let sums = block_g.iter_mut().zip(block_gx.iter_mut()).zip(0_usize..);
+            for ((sg, sgx), c) in sums {
+                let row_start = start.saturating_add(c.saturating_mul(len));
+                for (g_sample, xhat_sample) in samples() {
+                    let g_row = g_sample.get(row_start..).unwrap_or_default();
+                    let x_row = xhat_sample.get(row_start..).unwrap_or_default();
+                    for (g, xhat) in g_row.iter().zip(x_row).take(len) {
+                        *sg += *g;
+                        *sgx += *g * *xhat;
+                    }
+                }
+            }
+        }
+        c0 = c0.saturating_add(INTERLEAVE);
+    }
+}
+
+/// Channels per block of the feature paths' per-channel factors (stack arrays).
+const CHANNEL_BLOCK: usize = 64;
+
+/// [`BatchNorm1d::forward_train`] for `T = 1` (`y` is `[N, C]`, checked by the caller):
+/// the same sums in the same order (per channel, samples ascending) and the same
+/// expressions, so the same bits, but every loop runs along a sample's row of channels,
+/// which the compiler vectorises (channel-major loops over one-element rows did not).
+fn features_forward(
+    p: &Params<'_>,
+    eps: f32,
+    count: f32,
+    y: &mut [f32],
+    normalized: &mut [f32],
+    s: Stats<'_>,
+) {
+    let c = s.mean.len();
+    s.mean.fill(0.0);
+    for sample in pieces(y, c) {
+        s.mean.iter_mut().zip(sample).for_each(|(m, x)| *m += *x);
+    }
+    s.mean.iter_mut().for_each(|m| *m /= count);
+    s.var_sum.fill(0.0);
+    for sample in pieces(y, c) {
+        for ((v, m), x) in s.var_sum.iter_mut().zip(s.mean.iter()).zip(sample) {
+            let deviation = *x - *m;
+            *v += deviation * deviation;
+        }
+    }
+    for (inv, v) in s.inv_std.iter_mut().zip(s.var_sum.iter()) {
+        *inv = 1.0 / libm::sqrtf(*v / count + eps);
+    }
+    // γ and β by blocks of channels (1 and 0 when not affine, as the general path).
+    let mut c0 = 0;
+    while c0 < c {
+        let c1 = c0.saturating_add(CHANNEL_BLOCK).min(c);
+        let mut gamma = [1.0_f32; CHANNEL_BLOCK];
+        let mut beta = [0.0_f32; CHANNEL_BLOCK];
+        if let Some(g) = p.gamma.and_then(|g| g.get(c0..c1)) {
+            gamma.iter_mut().zip(g).for_each(|(d, v)| *d = *v);
+        }
+        if let Some(b) = p.beta.and_then(|b| b.get(c0..c1)) {
+            beta.iter_mut().zip(b).for_each(|(d, v)| *d = *v);
+        }
+        let mean = s.mean.get(c0..c1).unwrap_or_default();
+        let inv_std = s.inv_std.get(c0..c1).unwrap_or_default();
+        for (sample, xhat_sample) in pieces_mut(y, c).zip(pieces_mut(normalized, c)) {
+            let row = sample.get_mut(c0..c1).unwrap_or_default();
+            let xhat_row = xhat_sample.get_mut(c0..c1).unwrap_or_default();
+            let factors = mean.iter().zip(inv_std).zip(gamma.iter().zip(&beta));
+            for ((v, xhat), ((m, inv), (g, b))) in row.iter_mut().zip(xhat_row).zip(factors) {
+                *xhat = (*v - *m) * *inv;
+                *v = *xhat * *g + *b;
+            }
+        }
+        c0 = c1;
+    }
+}
+
+/// [`BatchNorm1d::backward`] for `T = 1` (`grad` is `[N, C]`, checked by the caller):
+/// the same sums, order and expressions as the general path (the same bits), along rows
+/// of channels. `d_gamma_beta` is the layer's gradient layout for an affine layer.
+fn features_backward(
+    p: &Params<'_>,
+    count: f32,
+    grad: &mut [f32],
+    normalized: &[f32],
+    s: Stats<'_>,
+    d_gamma_beta: Option<&mut [f32]>,
+) {
+    let c = s.sum_g.len();
+    s.sum_g.fill(0.0);
+    s.sum_gx.fill(0.0);
+    for (g_row, xhat_row) in pieces(grad, c).zip(pieces(normalized, c)) {
+        let sums = s.sum_g.iter_mut().zip(s.sum_gx.iter_mut());
+        for ((sg, sgx), (g, xhat)) in sums.zip(g_row.iter().zip(xhat_row)) {
+            *sg += *g;
+            *sgx += *g * *xhat;
+        }
+    }
+    if let Some(grads) = d_gamma_beta {
+        let (d_gamma, rest) = grads.split_at_mut_checked(c).unwrap_or_default();
+        let d_beta = rest.get_mut(..c).unwrap_or_default();
+        d_gamma
+            .iter_mut()
+            .zip(s.sum_gx.iter())
+            .for_each(|(d, v)| *d += *v);
+        d_beta
+            .iter_mut()
+            .zip(s.sum_g.iter())
+            .for_each(|(d, v)| *d += *v);
+    }
+    // dL/dx = (g − Σg/n − x̂·Σ(g·x̂)/n)·γ/σ, each factor computed once per channel block
+    // (the same values the general path computes per element).
+    let mut c0 = 0;
+    while c0 < c {
+        let c1 = c0.saturating_add(CHANNEL_BLOCK).min(c);
+        let mut mean_g = [0.0_f32; CHANNEL_BLOCK];
+        let mut mean_gx = [0.0_f32; CHANNEL_BLOCK];
+        let mut scale = [0.0_f32; CHANNEL_BLOCK];
+        let per_channel = s.sum_g.get(c0..c1).unwrap_or_default().iter();
+        let per_channel = per_channel
+            .zip(s.sum_gx.get(c0..c1).unwrap_or_default())
+            .zip(s.inv_std.get(c0..c1).unwrap_or_default())
+            .zip(c0..c1);
+        let slots = mean_g
+            .iter_mut()
+            .zip(mean_gx.iter_mut())
+            .zip(scale.iter_mut());
+        for (((mg, mgx), sc), (((sg, sgx), inv), channel)) in slots.zip(per_channel) {
+            let gamma = p.gamma.and_then(|v| v.get(channel)).copied().unwrap_or(1.0);
+            (*mg, *mgx) = (*sg / count, *sgx / count);
+            *sc = *inv * gamma;
+        }
+        for (g_sample, xhat_sample) in pieces_mut(grad, c).zip(pieces(normalized, c)) {
+            let g_row = g_sample.get_mut(c0..c1).unwrap_or_default();
+            let xhat_row = xhat_sample.get(c0..c1).unwrap_or_default();
+            let factors = mean_g.iter().zip(&mean_gx).zip(&scale);
+            for ((g, xhat), ((a, b), sc)) in g_row.iter_mut().zip(xhat_row).zip(factors) {
+                *g = (*g - *a - *xhat * *b) * *sc;
+            }
+        }
+        c0 = c1;
     }
 }
 

@@ -4,11 +4,16 @@
 //! `nn.Flatten()` before the layer); the output is a vector `[d_out, 1]`.
 //!
 //! - Forward (eval and training are the same): every output starts at its bias (or 0),
-//!   then adds `W[i, p]·x[p]` for `p` ascending, through the matrix kernels eight samples
-//!   per pass over `W` (`matmat_add`, as the training step's `dense_forward`). On the
-//!   [`Scalar`](crate::kernels::Scalar) twin that is the reference's order, bit for bit
-//!   the training step's; on [`Simd`](crate::kernels::Simd) within
-//!   [`sum_error_bound`](crate::kernels::sum_error_bound)`(d_in + 1, |b| + Σ|W·x|)`.
+//!   then adds `W[i, p]·x[p]` for `p` ascending. Batches of at least [`GEMM_SAMPLES`]
+//!   on x86 with FMA (see [`GEMM_FORWARD`]) take one product `Y += X·Wᵀ`
+//!   ([`Kernels::gemm_nt_add`]: its register blocks broadcast inputs against lanes of
+//!   outputs, no horizontal sums); smaller batches, and other targets, take the
+//!   dot-product kernels eight samples per pass over `W`
+//!   (`matmat_add`, as the training step's `dense_forward`). On the
+//!   [`Scalar`](crate::kernels::Scalar) twin both are the reference's order, bit for bit
+//!   the training step's; on [`Simd`](crate::kernels::Simd) each is within
+//!   [`sum_error_bound`](crate::kernels::sum_error_bound)`(d_in + 1, |b| + Σ|W·x|)` of
+//!   it.
 //! - Backward: `dW += dYᵀ·X` ([`Kernels::gemm_tn_add`], samples ascending), `db += Σ dY`
 //!   (samples ascending), `dX = dY·W` ([`Kernels::gemm_nn_add`], overwritten): the
 //!   training step's `layer_backward`, in its order. Nothing saved: the backward reads
@@ -17,11 +22,26 @@
 
 use super::{Bias, ParamTensors, Shape, check_batch, check_len, nonzero};
 use crate::error::SslResult;
-use crate::kernels::{Kernels, matmat_add, pieces, pieces_mut};
+use crate::kernels::{Kernels, VECTOR_UNIT, matmat_add, pieces, pieces_mut};
 
 /// Samples one pass over the weights serves in the forward (`matmat_add`'s group, as in
 /// the training step).
 const GROUP: usize = 8;
+
+/// The least batch whose forward is one `X·Wᵀ` product ([`Kernels::gemm_nt_add`]) on a
+/// target with a vector unit: the product copies `W` (transposed) once per call, which
+/// a group of [`GROUP`] samples already repays.
+pub const GEMM_SAMPLES: usize = GROUP;
+
+/// Whether batches of [`GEMM_SAMPLES`] or more run their forward as one `X·Wᵀ` product:
+/// on x86 with FMA, where it measured faster (BENCHMARKS.md, "What limits one training
+/// step"); a plain x86-64 build (SSE2, no FMA) measured it slower than the dot-product
+/// kernels, and other targets were not measured, so they keep those.
+pub const GEMM_FORWARD: bool = VECTOR_UNIT
+    && cfg!(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        target_feature = "fma"
+    ));
 
 /// A dense layer, `nn.Linear(d_in, d_out, bias)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -201,6 +221,12 @@ fn forward_unchecked<K: Kernels>(
             Some(bias) => row.iter_mut().zip(bias).for_each(|(o, b)| *o = *b),
             None => row.fill(0.0),
         }
+    }
+    let n = y.len().checked_div(d_out).unwrap_or(0);
+    if GEMM_FORWARD && n >= GEMM_SAMPLES {
+        // Y += X·Wᵀ: [n × d_in]·[d_in × d_out], `W` stored [d_out × d_in].
+        K::gemm_nt_add(n, d_out, d_in, x, d_in, p.weight, d_in, y, d_out);
+        return;
     }
     let mut inputs = pieces(x, d_in);
     let mut outputs = pieces_mut(y, d_out);

@@ -58,9 +58,9 @@ pub fn forward(n: usize, input: Shape, y: &mut [f32]) -> SslResult<()> {
 pub fn backward(n: usize, input: Shape, y: &[f32], grad: &mut [f32]) -> SslResult<()> {
     check_batch(input, n, y.len())?;
     check_batch(input, n, grad.len())?;
+    // A select, not a branch on the data: `y > 0` is false for NaN and for `y ≤ 0`.
     grad.iter_mut()
         .zip(y)
-        .filter(|(_, y)| y.is_nan() || **y <= 0.0)
-        .for_each(|(g, _)| *g = 0.0);
+        .for_each(|(g, y)| *g = if *y > 0.0 { *g } else { 0.0 });
     Ok(())
 }

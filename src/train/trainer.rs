@@ -13,6 +13,11 @@ use crate::simsiam::{SimSiam, try_zeros};
 /// changes). A thin wrapper over [`Sgd::step`]; runs on the model's
 /// [`Backend`].
 ///
+/// `dL/dx` of the network's input ([`input_grads`](Self::input_grads)) is computed for a
+/// model without an encoder (it is what the user's own encoder trains on) and, with an
+/// encoder, only when asked ([`set_input_grads`](Self::set_input_grads)): there it is
+/// the largest product nobody else needs (`n × d_input` by the first layer's weights).
+///
 /// # Examples
 /// ```
 /// use simsiam::{LcgRng, SimSiam, SimSiamConfig};
@@ -41,6 +46,8 @@ pub struct Trainer {
     /// What the last successful step showed: `dL/dx1s ‖ dL/dx2s`, `z1s ‖ z2s`.
     input_grads: Vec<f32>,
     projections: Vec<f32>,
+    /// Whether steps compute `dL/dx` of the network's input.
+    keep_input_grads: bool,
 }
 
 /// `v` with room for `len` floats, or `OutOfMemory`.
@@ -65,6 +72,7 @@ impl Trainer {
             n: 0,
             input_grads: Vec::new(),
             projections: Vec::new(),
+            keep_input_grads: architecture.encoder.is_none(),
         })
     }
 
@@ -74,6 +82,7 @@ impl Trainer {
     /// first step.
     #[must_use]
     pub fn from_sgd(sgd: Sgd<Vec<f32>>) -> Self {
+        let architecture = *sgd.architecture();
         Self {
             sgd,
             scratch: Vec::new(),
@@ -81,7 +90,27 @@ impl Trainer {
             n: 0,
             input_grads: Vec::new(),
             projections: Vec::new(),
+            keep_input_grads: architecture.encoder.is_none(),
         }
+    }
+
+    /// Whether the next steps compute `dL/dx` of the network's input for
+    /// [`input_grads`](Self::input_grads): on by default without an encoder, off with
+    /// one (the encoder trains on its own gradients; `dL/dx` of a sensor window serves
+    /// only a caller who asks, e.g. for a saliency map or a parity check).
+    pub fn set_input_grads(&mut self, keep: bool) {
+        if keep != self.keep_input_grads {
+            self.keep_input_grads = keep;
+            // Sized again on the next step.
+            self.n = 0;
+        }
+    }
+
+    /// Whether steps compute the input gradients (see
+    /// [`set_input_grads`](Self::set_input_grads)).
+    #[must_use]
+    pub fn keeps_input_grads(&self) -> bool {
+        self.keep_input_grads
     }
 
     /// Sets the learning rate of the next steps (all but the predictor's when
@@ -132,7 +161,12 @@ impl Trainer {
         if n != self.n {
             // Sized for this batch; the step itself checks the batch.
             self.scratch = try_zeros(scratch_len(&architecture, n)?)?;
-            self.work_grads = try_zeros(x1s.len().saturating_mul(2))?;
+            let grads = if self.keep_input_grads {
+                x1s.len().saturating_mul(2)
+            } else {
+                0
+            };
+            self.work_grads = try_zeros(grads)?;
             self.n = n;
         }
         // Room for what the step will show, reserved before anything changes.
@@ -140,9 +174,11 @@ impl Trainer {
         let shown_projections = n.saturating_mul(architecture.d_out()).saturating_mul(2);
         reserve(&mut self.input_grads, shown_grads)?;
         reserve(&mut self.projections, shown_projections)?;
+        // Empty slices (not computed) unless kept.
+        let half = self.work_grads.len() / 2;
         let (g1, g2) = self
             .work_grads
-            .split_at_mut_checked(x1s.len())
+            .split_at_mut_checked(half)
             .unwrap_or((&mut [], &mut []));
         let backend = model.backend();
         let parts = model.head_mut().training_parts();
@@ -170,8 +206,8 @@ impl Trainer {
     }
 
     /// `dL/dx1s`, `dL/dx2s` of the last successful step (`n × d_input` each: of the
-    /// network's input; empty
-    /// before the first).
+    /// network's input; empty before the first, and when the step did not compute them:
+    /// see [`set_input_grads`](Self::set_input_grads)).
     #[must_use]
     pub fn input_grads(&self) -> (&[f32], &[f32]) {
         self.input_grads.split_at(self.input_grads.len() / 2)
