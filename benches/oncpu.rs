@@ -1,9 +1,9 @@
 //! The cases of the AVX-512 lane choice (BENCHMARKS.md, "AVX-512: lanes per layer width")
-//! timed in on-CPU time: `/proc/thread-self/schedstat`'s run time, so the time the thread
-//! waits for a core on a loaded machine does not count (wall-clock medians of criterion
+//! timed in on-CPU time (the thread's CPU clock), so the time the thread waits for a core
+//! on a loaded machine does not count (wall-clock medians of criterion
 //! swung by 2× between runs on the shared 2-core host). Linux only.
 //!
-//! Each case runs in batches of about 20 ms; the line printed per case is the least and
+//! Each case runs in batches of about 50 ms; the line printed per case is the least and
 //! the median per-call time over the batches. Build once per flag set, in its own target
 //! directory, and run the binaries alternately:
 //! `RUSTFLAGS="-C target-cpu=native" cargo bench --bench oncpu`.
@@ -15,21 +15,26 @@ use simsiam::model::Architecture;
 use simsiam::train::{Sgd, TrainConfig, scratch_len};
 use simsiam::{LcgRng, SimSiamConfig, SimSiamHead, init_params};
 
-/// Nanoseconds this thread has run on a CPU.
+/// Nanoseconds this thread has run on a CPU (`CLOCK_THREAD_CPUTIME_ID`, exact to the
+/// call; `/proc/thread-self/schedstat` is only brought up to date at scheduler ticks).
 fn on_cpu_ns() -> u64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
-    stat.split_whitespace()
-        .next()
-        .and_then(|ns| ns.parse().ok())
-        .expect("schedstat run time")
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable `timespec`; the clock id is a constant Linux knows.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    assert_eq!(status, 0, "clock_gettime");
+    u64::try_from(t.tv_sec).expect("seconds") * 1_000_000_000
+        + u64::try_from(t.tv_nsec).expect("nanoseconds")
 }
 
 /// Prints the least and the median on-CPU time of one call of `f`, over `batches`
-/// batches of about 20 ms.
+/// batches of about 50 ms.
 fn time(name: &str, batches: usize, mut f: impl FnMut()) {
     let start = on_cpu_ns();
     let mut calls = 0_u64;
-    while on_cpu_ns() - start < 20_000_000 || calls < 2 {
+    while on_cpu_ns() - start < 50_000_000 || calls < 2 {
         f();
         calls += 1;
     }
