@@ -152,9 +152,9 @@ pub trait Kernels: sealed::Sealed {
     ///
     /// # Stack
     /// The SIMD twin copies blocks of `A` (and, for large products on 64-bit targets, of
-    /// `B`) to the stack: at most 70 KiB on 64-bit targets (76 KiB in 16-lane builds),
-    /// 1.5 KiB on 32-bit ones with a vector unit (i686 with SSE, wasm32 with `simd128`).
-    /// The scalar twin uses none, and so does the SIMD twin where [`VECTOR_UNIT`] is false.
+    /// `B`) to the stack: at most 70 KiB on 64-bit targets, 1.5 KiB on 32-bit ones with a
+    /// vector unit (i686 with SSE, wasm32 with `simd128`). The scalar twin uses none, and
+    /// so does the SIMD twin where [`VECTOR_UNIT`] is false.
     #[allow(
         clippy::too_many_arguments,
         reason = "the BLAS signature: three shapes, three operands, three leading dimensions"

@@ -117,23 +117,12 @@ pub const VECTOR_UNIT: bool = cfg!(any(
 /// Rows of `C` per register block of the matrix kernels ([`Kernels::gemm_nn_add`]):
 /// `GEMM_ROWS × GEMM_VECS` lane accumulators, enough independent FMA chains to cover
 /// latency × pipes, few enough to stay in registers with the `B` vectors and the
-/// broadcast `A` value (16 ymm with AVX: 12 + 2 + 1; 32 zmm with AVX-512: 24 + 2 + 1, and
-/// so with `--cfg simsiam_f32x16`, whose blocks are the AVX-512 build's; 32 q registers on
-/// NEON, where an `f32x8` is two; 16 xmm with SSE only and for wasm `simd128`, whose
+/// broadcast `A` value (16 ymm with AVX: 12 + 2 + 1; 32 zmm with AVX-512; 32 q registers
+/// on NEON, where an `f32x8` is two; 16 xmm with SSE only and for wasm `simd128`, whose
 /// engines have the host's registers: 8 + 2 + 1).
-#[cfg(any(target_feature = "avx512f", simsiam_f32x16))]
-const GEMM_ROWS: usize = 12;
-#[cfg(all(
-    any(target_feature = "avx", target_feature = "neon"),
-    not(any(target_feature = "avx512f", simsiam_f32x16))
-))]
+#[cfg(any(target_feature = "avx", target_feature = "neon"))]
 const GEMM_ROWS: usize = 6;
-#[cfg(not(any(
-    target_feature = "avx",
-    target_feature = "neon",
-    target_feature = "avx512f",
-    simsiam_f32x16
-)))]
+#[cfg(not(any(target_feature = "avx", target_feature = "neon")))]
 const GEMM_ROWS: usize = 4;
 /// Lane vectors per row of a register block (each `B` load feeds `GEMM_ROWS` FMAs).
 #[cfg(any(
@@ -160,7 +149,7 @@ const APPLICATION_PROCESSOR: bool = cfg!(any(
     all(target_arch = "wasm32", not(target_os = "emscripten"))
 ));
 /// Steps `p` per cache block: a row block's `A` values (`GEMM_ROWS × GEMM_DEPTH`, 6 KiB
-/// with AVX, 12 KiB with AVX-512) stay in L1 while they meet every column group of a panel; 64 on
+/// with AVX) stay in L1 while they meet every column group of a panel; 64 on
 /// microcontrollers. Splitting `p` keeps every element's order: its running sum is
 /// stored after one block and loaded, exactly, for the next.
 const GEMM_DEPTH: usize = if APPLICATION_PROCESSOR { 256 } else { 64 };

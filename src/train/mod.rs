@@ -47,10 +47,9 @@
 //! ([`scratch_len`]`(architecture, n)` floats: activations of both views, parameter
 //! gradients, two gradient buffers; with an encoder, its buffers after those) and,
 //! optionally, the input gradients (`n·d_input` each). Stack: the slices of eight rows
-//! at a time, the SIMD twin's packed blocks (up to 70 KiB on 64-bit targets, 76 KiB in
-//! 16-lane builds, for layers 1024 or more wide, 1.5 KiB on 32-bit ones with a vector
-//! unit, none without one) and frames: 4 972 B measured on a Cortex-M4F at `n = 8`
-//! (either twin: no vector unit).
+//! at a time, the SIMD twin's packed blocks (up to 70 KiB on 64-bit targets for layers
+//! 1024 or more wide, 1.5 KiB on 32-bit ones with a vector unit, none without one) and
+//! frames: 4 972 B measured on a Cortex-M4F at `n = 8` (either twin: no vector unit).
 //!
 //! Feature `alloc` adds [`Trainer`], which owns those buffers:
 //! ```
