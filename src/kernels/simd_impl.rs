@@ -52,9 +52,12 @@ type BatchLanes = wide::f32x16;
 /// Rows per register block in [`Kernels::matmat_t_add`]: `BATCH_ROWS` accumulators of
 /// sixteen lanes, enough independent FMA chains to cover latency × pipes, few enough to
 /// stay in registers (32 zmm with AVX-512; 16 ymm with AVX, where an `f32x16` is two;
-/// 16 xmm with SSE only and for wasm `simd128`, where it is four).
+/// 16 xmm with SSE only and for wasm `simd128`, where it is four). With AVX-512, 8 (FMA
+/// latency 4 × two pipes): 12 rows, each a weight stream of its own, were 17 % slower
+/// than the AVX2 build on Zen 4, 8 rows 5 % faster (BENCHMARKS.md, "AVX-512: lanes per
+/// layer width").
 #[cfg(any(target_feature = "avx512f", simsiam_f32x16))]
-const BATCH_ROWS: usize = 12;
+const BATCH_ROWS: usize = 8;
 #[cfg(all(
     target_feature = "avx",
     not(any(target_feature = "avx512f", simsiam_f32x16))
