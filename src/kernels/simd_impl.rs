@@ -6,6 +6,8 @@
 //! else `f32x8` (two NEON registers on aarch64). `RUSTFLAGS="--cfg simsiam_f32x16"` picks the
 //! 16-lane code on any CPU (`wide`'s `f32x16` is then two halves): the same kernels, block
 //! sizes and sum orders as an AVX-512 build, so CI runs them where no CPU has `avx512f`.
+//! In those 16-lane builds the matrix–vector kernels run rows shorter than
+//! [`WIDE_ROW_COLUMNS`](super::WIDE_ROW_COLUMNS) on `f32x8` ([`row_lanes`]).
 //! Several independent accumulators keep the FMA latency from bounding the loops. Where `wide` has no vector unit and would
 //! emulate its lanes with scalars, every kernel runs the scalar twin's instead
 //! ([`VECTOR_UNIT`]).
@@ -36,7 +38,9 @@ type Lanes = wide::f32x8;
 /// accumulators of two spilled out of the sixteen) and on wasm32 with `simd128` (one
 /// `v128`; engines map it to one of the host's 16 SSE registers on x86-64 for the same
 /// reason), else 8 (`wide`'s `f32x8`: two NEON registers on aarch64, or nothing: see
-/// [`VECTOR_UNIT`]).
+/// [`VECTOR_UNIT`]). The widest lanes the build has: with 16, the matrix–vector kernels
+/// run rows shorter than [`WIDE_ROW_COLUMNS`](super::WIDE_ROW_COLUMNS) on 8
+/// ([`row_lanes`](super::row_lanes)).
 pub const LANES: usize = size_of::<Lanes>() / size_of::<f32>();
 
 /// Independent accumulators in a one-row dot product.
