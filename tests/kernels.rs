@@ -285,6 +285,85 @@ fn lane_width_is_the_builds() {
     assert_eq!(simsiam::kernels::LANES, expected);
 }
 
+/// Which lanes each layer width gets (`kernels::row_lanes`), pinned for the layer widths
+/// of the benchmarked heads (default 64/128/64/32, mid 256/512/128/64, paper
+/// 2048/2048/512) and around the threshold, for every widest lane count a build has:
+/// 16-lane builds (AVX-512, `--cfg simsiam_f32x16`) run rows shorter than 512 on 8
+/// lanes; the others always run their own.
+#[test]
+fn row_lanes_per_layer_width() {
+    use simsiam::kernels::{LANES, WIDE_ROW_COLUMNS, row_lanes};
+    assert_eq!(WIDE_ROW_COLUMNS, 512);
+    // (row length, lanes with widest 16, with 8, with 4)
+    let table = [
+        (0, 8, 8, 4),
+        (1, 8, 8, 4),
+        (32, 8, 8, 4),
+        (64, 8, 8, 4),
+        (128, 8, 8, 4),
+        (256, 8, 8, 4),
+        (511, 8, 8, 4),
+        (512, 16, 8, 4),
+        (2048, 16, 8, 4),
+        (usize::MAX, 16, 8, 4),
+    ];
+    for (columns, sixteen, eight, four) in table {
+        assert_eq!(
+            row_lanes(columns, 16),
+            sixteen,
+            "{columns} columns, widest 16"
+        );
+        assert_eq!(row_lanes(columns, 8), eight, "{columns} columns, widest 8");
+        assert_eq!(row_lanes(columns, 4), four, "{columns} columns, widest 4");
+        let this_build = if LANES == 16 { sixteen } else { LANES };
+        assert_eq!(
+            row_lanes(columns, LANES),
+            this_build,
+            "{columns} columns, this build"
+        );
+    }
+}
+
+/// Both sides of the lane threshold, on small integers (nothing rounds, so the twins
+/// agree bit for bit): rows one shorter than `WIDE_ROW_COLUMNS` (8 lanes in a 16-lane
+/// build), exactly as long and longer with a tail (16 lanes), through `dot`,
+/// `matvec_bias` and `matvec2_bias`, with a ragged last block (7 rows).
+#[test]
+fn twins_agree_exactly_around_the_lane_threshold() {
+    use simsiam::kernels::WIDE_ROW_COLUMNS;
+    let ints = |len: usize, seed: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7 + seed * 13) % 9) as f32 - 4.0)
+            .collect()
+    };
+    let rows = 7;
+    for cols in [
+        WIDE_ROW_COLUMNS - 1,
+        WIDE_ROW_COLUMNS,
+        WIDE_ROW_COLUMNS + 17,
+    ] {
+        let (w, x1, x2, b) = (
+            ints(rows * cols, 1),
+            ints(cols, 2),
+            ints(cols, 3),
+            ints(rows, 4),
+        );
+        assert_eq!(
+            simd::dot(&x1, &x2),
+            scalar::dot(&x1, &x2),
+            "dot, {cols} columns"
+        );
+        let (mut s, mut v) = (vec![0.0; rows], vec![0.0; rows]);
+        scalar::matvec_bias(&w, &x1, &b, &mut s).unwrap();
+        simd::matvec_bias(&w, &x1, &b, &mut v).unwrap();
+        assert_eq!(v, s, "matvec_bias, {cols} columns");
+        let (mut s2, mut v1, mut v2) = (vec![0.0; rows], vec![0.0; rows], vec![0.0; rows]);
+        scalar::matvec_bias(&w, &x2, &b, &mut s2).unwrap();
+        simd::matvec2_bias(&w, &x1, &x2, &b, &mut v1, &mut v2).unwrap();
+        assert_eq!([v1, v2], [s, s2], "matvec2_bias, {cols} columns");
+    }
+}
+
 #[test]
 #[cfg_attr(miri, ignore = "too slow under miri: a 64 x 2048 matrix")]
 fn large_matvec_twins_agree() {

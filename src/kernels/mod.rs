@@ -33,6 +33,41 @@ pub use simd_impl::{LANES, Simd, VECTOR_UNIT};
 /// Inputs one [`Kernels::matmat_t_add`] call carries side by side (the batch API's group).
 pub const BATCH_LANES: usize = 16;
 
+/// Row length (floats) from which a 16-lane build (`avx512f`, or `--cfg simsiam_f32x16`)
+/// runs the matrix–vector kernels on its 16 lanes; shorter rows run on 8
+/// ([`row_lanes`]). Why this length: BENCHMARKS.md, "AVX-512: lanes per layer width".
+pub const WIDE_ROW_COLUMNS: usize = 512;
+
+/// The lanes the SIMD twin's matrix–vector kernels ([`Kernels::matvec_add`],
+/// [`Kernels::matvec2_add`], [`Kernels::dot_add`], and the layers built on them) use for
+/// rows of `columns` floats, in a build whose widest lane vector holds `widest` floats
+/// (this build's is [`LANES`]): 8 for rows shorter than [`WIDE_ROW_COLUMNS`] when
+/// `widest` is 16 or more, else `widest`.
+///
+/// A short row cut into 16-lane steps runs only a few of them before its register block
+/// is reduced, and the reduction of 16 lanes costs more than that of 8 (which AVX does
+/// with one transpose); long rows gain from the wider loads. Every build, including the
+/// `--cfg simsiam_f32x16` one CI runs on AVX2 machines, goes through this function, so
+/// the choice is tested where no CPU has AVX-512. Both lane widths sum within
+/// [`sum_error_bound`] of the scalar twin.
+///
+/// # Examples
+/// ```
+/// use simsiam::kernels::{WIDE_ROW_COLUMNS, row_lanes};
+/// assert_eq!(row_lanes(64, 16), 8); // the default head's layers
+/// assert_eq!(row_lanes(2048, 16), 16); // the paper head's
+/// assert_eq!(row_lanes(WIDE_ROW_COLUMNS, 16), 16);
+/// assert_eq!(row_lanes(2048, 8), 8); // an AVX2 build
+/// ```
+#[must_use]
+pub const fn row_lanes(columns: usize, widest: usize) -> usize {
+    if widest > 8 && columns < WIDE_ROW_COLUMNS {
+        8
+    } else {
+        widest
+    }
+}
+
 /// The floor the reference puts under a norm before dividing by it.
 pub const NORM_FLOOR: f32 = 1e-12;
 

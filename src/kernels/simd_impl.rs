@@ -6,13 +6,15 @@
 //! else `f32x8` (two NEON registers on aarch64). `RUSTFLAGS="--cfg simsiam_f32x16"` picks the
 //! 16-lane code on any CPU (`wide`'s `f32x16` is then two halves): the same kernels, block
 //! sizes and sum orders as an AVX-512 build, so CI runs them where no CPU has `avx512f`.
+//! In those 16-lane builds the matrix–vector kernels run rows shorter than
+//! [`WIDE_ROW_COLUMNS`](super::WIDE_ROW_COLUMNS) on `f32x8` ([`row_lanes`]).
 //! Several independent accumulators keep the FMA latency from bounding the loops. Where `wide` has no vector unit and would
 //! emulate its lanes with scalars, every kernel runs the scalar twin's instead
 //! ([`VECTOR_UNIT`]).
 
 use super::{
     BATCH_LANES, Gemm, GemmA, Kernels, LOOKAHEAD_COLUMNS, ROW_BLOCK, Scalar, SumEnds, all_at_least,
-    gemm_call, gemm_nt_call, next_rows, pieces, pieces_mut, prefix,
+    gemm_call, gemm_nt_call, next_rows, pieces, pieces_mut, prefix, row_lanes,
     sealed::{self, Sealed as _},
 };
 
@@ -36,7 +38,9 @@ type Lanes = wide::f32x8;
 /// accumulators of two spilled out of the sixteen) and on wasm32 with `simd128` (one
 /// `v128`; engines map it to one of the host's 16 SSE registers on x86-64 for the same
 /// reason), else 8 (`wide`'s `f32x8`: two NEON registers on aarch64, or nothing: see
-/// [`VECTOR_UNIT`]).
+/// [`VECTOR_UNIT`]). The widest lanes the build has: with 16, the matrix–vector kernels
+/// run rows shorter than [`WIDE_ROW_COLUMNS`](super::WIDE_ROW_COLUMNS) on 8
+/// ([`row_lanes`](super::row_lanes)).
 pub const LANES: usize = size_of::<Lanes>() / size_of::<f32>();
 
 /// Independent accumulators in a one-row dot product.
@@ -52,9 +56,12 @@ type BatchLanes = wide::f32x16;
 /// Rows per register block in [`Kernels::matmat_t_add`]: `BATCH_ROWS` accumulators of
 /// sixteen lanes, enough independent FMA chains to cover latency × pipes, few enough to
 /// stay in registers (32 zmm with AVX-512; 16 ymm with AVX, where an `f32x16` is two;
-/// 16 xmm with SSE only and for wasm `simd128`, where it is four).
+/// 16 xmm with SSE only and for wasm `simd128`, where it is four). With AVX-512, 8 (FMA
+/// latency 4 × two pipes): 12 rows, each a weight stream of its own, were 17 % slower
+/// than the AVX2 build on Zen 4, 8 rows 5 % faster (BENCHMARKS.md, "AVX-512: lanes per
+/// layer width").
 #[cfg(any(target_feature = "avx512f", simsiam_f32x16))]
-const BATCH_ROWS: usize = 12;
+const BATCH_ROWS: usize = 8;
 #[cfg(all(
     target_feature = "avx",
     not(any(target_feature = "avx512f", simsiam_f32x16))
@@ -641,14 +648,127 @@ fn load(chunk: &[f32; LANES]) -> Lanes {
     Lanes::from(*chunk)
 }
 
-/// The two halves of a `ROW_STEP` chunk as lanes.
+/// A lane vector of the matrix–vector kernels, `N` floats: `wide`'s `f32x4`, `f32x8` and
+/// `f32x16`, so that one build runs each layer on the lanes [`row_lanes`] picks for its
+/// row length.
+trait RowVector<const N: usize>: Copy + core::ops::Add<Output = Self> {
+    /// All lanes zero.
+    const ZERO: Self;
+    /// `N` floats as lanes.
+    fn load(chunk: &[f32; N]) -> Self;
+    /// `self·m + a`, fused where the target has FMA (as `wide`'s `mul_add`).
+    fn fma(self, m: Self, a: Self) -> Self;
+    /// The sum of the lanes.
+    fn reduce_add(self) -> f32;
+    /// The lane sums of eight accumulators (two inputs × a block of rows), each a sum of
+    /// `N` terms in some order, within [`sum_error_bound`](super::sum_error_bound).
+    fn reduce_eight(s: [[Self; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2];
+}
+
+impl RowVector<4> for wide::f32x4 {
+    const ZERO: Self = Self::ZERO;
+    #[inline(always)]
+    fn load(chunk: &[f32; 4]) -> Self {
+        Self::from(*chunk)
+    }
+    #[inline(always)]
+    fn fma(self, m: Self, a: Self) -> Self {
+        self.mul_add(m, a)
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        Self::reduce_add(self)
+    }
+    /// One 4 × 4 transpose and three adds per four accumulators.
+    #[inline(always)]
+    fn reduce_eight(s: [[Self; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2] {
+        s.map(|rows| {
+            let [a, b, c, d] = Self::transpose(rows);
+            ((a + b) + (c + d)).to_array()
+        })
+    }
+}
+
+impl RowVector<8> for wide::f32x8 {
+    const ZERO: Self = Self::ZERO;
+    #[inline(always)]
+    fn load(chunk: &[f32; 8]) -> Self {
+        Self::from(*chunk)
+    }
+    #[inline(always)]
+    fn fma(self, m: Self, a: Self) -> Self {
+        self.mul_add(m, a)
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        Self::reduce_add(self)
+    }
+    /// With AVX (one register): one 8 × 8 transpose and seven vector adds (31
+    /// instructions) instead of eight horizontal sums (about 48, a quarter of a
+    /// default-size `loss` on Zen 3). Elsewhere (two NEON registers) eight horizontal sums.
+    #[inline(always)]
+    fn reduce_eight(s: [[Self; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2] {
+        #[cfg(target_feature = "avx")]
+        {
+            let [[a, b, c, d], [e, f, g, h]] = s;
+            let [t0, t1, t2, t3, t4, t5, t6, t7] = Self::transpose([a, b, c, d, e, f, g, h]);
+            let [a, b, c, d, e, f, g, h] =
+                (((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))).to_array();
+            [[a, b, c, d], [e, f, g, h]]
+        }
+        #[cfg(not(target_feature = "avx"))]
+        {
+            s.map(|row| row.map(Self::reduce_add))
+        }
+    }
+}
+
+impl RowVector<16> for wide::f32x16 {
+    const ZERO: Self = Self::ZERO;
+    #[inline(always)]
+    fn load(chunk: &[f32; 16]) -> Self {
+        Self::from(*chunk)
+    }
+    #[inline(always)]
+    fn fma(self, m: Self, a: Self) -> Self {
+        self.mul_add(m, a)
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        Self::reduce_add(self)
+    }
+    /// Eight horizontal sums.
+    #[inline(always)]
+    fn reduce_eight(s: [[Self; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2] {
+        s.map(|row| row.map(Self::reduce_add))
+    }
+}
+
+/// The lanes a 16-lane build runs rows shorter than [`WIDE_ROW_COLUMNS`](super::WIDE_ROW_COLUMNS) on: `f32x8`;
+/// in every other build its own [`Lanes`] ([`row_lanes`] never picks fewer).
+#[cfg(any(target_feature = "avx512f", simsiam_f32x16))]
+type NarrowLanes = wide::f32x8;
+/// See above.
+#[cfg(not(any(target_feature = "avx512f", simsiam_f32x16)))]
+type NarrowLanes = Lanes;
+/// Floats in one [`NarrowLanes`].
+const NARROW_LANES: usize = size_of::<NarrowLanes>() / size_of::<f32>();
+/// [`ROW_STEP`] for [`NarrowLanes`].
+const NARROW_ROW_STEP: usize = 2 * NARROW_LANES;
+/// [`DOT_STEP`] for [`NarrowLanes`].
+const NARROW_DOT_STEP: usize = DOT_CHAINS * NARROW_LANES;
+// The kernels run on two lane types: the build's own and the one short rows get.
+const _: () = assert!(row_lanes(0, LANES) == NARROW_LANES);
+const _: () = assert!(row_lanes(usize::MAX, LANES) == LANES);
+
+/// The two halves of an `S = 2·N` chunk as lanes.
 #[inline(always)]
-fn load_pair(chunk: &[f32; ROW_STEP]) -> (Lanes, Lanes) {
-    let (halves, _) = chunk.as_chunks::<LANES>();
+fn load_pair<V: RowVector<N>, const N: usize, const S: usize>(chunk: &[f32; S]) -> (V, V) {
+    let (halves, _) = chunk.as_chunks::<N>();
     match halves {
-        [lo, hi] => (load(lo), load(hi)),
-        // `ROW_STEP == 2 * LANES`, so there are always exactly two halves.
-        _ => (Lanes::ZERO, Lanes::ZERO),
+        [lo, hi] => (V::load(lo), V::load(hi)),
+        // `S == 2·N` (checked where the kernels start), so there are exactly two halves.
+        _ => (V::ZERO, V::ZERO),
     }
 }
 
@@ -662,33 +782,34 @@ fn tail_dot(a: &[f32], b: &[f32]) -> f32 {
 /// length first, so a short row shortens the product instead of panicking. Each step
 /// prefetches the same columns of `ahead`, as [`dot2_add_rows`] does.
 #[inline(always)]
-fn dot_add_rows<const PREFETCH_AHEAD: bool>(
+fn dot_add_rows<V: RowVector<N>, const N: usize, const S: usize, const PREFETCH_AHEAD: bool>(
     acc: [f32; ROW_BLOCK],
     rows: [&[f32]; ROW_BLOCK],
     x: &[f32],
     ahead: [&[f32]; ROW_BLOCK],
 ) -> [f32; ROW_BLOCK] {
+    const { assert!(S == 2 * N) };
     let n = rows.iter().fold(x.len(), |n, row| n.min(row.len()));
     let x = x.get(..n).unwrap_or_default();
     let rows = rows.map(|row| row.get(..n).unwrap_or_default());
-    let (x_steps, x_tail) = x.as_chunks::<ROW_STEP>();
-    let [r0, r1, r2, r3] = rows.map(|row| row.as_chunks::<ROW_STEP>());
+    let (x_steps, x_tail) = x.as_chunks::<S>();
+    let [r0, r1, r2, r3] = rows.map(|row| row.as_chunks::<S>());
 
-    let mut lo = [Lanes::ZERO; ROW_BLOCK];
-    let mut hi = [Lanes::ZERO; ROW_BLOCK];
+    let mut lo = [V::ZERO; ROW_BLOCK];
+    let mut hi = [V::ZERO; ROW_BLOCK];
     let steps = x_steps.iter().zip(r0.0).zip(r1.0).zip(r2.0).zip(r3.0);
-    let step = |lo: &mut [Lanes; ROW_BLOCK], hi: &mut [Lanes; ROW_BLOCK], xs, w: [_; ROW_BLOCK]| {
-        let (x_lo, x_hi) = load_pair(xs);
+    let step = |lo: &mut [V; ROW_BLOCK], hi: &mut [V; ROW_BLOCK], xs, w: [_; ROW_BLOCK]| {
+        let (x_lo, x_hi) = load_pair::<V, N, S>(xs);
         for ((lo, hi), w) in lo.iter_mut().zip(hi.iter_mut()).zip(w) {
-            let (w_lo, w_hi) = load_pair(w);
-            *lo = w_lo.mul_add(x_lo, *lo);
-            *hi = w_hi.mul_add(x_hi, *hi);
+            let (w_lo, w_hi) = load_pair::<V, N, S>(w);
+            *lo = w_lo.fma(x_lo, *lo);
+            *hi = w_hi.fma(x_hi, *hi);
         }
     };
     if PREFETCH_AHEAD && ahead.iter().all(|row| row.len() >= n) {
-        // A step covers `ROW_STEP` floats of each row (one 64-byte line with AVX): each
+        // A step covers `S` floats of each row (one 64-byte line with AVX): each
         // line of the next rows is asked for at least once.
-        let [a0, a1, a2, a3] = ahead.map(|row| prefix(row, n).as_chunks::<ROW_STEP>().0);
+        let [a0, a1, a2, a3] = ahead.map(|row| prefix(row, n).as_chunks::<S>().0);
         let ahead = a0.iter().zip(a1).zip(a2).zip(a3);
         for (((((xs, w0), w1), w2), w3), (((f0, f1), f2), f3)) in steps.zip(ahead) {
             for f in [f0, f1, f2, f3] {
@@ -704,7 +825,7 @@ fn dot_add_rows<const PREFETCH_AHEAD: bool>(
 
     let tails = [r0.1, r1.1, r2.1, r3.1];
     let mut out = acc;
-    let [lo, hi] = reduce_eight([lo, hi]);
+    let [lo, hi] = V::reduce_eight([lo, hi]);
     for (((out, lo), hi), tail) in out.iter_mut().zip(lo).zip(hi).zip(tails) {
         *out += (lo + hi) + tail_dot(tail, x_tail);
     }
@@ -739,16 +860,16 @@ fn prefetch<T>(value: &T) {
 /// One column step of [`dot2_add_rows`]: each of the four weight vectors feeds both
 /// inputs' accumulators.
 #[inline(always)]
-fn dot2_step(
-    (s1, s2): (&mut [Lanes; ROW_BLOCK], &mut [Lanes; ROW_BLOCK]),
-    (p, q): (&[f32; LANES], &[f32; LANES]),
-    w: [&[f32; LANES]; ROW_BLOCK],
+fn dot2_step<V: RowVector<N>, const N: usize>(
+    (s1, s2): (&mut [V; ROW_BLOCK], &mut [V; ROW_BLOCK]),
+    (p, q): (&[f32; N], &[f32; N]),
+    w: [&[f32; N]; ROW_BLOCK],
 ) {
-    let (p, q) = (load(p), load(q));
+    let (p, q) = (V::load(p), V::load(q));
     for ((s1, s2), w) in s1.iter_mut().zip(s2.iter_mut()).zip(w) {
-        let w = load(w);
-        *s1 = w.mul_add(p, *s1);
-        *s2 = w.mul_add(q, *s2);
+        let w = V::load(w);
+        *s1 = w.fma(p, *s1);
+        *s2 = w.fma(q, *s2);
     }
 }
 
@@ -762,7 +883,7 @@ fn dot2_step(
 /// the paper head's weights from memory, the kernel alone kept too few cache lines in
 /// flight: with two FMAs per weight vector, the out-of-order window covers fewer loads.
 #[inline(always)]
-fn dot2_add_rows<const PREFETCH_AHEAD: bool>(
+fn dot2_add_rows<V: RowVector<N>, const N: usize, const PREFETCH_AHEAD: bool>(
     acc: [[f32; ROW_BLOCK]; 2],
     rows: [&[f32]; ROW_BLOCK],
     x: [&[f32]; 2],
@@ -773,12 +894,12 @@ fn dot2_add_rows<const PREFETCH_AHEAD: bool>(
         .iter()
         .fold(x1.len().min(x2.len()), |n, row| n.min(row.len()));
     let cut = |s| prefix(s, n);
-    let (x1_lanes, x1_tail) = cut(x1).as_chunks::<LANES>();
-    let (x2_lanes, x2_tail) = cut(x2).as_chunks::<LANES>();
-    let [r0, r1, r2, r3] = rows.map(|row| cut(row).as_chunks::<LANES>());
+    let (x1_lanes, x1_tail) = cut(x1).as_chunks::<N>();
+    let (x2_lanes, x2_tail) = cut(x2).as_chunks::<N>();
+    let [r0, r1, r2, r3] = rows.map(|row| cut(row).as_chunks::<N>());
 
-    let mut s1 = [Lanes::ZERO; ROW_BLOCK];
-    let mut s2 = [Lanes::ZERO; ROW_BLOCK];
+    let mut s1 = [V::ZERO; ROW_BLOCK];
+    let mut s2 = [V::ZERO; ROW_BLOCK];
     let steps = x1_lanes
         .iter()
         .zip(x2_lanes)
@@ -787,7 +908,7 @@ fn dot2_add_rows<const PREFETCH_AHEAD: bool>(
         .zip(r2.0)
         .zip(r3.0);
     if PREFETCH_AHEAD && ahead.iter().all(|row| row.len() >= n) {
-        let [a0, a1, a2, a3] = ahead.map(|row| cut(row).as_chunks::<LANES>().0);
+        let [a0, a1, a2, a3] = ahead.map(|row| cut(row).as_chunks::<N>().0);
         let ahead = a0.iter().zip(a1).zip(a2).zip(a3);
         for ((((((p, q), w0), w1), w2), w3), (((f0, f1), f2), f3)) in steps.zip(ahead) {
             for f in [f0, f1, f2, f3] {
@@ -803,7 +924,7 @@ fn dot2_add_rows<const PREFETCH_AHEAD: bool>(
 
     let tails = [r0.1, r1.1, r2.1, r3.1];
     let [mut out1, mut out2] = acc;
-    let [sums1, sums2] = reduce_eight([s1, s2]);
+    let [sums1, sums2] = V::reduce_eight([s1, s2]);
     let sums = sums1.iter().zip(&sums2).zip(tails);
     for ((o1, o2), ((s1, s2), tail)) in out1.iter_mut().zip(out2.iter_mut()).zip(sums) {
         *o1 += s1 + tail_dot(tail, x1_tail);
@@ -812,47 +933,77 @@ fn dot2_add_rows<const PREFETCH_AHEAD: bool>(
     [out1, out2]
 }
 
-/// The lane sums of eight accumulators. With 256-bit AVX lanes: one 8 × 8 transpose and
-/// seven vector adds (31 instructions) instead of eight horizontal sums (about 48, a
-/// quarter of a default-size `loss` on Zen 3). Either is a sum of eight terms in some
-/// order, within [`sum_error_bound`](super::sum_error_bound).
+/// [`Sealed::matvec_layer`](sealed::Sealed::matvec_layer) on lanes `V` (`N` floats,
+/// `S = 2·N` per step).
 #[inline(always)]
-fn reduce_eight(s: [[Lanes; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2] {
-    #[cfg(all(
-        target_feature = "avx",
-        not(any(target_feature = "avx512f", simsiam_f32x16))
-    ))]
-    {
-        let [[a, b, c, d], [e, f, g, h]] = s;
-        let [t0, t1, t2, t3, t4, t5, t6, t7] = Lanes::transpose([a, b, c, d, e, f, g, h]);
-        let [a, b, c, d, e, f, g, h] =
-            (((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))).to_array();
-        [[a, b, c, d], [e, f, g, h]]
+fn matvec_layer_on<V: RowVector<N>, const N: usize, const S: usize>(
+    w: &[f32],
+    row_stride: usize,
+    offset: usize,
+    x: &[f32],
+    (ends, y): (SumEnds<'_>, &mut [f32]),
+) {
+    // Two copies of the blocked loop: small heads keep the one without lookahead (in the
+    // copy with it, a default-size `loss` was 7 % slower though it never prefetched).
+    if PREFETCH && x.len() >= LOOKAHEAD_COLUMNS {
+        let kernel = dot_add_rows::<V, N, S, true>;
+        super::blocked_matvec_add::<Simd, true>(w, row_stride, offset, x, (ends, y), kernel);
+    } else {
+        let kernel = dot_add_rows::<V, N, S, false>;
+        super::blocked_matvec_add::<Simd, false>(w, row_stride, offset, x, (ends, y), kernel);
     }
-    #[cfg(all(
-        any(target_feature = "sse", target_feature = "simd128"),
-        not(any(target_feature = "avx", simsiam_f32x16))
-    ))]
-    {
-        // `f32x4`: one 4 × 4 transpose and three adds per four accumulators.
-        s.map(|rows| {
-            let [a, b, c, d] = Lanes::transpose(rows);
-            ((a + b) + (c + d)).to_array()
-        })
+}
+
+/// [`Sealed::matvec2_layer`](sealed::Sealed::matvec2_layer) on lanes `V` (`N` floats).
+#[inline(always)]
+fn matvec2_layer_on<V: RowVector<N>, const N: usize>(
+    w: &[f32],
+    row_stride: usize,
+    offset: usize,
+    x: [&[f32]; 2],
+    (ends, y): (SumEnds<'_>, [&mut [f32]; 2]),
+) {
+    // As in `matvec_layer_on`: the lookahead only where rows are long.
+    let [x1, x2] = x;
+    if PREFETCH && x1.len().min(x2.len()) >= LOOKAHEAD_COLUMNS {
+        let kernel = dot2_add_rows::<V, N, true>;
+        super::blocked_matvec2_add::<Simd, true>(w, row_stride, offset, x, (ends, y), kernel);
+    } else {
+        let kernel = dot2_add_rows::<V, N, false>;
+        super::blocked_matvec2_add::<Simd, false>(w, row_stride, offset, x, (ends, y), kernel);
     }
-    #[cfg(not(any(
-        all(
-            target_feature = "avx",
-            not(any(target_feature = "avx512f", simsiam_f32x16))
-        ),
-        all(
-            any(target_feature = "sse", target_feature = "simd128"),
-            not(any(target_feature = "avx", simsiam_f32x16))
-        )
-    )))]
-    {
-        s.map(|row| row.map(Lanes::reduce_add))
+}
+
+/// [`Kernels::dot_add`] on lanes `V` (`N` floats, `S = DOT_CHAINS·N` per step).
+#[inline(always)]
+fn dot_add_on<V: RowVector<N>, const N: usize, const S: usize>(
+    acc: f32,
+    a: &[f32],
+    b: &[f32],
+) -> f32 {
+    const { assert!(S == DOT_CHAINS * N) };
+    let n = a.len().min(b.len());
+    let (a, b) = (prefix(a, n), prefix(b, n));
+    let (a_steps, a_rest) = a.as_chunks::<S>();
+    let (b_steps, b_rest) = b.as_chunks::<S>();
+
+    let mut chains = [V::ZERO; DOT_CHAINS];
+    for (a_step, b_step) in a_steps.iter().zip(b_steps) {
+        let (a_lanes, _) = a_step.as_chunks::<N>();
+        let (b_lanes, _) = b_step.as_chunks::<N>();
+        for ((chain, x), y) in chains.iter_mut().zip(a_lanes).zip(b_lanes) {
+            *chain = V::load(x).fma(V::load(y), *chain);
+        }
     }
+    // What is left is shorter than `S`: whole vectors into chain 0, then scalars.
+    let (a_lanes, a_tail) = a_rest.as_chunks::<N>();
+    let (b_lanes, b_tail) = b_rest.as_chunks::<N>();
+    let [c0, c1, c2, c3] = chains;
+    let mut c0 = c0;
+    for (x, y) in a_lanes.iter().zip(b_lanes) {
+        c0 = V::load(x).fma(V::load(y), c0);
+    }
+    acc + ((c0 + c1) + (c2 + c3)).reduce_add() + tail_dot(a_tail, b_tail)
 }
 
 impl sealed::Sealed for Simd {
@@ -868,15 +1019,12 @@ impl sealed::Sealed for Simd {
         if !VECTOR_UNIT {
             return Scalar::matvec_layer(w, row_stride, offset, x, ends, y);
         }
-        // Two copies of the blocked loop: small heads keep the one without lookahead (in
-        // the copy with it, a default-size `loss` was 7 % slower though it never
-        // prefetched).
-        if PREFETCH && x.len() >= LOOKAHEAD_COLUMNS {
-            let kernel = dot_add_rows::<true>;
-            super::blocked_matvec_add::<Self, true>(w, row_stride, offset, x, (ends, y), kernel);
+        let ends_y = (ends, y);
+        if row_lanes(x.len(), LANES) == LANES {
+            matvec_layer_on::<Lanes, LANES, ROW_STEP>(w, row_stride, offset, x, ends_y);
         } else {
-            let kernel = dot_add_rows::<false>;
-            super::blocked_matvec_add::<Self, false>(w, row_stride, offset, x, (ends, y), kernel);
+            let kernel = matvec_layer_on::<NarrowLanes, NARROW_LANES, NARROW_ROW_STEP>;
+            kernel(w, row_stride, offset, x, ends_y);
         }
     }
 
@@ -892,14 +1040,11 @@ impl sealed::Sealed for Simd {
         if !VECTOR_UNIT {
             return Scalar::matvec2_layer(w, row_stride, offset, x, ends, y);
         }
-        // As in `matvec_layer`: the lookahead only where rows are long.
         let [x1, x2] = x;
-        if PREFETCH && x1.len().min(x2.len()) >= LOOKAHEAD_COLUMNS {
-            let kernel = dot2_add_rows::<true>;
-            super::blocked_matvec2_add::<Self, true>(w, row_stride, offset, x, (ends, y), kernel);
+        if row_lanes(x1.len().min(x2.len()), LANES) == LANES {
+            matvec2_layer_on::<Lanes, LANES>(w, row_stride, offset, x, (ends, y));
         } else {
-            let kernel = dot2_add_rows::<false>;
-            super::blocked_matvec2_add::<Self, false>(w, row_stride, offset, x, (ends, y), kernel);
+            matvec2_layer_on::<NarrowLanes, NARROW_LANES>(w, row_stride, offset, x, (ends, y));
         }
     }
 }
@@ -910,31 +1055,11 @@ impl Kernels for Simd {
         if !VECTOR_UNIT {
             return Scalar::dot_add(acc, a, b);
         }
-        let n = a.len().min(b.len());
-        let (a, b) = (
-            a.get(..n).unwrap_or_default(),
-            b.get(..n).unwrap_or_default(),
-        );
-        let (a_steps, a_rest) = a.as_chunks::<DOT_STEP>();
-        let (b_steps, b_rest) = b.as_chunks::<DOT_STEP>();
-
-        let mut chains = [Lanes::ZERO; DOT_CHAINS];
-        for (a_step, b_step) in a_steps.iter().zip(b_steps) {
-            let (a_lanes, _) = a_step.as_chunks::<LANES>();
-            let (b_lanes, _) = b_step.as_chunks::<LANES>();
-            for ((chain, x), y) in chains.iter_mut().zip(a_lanes).zip(b_lanes) {
-                *chain = load(x).mul_add(load(y), *chain);
-            }
+        if row_lanes(a.len().min(b.len()), LANES) == LANES {
+            dot_add_on::<Lanes, LANES, DOT_STEP>(acc, a, b)
+        } else {
+            dot_add_on::<NarrowLanes, NARROW_LANES, NARROW_DOT_STEP>(acc, a, b)
         }
-        // What is left is shorter than `DOT_STEP`: whole vectors into chain 0, then scalars.
-        let (a_lanes, a_tail) = a_rest.as_chunks::<LANES>();
-        let (b_lanes, b_tail) = b_rest.as_chunks::<LANES>();
-        let [c0, c1, c2, c3] = chains;
-        let mut c0 = c0;
-        for (x, y) in a_lanes.iter().zip(b_lanes) {
-            c0 = load(x).mul_add(load(y), c0);
-        }
-        acc + ((c0 + c1) + (c2 + c3)).reduce_add() + tail_dot(a_tail, b_tail)
     }
 
     #[inline]
