@@ -438,8 +438,7 @@ pub(crate) fn strided_rows(
 }
 
 /// The next `N` rows (empty once `rows` runs out). A loop over the array, always inlined:
-/// `[(); N].map(..)` here compiled to an out-of-line `try_map` per block, ~11 % of a
-/// default-size `project`.
+/// `[(); N].map(..)` here compiled to an out-of-line `try_map` per block.
 #[inline(always)]
 pub(crate) fn next_rows<'a, const N: usize>(
     rows: &mut impl Iterator<Item = &'a [f32]>,
@@ -1129,8 +1128,8 @@ pub(crate) fn relu_zeroing_nan(v: &mut [f32]) {
 
 /// `√x`, correctly rounded (as the reference's `f32::sqrt`). With AVX enabled it is the
 /// VEX-encoded `vsqrtps` (through `wide`): `libm::sqrtf` is the legacy-SSE `sqrtss` in
-/// inline assembly, which after 256-bit code stalls for hundreds of cycles on Zen 3 — a
-/// fifth of a default-config `loss`. Both are IEEE square roots, so the result is the same.
+/// inline assembly, which after 256-bit code stalls for hundreds of cycles on some CPUs
+/// (BENCHMARKS.md, "Measurements behind design choices"). Both are IEEE square roots, so the result is the same.
 #[inline]
 fn sqrt(x: f32) -> f32 {
     #[cfg(target_feature = "avx")]

@@ -10,9 +10,8 @@ use super::{
 /// left to right from its start value: the reference's order, bit for bit. Each `x[c]`
 /// is loaded once for the block: on an FPU without vectors (the Cortex-M4F) a column of
 /// the two-view product ([`dot2_add_rows`]) is six loads and eight multiply–accumulates,
-/// 2 instructions per multiply–add with the loop's two, where one row at a time took 3.5.
-/// (Blocks of six and eight rows measured worse there: the compiler runs out of integer
-/// registers for the row pointers.) The rows are zipped by name, not looped over: at
+/// 2 instructions per multiply–add with the loop's two. (Blocks of six and eight rows
+/// run out of integer registers for the row pointers there.) The rows are zipped by name, not looped over: at
 /// opt-level "s" a loop over the block is not unrolled and costs a bounds check per
 /// weight.
 #[inline(always)]

@@ -57,9 +57,8 @@ type BatchLanes = wide::f32x16;
 /// sixteen lanes, enough independent FMA chains to cover latency × pipes, few enough to
 /// stay in registers (32 zmm with AVX-512; 16 ymm with AVX, where an `f32x16` is two;
 /// 16 xmm with SSE only and for wasm `simd128`, where it is four). With AVX-512, 8 (FMA
-/// latency 4 × two pipes): 12 rows, each a weight stream of its own, were 17 % slower
-/// than the AVX2 build on Zen 4, 8 rows 5 % faster (BENCHMARKS.md, "AVX-512: lanes per
-/// layer width").
+/// latency 4 × two pipes); more rows are more weight streams at once (BENCHMARKS.md,
+/// "AVX-512: lanes per layer width").
 #[cfg(any(target_feature = "avx512f", simsiam_f32x16))]
 const BATCH_ROWS: usize = 8;
 #[cfg(all(
@@ -181,11 +180,9 @@ const _: () = assert!(!GEMM_PACKS || GEMM_PACK >= GEMM_PACK_DEPTH);
 const GEMM_PACK_DEPTH: usize = 64;
 /// `B` is packed for calls of at least this many multiply-adds (clearing the buffer then
 /// costs a few per cent at most) with at least two full row blocks, when its rows are at
-/// least [`GEMM_PACK_LD`] apart or it spans at least [`GEMM_PACK_SPAN`] floats. Measured
-/// (x86-64-v3, Zen 4): read in place, a 4 KiB or larger power-of-two row stride maps a
-/// column group's rows to a few cache sets and halves the speed (`nn` 1024×1024×64: 48
-/// GFLOP/s in place, 77 packed); below that, reading in place is faster (256×256×256:
-/// 83 in place, 76 packed).
+/// least [`GEMM_PACK_LD`] apart or it spans at least [`GEMM_PACK_SPAN`] floats: read in
+/// place, a 4 KiB or larger power-of-two row stride maps a column group's rows to a few
+/// cache sets; below that, reading in place is faster (BENCHMARKS.md, "Measurements behind design choices").
 const GEMM_PACK_WORK: usize = 1 << 20;
 /// See [`GEMM_PACK_WORK`].
 const GEMM_PACK_LD: usize = 1024;
@@ -704,8 +701,7 @@ impl RowVector<8> for wide::f32x8 {
         Self::reduce_add(self)
     }
     /// With AVX (one register): one 8 × 8 transpose and seven vector adds (31
-    /// instructions) instead of eight horizontal sums (about 48, a quarter of a
-    /// default-size `loss` on Zen 3). Elsewhere (two NEON registers) eight horizontal sums.
+    /// instructions) instead of eight horizontal sums (about 48). Elsewhere (two NEON registers) eight horizontal sums.
     #[inline(always)]
     fn reduce_eight(s: [[Self; ROW_BLOCK]; 2]) -> [[f32; ROW_BLOCK]; 2] {
         #[cfg(target_feature = "avx")]
@@ -841,8 +837,8 @@ const PREFETCH: bool = cfg!(all(
 ));
 
 /// Asks for the cache line holding `value` into L2 (a hint: no fault, no effect on
-/// results). Into L1 (`prefetch_t0`) a block ahead of the paper head's 8 KiB rows evicted
-/// the block being read: 3.0 ms for one pair, against 1.87 ms into L2.
+/// results). Into L1 (`prefetch_t0`), a block ahead of the paper head's 8 KiB rows evicts
+/// the block being read (BENCHMARKS.md, "Measurements behind design choices").
 #[inline(always)]
 fn prefetch<T>(value: &T) {
     #[cfg(all(

@@ -80,10 +80,9 @@ type Lanes = [f32; BATCH_LANES];
 /// the two layers of a fused stage (0 when none is fused) and `d_out` wide out. The
 /// small blocks (128, 128, 64) cut to the head; the wide ones (2048, 2048, 256) when a
 /// stage is wider in or hidden than 128. With the wide blocks a paper-sized head reads
-/// each weight row whole (8 KiB) for a group, where strips of 512 columns measured
-/// 1.25× slower at the paper's dimensions (batch loss of 64 pairs, AMD EPYC, AVX2: the
-/// weights stream from DRAM, and the prefetcher restarts at every strip), and the packed
-/// inputs serve 256 output rows instead of 64 (another 1.05×).
+/// each weight row whole (8 KiB) for a group: the weights stream from DRAM, and strips
+/// would restart the prefetcher at every strip; the packed inputs serve 256 output rows
+/// instead of 64 (BENCHMARKS.md, "Measurements behind design choices").
 const fn lane_blocks(d_in: usize, hidden: usize, d_out: usize) -> [usize; 3] {
     let wide = d_in > PACK_COLUMNS || hidden > LANES_HIDDEN;
     let (pack, units, rows) = if wide {

@@ -35,8 +35,7 @@ pub(crate) struct Layout {
     pub(crate) encoder_param_count: usize,
     /// The head's part of [`Architecture::workspace_len`]`(1)`, the workspace of one
     /// `loss` (all of it without an encoder): worked out here
-    /// once (it validates the whole architecture, about 450 instructions on the
-    /// Cortex-M4F, 0.5 % of a default `loss`).
+    /// once (it validates the whole architecture, which a call need not repeat).
     pub(crate) loss_workspace_len: SslResult<usize>,
 }
 
@@ -101,10 +100,9 @@ pub(crate) struct BatchNormView<'a> {
 
 /// Channels per step of [`BatchNormView::apply_group`]: their `(α, β')` on the stack
 /// (128 B), then each vector swept over them, one 64-byte line of each per step.
-/// Channel after channel across the vectors took 6 % of the official head's batch loss
-/// at the paper's dimensions: vectors 8 KiB apart fall in one L1 set, so every access
-/// missed. (64 channels a step measured the same and took 384 B more of the firmware's
-/// stack.)
+/// Channel after channel across the vectors would miss L1 at the paper's dimensions
+/// (vectors 8 KiB apart fall in one L1 set); more channels a step only cost stack
+/// (BENCHMARKS.md, "Measurements behind design choices").
 const GROUP_CHANNELS: usize = 16;
 
 impl BatchNormView<'_> {
@@ -188,8 +186,8 @@ impl<'a> DenseView<'a> {
 
     /// [`new`](Self::new) in place, field by field; `false` (and `self` partly set) when
     /// `params` is too short. Built as a value and moved into a stack view, the views
-    /// went through stack temporaries whose reloads stalled on store forwarding (7 % of a
-    /// default `loss` on x86-64).
+    /// went through stack temporaries whose reloads stalled on store forwarding
+    /// (BENCHMARKS.md, "Measurements behind design choices").
     pub(crate) fn set(&mut self, layer: &Layer, offsets: &LayerOffsets, params: &'a [f32]) -> bool {
         let vector = |start: Option<usize>| -> Option<Option<&'a [f32]>> {
             match start {

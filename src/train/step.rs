@@ -113,14 +113,13 @@ fn dense_forward<K: Kernels>(
 /// [`Kernels::gemm_nn_add`] over a transposed copy of the weights (made once per step,
 /// in the parameter-gradient buffer, which the backward pass only needs later): the
 /// copy costs one pass over the weights, the products then run in register blocks
-/// without horizontal sums. Below it the dot-product form (`matmat_add`) wins (measured
-/// at the default head: 8 pairs slower with the copy, 64 pairs faster).
+/// without horizontal sums. Below it the dot-product form (`matmat_add`) wins
+/// (BENCHMARKS.md, "Measurements behind design choices").
 const TRANSPOSED_FORWARD_PAIRS: usize = 16;
 
 /// Layers with more weights than this keep the dot-product form whatever the batch:
 /// transposing a matrix that does not fit in the L2 cache costs more than the products
-/// gain (measured: the official head at the paper's size, 64 pairs, 233 → 310 ms per step
-/// when its 2048 × 2048 layers were transposed too).
+/// gain (BENCHMARKS.md, "Measurements behind design choices").
 const TRANSPOSED_FORWARD_MAX_WEIGHTS: usize = 64 * 1024;
 
 /// Whether `layer`'s forward uses the transposed weights at batch `n`.
