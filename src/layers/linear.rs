@@ -30,7 +30,7 @@ const GROUP: usize = 8;
 
 /// The least batch whose forward is one `X·Wᵀ` product ([`Kernels::gemm_nt_add`]) on a
 /// target with a vector unit: the product copies `W` (transposed) once per call, which
-/// a group of [`GROUP`] samples already repays.
+/// a group of eight samples (the rows of the dot-product kernels) already repays.
 pub const GEMM_SAMPLES: usize = GROUP;
 
 /// Whether batches of [`GEMM_SAMPLES`] or more run their forward as one `X·Wᵀ` product:
