@@ -580,6 +580,7 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
 /// The networks of version 2: heads alone and (feature `encoder`) har-dense, and (feature
 /// `conv`) har-conv and a convolution with every option, all small.
 fn networks() -> Vec<Architecture> {
+    #[cfg_attr(not(feature = "encoder"), allow(unused_mut))]
     let mut networks = vec![
         Architecture::official(12, 8, 4).unwrap(),
         Architecture::reference(SimSiamConfig {

@@ -7,6 +7,7 @@ use simsiam::model::{Architecture, StackName};
 /// Every preset the crate builds, at the sizes the tests and the recipe use, plus odd
 /// sizes.
 fn presets() -> Vec<(&'static str, Architecture)> {
+    #[cfg_attr(not(feature = "encoder"), allow(unused_mut))]
     let mut presets = vec![
         (
             "reference",

@@ -1,6 +1,8 @@
 //! Continuing from kept buffers (what the C API does between calls, issue 22):
 //! `Sgd::resume` and `NearestClassMean::from_storage` carry on exactly where the
 //! optimiser and the classifier left off.
+//! (The optimiser's case trains a network with an encoder: feature `encoder`.)
+#![cfg(feature = "encoder")]
 
 use simsiam::LcgRng;
 use simsiam::SslError;
