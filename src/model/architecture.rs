@@ -770,7 +770,7 @@ impl Architecture {
             .ok_or(crate::error::WORKSPACE_OVERFLOW)?;
         let lanes = if n >= 2 { self.lanes_len() } else { 0 };
         per_pair
-            .checked_mul(n.min(crate::model::batch::BATCH_PAIRS))
+            .checked_mul(n.min(super::sizes::BATCH_PAIRS))
             .and_then(|len| len.checked_add(lanes))
             .ok_or(crate::error::WORKSPACE_OVERFLOW)
     }
@@ -803,7 +803,7 @@ impl Architecture {
     #[must_use]
     pub fn lanes_len(&self) -> usize {
         let [d_in, hidden, d_out] = self.lane_widths();
-        crate::model::batch::lanes_len(d_in, hidden, d_out)
+        super::sizes::lanes_len(d_in, hidden, d_out)
     }
 
     /// The widest input, fused hidden layer and output of the stages of either stack

@@ -31,15 +31,12 @@ use super::architecture::Architecture;
 use super::forward::{StackView, Stage, stack_group, stage_pair};
 use super::head::{SimSiamHead, Which, finish_output, symmetric_loss};
 use super::layout::DenseView;
+use super::sizes::{BATCH_GROUP, BATCH_PAIRS, lane_blocks};
 use crate::error::{BATCH_OVERFLOW, SslError, SslResult, check_finite, check_len};
 use crate::kernels::{BATCH_LANES, Kernels, pieces, pieces_mut};
 
-/// Inputs pushed through the weights together by the batch calls (pairs of views count
-/// as two): the lanes of [`Kernels::matmat_t_add`].
-pub const BATCH_GROUP: usize = BATCH_LANES;
-
-/// Pairs of views per group in the batch loss.
-pub(crate) const BATCH_PAIRS: usize = BATCH_GROUP / 2;
+/// One value per input of a group, in transposed layout.
+type Lanes = [f32; BATCH_LANES];
 
 /// `n` when `len == n·width`, else `DimensionMismatch` (expected: the largest multiple
 /// of `width` not above `len`).
@@ -53,59 +50,6 @@ fn row_count(len: usize, width: usize) -> SslResult<usize> {
 /// `n·width` or an overflow error.
 fn area(n: usize, width: usize) -> SslResult<usize> {
     n.checked_mul(width).ok_or(BATCH_OVERFLOW)
-}
-
-/// Input columns packed (transposed) per step of the lanes path, at most, for heads
-/// whose stages are all at most this wide in and hidden.
-const PACK_COLUMNS: usize = 128;
-/// Hidden units per block of the lanes path, at most (same heads).
-const LANES_HIDDEN: usize = 128;
-/// Output rows per block of the lanes path, at most (same heads).
-const OUTPUT_ROWS: usize = 64;
-/// [`PACK_COLUMNS`] for heads with a stage wider than the small blocks.
-const WIDE_PACK_COLUMNS: usize = 2048;
-/// [`LANES_HIDDEN`] for heads with a stage wider than the small blocks.
-const WIDE_LANES_HIDDEN: usize = 2048;
-/// [`OUTPUT_ROWS`] for heads with a stage wider than the small blocks.
-const WIDE_OUTPUT_ROWS: usize = 256;
-/// Floats of slack in front of the blocks, so that they can start on a 64-byte line
-/// wherever the workspace starts (each lane row is then one cache line).
-const LANES_SLACK: usize = 15;
-
-/// One value per input of a group, in transposed layout.
-type Lanes = [f32; BATCH_LANES];
-
-/// The blocks of the lanes path, in lane rows: `[pack columns, hidden units, output
-/// rows]` for a head whose stages are at most `d_in` wide in, `hidden` wide between
-/// the two layers of a fused stage (0 when none is fused) and `d_out` wide out. The
-/// small blocks (128, 128, 64) cut to the head; the wide ones (2048, 2048, 256) when a
-/// stage is wider in or hidden than 128. With the wide blocks a paper-sized head reads
-/// each weight row whole (8 KiB) for a group: the weights stream from DRAM, and strips
-/// would restart the prefetcher at every strip; the packed inputs serve 256 output rows
-/// instead of 64 (BENCHMARKS.md, "Measurements behind design choices").
-const fn lane_blocks(d_in: usize, hidden: usize, d_out: usize) -> [usize; 3] {
-    let wide = d_in > PACK_COLUMNS || hidden > LANES_HIDDEN;
-    let (pack, units, rows) = if wide {
-        (WIDE_PACK_COLUMNS, WIDE_LANES_HIDDEN, WIDE_OUTPUT_ROWS)
-    } else {
-        (PACK_COLUMNS, LANES_HIDDEN, OUTPUT_ROWS)
-    };
-    [min(d_in, pack), min(hidden, units), min(d_out, rows)]
-}
-
-const fn min(a: usize, b: usize) -> usize {
-    if a < b { a } else { b }
-}
-
-/// Floats of workspace the lanes path needs (see
-/// [`Architecture::lanes_len`](crate::model::Architecture::lanes_len)): 16 per lane row
-/// of [`lane_blocks`], plus 15 of slack. At most `16·4352 + 15`, so it cannot overflow.
-pub(crate) const fn lanes_len(d_in: usize, hidden: usize, d_out: usize) -> usize {
-    let [pack, units, rows] = lane_blocks(d_in, hidden, d_out);
-    pack.saturating_add(units)
-        .saturating_add(rows)
-        .saturating_mul(BATCH_LANES)
-        .saturating_add(LANES_SLACK)
 }
 
 /// The blocks of the lanes path, carved from the caller's workspace.
@@ -791,10 +735,9 @@ fn batch_forward_len(
 
 #[cfg(test)]
 mod tests {
-    use super::{
-        BATCH_LANES, DenseView, LaneBlocks, Stage, lane_blocks, lanes_len, stage_many, stage_pair,
-    };
+    use super::{BATCH_LANES, DenseView, LaneBlocks, Stage, lane_blocks, stage_many, stage_pair};
     use crate::kernels::Scalar;
+    use crate::model::sizes::lanes_len;
 
     /// Five inputs through a fused stage (7 → 9, ReLU → 6) with no lane blocks take the
     /// pair path two at a time: the scalar twin's outputs, bit for bit, are those of each

@@ -173,13 +173,13 @@ impl SimSiamConfig {
             Ok(len) => len,
             Err(error) => return Err(error),
         };
-        let pairs = if n < super::batch::BATCH_PAIRS {
+        let pairs = if n < super::sizes::BATCH_PAIRS {
             n
         } else {
-            super::batch::BATCH_PAIRS
+            super::sizes::BATCH_PAIRS
         };
         let lanes = if n >= 2 {
-            super::batch::lanes_len(
+            super::sizes::lanes_len(
                 max(self.d_encoder, self.d_out),
                 max(self.d_projector, self.d_predictor),
                 self.d_out,

@@ -21,12 +21,13 @@ mod forward;
 pub(crate) mod head;
 pub(crate) mod layout;
 mod presets;
+pub(crate) mod sizes;
 
 pub use architecture::{Architecture, BATCH_NORM_EPS, BatchNorm, Layer, MAX_STACK_LAYERS, Stack};
-pub use batch::BATCH_GROUP;
 pub use config::SimSiamConfig;
 pub use encoder::{Encoder, MAX_ENCODER_LAYERS};
 pub use forward::HIDDEN_BLOCK;
 pub use head::{COSINE_EPS, SimSiamHead, init_params};
 pub use layout::{MAX_LAYERS, StackName, Tensor};
 pub use presets::{HarConv, HarDense};
+pub use sizes::BATCH_GROUP;
