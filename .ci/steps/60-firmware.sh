@@ -32,7 +32,7 @@ TEXT_BUDGET_SCALAR=${TEXT_BUDGET_SCALAR:-15104}
 LOSS_INSTRUCTIONS_BUDGET=${LOSS_INSTRUCTIONS_BUDGET:-81920}
 # Training on the board (feature `train`, the images that run): one `Sgd::step` at batch 8
 # on the reference head (64/128/64/32). Stack: the painted high-water mark of a step from
-# the caller's SP, measured 5 004 B on both twins (budget +28 %). RAM: the image's
+# the caller's SP (the README's Firmware table gives the measured value). RAM: the image's
 # .data + .bss, i.e. the training statics: parameters 66 560 + momentum 66 560 + scratch
 # 97 408 (scratch_len 24 352 floats) + the batch 4 096 + the input gradients 4 096 =
 # 238 720 B, plus 4 B (budget +15 %).
