@@ -347,6 +347,58 @@ fn without_an_encoder_encode_copies_and_d_input_is_d_encoder() {
 }
 
 #[test]
+fn init_params_with_draws_once_per_weight_in_order() {
+    let architecture = small_dense();
+    let n = architecture.param_count().unwrap();
+    // `init_params` is `init_params_with` on `LcgRng::next_f32`, bit for bit.
+    let mut by_rng = vec![f32::NAN; n];
+    architecture
+        .init_params(&mut LcgRng::new(5), &mut by_rng)
+        .unwrap();
+    let mut rng = LcgRng::new(5);
+    let mut by_closure = vec![f32::NAN; n];
+    architecture
+        .init_params_with(|| rng.next_f32(), &mut by_closure)
+        .unwrap();
+    assert_eq!(
+        by_rng.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        by_closure.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    // A counter as the source: draw k maps to (2k/N − 1)·bound, so every weight and
+    // bias shows its place in the draw order; BatchNorm takes no draw.
+    let drawn: usize = architecture
+        .tensors()
+        .filter(|t| !matches!(t.kind, LayerKind::BatchNorm1d(_)))
+        .map(|t| t.range().len())
+        .sum();
+    let mut k = 0_usize;
+    let mut counted = vec![f32::NAN; n];
+    architecture
+        .init_params_with(
+            || {
+                k += 1;
+                (k - 1) as f32 / drawn as f32
+            },
+            &mut counted,
+        )
+        .unwrap();
+    assert_eq!(k, drawn);
+    let mut next = 0_usize;
+    for tensor in architecture.tensors() {
+        let v = &counted[tensor.range()];
+        if matches!(tensor.kind, LayerKind::BatchNorm1d(_)) {
+            continue;
+        }
+        let bound = 1.0 / (tensor.fan_in() as f32).sqrt();
+        for &w in v {
+            let expected = (2.0 * (next as f32 / drawn as f32) - 1.0) * bound;
+            assert_eq!(w.to_bits(), expected.to_bits());
+            next += 1;
+        }
+    }
+}
+
+#[test]
 fn init_follows_pytorch_defaults() {
     let architecture = small_dense();
     let mut params = vec![f32::NAN; architecture.param_count().unwrap()];

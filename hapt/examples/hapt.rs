@@ -16,7 +16,8 @@
 //! Evaluation: the encoder in eval mode on un-augmented standardised windows, the protocols of
 //! `simsiam_hapt::probe`.
 //!
-//! Random streams, all from `--seed S`: the initialisation from `LcgRng::new(S)`; the shuffle
+//! Random streams, all from `--seed S`: the initialisation from `LcgRng::new(S)` (with
+//! `--init xoshiro`: from `Xoshiro128PlusPlus::from_seed(S ^ 0x696e_6974)`); the shuffle
 //! and the augmentations from one `Xoshiro128PlusPlus::from_seed(S)` (each epoch: the shuffle,
 //! then each batch's views, window by window, view 1 then view 2); the probes' label draws
 //! from `S` (`Protocols::evaluate`); the per-epoch `nn1_5` probe's draws from
@@ -102,6 +103,29 @@ impl Recipe {
     }
 }
 
+/// The generator of the initial weights (`--init`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum InitGenerator {
+    /// `LcgRng::new(S)`, the reference's generator (the default).
+    Lcg,
+    /// `Xoshiro128PlusPlus::from_seed(S ^ INIT_SEED_MASK)`, each draw 24 random bits as a
+    /// float in `[0, 1)`.
+    Xoshiro,
+}
+
+impl InitGenerator {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Lcg => "lcg",
+            Self::Xoshiro => "xoshiro",
+        }
+    }
+}
+
+/// Mixed into the seed of the `--init xoshiro` stream ("init" in ASCII), so it is not the
+/// shuffle and augmentation stream of the same seed.
+const INIT_SEED_MASK: u64 = 0x696e_6974;
+
 /// SimSiam on UCI HAPT: pretrain, then the six protocols on raw, random and trained features.
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -138,6 +162,9 @@ struct Args {
     /// count); default: every step of `--epochs` epochs.
     #[arg(long)]
     max_steps: Option<u64>,
+    /// The generator of the initial weights (same distribution, same order either way).
+    #[arg(long, value_enum, default_value = "lcg")]
+    init: InitGenerator,
 }
 
 const LR: f32 = 0.05;
@@ -326,7 +353,15 @@ fn main() -> Result<()> {
     // The network, PyTorch's default initialisation from the seed.
     let architecture = recipe.architecture()?;
     let mut params = vec![0.0_f32; architecture.param_count()?];
-    architecture.init_params(&mut LcgRng::new(args.seed), &mut params)?;
+    match args.init {
+        InitGenerator::Lcg => architecture.init_params(&mut LcgRng::new(args.seed), &mut params)?,
+        InitGenerator::Xoshiro => {
+            let mut rng = Xoshiro128PlusPlus::from_seed(args.seed ^ INIT_SEED_MASK);
+            // 24 random bits, exactly representable: a float in [0, 1).
+            architecture
+                .init_params_with(|| (rng.next_u32() >> 8) as f32 / 16_777_216.0, &mut params)?;
+        }
+    }
     let initial = SimSiamHead::new(architecture, params.clone())?;
     let mut head = SimSiamHead::new(architecture, params)?;
     let d_out = architecture.d_out();
@@ -703,6 +738,7 @@ fn to_json(
     let mut s = String::from("{\n");
     let _ = writeln!(s, " \"recipe\": \"{}\",", recipe.name());
     let _ = writeln!(s, " \"seed\": {},", args.seed);
+    let _ = writeln!(s, " \"init\": \"{}\",", args.init.name());
     let _ = writeln!(s, " \"epochs\": {},", args.epochs);
     let _ = writeln!(s, " \"batch\": {},", args.batch);
     let _ = writeln!(

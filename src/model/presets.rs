@@ -308,6 +308,39 @@ impl Architecture {
     /// # Ok::<(), simsiam::SslError>(())
     /// ```
     pub fn init_params(&self, rng: &mut LcgRng, params: &mut [f32]) -> SslResult<()> {
+        self.init_params_with(|| rng.next_f32(), params)
+    }
+
+    /// [`init_params`](Self::init_params) with the uniform draws taken from `unit`, a
+    /// source of floats in `[0, 1]`: the same layout, order and distribution (each
+    /// weight or bias `(2u − 1)·bound`, `u = unit()`), any generator.
+    /// `init_params(rng, …)` is `init_params_with(|| rng.next_f32(), …)`.
+    ///
+    /// # Errors
+    /// As [`init_params`](Self::init_params).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(feature = "encoder")] {
+    /// use simsiam::augment::Xoshiro128PlusPlus;
+    /// use simsiam::model::{Architecture, HarDense};
+    /// let sizes = HarDense { channels: 2, window: 8, hidden: 8, feature: 4,
+    ///                        projector_hidden: 4, projection: 4, predictor_hidden: 2 };
+    /// let network = Architecture::har_dense(&sizes)?;
+    /// let mut params = vec![0.0_f32; network.param_count()?];
+    /// let mut rng = Xoshiro128PlusPlus::from_seed(0);
+    /// // 24 random bits: a float in [0, 1).
+    /// network.init_params_with(|| (rng.next_u32() >> 8) as f32 / 16_777_216.0, &mut params)?;
+    /// let bound = 1.0 / 16.0_f32.sqrt(); // the first Linear's fan_in is 2·8
+    /// assert!(params[..16 * 8].iter().all(|w| w.abs() <= bound));
+    /// # }
+    /// # Ok::<(), simsiam::SslError>(())
+    /// ```
+    pub fn init_params_with(
+        &self,
+        mut unit: impl FnMut() -> f32,
+        params: &mut [f32],
+    ) -> SslResult<()> {
         self.validate()?;
         let expected = self.param_count()?;
         check_len(expected, params.len())?;
@@ -315,17 +348,15 @@ impl Architecture {
             expected,
             got: params.len(),
         };
-        let uniform = |rng: &mut LcgRng, v: &mut [f32], fan_in: usize| {
-            let bound = 1.0 / libm::sqrtf(fan_in as f32);
-            v.iter_mut()
-                .for_each(|w| *w = (2.0 * rng.next_f32() - 1.0) * bound);
-        };
         for tensor in self.tensors() {
             let v = params.get_mut(tensor.range()).ok_or(wrong_length)?;
             match (tensor.kind, tensor.name) {
                 (LayerKind::BatchNorm1d(_), "weight" | "running_var") => v.fill(1.0),
                 (LayerKind::BatchNorm1d(_), _) => v.fill(0.0),
-                _ => uniform(rng, v, tensor.fan_in()),
+                _ => {
+                    let bound = 1.0 / libm::sqrtf(tensor.fan_in() as f32);
+                    v.iter_mut().for_each(|w| *w = (2.0 * unit() - 1.0) * bound);
+                }
             }
         }
         Ok(())
