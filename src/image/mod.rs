@@ -1523,6 +1523,10 @@ fn head_architecture(
 
 /// `f32` little-endian bytes viewed as floats.
 fn view(bytes: &[u8]) -> SslResult<&[f32]> {
+    if bytes.is_empty() {
+        // Nothing to view (no training section): at any address.
+        return Ok(&[]);
+    }
     if cfg!(target_endian = "big") {
         return Err(ImageError::Misaligned.into());
     }
