@@ -903,7 +903,7 @@ static void test_image(const char *path) {
     reseal(bad, len);
     EXPECT_IMAGE(bad, len, SIMSIAM_STATUS_BAD_IMAGE);
     memcpy(bad, image, len);
-    write_u32(bad + 8, 2); /* format version 2 */
+    write_u32(bad + 8, 3); /* format version 3: newer than this build reads */
     EXPECT_IMAGE(bad, len, SIMSIAM_STATUS_UNSUPPORTED_VERSION);
     reseal(bad, len);
     EXPECT_IMAGE(bad, len, SIMSIAM_STATUS_UNSUPPORTED_VERSION);
