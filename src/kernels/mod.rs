@@ -849,17 +849,29 @@ pub(crate) fn gemm_operands<'a, 'c>(
         GemmA::RowMajor => (m, k, lda),
         GemmA::Transposed => (k, m, lda),
     };
+    cut_operands((m, n, k), (a, a_shape), (b, (k, n, ldb)), (c, ldc))
+}
+
+/// Checks `a`, `b` and `c` (in that order) against their shapes `(rows, columns, leading
+/// dimension)`, `c`'s being `m × n`, and cuts each to the length its shape needs: the
+/// common part of [`gemm_operands`] and [`gemm_nt_operands`].
+fn cut_operands<'a, 'c>(
+    (m, n, k): (usize, usize, usize),
+    (a, a_shape): (&'a [f32], (usize, usize, usize)),
+    (b, b_shape): (&'a [f32], (usize, usize, usize)),
+    (c, ldc): (&'c mut [f32], usize),
+) -> SslResult<(Gemm<'a>, &'c mut [f32])> {
     let a_len = check_operand(a.len(), a_shape, "a", "lda")?;
-    let b_len = check_operand(b.len(), (k, n, ldb), "b", "ldb")?;
+    let b_len = check_operand(b.len(), b_shape, "b", "ldb")?;
     let c_len = check_operand(c.len(), (m, n, ldc), "c", "ldc")?;
     let gemm = Gemm {
         m,
         n,
         k,
         a: a.get(..a_len).unwrap_or_default(),
-        lda,
+        lda: a_shape.2,
         b: b.get(..b_len).unwrap_or_default(),
-        ldb,
+        ldb: b_shape.2,
     };
     Ok((gemm, c.get_mut(..c_len).unwrap_or_default()))
 }
@@ -883,19 +895,7 @@ pub(crate) fn gemm_nt_operands<'a, 'c>(
     c: &'c mut [f32],
     ldc: usize,
 ) -> SslResult<(Gemm<'a>, &'c mut [f32])> {
-    let a_len = check_operand(a.len(), (m, k, lda), "a", "lda")?;
-    let b_len = check_operand(b.len(), (n, k, ldb), "b", "ldb")?;
-    let c_len = check_operand(c.len(), (m, n, ldc), "c", "ldc")?;
-    let gemm = Gemm {
-        m,
-        n,
-        k,
-        a: a.get(..a_len).unwrap_or_default(),
-        lda,
-        b: b.get(..b_len).unwrap_or_default(),
-        ldb,
-    };
-    Ok((gemm, c.get_mut(..c_len).unwrap_or_default()))
+    cut_operands((m, n, k), (a, (m, k, lda)), (b, (n, k, ldb)), (c, ldc))
 }
 
 /// [`gemm_nt_operands`] for the unchecked kernels: `None` (do nothing) on any error and
