@@ -6,9 +6,11 @@
 //! Each case runs in batches of about 50 ms; the line printed per case is the least and
 //! the median per-call time over the batches. Build once per flag set, in its own target
 //! directory, and run the binaries alternately:
-//! `RUSTFLAGS="-C target-cpu=native" cargo bench --bench oncpu`.
+//! `RUSTFLAGS="-C target-cpu=native" cargo bench --bench oncpu`. Words after it pick the
+//! cases: `head`, `train`, or part of a case's name (`-- official_paper/loss`).
 
 use std::hint::black_box;
+use std::sync::OnceLock;
 
 use simsiam::kernels::{LANES, Simd};
 use simsiam::model::Architecture;
@@ -29,9 +31,34 @@ fn on_cpu_ns() -> u64 {
         + u64::try_from(t.tv_nsec).expect("nanoseconds")
 }
 
+/// The words on the command line (`cargo bench` passes `--bench`, which is dropped).
+fn words() -> &'static [String] {
+    static WORDS: OnceLock<Vec<String>> = OnceLock::new();
+    WORDS.get_or_init(|| {
+        std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .collect()
+    })
+}
+
+/// Whether the case `name` of the group `group` (`head` or `train`) runs: with no words,
+/// every case; otherwise the cases of a group named by a word and those whose name
+/// contains a word (`default/loss` runs that case alone, for a profile).
+fn selected(group: &str, name: &str) -> bool {
+    let words = words();
+    words.is_empty()
+        || words
+            .iter()
+            .any(|w| w == group || name.contains(w.as_str()))
+}
+
 /// Prints the least and the median on-CPU time of one call of `f`, over `batches`
-/// batches of about 50 ms.
-fn time(name: &str, batches: usize, mut f: impl FnMut()) {
+/// batches of about 50 ms, if the command line selects the case.
+fn time(group: &str, name: &str, batches: usize, mut f: impl FnMut()) {
+    if !selected(group, name) {
+        return;
+    }
     let start = on_cpu_ns();
     let mut calls = 0_u64;
     while on_cpu_ns() - start < 50_000_000 || calls < 2 {
@@ -96,7 +123,7 @@ fn head_loss(name: &str, dims: [usize; 4]) {
     let z1 = uniform(&mut rng, d_encoder, 0.0, 1.0);
     let z2 = uniform(&mut rng, d_encoder, 0.0, 1.0);
     let mut workspace = vec![0.0; config.batch_loss_workspace_len(1).expect("ws")];
-    time(name, 30, || {
+    time("head", name, 30, || {
         black_box(head.loss(black_box(&z1), black_box(&z2), &mut workspace)).ok();
     });
 }
@@ -112,17 +139,22 @@ fn official_paper() {
     let z2s = uniform(&mut rng, 64 * 2048, 0.0, 1.0);
     let mut workspace = vec![0.0; architecture.workspace_len(64).expect("ws")];
     let mut losses = vec![0.0; 64];
-    time("official_paper/loss", 15, || {
+    time("head", "official_paper/loss", 15, || {
         let (z1, z2) = (&z1s[..2048], &z2s[..2048]);
         black_box(head.loss(black_box(z1), black_box(z2), &mut workspace)).ok();
     });
     for n in [8, 64] {
         let (z1n, z2n) = (&z1s[..n * 2048], &z2s[..n * 2048]);
-        time(&format!("official_paper/batch_loss/{n}"), 10, || {
-            let losses = &mut losses[..n];
-            head.loss_batch_into(black_box(z1n), black_box(z2n), losses, &mut workspace)
-                .ok();
-        });
+        time(
+            "head",
+            &format!("official_paper/batch_loss/{n}"),
+            10,
+            || {
+                let losses = &mut losses[..n];
+                head.loss_batch_into(black_box(z1n), black_box(z2n), losses, &mut workspace)
+                    .ok();
+            },
+        );
     }
 }
 
@@ -140,28 +172,29 @@ fn train(name: &str, architecture: &Architecture, n: usize, batches: usize) {
     let mut scratch = vec![0.0; scratch_len(architecture, n).expect("len")];
     let mut g1 = vec![0.0; n * d];
     let mut g2 = vec![0.0; n * d];
-    time(name, batches, || {
+    time("train", name, batches, || {
         black_box(sgd.step(&mut head, &x1s, &x2s, &mut scratch, [&mut g1, &mut g2])).ok();
     });
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; an optional word picks the cases: head, train.
-    let which: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let wants = |w: &str| which.is_empty() || which.iter().any(|a| a == w);
+    // Words pick the cases (see `selected`): `head`, `train`, or part of a case's name.
     println!("# LANES = {LANES}");
-    if wants("head") {
-        head_loss("default/loss", [64, 128, 64, 32]);
-        head_loss("mid/loss", [256, 512, 128, 64]);
+    let any_of = |group: &str, names: &[&str]| names.iter().any(|n| selected(group, n));
+    head_loss("default/loss", [64, 128, 64, 32]);
+    head_loss("mid/loss", [256, 512, 128, 64]);
+    let paper_cases = [
+        "official_paper/loss",
+        "official_paper/batch_loss/8",
+        "official_paper/batch_loss/64",
+    ];
+    if any_of("head", &paper_cases) {
         official_paper();
     }
-    if wants("train") {
-        let default = Architecture::reference(SimSiamConfig::DEFAULT).expect("arch");
-        train("train_default/8", &default, 8, 20);
-        train("train_default/64", &default, 64, 20);
+    let default = Architecture::reference(SimSiamConfig::DEFAULT).expect("arch");
+    train("train_default/8", &default, 8, 20);
+    train("train_default/64", &default, 64, 20);
+    if any_of("train", &["train_official_paper/64"]) {
         let paper = Architecture::official(2048, 2048, 512).expect("arch");
         train("train_official_paper/64", &paper, 64, 5);
     }
