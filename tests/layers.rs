@@ -855,6 +855,9 @@ mod sequence {
             (conv(3, 2, 3, 1, Padding::Same, Bias::Frozen), 3, 7),
             (conv(2, 2, 3, 3, Padding::Zeros(1), Bias::Trainable), 1, 8),
             (conv(6, 5, 8, 1, Padding::Zeros(0), Bias::None), 2, 16),
+            // A window of 64: with a scratch of several samples the forward runs through
+            // `kernels::correlate` (see `conv_groups_give_the_same_bits`).
+            (conv(16, 5, 4, 1, Padding::Zeros(1), Bias::Trainable), 2, 12),
         ]
     }
 
@@ -1033,7 +1036,9 @@ mod sequence {
 
     /// A scratch for `g` samples runs them through one matrix product each: the results
     /// are those of one sample at a time bit for bit (every sum in the same order), also
-    /// with a last group shorter than the others.
+    /// with a last group shorter than the others; and a scratch that holds
+    /// `correlate_pack_len` sends a window of 64 or more through `kernels::correlate`,
+    /// again the same bits.
     fn conv_groups_give_the_same_bits<K: Kernels>() {
         for (seed, (c, _, t)) in conv_cases().into_iter().enumerate() {
             let n = 5;
