@@ -50,6 +50,10 @@ use crate::kernels::{Kernels, pieces, pieces_mut};
 /// time, and a short window gives them few products to share.
 const CORRELATE_WINDOW: usize = 64;
 
+/// The kernel length whose window runs [`Conv1d::windows_transposed`] copies as one
+/// fixed-size array (`har-conv`'s 8).
+const RUN: usize = 8;
+
 /// Zero padding of a convolution's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Padding {
@@ -510,8 +514,31 @@ impl Conv1d {
     fn windows_transposed(&self, dims: &Dims, x: &[f32], col_t: &mut [f32]) {
         let mut first = 0_usize;
         for row in pieces_mut(col_t, dims.window) {
-            for (x_row, part) in pieces(x, dims.len).zip(pieces_mut(row, self.kernel)) {
-                shifted_copy(part, x_row, first, dims.left);
+            // A window inside the input (no padding) copies each channel's `k` values as
+            // one run; a kernel of 8 (every preset's) as one fixed-size copy.
+            let inside = first
+                .checked_sub(dims.left)
+                .filter(|from| from.saturating_add(self.kernel) <= dims.len);
+            match inside {
+                Some(from) if self.kernel == RUN => {
+                    let parts = row.as_chunks_mut::<RUN>().0.iter_mut();
+                    for (x_row, part) in pieces(x, dims.len).zip(parts) {
+                        if let Some(run) = x_row.get(from..).and_then(|r| r.first_chunk::<RUN>()) {
+                            *part = *run;
+                        }
+                    }
+                }
+                Some(from) => {
+                    for (x_row, part) in pieces(x, dims.len).zip(pieces_mut(row, self.kernel)) {
+                        let run = x_row.get(from..).unwrap_or_default();
+                        part.iter_mut().zip(run).for_each(|(d, v)| *d = *v);
+                    }
+                }
+                None => {
+                    for (x_row, part) in pieces(x, dims.len).zip(pieces_mut(row, self.kernel)) {
+                        shifted_copy(part, x_row, first, dims.left);
+                    }
+                }
             }
             first = first.saturating_add(self.stride);
         }
