@@ -41,6 +41,36 @@ pub(crate) fn argmax(window: &[f32]) -> Option<(usize, f32)> {
     Some(best)
 }
 
+/// [`argmax`] of four windows at once (each over the first `min` of their lengths
+/// elements): four independent chains instead of one, and no branch on the data. The
+/// position is [`argmax`]'s: the first largest value, or the last NaN when there is one
+/// (tracked apart, so the running maximum is `f32::max`, which ignores NaN, and every
+/// choice a select on integers).
+#[inline]
+pub(crate) fn argmax4(windows: [&[f32]; 4]) -> [(usize, f32); 4] {
+    let first = windows.map(|w| w.first().copied().unwrap_or(0.0));
+    let mut at = [0_usize; 4];
+    let mut best = first;
+    let mut nan_at = [0_usize; 4];
+    let mut any_nan = first.map(f32::is_nan);
+    let [r0, r1, r2, r3] = windows.map(|w| w.get(1..).unwrap_or_default());
+    let columns = r0.iter().zip(r1).zip(r2).zip(r3);
+    for ((((v0, v1), v2), v3), i) in columns.zip(1_usize..) {
+        let values = [*v0, *v1, *v2, *v3];
+        for r in 0..4 {
+            let v = values[r];
+            at[r] = if v > best[r] { i } else { at[r] };
+            best[r] = best[r].max(v);
+            nan_at[r] = if v.is_nan() { i } else { nan_at[r] };
+            any_nan[r] |= v.is_nan();
+        }
+    }
+    core::array::from_fn(|r| {
+        let i = if any_nan[r] { nan_at[r] } else { at[r] };
+        (i, windows[r].get(i).copied().unwrap_or(0.0))
+    })
+}
+
 impl MaxPool1d {
     /// `[C, ⌊T/k⌋]` for an input `[C, T]`.
     ///
