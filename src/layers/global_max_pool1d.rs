@@ -73,19 +73,49 @@ pub fn forward(n: usize, input: Shape, x: &[f32], y: &mut [f32]) -> SslResult<()
 /// # Ok::<(), simsiam::SslError>(())
 /// ```
 pub fn backward(n: usize, input: Shape, x: &[f32], dy: &[f32], dx: &mut [f32]) -> SslResult<()> {
+    backward_masked(n, input, x, dy, dx, false)
+}
+
+/// [`backward`] followed by the backward of the ReLU whose output `x` is (the gradient
+/// zeroed where `x` is not positive or NaN, as [`relu::backward`](super::relu::backward)),
+/// in one pass: the same values bit for bit.
+///
+/// # Errors
+/// As [`backward`].
+pub(crate) fn backward_through_relu(
+    n: usize,
+    input: Shape,
+    x: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+) -> SslResult<()> {
+    backward_masked(n, input, x, dy, dx, true)
+}
+
+/// [`backward`], and with `relu` the ReLU's mask.
+fn backward_masked(
+    n: usize,
+    input: Shape,
+    x: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    relu: bool,
+) -> SslResult<()> {
     let out = output_shape(input)?;
     check_batch(input, n, x.len())?;
     check_batch(out, n, dy.len())?;
     check_batch(input, n, dx.len())?;
     dx.fill(0.0);
+    // Whether a gradient passes the ReLU at a value of its output (no ReLU: always).
+    let keep = |v: f32| !relu || v > 0.0;
     let len = input.len;
     let block = len.saturating_mul(4);
     let blocks = pieces(x, block).zip(pieces_mut(dx, block));
     for ((rows, d_rows), g) in blocks.zip(pieces(dy, 4)) {
         if let (Some(rows), Ok(g)) = (four_rows(rows, len), <&[f32; 4]>::try_from(g)) {
             let picks = argmax4(rows).into_iter().zip(g);
-            for (((at, _), g), d_row) in picks.zip(pieces_mut(d_rows, len)) {
-                if let Some(d) = d_row.get_mut(at) {
+            for (((at, value), g), d_row) in picks.zip(pieces_mut(d_rows, len)) {
+                if let (true, Some(d)) = (keep(value), d_row.get_mut(at)) {
                     *d = *g;
                 }
             }
@@ -93,7 +123,10 @@ pub fn backward(n: usize, input: Shape, x: &[f32], dy: &[f32], dx: &mut [f32]) -
         }
         let rows = pieces(rows, len).zip(pieces_mut(d_rows, len));
         for ((row, d_row), g) in rows.zip(g) {
-            if let Some(d) = argmax(row).and_then(|(i, _)| d_row.get_mut(i)) {
+            let Some((at, value)) = argmax(row) else {
+                continue;
+            };
+            if let (true, Some(d)) = (keep(value), d_row.get_mut(at)) {
                 *d = *g;
             }
         }
