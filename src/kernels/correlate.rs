@@ -304,14 +304,14 @@ pub(crate) fn correlate_scalar(
     for (x_sample, y_sample) in pieces(x, d.in_size).zip(pieces_mut(y, d.out_size)) {
         for ((y_row, w_row), o) in pieces_mut(y_sample, d.out_len)
             .zip(pieces(w, d.window))
-            .zip(0_usize..)
+            .zip(0..d.c_out)
         {
             let begin = start.and_then(|s| s.get(o)).copied().unwrap_or(0.0);
             let mut first = 0_usize;
             for v in y_row.iter_mut() {
                 let mut sum = begin;
-                for (w_channel, c) in pieces(w_row, d.kernel).zip(0_usize..) {
-                    for (weight, j) in w_channel.iter().zip(0_usize..) {
+                for (w_channel, c) in pieces(w_row, d.kernel).zip(0..d.c_in) {
+                    for (weight, j) in w_channel.iter().zip(0..d.kernel) {
                         sum += *weight * padded(d, x_sample, c, first.saturating_add(j));
                     }
                 }

@@ -1257,7 +1257,7 @@ fn pack_windows(d: &CorrelationDims, x: &[f32], positions: &Positions, a: &mut [
             let rows = pieces(sample(d, x, s), d.len);
             for (x_row, a_channel) in rows.zip(pieces_mut(a, d.kernel)) {
                 let run = x_row.get(from..).unwrap_or_default();
-                for (entry, j) in a_channel.iter_mut().zip(0_usize..) {
+                for (entry, j) in a_channel.iter_mut().zip(0..d.kernel) {
                     if let Some(values) = run.get(j..).and_then(|v| v.first_chunk::<GEMM_ROWS>()) {
                         *entry = *values;
                     }
@@ -1418,7 +1418,7 @@ fn pack_window_panel(
             (q, c, j) = (end, c.saturating_add(1), 0);
         }
         let chunks = row.as_chunks::<GEMM_GROUP>().0.iter().take(groups);
-        for (chunk, g) in chunks.zip(0_usize..) {
+        for (chunk, g) in chunks.zip(0..groups) {
             if let Some(entry) = pack.get_mut(g.saturating_mul(kc).saturating_add(step)) {
                 *entry = *chunk;
             }
