@@ -1242,30 +1242,55 @@ fn sample<'x>(d: &CorrelationDims, x: &'x [f32], s: usize) -> &'x [f32] {
 }
 
 /// `a[c·k + j][r] = x̃[s_r, c, t_r·stride + j − left]` for the block's positions
-/// (`(s_r, t_r)`, 0 for a missing one): a register block's windows, `A` of the product.
-/// When the block lies in one sample, stride 1, away from the padding, each `(c, j)` is
-/// one contiguous copy of [`GEMM_ROWS`] floats.
+/// (`(s_r, t_r)`, 0 for a missing one): a register block's windows, `A` of the product,
+/// for the blocks [`correlate_sums_direct`] cannot read in place (across a sample's
+/// edge, beside the padding, a stride above 1), row by row.
+/// `(s, first)` when the block's positions all lie in sample `s`, stride 1, and every
+/// window reads inside its rows from position `first` (`t₀ − left`) on.
 #[inline(always)]
-fn pack_windows(d: &CorrelationDims, x: &[f32], positions: &Positions, a: &mut [[f32; GEMM_ROWS]]) {
-    if let (Some((s, t0)), Some((s_last, _))) = (positions[0], positions[GEMM_ROWS - 1]) {
-        let inside = t0.checked_sub(d.left).filter(|from| {
-            from.saturating_add(GEMM_ROWS - 1)
-                .saturating_add(d.kernel)
-                .le(&d.len)
-        });
-        if let (true, true, Some(from)) = (s == s_last, d.stride == 1, inside) {
-            let rows = pieces(sample(d, x, s), d.len);
-            for (x_row, a_channel) in rows.zip(pieces_mut(a, d.kernel)) {
-                let run = x_row.get(from..).unwrap_or_default();
-                for (entry, j) in a_channel.iter_mut().zip(0..d.kernel) {
-                    if let Some(values) = run.get(j..).and_then(|v| v.first_chunk::<GEMM_ROWS>()) {
-                        *entry = *values;
-                    }
-                }
+fn inside_one_sample(d: &CorrelationDims, positions: &Positions) -> Option<(usize, usize)> {
+    let (Some((s, t0)), Some((s_last, _))) = (positions[0], positions[GEMM_ROWS - 1]) else {
+        return None;
+    };
+    let first = t0.checked_sub(d.left).filter(|from| {
+        from.saturating_add(GEMM_ROWS - 1)
+            .saturating_add(d.kernel)
+            .le(&d.len)
+    })?;
+    (s == s_last && d.stride == 1).then_some((s, first))
+}
+
+/// [`correlate_sums`] for a block of [`inside_one_sample`]: step `c·k + j` broadcasts
+/// `x[s, c, first + j ..][..GEMM_ROWS]` straight from the sample's row (no packed copy).
+#[inline(never)]
+fn correlate_sums_direct(
+    d: &CorrelationDims,
+    x_sample: &[f32],
+    first: usize,
+    strip: &[Group],
+    begin: &Group,
+) -> [Group; GEMM_ROWS] {
+    let mut acc = [load_group(begin); GEMM_ROWS];
+    let mut b = strip.iter();
+    for x_row in pieces(x_sample, d.len) {
+        let run = x_row.get(first..).unwrap_or_default();
+        for (j, b_step) in (0..d.kernel).zip(b.by_ref()) {
+            if let Some(a_step) = run.get(j..).and_then(|r| r.first_chunk::<GEMM_ROWS>()) {
+                gemm_step(&mut acc, a_step, &load_group(b_step));
             }
-            return;
         }
     }
+    let mut sums = [[0.0; GEMM_GROUP]; GEMM_ROWS];
+    for (values, lanes) in sums.iter_mut().zip(&acc) {
+        for (v, vector) in values.as_chunks_mut::<LANES>().0.iter_mut().zip(lanes) {
+            *v = vector.to_array();
+        }
+    }
+    sums
+}
+
+#[inline(always)]
+fn pack_windows(d: &CorrelationDims, x: &[f32], positions: &Positions, a: &mut [[f32; GEMM_ROWS]]) {
     for (position, r) in positions.iter().zip(0..GEMM_ROWS) {
         let Some((s, t)) = *position else {
             a.iter_mut().for_each(|entry| entry[r] = 0.0);
@@ -1319,8 +1344,9 @@ fn correlate_sums(a: &[[f32; GEMM_ROWS]], strip: &[Group], begin: &Group) -> [Gr
 /// product `(n·T_out) × C_out = windows · Wᵀ`, register blocks of [`GEMM_ROWS`] output
 /// positions (crossing samples) × one column group of output channels, summed in registers
 /// over the whole window (`(c, j)` ascending, from the start value) and stored once, each
-/// lane to its `y[s, o, t]`. `Wᵀ` is packed once by column groups into `pack`, then one
-/// block's windows after it.
+/// lane to its `y[s, o, t]`. `Wᵀ` is packed once by column groups into `pack`; a block
+/// inside one sample reads its windows straight from `x` ([`correlate_sums_direct`]), any
+/// other has them packed after `Wᵀ` first ([`pack_windows`]).
 fn correlate_simd(
     d: &CorrelationDims,
     w: &[f32],
@@ -1348,7 +1374,12 @@ fn correlate_simd(
     let mut at = (0_usize, 0_usize);
     while at.0 < d.n {
         let positions = next_positions(d, &mut at);
-        pack_windows(d, x, &positions, a_pack);
+        // A block of one sample away from the padding (stride 1) reads its windows
+        // straight from the rows of `x`; any other is packed first.
+        let direct = inside_one_sample(d, &positions);
+        if direct.is_none() {
+            pack_windows(d, x, &positions, a_pack);
+        }
         let strips = pieces(b_pack, d.window).zip((0..d.c_out).step_by(GEMM_GROUP));
         for (strip, o0) in strips {
             let width = d.c_out.saturating_sub(o0).min(GEMM_GROUP);
@@ -1356,7 +1387,10 @@ fn correlate_simd(
             if let Some(values) = start.and_then(|v| v.get(o0..)) {
                 begin.iter_mut().zip(values).for_each(|(b, v)| *b = *v);
             }
-            let sums = correlate_sums(a_pack, strip, &begin);
+            let sums = match direct {
+                Some((s, from)) => correlate_sums_direct(d, sample(d, x, s), from, strip, &begin),
+                None => correlate_sums(a_pack, strip, &begin),
+            };
             for (values, position) in sums.iter().zip(&positions) {
                 let Some((s, t)) = *position else { continue };
                 let base = s
