@@ -1391,6 +1391,26 @@ fn correlate_simd(
                 Some((s, from)) => correlate_sums_direct(d, sample(d, x, s), from, strip, &begin),
                 None => correlate_sums(a_pack, strip, &begin),
             };
+            if let (Some((s, _)), Some((_, t0))) = (direct, positions[0]) {
+                // One sample, consecutive positions: each channel's outputs are one run.
+                let mut base = s
+                    .saturating_mul(d.out_size)
+                    .saturating_add(o0.saturating_mul(d.out_len))
+                    .saturating_add(t0);
+                for lane in 0..width {
+                    let run = y
+                        .get_mut(base..)
+                        .and_then(|v| v.first_chunk_mut::<GEMM_ROWS>());
+                    if let Some(run) = run {
+                        *run = core::array::from_fn(|r| {
+                            let value = sums.get(r).and_then(|v| v.get(lane));
+                            value.copied().unwrap_or(0.0)
+                        });
+                    }
+                    base = base.saturating_add(d.out_len);
+                }
+                continue;
+            }
             for (values, position) in sums.iter().zip(&positions) {
                 let Some((s, t)) = *position else { continue };
                 let base = s
