@@ -46,8 +46,8 @@ use crate::kernels::{Kernels, pieces, pieces_mut};
 /// Windows of at least this many floats (`C_in·k`) run the forward through
 /// [`correlate`], when the scratch holds its [`correlate_pack_len`]: the window gather
 /// folded into the product's packing. Shorter windows (`har-conv`'s first convolution,
-/// 48) were slower that way: each register block's outputs are stored one float at a
-/// time, and a short window gives them few products to share.
+/// 48) were slower that way (BENCHMARKS.md, "The `har-conv` step, second pass"): each
+/// register block's set-up and transposed stores are shared by few products.
 const CORRELATE_WINDOW: usize = 64;
 
 /// The kernel length whose window runs [`Conv1d::windows_transposed`] copies as one
