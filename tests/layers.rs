@@ -855,6 +855,9 @@ mod sequence {
             (conv(3, 2, 3, 1, Padding::Same, Bias::Frozen), 3, 7),
             (conv(2, 2, 3, 3, Padding::Zeros(1), Bias::Trainable), 1, 8),
             (conv(6, 5, 8, 1, Padding::Zeros(0), Bias::None), 2, 16),
+            // A window of 64: with a scratch of several samples the forward runs through
+            // `kernels::correlate` (see `conv_groups_give_the_same_bits`).
+            (conv(16, 5, 4, 1, Padding::Zeros(1), Bias::Trainable), 2, 12),
         ]
     }
 
@@ -1033,7 +1036,9 @@ mod sequence {
 
     /// A scratch for `g` samples runs them through one matrix product each: the results
     /// are those of one sample at a time bit for bit (every sum in the same order), also
-    /// with a last group shorter than the others.
+    /// with a last group shorter than the others; and a scratch that holds
+    /// `correlate_pack_len` sends a window of 64 or more through `kernels::correlate`,
+    /// again the same bits.
     fn conv_groups_give_the_same_bits<K: Kernels>() {
         for (seed, (c, _, t)) in conv_cases().into_iter().enumerate() {
             let n = 5;
@@ -1584,4 +1589,50 @@ fn max_pool_of_two_follows_the_rule_on_ties_and_nans() {
         assert_eq!(dx[2 * i + other].to_bits(), 0.0_f32.to_bits(), "pair {i}");
     }
     assert_eq!(dx[t - 1], 0.0);
+}
+
+/// The global max pool runs four rows at once (independent chains, selects instead of
+/// branches): every row picks as the one-row rule does (`MaxPool1d` over the whole row,
+/// PyTorch's rule): the first of tied maxima, the last of several NaNs, a NaN first or
+/// last, infinities, `0.0` against `-0.0`; also in the batch's last rows, fewer than four.
+/// Forward values compared by bits, the backward's position by where the gradient lands.
+#[cfg(feature = "conv")]
+#[test]
+fn global_max_pool_rows_in_fours_pick_as_one_row_at_a_time() {
+    use simsiam::layers::global_max_pool1d;
+    use simsiam::layers::max_pool1d::MaxPool1d;
+    let nan = f32::NAN;
+    let inf = f32::INFINITY;
+    let rows: [[f32; 5]; 11] = [
+        [1.0, 3.0, 2.0, 3.0, 0.0],
+        [nan, 1.0, 2.0, 3.0, 4.0],
+        [1.0, 2.0, 3.0, 4.0, nan],
+        [1.0, nan, 5.0, -nan, 2.0],
+        [-inf, -inf, -inf, -inf, -inf],
+        [0.0, -0.0, 0.0, -0.0, -1.0],
+        [-0.0, 0.0, 0.0, -1.0, -1.0],
+        [5.0, 4.0, 3.0, 2.0, 1.0],
+        [nan, 9.0, nan, 9.0, 1.0],
+        [-inf, inf, 7.0, inf, -1.0],
+        [2.0, 2.0, 2.0, 2.0, 2.0],
+    ];
+    let (c, t) = (rows.len(), 5);
+    let x: Vec<f32> = rows.iter().flatten().copied().collect();
+    let shape = Shape::sequence(c, t);
+    let mut y = vec![0.5; c];
+    global_max_pool1d::forward(1, shape, &x, &mut y).unwrap();
+    let dy: Vec<f32> = (1..=c).map(|i| i as f32).collect();
+    let mut dx = vec![f32::NAN; c * t];
+    global_max_pool1d::backward(1, shape, &x, &dy, &mut dx).unwrap();
+    let one_row = Shape::sequence(1, t);
+    let pool = MaxPool1d { kernel: t };
+    for (i, row) in rows.iter().enumerate() {
+        let mut want_y = [0.0];
+        pool.forward(1, one_row, row, &mut want_y).unwrap();
+        let mut want_dx = [f32::NAN; 5];
+        pool.backward(1, one_row, row, &dy[i..=i], &mut want_dx)
+            .unwrap();
+        assert_eq!(y[i].to_bits(), want_y[0].to_bits(), "row {i} {row:?}");
+        assert_eq!(&dx[i * t..(i + 1) * t], &want_dx, "row {i} {row:?}");
+    }
 }

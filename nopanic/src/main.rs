@@ -23,6 +23,9 @@ use simsiam::image::{
     write_image_with,
 };
 use simsiam::fewshot::NearestClassMean;
+use simsiam::kernels::correlate::{
+    Correlation, correlate, correlate_pack_len, correlate_weights_add,
+};
 use simsiam::kernels::{Kernels, Scalar, Simd, scalar, simd};
 use simsiam::layers::{
     Bias, LayerKind, Shape, batch_norm::BatchNorm1d, conv1d::Conv1d, conv1d::Padding,
@@ -422,6 +425,22 @@ fn layers() {
     observe(conv.backward::<Simd>(params, n, shape, x, dy, Some(&mut *dx), grads, scratch));
     observe(conv.backward::<Scalar>(params, n, shape, x, dy, None, grads, scratch));
     observe(conv.pads());
+    // The correlation kernels behind Conv1d, directly (any shape a caller passes).
+    let correlation = black_box(Correlation {
+        n,
+        c_in: d(2),
+        len: d(4),
+        c_out: d(3),
+        kernel: d(3),
+        stride: d(1),
+        left: d(1),
+        out_len: d(4),
+    });
+    observe(correlate_pack_len(&correlation));
+    observe(correlate::<Simd>(&correlation, params, None, x, y, scratch));
+    observe(correlate::<Scalar>(&correlation, params, params.get(..3), x, y, scratch));
+    observe(correlate_weights_add::<Simd>(&correlation, dy, x, grads));
+    observe(correlate_weights_add::<Scalar>(&correlation, dy, x, grads));
     let bn_params = cut(&mut bn_params, 8);
     observe(batch_norm.forward_eval(bn_params, n, shape, y));
     observe(batch_norm.forward_train(bn_params, n, shape, y, saved));

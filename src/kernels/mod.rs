@@ -22,6 +22,7 @@
 //! round once (FMA) or twice, so by at most `sum_error_bound(k + 1, |c₀| + Σ|a_p·b_p|)`
 //! per element (the start value counts as one more term).
 
+pub mod correlate;
 mod scalar_impl;
 mod simd_impl;
 
@@ -367,6 +368,25 @@ mod sealed {
             x: [&[f32]; 2],
             ends: SumEnds<'_>,
             y: [&mut [f32]; 2],
+        );
+
+        /// [`correlate`](super::correlate::correlate) on checked operands.
+        fn correlate(
+            d: &super::correlate::CorrelationDims,
+            w: &[f32],
+            start: Option<&[f32]>,
+            x: &[f32],
+            y: &mut [f32],
+            pack: &mut [f32],
+        );
+
+        /// [`correlate_weights_add`](super::correlate::correlate_weights_add) on checked
+        /// operands.
+        fn correlate_weights_add(
+            d: &super::correlate::CorrelationDims,
+            dy: &[f32],
+            x: &[f32],
+            dw: &mut [f32],
         );
     }
 }

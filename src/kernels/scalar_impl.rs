@@ -1,6 +1,7 @@
 //! The scalar twin: the reference crate's sums, left to right, no FMA, with rows in
 //! register blocks (each row's order unchanged).
 
+use super::correlate::{self, CorrelationDims};
 use super::{
     BATCH_LANES, GemmA, Kernels, ROW_BLOCK, SumEnds, gemm_call, gemm_nt_call, pieces, pieces_mut,
     sealed::{self, Sealed as _},
@@ -97,6 +98,23 @@ impl sealed::Sealed for Scalar {
             (ends, y),
             |acc, rows, x, _| dot2_add_rows(acc, rows, x),
         );
+    }
+
+    #[inline]
+    fn correlate(
+        d: &CorrelationDims,
+        w: &[f32],
+        start: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        _pack: &mut [f32],
+    ) {
+        correlate::correlate_scalar(d, w, start, x, y);
+    }
+
+    #[inline]
+    fn correlate_weights_add(d: &CorrelationDims, dy: &[f32], x: &[f32], dw: &mut [f32]) {
+        correlate::correlate_weights_scalar(d, dy, x, dw);
     }
 }
 

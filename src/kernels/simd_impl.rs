@@ -12,6 +12,7 @@
 //! emulate its lanes with scalars, every kernel runs the scalar twin's instead
 //! ([`VECTOR_UNIT`]).
 
+use super::correlate::{CorrelationDims, window_run};
 use super::{
     BATCH_LANES, Gemm, GemmA, Kernels, LOOKAHEAD_COLUMNS, ROW_BLOCK, Scalar, SumEnds, all_at_least,
     gemm_call, gemm_nt_call, next_rows, pieces, pieces_mut, prefix, row_lanes,
@@ -1043,6 +1044,29 @@ impl sealed::Sealed for Simd {
             matvec2_layer_on::<NarrowLanes, NARROW_LANES>(w, row_stride, offset, x, (ends, y));
         }
     }
+
+    #[inline]
+    fn correlate(
+        d: &CorrelationDims,
+        w: &[f32],
+        start: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        pack: &mut [f32],
+    ) {
+        if !VECTOR_UNIT {
+            return Scalar::correlate(d, w, start, x, y, pack);
+        }
+        correlate_simd(d, w, start, x, y, pack);
+    }
+
+    #[inline]
+    fn correlate_weights_add(d: &CorrelationDims, dy: &[f32], x: &[f32], dw: &mut [f32]) {
+        if !VECTOR_UNIT {
+            return Scalar::correlate_weights_add(d, dy, x, dw);
+        }
+        correlate_weights_simd(d, dy, x, dw);
+    }
 }
 
 impl Kernels for Simd {
@@ -1176,5 +1200,370 @@ impl Kernels for Simd {
             *chunk = (load(chunk) / d).to_array();
         }
         tail.iter_mut().for_each(|x| *x /= divisor);
+    }
+}
+
+// Correlations (`super::correlate`): the window gather folded into the operand packing.
+
+/// Output positions `(s, t)` of one register block of [`correlate_simd`] (`None` past the
+/// batch's last).
+type Positions = [Option<(usize, usize)>; GEMM_ROWS];
+
+/// `(s, t)` one position further in `n × T_out`, row-major.
+#[inline(always)]
+fn next_position(d: &CorrelationDims, (s, t): (usize, usize)) -> (usize, usize) {
+    let t = t.saturating_add(1);
+    if t < d.out_len {
+        (s, t)
+    } else {
+        (s.saturating_add(1), 0)
+    }
+}
+
+/// The next [`GEMM_ROWS`] output positions from `*at`, advancing it.
+#[inline(always)]
+fn next_positions(d: &CorrelationDims, at: &mut (usize, usize)) -> Positions {
+    core::array::from_fn(|_| {
+        let here = *at;
+        if here.0 >= d.n {
+            return None;
+        }
+        *at = next_position(d, here);
+        Some(here)
+    })
+}
+
+/// Sample `s` of `x` (`C_in × T` floats; empty past the end).
+#[inline(always)]
+fn sample<'x>(d: &CorrelationDims, x: &'x [f32], s: usize) -> &'x [f32] {
+    x.get(s.saturating_mul(d.in_size)..)
+        .and_then(|v| v.get(..d.in_size))
+        .unwrap_or_default()
+}
+
+/// `a[c·k + j][r] = x̃[s_r, c, t_r·stride + j − left]` for the block's positions
+/// (`(s_r, t_r)`, 0 for a missing one): a register block's windows, `A` of the product,
+/// for the blocks [`correlate_sums_direct`] cannot read in place (across a sample's
+/// edge, beside the padding, a stride above 1), row by row.
+/// `(s, first)` when the block's positions all lie in sample `s`, stride 1, and every
+/// window reads inside its rows from position `first` (`t₀ − left`) on.
+#[inline(always)]
+fn inside_one_sample(d: &CorrelationDims, positions: &Positions) -> Option<(usize, usize)> {
+    let (Some((s, t0)), Some((s_last, _))) = (positions[0], positions[GEMM_ROWS - 1]) else {
+        return None;
+    };
+    let first = t0.checked_sub(d.left).filter(|from| {
+        from.saturating_add(GEMM_ROWS - 1)
+            .saturating_add(d.kernel)
+            .le(&d.len)
+    })?;
+    (s == s_last && d.stride == 1).then_some((s, first))
+}
+
+/// [`correlate_sums`] for a block of [`inside_one_sample`]: step `c·k + j` broadcasts
+/// `x[s, c, first + j ..][..GEMM_ROWS]` straight from the sample's row (no packed copy).
+#[inline(never)]
+fn correlate_sums_direct(
+    d: &CorrelationDims,
+    x_sample: &[f32],
+    first: usize,
+    strip: &[Group],
+    begin: &Group,
+) -> [Group; GEMM_ROWS] {
+    let mut acc = [load_group(begin); GEMM_ROWS];
+    let mut b = strip.iter();
+    for x_row in pieces(x_sample, d.len) {
+        let run = x_row.get(first..).unwrap_or_default();
+        for (j, b_step) in (0..d.kernel).zip(b.by_ref()) {
+            if let Some(a_step) = run.get(j..).and_then(|r| r.first_chunk::<GEMM_ROWS>()) {
+                gemm_step(&mut acc, a_step, &load_group(b_step));
+            }
+        }
+    }
+    let mut sums = [[0.0; GEMM_GROUP]; GEMM_ROWS];
+    for (values, lanes) in sums.iter_mut().zip(&acc) {
+        for (v, vector) in values.as_chunks_mut::<LANES>().0.iter_mut().zip(lanes) {
+            *v = vector.to_array();
+        }
+    }
+    sums
+}
+
+#[inline(always)]
+fn pack_windows(d: &CorrelationDims, x: &[f32], positions: &Positions, a: &mut [[f32; GEMM_ROWS]]) {
+    for (position, r) in positions.iter().zip(0..GEMM_ROWS) {
+        let Some((s, t)) = *position else {
+            a.iter_mut().for_each(|entry| entry[r] = 0.0);
+            continue;
+        };
+        let first = t.saturating_mul(d.stride);
+        // Taps `lo .. hi` read inside the row, the others the padding's zeros.
+        let lo = d.left.saturating_sub(first).min(d.kernel);
+        let hi = d
+            .len
+            .saturating_add(d.left)
+            .saturating_sub(first)
+            .clamp(lo, d.kernel);
+        let from = first.saturating_add(lo).saturating_sub(d.left);
+        let rows = pieces(sample(d, x, s), d.len);
+        for (a_channel, x_row) in pieces_mut(a, d.kernel).zip(rows) {
+            let (head, rest) = a_channel.split_at_mut_checked(lo).unwrap_or_default();
+            let (middle, tail) = rest
+                .split_at_mut_checked(hi.saturating_sub(lo))
+                .unwrap_or_default();
+            head.iter_mut().for_each(|entry| entry[r] = 0.0);
+            let run = x_row.get(from..).unwrap_or_default();
+            for (entry, v) in middle.iter_mut().zip(run) {
+                entry[r] = *v;
+            }
+            tail.iter_mut().for_each(|entry| entry[r] = 0.0);
+        }
+    }
+}
+
+/// One register block of [`correlate_simd`]: `GEMM_ROWS` positions' windows (`a`) times
+/// one strip of `Wᵀ`, each sum from `begin` over the steps in order. Not inlined: its
+/// accumulators then stay in registers (inlined into the caller's loops, they were stored
+/// to the stack at every step).
+#[inline(never)]
+fn correlate_sums(a: &[[f32; GEMM_ROWS]], strip: &[Group], begin: &Group) -> [Group; GEMM_ROWS] {
+    let mut acc = [load_group(begin); GEMM_ROWS];
+    for (a_step, b) in a.iter().zip(strip) {
+        gemm_step(&mut acc, a_step, &load_group(b));
+    }
+    let mut sums = [[0.0; GEMM_GROUP]; GEMM_ROWS];
+    for (values, lanes) in sums.iter_mut().zip(&acc) {
+        for (v, vector) in values.as_chunks_mut::<LANES>().0.iter_mut().zip(lanes) {
+            *v = vector.to_array();
+        }
+    }
+    sums
+}
+
+/// [`correlate`](super::correlate::correlate) on checked operands, SIMD twin: `Y` as the
+/// product `(n·T_out) × C_out = windows · Wᵀ`, register blocks of [`GEMM_ROWS`] output
+/// positions (crossing samples) × one column group of output channels, summed in registers
+/// over the whole window (`(c, j)` ascending, from the start value) and stored once, each
+/// lane to its `y[s, o, t]`. `Wᵀ` is packed once by column groups into `pack`; a block
+/// inside one sample reads its windows straight from `x` ([`correlate_sums_direct`]), any
+/// other has them packed after `Wᵀ` first ([`pack_windows`]).
+fn correlate_simd(
+    d: &CorrelationDims,
+    w: &[f32],
+    start: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+    pack: &mut [f32],
+) {
+    let groups = d.c_out.div_ceil(GEMM_GROUP);
+    let b_len = groups.saturating_mul(GEMM_GROUP).saturating_mul(d.window);
+    let (b_part, a_part) = pack.split_at_mut_checked(b_len).unwrap_or_default();
+    let b_pack = b_part.as_chunks_mut::<GEMM_GROUP>().0;
+    let a_pack = a_part.as_chunks_mut::<GEMM_ROWS>().0;
+    let a_pack = a_pack.get_mut(..d.window).unwrap_or_default();
+    // Wᵀ by strips of GEMM_GROUP output channels: `strip[p][lane] = W[o₀ + lane, p]`.
+    let w_strips = pieces(w, GEMM_GROUP.saturating_mul(d.window));
+    for (strip, w_rows) in pieces_mut(b_pack, d.window).zip(w_strips) {
+        strip.fill([0.0; GEMM_GROUP]);
+        for (w_row, lane) in pieces(w_rows, d.window).zip(0..GEMM_GROUP) {
+            for (entry, v) in strip.iter_mut().zip(w_row) {
+                entry[lane] = *v;
+            }
+        }
+    }
+    let mut at = (0_usize, 0_usize);
+    while at.0 < d.n {
+        let positions = next_positions(d, &mut at);
+        // A block of one sample away from the padding (stride 1) reads its windows
+        // straight from the rows of `x`; any other is packed first.
+        let direct = inside_one_sample(d, &positions);
+        if direct.is_none() {
+            pack_windows(d, x, &positions, a_pack);
+        }
+        let strips = pieces(b_pack, d.window).zip((0..d.c_out).step_by(GEMM_GROUP));
+        for (strip, o0) in strips {
+            let width = d.c_out.saturating_sub(o0).min(GEMM_GROUP);
+            let mut begin = [0.0; GEMM_GROUP];
+            if let Some(values) = start.and_then(|v| v.get(o0..)) {
+                begin.iter_mut().zip(values).for_each(|(b, v)| *b = *v);
+            }
+            let sums = match direct {
+                Some((s, from)) => correlate_sums_direct(d, sample(d, x, s), from, strip, &begin),
+                None => correlate_sums(a_pack, strip, &begin),
+            };
+            if let (Some((s, _)), Some((_, t0))) = (direct, positions[0]) {
+                // One sample, consecutive positions: each channel's outputs are one run.
+                let mut base = s
+                    .saturating_mul(d.out_size)
+                    .saturating_add(o0.saturating_mul(d.out_len))
+                    .saturating_add(t0);
+                for lane in 0..width {
+                    let run = y
+                        .get_mut(base..)
+                        .and_then(|v| v.first_chunk_mut::<GEMM_ROWS>());
+                    if let Some(run) = run {
+                        *run = core::array::from_fn(|r| {
+                            let value = sums.get(r).and_then(|v| v.get(lane));
+                            value.copied().unwrap_or(0.0)
+                        });
+                    }
+                    base = base.saturating_add(d.out_len);
+                }
+                continue;
+            }
+            for (values, position) in sums.iter().zip(&positions) {
+                let Some((s, t)) = *position else { continue };
+                let base = s
+                    .saturating_mul(d.out_size)
+                    .saturating_add(o0.saturating_mul(d.out_len))
+                    .saturating_add(t);
+                let out = y.get_mut(base..).unwrap_or_default();
+                let lanes = values.iter().take(width);
+                for (v, dst) in lanes.zip(out.iter_mut().step_by(d.out_len)) {
+                    *dst = *v;
+                }
+            }
+        }
+    }
+}
+
+/// Steps `(s, t)` per cache block of [`correlate_weights_simd`].
+const CORR_DEPTH: usize = if APPLICATION_PROCESSOR { 64 } else { 16 };
+/// Window columns per panel of [`correlate_weights_simd`] (a multiple of every build's
+/// [`GEMM_GROUP`]): with [`CORR_DEPTH`] steps, 64 KiB of stack on application processors.
+const CORR_PANEL: usize = if APPLICATION_PROCESSOR { 256 } else { 64 };
+const _: () = assert!(CORR_PANEL.is_multiple_of(GEMM_GROUP));
+
+/// Packs `kc` steps from `from` × window columns `j₀ .. j₀ + width` of `B[(s, t), (c, j)] =
+/// x̃[s, c, t·stride + j − left]` into `pack` as [`Packed`] reads them (group `g`, step
+/// `p` at `pack[g·kc + p]`), one step's panel at a time through `row`.
+fn pack_window_panel(
+    d: &CorrelationDims,
+    x: &[f32],
+    (from, kc): ((usize, usize), usize),
+    (j0, width): (usize, usize),
+    row: &mut [f32; CORR_PANEL],
+    pack: &mut [Group],
+) {
+    let (c_first, j_first) = (
+        j0.checked_div(d.kernel).unwrap_or(0),
+        j0.checked_rem(d.kernel).unwrap_or(0),
+    );
+    let groups = width.div_ceil(GEMM_GROUP);
+    let mut at = from;
+    for step in 0..kc {
+        let (s, t) = at;
+        let x_sample = sample(d, x, s);
+        let first = t.saturating_mul(d.stride);
+        let (mut q, mut c, mut j) = (0_usize, c_first, j_first);
+        while q < width {
+            let run = d
+                .kernel
+                .saturating_sub(j)
+                .min(width.saturating_sub(q))
+                .max(1);
+            let x_row = x_sample
+                .get(c.saturating_mul(d.len)..)
+                .and_then(|r| r.get(..d.len))
+                .unwrap_or_default();
+            let end = q.saturating_add(run);
+            let dst = row.get_mut(q..end).unwrap_or_default();
+            window_run(dst, x_row, first.saturating_add(j), d.left);
+            (q, c, j) = (end, c.saturating_add(1), 0);
+        }
+        let chunks = row.as_chunks::<GEMM_GROUP>().0.iter().take(groups);
+        for (chunk, g) in chunks.zip(0..groups) {
+            if let Some(entry) = pack.get_mut(g.saturating_mul(kc).saturating_add(step)) {
+                *entry = *chunk;
+            }
+        }
+        at = next_position(d, at);
+    }
+}
+
+/// Every block of `R` rows of `dW` (output channels from `*o0` on) while `R` are left:
+/// its `dy` values packed (`a[p][r] = dy[s, o₀ + r, t]` for the block's steps), then the
+/// panel's column groups ([`gemm_columns`]).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the block, the panel and the rows"
+)]
+#[inline(always)]
+fn weight_rows<'c, const R: usize>(
+    d: &CorrelationDims,
+    dy: &[f32],
+    (from, kc): ((usize, usize), usize),
+    panel: &Packed<'_>,
+    width: usize,
+    c_rows: &mut impl Iterator<Item = &'c mut [f32]>,
+    o0: &mut usize,
+    a_pack: &mut [f32; GEMM_ROWS * CORR_DEPTH],
+) {
+    let (a, _) = a_pack.as_chunks_mut::<R>();
+    let a = a.get_mut(..kc).unwrap_or_default();
+    while d.c_out.saturating_sub(*o0) >= R {
+        let mut c_block = next_rows_mut::<R>(c_rows);
+        for r in 0..R {
+            let channel = o0.saturating_add(r).saturating_mul(d.out_len);
+            // The block's steps run by samples: one contiguous piece of this channel each.
+            let (mut s, mut t) = from;
+            let mut entries = a.iter_mut();
+            while entries.len() > 0 {
+                let count = d.out_len.saturating_sub(t).max(1);
+                let start = s
+                    .saturating_mul(d.out_size)
+                    .saturating_add(channel)
+                    .saturating_add(t);
+                let run = dy.get(start..).unwrap_or_default();
+                let run = run.get(..count).unwrap_or(run);
+                for (entry, v) in entries.by_ref().take(count).zip(run) {
+                    entry[r] = *v;
+                }
+                (s, t) = (s.saturating_add(1), 0);
+            }
+        }
+        gemm_columns(a, panel, &mut c_block, width);
+        *o0 = o0.saturating_add(R);
+    }
+}
+
+/// [`correlate_weights_add`](super::correlate::correlate_weights_add) on checked
+/// operands, SIMD twin: `dW += dY · windows` as `C_out × (C_in·k)` with `n·T_out` steps,
+/// the windows packed straight from `x` panel by panel ([`pack_window_panel`], cache
+/// blocks of [`CORR_DEPTH`] steps), through the matrix kernels' register blocks: every
+/// weight one running sum over `(s, t)` ascending, stored and reloaded exactly between
+/// blocks.
+fn correlate_weights_simd(d: &CorrelationDims, dy: &[f32], x: &[f32], dw: &mut [f32]) {
+    let mut b_pack = [[0.0_f32; GEMM_GROUP]; CORR_PANEL / GEMM_GROUP * CORR_DEPTH];
+    let mut a_pack = [0.0_f32; GEMM_ROWS * CORR_DEPTH];
+    let mut row = [0.0_f32; CORR_PANEL];
+    let steps = d.n.saturating_mul(d.out_len);
+    let mut p0 = 0_usize;
+    while p0 < steps {
+        let kc = steps.saturating_sub(p0).min(CORR_DEPTH);
+        let from = (
+            p0.checked_div(d.out_len).unwrap_or(0),
+            p0.checked_rem(d.out_len).unwrap_or(0),
+        );
+        let mut j0 = 0_usize;
+        while j0 < d.window {
+            let width = d.window.saturating_sub(j0).min(CORR_PANEL);
+            pack_window_panel(d, x, (from, kc), (j0, width), &mut row, &mut b_pack);
+            let panel = Packed { pack: &b_pack, kc };
+            let j1 = j0.saturating_add(width);
+            let mut c_rows =
+                pieces_mut(dw, d.window).map(|r| r.get_mut(j0..j1).unwrap_or_default());
+            let mut o0 = 0_usize;
+            let block = (from, kc);
+            let a = &mut a_pack;
+            weight_rows::<GEMM_ROWS>(d, dy, block, &panel, width, &mut c_rows, &mut o0, a);
+            if GEMM_ROWS > 4 {
+                weight_rows::<4>(d, dy, block, &panel, width, &mut c_rows, &mut o0, a);
+            }
+            weight_rows::<2>(d, dy, block, &panel, width, &mut c_rows, &mut o0, a);
+            weight_rows::<1>(d, dy, block, &panel, width, &mut c_rows, &mut o0, a);
+            j0 = j1;
+        }
+        p0 = p0.saturating_add(kc);
     }
 }

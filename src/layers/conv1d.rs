@@ -12,7 +12,10 @@
 //! `arm_convolve_1_x_n_s8` does), through the kernel twin's products (SIMD on `wide`
 //! lanes, or the scalar twin), for a group of `g` samples at a time (as many as the
 //! scratch holds) so that the products are `g·T_out` columns wide:
-//! - forward: `col[c·k + j, s·T_out + t] = x_s[c, t·s + j − left]` (`C_in·k × g·T_out`),
+//! - forward: with windows of at least [`CORRELATE_WINDOW`] floats and a scratch of at
+//!   least [`correlate_pack_len`], [`correlate`] (the gather folded into the packing of
+//!   the product, the same sums in the same order as below, so the same bits); else
+//!   `col[c·k + j, s·T_out + t] = x_s[c, t·s + j − left]` (`C_in·k × g·T_out`),
 //!   then `Y = b + W·col` ([`Kernels::gemm_nn_add`], `W` as `C_out × C_in·k`) into the
 //!   scratch, copied to each sample's `[C_out, T_out]`: each output sums from its bias
 //!   over `(c, j)` ascending;
@@ -37,7 +40,19 @@
 
 use super::{Bias, OVERFLOW, ParamTensors, Shape, check_batch, check_len, nonzero};
 use crate::error::{SslError, SslResult};
+use crate::kernels::correlate::{Correlation, correlate, correlate_pack_len};
 use crate::kernels::{Kernels, pieces, pieces_mut};
+
+/// Windows of at least this many floats (`C_in·k`) run the forward through
+/// [`correlate`], when the scratch holds its [`correlate_pack_len`]: the window gather
+/// folded into the product's packing. Shorter windows (`har-conv`'s first convolution,
+/// 48) were slower that way (BENCHMARKS.md, "The `har-conv` step, second pass"): each
+/// register block's set-up and transposed stores are shared by few products.
+const CORRELATE_WINDOW: usize = 64;
+
+/// The kernel length whose window runs [`Conv1d::windows_transposed`] copies as one
+/// fixed-size array (`har-conv`'s 8).
+const RUN: usize = 8;
 
 /// Zero padding of a convolution's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -258,6 +273,22 @@ impl Conv1d {
     ) -> SslResult<()> {
         let (dims, weight, bias) = self.check(params, n, input, x.len(), scratch.len())?;
         check_batch(Shape::sequence(self.c_out, dims.out_len), n, y.len())?;
+        let shape = Correlation {
+            n,
+            c_in: self.c_in,
+            len: dims.len,
+            c_out: self.c_out,
+            kernel: self.kernel,
+            stride: self.stride,
+            left: dims.left,
+            out_len: dims.out_len,
+        };
+        if dims.window >= CORRELATE_WINDOW
+            && correlate_pack_len(&shape).is_ok_and(|len| len <= scratch.len())
+        {
+            // The same sums in the same order as the windows and the product below.
+            return correlate::<K>(&shape, weight, bias, x, y, scratch);
+        }
         let group = samples_per_group(&dims, n, scratch.len());
         let group_len = dims.out_len.saturating_mul(group);
         let (col, outs) = scratch
@@ -483,8 +514,31 @@ impl Conv1d {
     fn windows_transposed(&self, dims: &Dims, x: &[f32], col_t: &mut [f32]) {
         let mut first = 0_usize;
         for row in pieces_mut(col_t, dims.window) {
-            for (x_row, part) in pieces(x, dims.len).zip(pieces_mut(row, self.kernel)) {
-                shifted_copy(part, x_row, first, dims.left);
+            // A window inside the input (no padding) copies each channel's `k` values as
+            // one run; a kernel of 8 (every preset's) as one fixed-size copy.
+            let inside = first
+                .checked_sub(dims.left)
+                .filter(|from| from.saturating_add(self.kernel) <= dims.len);
+            match inside {
+                Some(from) if self.kernel == RUN => {
+                    let parts = row.as_chunks_mut::<RUN>().0.iter_mut();
+                    for (x_row, part) in pieces(x, dims.len).zip(parts) {
+                        if let Some(run) = x_row.get(from..).and_then(|r| r.first_chunk::<RUN>()) {
+                            *part = *run;
+                        }
+                    }
+                }
+                Some(from) => {
+                    for (x_row, part) in pieces(x, dims.len).zip(pieces_mut(row, self.kernel)) {
+                        let run = x_row.get(from..).unwrap_or_default();
+                        part.iter_mut().zip(run).for_each(|(d, v)| *d = *v);
+                    }
+                }
+                None => {
+                    for (x_row, part) in pieces(x, dims.len).zip(pieces_mut(row, self.kernel)) {
+                        shifted_copy(part, x_row, first, dims.left);
+                    }
+                }
             }
             first = first.saturating_add(self.stride);
         }

@@ -8,10 +8,10 @@
 //!
 //! Memory: nothing saved, no scratch (the backward finds the positions again in `x`).
 
-use super::max_pool1d::argmax;
+use super::max_pool1d::{argmax, argmax4};
 use super::{Shape, check_batch};
 use crate::error::SslResult;
-use crate::kernels::pieces;
+use crate::kernels::{pieces, pieces_mut};
 
 /// `[C, 1]` for an input `[C, T]`.
 ///
@@ -41,8 +41,19 @@ pub fn forward(n: usize, input: Shape, x: &[f32], y: &mut [f32]) -> SslResult<()
     let out = output_shape(input)?;
     check_batch(input, n, x.len())?;
     check_batch(out, n, y.len())?;
-    for (row, v) in pieces(x, input.len).zip(y.iter_mut()) {
-        *v = argmax(row).map_or(0.0, |(_, value)| value);
+    let len = input.len;
+    let block = len.saturating_mul(4);
+    for (rows, out) in pieces(x, block).zip(pieces_mut(y, 4)) {
+        if let (Some(rows), Ok(out)) = (four_rows(rows, len), <&mut [f32; 4]>::try_from(&mut *out))
+        {
+            for (v, (_, value)) in out.iter_mut().zip(argmax4(rows)) {
+                *v = value;
+            }
+            continue;
+        }
+        for (row, v) in pieces(rows, len).zip(out.iter_mut()) {
+            *v = argmax(row).map_or(0.0, |(_, value)| value);
+        }
     }
     Ok(())
 }
@@ -62,16 +73,73 @@ pub fn forward(n: usize, input: Shape, x: &[f32], y: &mut [f32]) -> SslResult<()
 /// # Ok::<(), simsiam::SslError>(())
 /// ```
 pub fn backward(n: usize, input: Shape, x: &[f32], dy: &[f32], dx: &mut [f32]) -> SslResult<()> {
+    backward_masked(n, input, x, dy, dx, false)
+}
+
+/// [`backward`] followed by the backward of the ReLU whose output `x` is (the gradient
+/// zeroed where `x` is not positive or NaN, as [`relu::backward`](super::relu::backward)),
+/// in one pass: the same values bit for bit.
+///
+/// # Errors
+/// As [`backward`].
+pub(crate) fn backward_through_relu(
+    n: usize,
+    input: Shape,
+    x: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+) -> SslResult<()> {
+    backward_masked(n, input, x, dy, dx, true)
+}
+
+/// [`backward`], and with `relu` the ReLU's mask.
+fn backward_masked(
+    n: usize,
+    input: Shape,
+    x: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    relu: bool,
+) -> SslResult<()> {
     let out = output_shape(input)?;
     check_batch(input, n, x.len())?;
     check_batch(out, n, dy.len())?;
     check_batch(input, n, dx.len())?;
     dx.fill(0.0);
-    let rows = pieces(x, input.len).zip(crate::kernels::pieces_mut(dx, input.len));
-    for ((row, d_row), g) in rows.zip(dy) {
-        if let Some(d) = argmax(row).and_then(|(i, _)| d_row.get_mut(i)) {
-            *d = *g;
+    // Whether a gradient passes the ReLU at a value of its output (no ReLU: always).
+    let keep = |v: f32| !relu || v > 0.0;
+    let len = input.len;
+    let block = len.saturating_mul(4);
+    let blocks = pieces(x, block).zip(pieces_mut(dx, block));
+    for ((rows, d_rows), g) in blocks.zip(pieces(dy, 4)) {
+        if let (Some(rows), Ok(g)) = (four_rows(rows, len), <&[f32; 4]>::try_from(g)) {
+            let picks = argmax4(rows).into_iter().zip(g);
+            for (((at, value), g), d_row) in picks.zip(pieces_mut(d_rows, len)) {
+                if let (true, Some(d)) = (keep(value), d_row.get_mut(at)) {
+                    *d = *g;
+                }
+            }
+            continue;
+        }
+        let rows = pieces(rows, len).zip(pieces_mut(d_rows, len));
+        for ((row, d_row), g) in rows.zip(g) {
+            let Some((at, value)) = argmax(row) else {
+                continue;
+            };
+            if let (true, Some(d)) = (keep(value), d_row.get_mut(at)) {
+                *d = *g;
+            }
         }
     }
     Ok(())
+}
+
+/// Four rows of `len` from a block of `4·len` floats (`None` for a shorter block: the
+/// batch's last rows).
+fn four_rows(block: &[f32], len: usize) -> Option<[&[f32]; 4]> {
+    if block.len() != len.checked_mul(4)? {
+        return None;
+    }
+    let mut rows = pieces(block, len);
+    Some(core::array::from_fn(|_| rows.next().unwrap_or_default()))
 }

@@ -41,6 +41,36 @@ pub(crate) fn argmax(window: &[f32]) -> Option<(usize, f32)> {
     Some(best)
 }
 
+/// [`argmax`] of four windows at once (each over the first `min` of their lengths
+/// elements): four independent chains instead of one, and no branch on the data. The
+/// position is [`argmax`]'s: the first largest value, or the last NaN when there is one
+/// (tracked apart, so the running maximum is `f32::max`, which ignores NaN, and every
+/// choice a select on integers).
+#[inline]
+pub(crate) fn argmax4(windows: [&[f32]; 4]) -> [(usize, f32); 4] {
+    let first = windows.map(|w| w.first().copied().unwrap_or(0.0));
+    let mut at = [0_usize; 4];
+    let mut best = first;
+    let mut nan_at = [0_usize; 4];
+    let mut any_nan = first.map(f32::is_nan);
+    let [r0, r1, r2, r3] = windows.map(|w| w.get(1..).unwrap_or_default());
+    let columns = r0.iter().zip(r1).zip(r2).zip(r3);
+    for ((((v0, v1), v2), v3), i) in columns.zip(1_usize..) {
+        let values = [*v0, *v1, *v2, *v3];
+        for r in 0..4 {
+            let v = values[r];
+            at[r] = if v > best[r] { i } else { at[r] };
+            best[r] = best[r].max(v);
+            nan_at[r] = if v.is_nan() { i } else { nan_at[r] };
+            any_nan[r] |= v.is_nan();
+        }
+    }
+    core::array::from_fn(|r| {
+        let i = if any_nan[r] { nan_at[r] } else { at[r] };
+        (i, windows[r].get(i).copied().unwrap_or(0.0))
+    })
+}
+
 impl MaxPool1d {
     /// `[C, ⌊T/k⌋]` for an input `[C, T]`.
     ///
@@ -127,31 +157,137 @@ impl MaxPool1d {
         dy: &[f32],
         dx: &mut [f32],
     ) -> SslResult<()> {
+        self.backward_masked(n, input, x, dy, dx, false)
+    }
+
+    /// [`backward`](Self::backward) followed by the backward of the ReLU whose output `x`
+    /// is (the gradient zeroed where `x` is not positive or NaN, as
+    /// [`relu::backward`](super::relu::backward)), in one pass: the same values bit for
+    /// bit.
+    ///
+    /// # Errors
+    /// As [`backward`](Self::backward).
+    pub(crate) fn backward_through_relu(
+        &self,
+        n: usize,
+        input: Shape,
+        x: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+    ) -> SslResult<()> {
+        self.backward_masked(n, input, x, dy, dx, true)
+    }
+
+    /// [`backward`](Self::backward), and with `relu` the ReLU's mask: each element of
+    /// `dx` written once (no fill first for the pool of two).
+    fn backward_masked(
+        &self,
+        n: usize,
+        input: Shape,
+        x: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+        relu: bool,
+    ) -> SslResult<()> {
         let out = self.output_shape(input)?;
         check_batch(input, n, x.len())?;
         check_batch(out, n, dy.len())?;
         check_batch(input, n, dx.len())?;
-        dx.fill(0.0);
+        // Whether a gradient passes the ReLU at a value of its output (no ReLU: always).
+        let keep = |v: f32| !relu || v > 0.0;
         let rows = pieces(x, input.len).zip(pieces_mut(dx, input.len));
         for ((x_row, dx_row), dy_row) in rows.zip(pieces(dy, out.len)) {
             if self.kernel == 2 {
                 let pairs = x_row.as_chunks::<2>().0.iter();
-                let d_pairs = dx_row.as_chunks_mut::<2>().0.iter_mut();
+                let (d_pairs, d_tail) = dx_row.as_chunks_mut::<2>();
                 // Both positions written, by selects rather than a branch on the data
-                // (which a branch predictor misses half the time).
-                for ((pair, d_pair), g) in pairs.zip(d_pairs).zip(dy_row) {
+                // (which a branch predictor misses half the time); the odd last position
+                // gets 0.
+                for ((pair, d_pair), g) in pairs.zip(d_pairs.iter_mut()).zip(dy_row) {
                     let second = picks_second(*pair);
-                    *d_pair = [if second { 0.0 } else { *g }, if second { *g } else { 0.0 }];
+                    let [a, b] = *pair;
+                    *d_pair = [
+                        if !second && keep(a) { *g } else { 0.0 },
+                        if second && keep(b) { *g } else { 0.0 },
+                    ];
                 }
+                d_tail.fill(0.0);
                 continue;
             }
+            dx_row.fill(0.0);
             let windows = pieces(x_row, self.kernel).zip(pieces_mut(dx_row, self.kernel));
             for ((window, d_window), g) in windows.zip(dy_row) {
-                if let Some(d) = argmax(window).and_then(|(i, _)| d_window.get_mut(i)) {
+                let Some((i, value)) = argmax(window) else {
+                    continue;
+                };
+                if let (true, Some(d)) = (keep(value), d_window.get_mut(i)) {
                     *d = *g;
                 }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::MaxPool1d;
+    use crate::layers::{Shape, global_max_pool1d, relu};
+    use std::vec::Vec;
+
+    /// A ReLU's outputs: zeros (also tied), positives, ties, NaN, and what a ReLU keeps
+    /// below 0 (`−∞`, see `relu`).
+    fn relu_outputs(len: usize) -> Vec<f32> {
+        let pattern = [
+            0.0,
+            2.0,
+            2.0,
+            0.0,
+            1.0,
+            0.0,
+            0.0,
+            f32::NEG_INFINITY,
+            3.0,
+            0.5,
+        ];
+        let mut v: Vec<f32> = (0..len)
+            .map(|i| pattern[(i * 7 + i / 3) % pattern.len()])
+            .collect();
+        v[len / 2] = f32::NAN;
+        v
+    }
+
+    /// The pools' backward through the ReLU before them equals the pool's backward then
+    /// the ReLU's, bit for bit: pools of 2 (odd rows too) and 3, the global pool in fours
+    /// and in a short last group.
+    #[test]
+    fn backward_through_relu_equals_the_two_steps() {
+        for (kernel, n, c, t) in [(2, 2, 3, 9), (2, 1, 2, 8), (3, 2, 2, 10), (5, 3, 3, 5)] {
+            let shape = Shape::sequence(c, t);
+            let x = relu_outputs(n * c * t);
+            let pool = MaxPool1d { kernel };
+            let out = pool.output_shape(shape).unwrap();
+            let dy: Vec<f32> = (0..n * out.size().unwrap())
+                .map(|i| i as f32 + 1.0)
+                .collect();
+            let mut want = std::vec![f32::NAN; x.len()];
+            pool.backward(n, shape, &x, &dy, &mut want).unwrap();
+            relu::backward(n, shape, &x, &mut want).unwrap();
+            let mut got = std::vec![f32::NAN; x.len()];
+            pool.backward_through_relu(n, shape, &x, &dy, &mut got)
+                .unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "pool of {kernel}, {n}×{c}×{t}");
+            assert!(got.iter().any(|v| *v != 0.0), "every gradient masked");
+
+            let g: Vec<f32> = (0..n * c).map(|i| i as f32 + 1.0).collect();
+            let mut want = std::vec![f32::NAN; x.len()];
+            global_max_pool1d::backward(n, shape, &x, &g, &mut want).unwrap();
+            relu::backward(n, shape, &x, &mut want).unwrap();
+            let mut got = std::vec![f32::NAN; x.len()];
+            global_max_pool1d::backward_through_relu(n, shape, &x, &g, &mut got).unwrap();
+            assert_eq!(bits(&got), bits(&want), "global pool, {n}×{c}×{t}");
+        }
     }
 }

@@ -512,6 +512,9 @@ impl Encoder {
         let [a, b] = grads;
         let mut buffers = [a, b];
         let mut current = 0_usize;
+        // Whether the last pool's backward also did the ReLU's before it (its output is
+        // the pool's input): that ReLU then has nothing left to do.
+        let mut relu_done = false;
         let kinds = self.layers().iter().zip(&plan.slots).enumerate();
         for (index, (kind, slot)) in kinds.rev() {
             let p = range(params, slot.params);
@@ -536,8 +539,10 @@ impl Encoder {
                         let saved = range_mut(view, slot.saved);
                         bn.backward(p, n, shape, saved, g, g_params)?;
                     }
+                    _ if relu_done => {}
                     _ => relu::backward(n, shape, range(view, slot.out), g)?,
                 }
+                relu_done = false;
                 if index == 0 && !input_grad.is_empty() {
                     check_len(g.len(), input_grad.len())?;
                     copy(input_grad, g);
@@ -550,7 +555,18 @@ impl Encoder {
             } else {
                 other.get_mut(..in_len)
             };
-            backward_kind::<K>(kind, p, n, shape, input, dy, dx, g_params, scratch)?;
+            let after_relu = index
+                .checked_sub(1)
+                .and_then(|i| self.layers().get(i))
+                .is_some_and(|previous| matches!(previous, LayerKind::Relu));
+            #[cfg(feature = "conv")]
+            let pool = matches!(kind, LayerKind::MaxPool1d(_) | LayerKind::GlobalMaxPool1d);
+            #[cfg(not(feature = "conv"))]
+            let pool = false;
+            let through_relu = after_relu && pool;
+            let d = (dy, dx, g_params);
+            backward_kind::<K>(kind, p, n, shape, input, d, through_relu, scratch)?;
+            relu_done = through_relu;
             current ^= 1;
         }
         Ok(())
@@ -650,7 +666,8 @@ fn forward_kind<K: Kernels>(
     }
 }
 
-/// A kind that is not in place, backward: `dx` written when given.
+/// A kind that is not in place, backward: `dx` written when given; with `through_relu`
+/// (a pool whose input is a ReLU's output) the pool's backward also does the ReLU's.
 #[allow(clippy::too_many_arguments)]
 fn backward_kind<K: Kernels>(
     kind: &LayerKind,
@@ -658,26 +675,32 @@ fn backward_kind<K: Kernels>(
     n: usize,
     shape: Shape,
     x: &[f32],
-    dy: &[f32],
-    dx: Option<&mut [f32]>,
-    grads: &mut [f32],
+    (dy, dx, grads): (&[f32], Option<&mut [f32]>, &mut [f32]),
+    through_relu: bool,
     scratch: &mut [f32],
 ) -> SslResult<()> {
-    let _ = (shape, &scratch);
+    let _ = (shape, &scratch, through_relu);
     match kind {
         LayerKind::Linear(linear) => linear.backward::<K>(params, n, x, dy, dx, grads),
         #[cfg(feature = "conv")]
         LayerKind::Conv1d(conv) => conv.backward::<K>(params, n, shape, x, dy, dx, grads, scratch),
         #[cfg(feature = "conv")]
         LayerKind::MaxPool1d(pool) => match dx {
+            Some(dx) if through_relu => pool.backward_through_relu(n, shape, x, dy, dx),
             Some(dx) => pool.backward(n, shape, x, dy, dx),
             None => Ok(()),
         },
         #[cfg(feature = "conv")]
-        LayerKind::GlobalMaxPool1d => match dx {
-            Some(dx) => crate::layers::global_max_pool1d::backward(n, shape, x, dy, dx),
-            None => Ok(()),
-        },
+        LayerKind::GlobalMaxPool1d => {
+            use crate::layers::global_max_pool1d;
+            match dx {
+                Some(dx) if through_relu => {
+                    global_max_pool1d::backward_through_relu(n, shape, x, dy, dx)
+                }
+                Some(dx) => global_max_pool1d::backward(n, shape, x, dy, dx),
+                None => Ok(()),
+            }
+        }
         _ => Err(SslError::InvalidParameter {
             name: "encoder",
             reason: "an in-place kind has no out-of-place backward",
