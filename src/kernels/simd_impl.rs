@@ -181,11 +181,13 @@ const GEMM_PACK_DEPTH: usize = 64;
 /// `B` is packed for calls of at least this many multiply-adds (clearing the buffer then
 /// costs a few per cent at most) with at least two full row blocks, when its rows are at
 /// least [`GEMM_PACK_LD`] apart or it spans at least [`GEMM_PACK_SPAN`] floats: read in
-/// place, a 4 KiB or larger power-of-two row stride maps a column group's rows to a few
-/// cache sets; below that, reading in place is faster (BENCHMARKS.md, "Measurements behind design choices").
+/// place, a row stride that is a multiple of 1 KiB and at least 3 KiB (`har-dense`'s 768
+/// inputs: 4 of L1's 64 sets) maps a column group's rows to a few cache sets; below
+/// that, reading in place is faster (BENCHMARKS.md, "Measurements behind design choices"
+/// and "What limits one training step").
 const GEMM_PACK_WORK: usize = 1 << 20;
 /// See [`GEMM_PACK_WORK`].
-const GEMM_PACK_LD: usize = 1024;
+const GEMM_PACK_LD: usize = 768;
 /// See [`GEMM_PACK_WORK`].
 const GEMM_PACK_SPAN: usize = 1 << 18;
 
