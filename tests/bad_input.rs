@@ -1202,6 +1202,15 @@ mod training {
             [2, 2],
             non_finite("gradients"),
         );
+        // Without input gradients: the parameter gradients' own error, not the update's.
+        assert_step_fails(
+            &mut head,
+            &mut sgd,
+            [&x1, &x2],
+            len,
+            [0, 0],
+            non_finite("gradients"),
+        );
     }
 
     /// Input gradients `dL/dx1s` that overflow (huge weights on inputs whose projection

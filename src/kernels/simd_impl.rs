@@ -182,11 +182,13 @@ const GEMM_PACK_DEPTH: usize = 64;
 /// `B` is packed for calls of at least this many multiply-adds (clearing the buffer then
 /// costs a few per cent at most) with at least two full row blocks, when its rows are at
 /// least [`GEMM_PACK_LD`] apart or it spans at least [`GEMM_PACK_SPAN`] floats: read in
-/// place, a 4 KiB or larger power-of-two row stride maps a column group's rows to a few
-/// cache sets; below that, reading in place is faster (BENCHMARKS.md, "Measurements behind design choices").
+/// place, a row stride that is a multiple of 1 KiB and at least 3 KiB (`har-dense`'s 768
+/// inputs: 4 of L1's 64 sets) maps a column group's rows to a few cache sets; below
+/// that, reading in place is faster (BENCHMARKS.md, "Measurements behind design choices"
+/// and "What limits one training step").
 const GEMM_PACK_WORK: usize = 1 << 20;
 /// See [`GEMM_PACK_WORK`].
-const GEMM_PACK_LD: usize = 1024;
+const GEMM_PACK_LD: usize = 768;
 /// See [`GEMM_PACK_WORK`].
 const GEMM_PACK_SPAN: usize = 1 << 18;
 
@@ -407,6 +409,9 @@ fn gemm_pack_a<const R: usize>(
     pack: &mut [[f32; R]],
 ) {
     match layout {
+        GemmA::RowMajor if TRANSPOSE_IN_REGISTERS && R <= TRANSPOSE_SIDE => {
+            pack_a_rows_avx(g, (i0, p0), pack);
+        }
         GemmA::RowMajor => {
             // Rows `i₀ ..` of `A` from column `p₀`: one contiguous row per `r`.
             let start = i0.saturating_mul(g.lda).saturating_add(p0);
@@ -612,7 +617,11 @@ fn gemm_nt(g: &Gemm<'_>, c: &mut [f32], ldc: usize) {
                 let width = g.n.saturating_sub(j0).min(panel_width);
                 let start = j0.saturating_mul(g.ldb).saturating_add(p0);
                 let b_panel = g.b.get(start..).unwrap_or_default();
-                pack_b_transposed(b_panel, g.ldb, kc, width, &mut b_pack);
+                if TRANSPOSE_IN_REGISTERS {
+                    pack_b_transposed_avx(b_panel, g.ldb, kc, width, &mut b_pack);
+                } else {
+                    pack_b_transposed(b_panel, g.ldb, kc, width, &mut b_pack);
+                }
                 let block = Block { p0, kc, j0, width };
                 let panel = Packed { pack: &b_pack, kc };
                 gemm_panel(g, layout, (block, &panel), (&mut *c, ldc), &mut a_pack);
@@ -1565,5 +1574,210 @@ fn correlate_weights_simd(d: &CorrelationDims, dy: &[f32], x: &[f32], dw: &mut [
             j0 = j1;
         }
         p0 = p0.saturating_add(kc);
+    }
+}
+
+/// Side of the square blocks [`pack_b_transposed_avx`] transposes in registers.
+const TRANSPOSE_SIDE: usize = 8;
+
+/// Whether [`pack_b_transposed`]'s full column groups are transposed in 8 × 8 register
+/// blocks ([`pack_b_transposed_avx`]): with AVX, where `wide`'s `f32x8::transpose` is
+/// eight unpacks and eight shuffles (elsewhere it gathers lane by lane).
+const TRANSPOSE_IN_REGISTERS: bool =
+    cfg!(target_feature = "avx") && GEMM_GROUP.is_multiple_of(TRANSPOSE_SIDE);
+
+/// [`pack_b_transposed`] with every full group of [`GEMM_GROUP`] stored rows and every
+/// full run of eight steps transposed as 8 × 8 blocks in registers (the same values in
+/// the same places); the steps past the last full run of eight, and a last group of
+/// fewer rows, as [`pack_b_transposed`] copies them.
+fn pack_b_transposed_avx(b: &[f32], ldb: usize, kc: usize, width: usize, pack: &mut [Group]) {
+    use wide::f32x8;
+    let full_steps = kc.saturating_sub(kc % TRANSPOSE_SIDE);
+    let strips = width.div_ceil(GEMM_GROUP);
+    for (strip, group_start) in pieces_mut(pack, kc.max(1))
+        .take(strips)
+        .zip((0..width).step_by(GEMM_GROUP))
+    {
+        let strip_b = b.get(group_start.saturating_mul(ldb)..).unwrap_or_default();
+        let rows_left = width.saturating_sub(group_start);
+        if rows_left < GEMM_GROUP {
+            pack_b_transposed(strip_b, ldb, kc, rows_left, strip);
+            continue;
+        }
+        // Lanes `sub·8 .. sub·8 + 8` of each step: stored rows `sub·8 ..` of the group.
+        for sub in 0..GEMM_GROUP / TRANSPOSE_SIDE {
+            let first_row = strip_b
+                .get(sub.saturating_mul(TRANSPOSE_SIDE).saturating_mul(ldb)..)
+                .unwrap_or_default();
+            let mut rows: [&[f32]; TRANSPOSE_SIDE] = [&[]; TRANSPOSE_SIDE];
+            for (slot, row) in rows.iter_mut().zip(pieces(first_row, ldb)) {
+                *slot = row.get(..full_steps).unwrap_or_default();
+            }
+            let lanes = sub.saturating_mul(TRANSPOSE_SIDE)..;
+            let steps = strip.as_chunks_mut::<TRANSPOSE_SIDE>().0.iter_mut();
+            for (run, steps) in (0..full_steps / TRANSPOSE_SIDE).zip(steps) {
+                let at = run.saturating_mul(TRANSPOSE_SIDE);
+                let block = rows.map(|row| {
+                    row.get(at..)
+                        .and_then(<[f32]>::first_chunk::<TRANSPOSE_SIDE>)
+                        .map_or(f32x8::ZERO, |v| f32x8::from(*v))
+                });
+                for (step, column) in steps.iter_mut().zip(f32x8::transpose(block)) {
+                    if let Some(dst) = step
+                        .get_mut(lanes.clone())
+                        .and_then(<[f32]>::first_chunk_mut::<TRANSPOSE_SIDE>)
+                    {
+                        *dst = column.to_array();
+                    }
+                }
+            }
+        }
+        // The last `kc mod 8` steps, value by value.
+        for (lane, row) in (0..GEMM_GROUP).zip(pieces(strip_b, ldb)) {
+            let rest = row.get(full_steps..kc).unwrap_or_default();
+            let steps = strip.get_mut(full_steps..).unwrap_or_default();
+            for (entry, value) in steps.iter_mut().zip(rest) {
+                if let Some(slot) = entry.get_mut(lane) {
+                    *slot = *value;
+                }
+            }
+        }
+    }
+}
+
+/// [`gemm_pack_a`] for a row-major `A` with every full run of eight steps transposed as
+/// an 8 × 8 block in registers (`R ≤ 8` rows, the missing rows zeros that are never
+/// stored): the same values in the same places. The steps past the last full run of
+/// eight are copied value by value. Returns the steps done (all of `pack`), or 0 when
+/// `R > 8` (then nothing is written).
+#[inline(always)]
+fn pack_a_rows_avx<const R: usize>(
+    g: &Gemm<'_>,
+    (i0, p0): (usize, usize),
+    pack: &mut [[f32; R]],
+) -> usize {
+    use wide::f32x8;
+    if R > TRANSPOSE_SIDE {
+        return 0;
+    }
+    let kc = pack.len();
+    let full_steps = kc.saturating_sub(kc % TRANSPOSE_SIDE);
+    let start = i0.saturating_mul(g.lda).saturating_add(p0);
+    let mut rows: [&[f32]; TRANSPOSE_SIDE] = [&[]; TRANSPOSE_SIDE];
+    for (slot, row) in rows
+        .iter_mut()
+        .take(R)
+        .zip(pieces(g.a.get(start..).unwrap_or_default(), g.lda))
+    {
+        *slot = row.get(..kc).unwrap_or(row);
+    }
+    let (runs, _) = pack.as_chunks_mut::<TRANSPOSE_SIDE>();
+    for (run, steps) in (0..full_steps / TRANSPOSE_SIDE).zip(runs) {
+        let at = run.saturating_mul(TRANSPOSE_SIDE);
+        let block = rows.map(|row| {
+            row.get(at..)
+                .and_then(<[f32]>::first_chunk::<TRANSPOSE_SIDE>)
+                .map_or(f32x8::ZERO, |v| f32x8::from(*v))
+        });
+        for (step, column) in steps.iter_mut().zip(f32x8::transpose(block)) {
+            for (slot, value) in step.iter_mut().zip(column.to_array()) {
+                *slot = value;
+            }
+        }
+    }
+    for (r, row) in (0..R).zip(rows) {
+        let steps = pack.get_mut(full_steps..).unwrap_or_default();
+        for (step, value) in steps
+            .iter_mut()
+            .zip(row.get(full_steps..).unwrap_or_default())
+        {
+            if let Some(slot) = step.get_mut(r) {
+                *slot = *value;
+            }
+        }
+    }
+    kc
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::{vec, vec::Vec};
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                ((i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 7) % 1000) as f32 - 500.0
+            })
+            .collect()
+    }
+
+    /// The register transposes pack `B` (of `gemm_nt`) exactly as the value-by-value
+    /// copy: every step count (full runs of eight and a tail), full and partial groups.
+    #[test]
+    fn transposed_b_pack_in_registers_equals_copy() {
+        for (kc, width, ldb) in [
+            (64, 256, 768),
+            (8, 16, 8),
+            (13, 40, 29),
+            (7, 17, 7),
+            (64, 5, 70),
+            (1, 33, 3),
+        ] {
+            let b = values(width * ldb, kc);
+            let strips = width.div_ceil(GEMM_GROUP);
+            let mut copied = vec![[f32::NAN; GEMM_GROUP]; strips * kc];
+            let mut transposed = copied.clone();
+            pack_b_transposed(&b, ldb, kc, width, &mut copied);
+            pack_b_transposed_avx(&b, ldb, kc, width, &mut transposed);
+            let bits = |p: &[Group]| p.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&copied), bits(&transposed), "kc {kc} width {width}");
+        }
+    }
+
+    fn pack_a_both<const R: usize>(
+        m: usize,
+        k: usize,
+        lda: usize,
+        (i0, p0, kc): (usize, usize, usize),
+    ) {
+        let a = values(m * lda, R + kc);
+        let g = Gemm {
+            m,
+            n: 1,
+            k,
+            a: &a[..(m - 1) * lda + k],
+            lda,
+            b: &[0.0],
+            ldb: 1,
+        };
+        let mut copied = vec![[f32::NAN; R]; kc];
+        let mut transposed = copied.clone();
+        // The value-by-value copy: `gemm_pack_a`'s row-major arm before the transposes.
+        let rows = pieces(g.a.get(i0 * lda + p0..).unwrap_or_default(), lda);
+        for (r, row) in (0..R).zip(rows) {
+            for (step, value) in copied.iter_mut().zip(row) {
+                step[r] = *value;
+            }
+        }
+        assert_eq!(pack_a_rows_avx::<R>(&g, (i0, p0), &mut transposed), kc);
+        let bits = |p: &[[f32; R]]| p.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&copied), bits(&transposed), "R {R} kc {kc}");
+    }
+
+    /// The register transposes pack a row-major `A` exactly as the value-by-value copy.
+    #[test]
+    fn row_major_a_pack_in_registers_equals_copy() {
+        for (m, k, lda, at) in [
+            (12, 768, 768, (6, 64, 64)),
+            (7, 20, 21, (1, 3, 17)),
+            (6, 9, 9, (0, 0, 9)),
+        ] {
+            pack_a_both::<6>(m, k, lda, at);
+            pack_a_both::<4>(m, k, lda, at);
+            pack_a_both::<2>(m, k, lda, at);
+            pack_a_both::<1>(m, k, lda, at);
+        }
     }
 }

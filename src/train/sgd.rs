@@ -285,7 +285,10 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
                 }
             }
         };
-        check_finite(buffers.param_grads, "gradients")?;
+        // The parameter gradients are checked by the update below: a non-finite gradient
+        // makes its update non-finite (`m·buf + (g + wd·w)`), and the untrained entries
+        // are zeros (no backward writes them). Only a failed update pays for the pass that
+        // tells the two errors apart.
         check_finite(input_first, "gradients")?;
         check_finite(input_second, "gradients")?;
         let update = Update {
@@ -325,6 +328,7 @@ impl<M: AsRef<[f32]> + AsMut<[f32]>> Sgd<M> {
                     finite & w.is_finite() & buf.is_finite()
                 });
             if !finite {
+                check_finite(grads, "gradients")?;
                 return Err(SslError::NonFinite { location: "update" });
             }
         }

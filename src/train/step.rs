@@ -5,6 +5,7 @@
 use super::buffers::{StepBuffers, ViewBuffers};
 use crate::error::{SslError, SslResult};
 use crate::kernels::{Kernels, NORM_FLOOR, matmat_add, pieces, pieces_mut, relu_in_place};
+use crate::layers::linear::GEMM_FORWARD;
 use crate::model::layout::{DenseView, LayerOffsets, Layout};
 use crate::model::{Architecture, COSINE_EPS, Layer, MAX_LAYERS};
 
@@ -74,6 +75,12 @@ fn dense_forward<K: Kernels>(
     for row in rows_mut(out, layer.d_out) {
         layer.init(row, 0);
     }
+    if GEMM_FORWARD && transposed_forward(layer, n) {
+        // out += input·Wᵀ with `W` read in place: the same sums in the same order.
+        let (d_in, d_out) = (layer.d_in, layer.d_out);
+        K::gemm_nt_add(n, d_out, d_in, input, d_in, layer.weights, d_in, out, d_out);
+        return;
+    }
     if let Some(weights_t) = weights_t {
         // out += input·Wᵀ with Wᵀ stored `d_in × d_out`: the same sums in the same order.
         let (d_in, d_out) = (layer.d_in, layer.d_out);
@@ -109,12 +116,13 @@ fn dense_forward<K: Kernels>(
     }
 }
 
-/// From this many pairs on, the forward's products run as `X·Wᵀ` with
-/// [`Kernels::gemm_nn_add`] over a transposed copy of the weights (made once per step,
-/// in the parameter-gradient buffer, which the backward pass only needs later): the
-/// copy costs one pass over the weights, the products then run in register blocks
-/// without horizontal sums. Below it the dot-product form (`matmat_add`) wins
-/// (BENCHMARKS.md, "Measurements behind design choices").
+/// From this many pairs on, the forward's products run as `X·Wᵀ` in register blocks
+/// without horizontal sums: with [`Kernels::gemm_nt_add`] on `W` in place where
+/// [`GEMM_FORWARD`] (x86 with FMA, whose `gemm_nt_add` packs `W` by register
+/// transposes), else with [`Kernels::gemm_nn_add`] over a transposed copy of the
+/// weights (made once per step, in the parameter-gradient buffer, which the backward
+/// pass only needs later). Both sum in the same order. Below it the dot-product form
+/// (`matmat_add`) wins (BENCHMARKS.md, "Measurements behind design choices").
 const TRANSPOSED_FORWARD_PAIRS: usize = 16;
 
 /// Layers with more weights than this keep the dot-product form whatever the batch:
@@ -573,7 +581,7 @@ pub(crate) fn gradients<K: Kernels>(
     input_grads: [&mut [f32]; 2],
 ) -> SslResult<f32> {
     let d_out = architecture.d_out();
-    let weights_t = if n >= TRANSPOSED_FORWARD_PAIRS {
+    let weights_t = if n >= TRANSPOSED_FORWARD_PAIRS && !GEMM_FORWARD {
         transpose_weights(layers, n, buffers.param_grads);
         Some(&*buffers.param_grads)
     } else {
