@@ -32,29 +32,20 @@ fn shapes() -> Vec<Correlation> {
         left,
         out_len,
     };
-    // Under miri (about 1000× slower) the two shapes with several cache blocks and
-    // panels are left out: the lane loads they reach are the ones the others reach.
-    let large = if cfg!(miri) {
-        vec![]
-    } else {
-        vec![
-            // har-conv's second convolution, smaller batch: 2 × 53 steps, window 256.
-            shape(2, 32, 60, 64, 8, 1, 0, 53),
-            // Window of 40·8 = 320 columns (two panels), 3 × 30 steps.
-            shape(3, 40, 37, 9, 8, 1, 0, 30),
-        ]
-    };
-    let small = vec![
+    vec![
+        // har-conv's second convolution, smaller batch: 2 × 53 steps, window 256.
+        shape(2, 32, 60, 64, 8, 1, 0, 53),
         // Padding on both sides, 37 output channels, window of 5·7.
         shape(3, 5, 70, 37, 7, 1, 3, 70),
+        // Window of 40·8 = 320 columns (two panels), 3 × 30 steps.
+        shape(3, 40, 37, 9, 8, 1, 0, 30),
         // Stride 2, padding 2, output longer than the input covers.
         shape(2, 3, 21, 5, 5, 2, 2, 12),
         // One sample, one output position, one channel.
         shape(1, 1, 4, 1, 4, 1, 0, 1),
         // A flipped input gradient's shape: k − 1 zeros before, T outputs from T_out.
         shape(2, 16, 19, 24, 8, 1, 7, 26),
-    ];
-    large.into_iter().chain(small).collect()
+    ]
 }
 
 /// `x̃[s, c, i − left]`, 0 outside.
