@@ -35,9 +35,9 @@ miri_test() { # $1 = target dir, rest = target selection
 # out: properties, parity, paper_size, pytorch, train_pytorch (the same kernels on larger
 # heads, or files), layers (the kinds run the kernels the kernels tests cover), collapse,
 # error_payloads, bad_input (validation before any kernel), augment (scalar code over
-# libm, no unsafe dependency: 190 s under miri), correlate (the convolution kernels: their
-# lane loads and stores are the GEMM paths' that kernels reaches; even on three small
-# shapes it took 146 s of CPU under miri) and the doctests (examples whose paths the
+# libm, no unsafe dependency: 190 s under miri), correlate (the convolution kernels: safe
+# code over the same `wide` operations, lanes from and to arrays and FMAs, that kernels
+# reaches; even on three small shapes it took 146 s of CPU under miri) and the doctests (examples whose paths the
 # test targets cover). Two halves balanced by
 # measured time (no_alloc ~200 s; batch ~85 s, kernels ~45 s, train_kernels ~120 s).
 half_a=(--lib --test no_alloc --test image)
