@@ -16,7 +16,7 @@
 //! separately, the SIMD twin with `wide`'s `mul_add` (FMA where the target has it), so the
 //! twins differ by at most
 //! [`sum_error_bound`](super::sum_error_bound)`(terms + 1, |start| + Σ|products|)` per
-//! element, as the matrix kernels ([`Kernels::gemm_nn_add`](super::Kernels::gemm_nn_add)).
+//! element, as the matrix kernels ([`Kernels::gemm_nn_add`]).
 //! These are the orders of a window matrix followed by those matrix kernels, so the
 //! results equal that route's bit for bit on each twin.
 //!
@@ -25,7 +25,7 @@
 //! (the SIMD twin packs `Wᵀ` there by groups of output channels, and one register block's
 //! windows; the scalar twin does not use it). [`correlate_weights_add`] needs none; its
 //! SIMD twin copies panels of windows to the stack as
-//! [`Kernels::gemm_nn_add`](super::Kernels::gemm_nn_add) does (64 KiB on 64-bit targets).
+//! [`Kernels::gemm_nn_add`] does (64 KiB on 64-bit targets).
 
 use super::{Kernels, pieces, pieces_mut};
 use crate::error::{SslError, SslResult, check_len};

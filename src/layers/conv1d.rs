@@ -12,7 +12,7 @@
 //! `arm_convolve_1_x_n_s8` does), through the kernel twin's products (SIMD on `wide`
 //! lanes, or the scalar twin), for a group of `g` samples at a time (as many as the
 //! scratch holds) so that the products are `g·T_out` columns wide:
-//! - forward: with windows of at least [`CORRELATE_WINDOW`] floats and a scratch of at
+//! - forward: with windows of at least 64 floats (`CORRELATE_WINDOW`) and a scratch of at
 //!   least [`correlate_pack_len`], [`correlate`] (the gather folded into the packing of
 //!   the product, the same sums in the same order as below, so the same bits); else
 //!   `col[c·k + j, s·T_out + t] = x_s[c, t·s + j − left]` (`C_in·k × g·T_out`),
