@@ -345,6 +345,11 @@ mod sealed {
     /// Keeps [`Kernels`](super::Kernels) implementable only inside this crate, and holds
     /// the crate's own primitives (callable through `K: Kernels`, invisible outside).
     pub trait Sealed {
+        /// Whether sums over the positions of a sequence (BatchNorm's statistics over
+        /// time, `layers::batch_norm`) run in lanes along the positions (the SIMD twin
+        /// on a vector unit) or one chain per channel in the reference's order.
+        const LANE_SUMS: bool;
+
         /// One dense layer (or a block of its rows or columns) for one input: for each
         /// `i`, `y[i] = end(start[i] + W[i, offset ..]·x)`, `W` and the ragged-row rules
         /// as in [`Kernels::matvec_add`](super::Kernels::matvec_add), the start value and
@@ -389,6 +394,12 @@ mod sealed {
             dw: &mut [f32],
         );
     }
+}
+
+/// Whether `K` sums a sequence's positions in lanes ([`sealed::Sealed::LANE_SUMS`]).
+#[inline]
+pub(crate) const fn lane_sums<K: Kernels>() -> bool {
+    K::LANE_SUMS
 }
 
 /// Which kernel twin a model runs on.

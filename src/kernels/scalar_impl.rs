@@ -62,6 +62,8 @@ fn dot2_add_rows(
 pub struct Scalar;
 
 impl sealed::Sealed for Scalar {
+    const LANE_SUMS: bool = false;
+
     #[inline]
     fn matvec_layer(
         w: &[f32],

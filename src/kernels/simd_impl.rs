@@ -1013,6 +1013,8 @@ fn dot_add_on<V: RowVector<N>, const N: usize, const S: usize>(
 }
 
 impl sealed::Sealed for Simd {
+    const LANE_SUMS: bool = VECTOR_UNIT;
+
     #[inline]
     fn matvec_layer(
         w: &[f32],

@@ -26,7 +26,7 @@
 
 use super::{OVERFLOW, ParamTensors, Shape, check_batch, check_len, nonzero};
 use crate::error::{SslError, SslResult};
-use crate::kernels::{pieces, pieces_mut};
+use crate::kernels::{Kernels, Scalar, lane_sums, pieces, pieces_mut};
 
 /// PyTorch's default `eps`.
 pub const DEFAULT_EPS: f32 = 1e-5;
@@ -251,6 +251,30 @@ impl BatchNorm1d {
         y: &mut [f32],
         saved: &mut [f32],
     ) -> SslResult<()> {
+        self.forward_train_with::<Scalar>(params, n, input, y, saved)
+    }
+
+    /// [`forward_train`](Self::forward_train) on the kernel twin `K`: the same, except
+    /// that for `T > 1` the SIMD twin ([`Simd`](crate::kernels::Simd), on a vector unit)
+    /// sums each channel's statistics in lanes along the positions
+    /// ([`SEQUENCE_SUM_LANES`] running sums per channel, lane `t mod`
+    /// [`SEQUENCE_SUM_LANES`] taking position `t` of every sample in turn, then the lanes
+    /// added in a fixed order). Each sum of `N·T` terms then differs from the scalar
+    /// order's by at most [`sum_error_bound`](crate::kernels::sum_error_bound)`(N·T,
+    /// Σ|term|)` (both orders are within `γ(N·T − 1)·Σ|term|` of the exact sum), and the
+    /// result is the same on every build. Over features (`T = 1`) both twins give the
+    /// scalar order's bits.
+    ///
+    /// # Errors
+    /// As [`forward_train`](Self::forward_train).
+    pub fn forward_train_with<K: Kernels>(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        y: &mut [f32],
+        saved: &mut [f32],
+    ) -> SslResult<()> {
         let p = self.check(params, n, input, y.len())?;
         let count = Self::count(n, input)? as f32;
         check_len(self.saved_len(input, n)?, saved.len())?;
@@ -262,14 +286,21 @@ impl BatchNorm1d {
             features_forward(&p, self.eps, count, y, normalized, s);
             return Ok(());
         }
-        s.mean.fill(0.0);
-        channel_sums(y, len, s.mean, None, |_, x| x);
-        s.mean.iter_mut().for_each(|m| *m /= count);
-        s.var_sum.fill(0.0);
-        channel_sums(y, len, s.var_sum, Some(&*s.mean), |m, x| {
+        let square = |m: f32, x: f32| {
             let deviation = x - m;
             deviation * deviation
-        });
+        };
+        s.mean.fill(0.0);
+        s.var_sum.fill(0.0);
+        if lane_sums::<K>() {
+            lane_channel_sums(y, len, s.mean, None, |_, x| x);
+            s.mean.iter_mut().for_each(|m| *m /= count);
+            lane_channel_sums(y, len, s.var_sum, Some(&*s.mean), square);
+        } else {
+            channel_sums(y, len, s.mean, None, |_, x| x);
+            s.mean.iter_mut().for_each(|m| *m /= count);
+            channel_sums(y, len, s.var_sum, Some(&*s.mean), square);
+        }
         for (inv, v) in s.inv_std.iter_mut().zip(s.var_sum.iter()) {
             *inv = 1.0 / libm::sqrtf(*v / count + self.eps);
         }
@@ -309,6 +340,26 @@ impl BatchNorm1d {
         grad: &mut [f32],
         grads: &mut [f32],
     ) -> SslResult<()> {
+        self.backward_with::<Scalar>(params, n, input, saved, grad, grads)
+    }
+
+    /// [`backward`](Self::backward) on the kernel twin `K`: for `T > 1` the SIMD twin
+    /// sums `Σg` and `Σg·x̂` in lanes along the positions, as
+    /// [`forward_train_with`](Self::forward_train_with) sums the statistics (each within
+    /// [`sum_error_bound`](crate::kernels::sum_error_bound)`(N·T, Σ|term|)` of the scalar
+    /// order's; the products `g·x̂` are the same).
+    ///
+    /// # Errors
+    /// As [`backward`](Self::backward).
+    pub fn backward_with<K: Kernels>(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        saved: &mut [f32],
+        grad: &mut [f32],
+        grads: &mut [f32],
+    ) -> SslResult<()> {
         let p = self.check(params, n, input, grad.len())?;
         let count = Self::count(n, input)? as f32;
         check_len(self.saved_len(input, n)?, saved.len())?;
@@ -324,7 +375,11 @@ impl BatchNorm1d {
         }
         s.sum_g.fill(0.0);
         s.sum_gx.fill(0.0);
-        gradient_sums(grad, normalized, len, s.sum_g, s.sum_gx);
+        if lane_sums::<K>() {
+            lane_gradient_sums(grad, normalized, len, s.sum_g, s.sum_gx);
+        } else {
+            gradient_sums(grad, normalized, len, s.sum_g, s.sum_gx);
+        }
         if self.affine {
             let (d_gamma, rest) = grads
                 .split_at_mut_checked(self.channels)
@@ -557,6 +612,144 @@ fn gradient_sums(
     }
 }
 
+/// Running sums per channel of the SIMD twin's sums along positions
+/// ([`BatchNorm1d::forward_train_with`]): position `t` of every sample goes to lane
+/// `t mod SEQUENCE_SUM_LANES`, samples ascending. Four vectors of eight lanes: four
+/// independent chains per row of 32 positions (a row of 8–24 gets one to three), the
+/// same bits on every build (the lanes are plain arrays, added in a fixed order at the
+/// end).
+pub const SEQUENCE_SUM_LANES: usize = 32;
+
+/// Adds `term(x)` of every element of `row` into `acc`, position `t` into lane
+/// `t mod SEQUENCE_SUM_LANES`.
+#[inline(always)]
+fn add_row(acc: &mut [f32; SEQUENCE_SUM_LANES], row: &[f32], term: impl Fn(f32) -> f32) {
+    let (blocks, rest) = row.as_chunks::<SEQUENCE_SUM_LANES>();
+    for block in blocks {
+        for (a, v) in acc.iter_mut().zip(block) {
+            *a += term(*v);
+        }
+    }
+    let (eights, tail) = rest.as_chunks::<8>();
+    let (lanes, _) = acc.as_chunks_mut::<8>();
+    for (a, e) in lanes.iter_mut().zip(eights) {
+        for (a, v) in a.iter_mut().zip(e) {
+            *a += term(*v);
+        }
+    }
+    if let Some(a) = lanes.get_mut(eights.len()) {
+        for (a, v) in a.iter_mut().zip(tail) {
+            *a += term(*v);
+        }
+    }
+}
+
+/// [`add_row`] for the backward's two sums: `g` into `acc_g`, `g·x̂` into `acc_gx`.
+#[inline(always)]
+fn add_row2(
+    acc_g: &mut [f32; SEQUENCE_SUM_LANES],
+    acc_gx: &mut [f32; SEQUENCE_SUM_LANES],
+    g_row: &[f32],
+    x_row: &[f32],
+) {
+    let (g_blocks, g_rest) = g_row.as_chunks::<SEQUENCE_SUM_LANES>();
+    let (x_blocks, x_rest) = x_row.as_chunks::<SEQUENCE_SUM_LANES>();
+    for (g_block, x_block) in g_blocks.iter().zip(x_blocks) {
+        let sums = acc_g.iter_mut().zip(acc_gx.iter_mut());
+        for ((a, b), (g, x)) in sums.zip(g_block.iter().zip(x_block)) {
+            *a += *g;
+            *b += *g * *x;
+        }
+    }
+    let (g_eights, g_tail) = g_rest.as_chunks::<8>();
+    let (x_eights, x_tail) = x_rest.as_chunks::<8>();
+    let (lanes_g, _) = acc_g.as_chunks_mut::<8>();
+    let (lanes_gx, _) = acc_gx.as_chunks_mut::<8>();
+    let eights = lanes_g.iter_mut().zip(lanes_gx.iter_mut());
+    for ((a, b), (g8, x8)) in eights.zip(g_eights.iter().zip(x_eights)) {
+        for ((a, b), (g, x)) in a.iter_mut().zip(b.iter_mut()).zip(g8.iter().zip(x8)) {
+            *a += *g;
+            *b += *g * *x;
+        }
+    }
+    let last = (
+        lanes_g.get_mut(g_eights.len()),
+        lanes_gx.get_mut(g_eights.len()),
+    );
+    if let (Some(a), Some(b)) = last {
+        for ((a, b), (g, x)) in a
+            .iter_mut()
+            .zip(b.iter_mut())
+            .zip(g_tail.iter().zip(x_tail))
+        {
+            *a += *g;
+            *b += *g * *x;
+        }
+    }
+}
+
+/// The lanes of [`add_row`] added in a fixed order: the four vectors of eight lanes
+/// pairwise, `(v0 + v1) + (v2 + v3)`, then the eight lanes left to right.
+#[inline(always)]
+fn reduce_lanes(acc: &[f32; SEQUENCE_SUM_LANES]) -> f32 {
+    let mut lanes = [0.0_f32; 8];
+    if let ([v0, v1, v2, v3], _) = acc.as_chunks::<8>() {
+        let vectors = v0.iter().zip(v1).zip(v2.iter().zip(v3));
+        for (l, ((a, b), (c, d))) in lanes.iter_mut().zip(vectors) {
+            *l = (*a + *b) + (*c + *d);
+        }
+    }
+    lanes.iter().fold(0.0, |sum, l| sum + *l)
+}
+
+/// [`channel_sums`] in lanes along positions (the SIMD twin's order: [`add_row`] over
+/// samples ascending, then [`reduce_lanes`]): `sums[c] += Σ term(k_c, x[s, c, t])`.
+fn lane_channel_sums(
+    x: &[f32],
+    len: usize,
+    sums: &mut [f32],
+    per_channel: Option<&[f32]>,
+    term: impl Fn(f32, f32) -> f32,
+) {
+    let sample_len = sums.len().saturating_mul(len);
+    for (c, sum) in sums.iter_mut().enumerate() {
+        let k = per_channel.and_then(|v| v.get(c)).copied().unwrap_or(0.0);
+        let start = c.saturating_mul(len);
+        let mut acc = [0.0_f32; SEQUENCE_SUM_LANES];
+        for sample in pieces(x, sample_len) {
+            let row = sample.get(start..).unwrap_or_default();
+            add_row(&mut acc, row.get(..len).unwrap_or(row), |v| term(k, v));
+        }
+        *sum += reduce_lanes(&acc);
+    }
+}
+
+/// [`gradient_sums`] in lanes along positions, as [`lane_channel_sums`].
+fn lane_gradient_sums(
+    grad: &[f32],
+    normalized: &[f32],
+    len: usize,
+    sum_g: &mut [f32],
+    sum_gx: &mut [f32],
+) {
+    let sample_len = sum_g.len().saturating_mul(len);
+    let sums = sum_g.iter_mut().zip(sum_gx.iter_mut());
+    for (c, (sg, sgx)) in sums.enumerate() {
+        let start = c.saturating_mul(len);
+        let mut acc_g = [0.0_f32; SEQUENCE_SUM_LANES];
+        let mut acc_gx = [0.0_f32; SEQUENCE_SUM_LANES];
+        for (g_sample, x_sample) in pieces(grad, sample_len).zip(pieces(normalized, sample_len)) {
+            let g_row = g_sample.get(start..).unwrap_or_default();
+            let x_row = x_sample.get(start..).unwrap_or_default();
+            let g_row = g_row.get(..len).unwrap_or(g_row);
+            let x_row = x_row.get(..len).unwrap_or(x_row);
+            add_row2(&mut acc_g, &mut acc_gx, g_row, x_row);
+        }
+        *sg += reduce_lanes(&acc_g);
+        *sgx += reduce_lanes(&acc_gx);
+    }
+}
+
 /// Channels per block of the feature paths' per-channel factors (stack arrays).
 const CHANNEL_BLOCK: usize = 64;
 
@@ -693,5 +886,97 @@ fn split_stats(stats: &mut [f32], c: usize) -> Stats<'_> {
         inv_std: next(),
         sum_g: next(),
         sum_gx: next(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::{channel_sums, gradient_sums, lane_channel_sums, lane_gradient_sums};
+    use crate::kernels::sum_error_bound;
+    use std::vec::Vec;
+
+    /// Deterministic values in about `[-1, 1)` with a per-seed offset.
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                let h = (i as u32)
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(seed.wrapping_mul(40_503));
+                (h >> 8) as f32 / (1 << 23) as f32 - 1.0 + 0.25 * seed as f32
+            })
+            .collect()
+    }
+
+    /// `Σ|term|` per channel, in f64.
+    fn abs_sums(x: &[f32], c: usize, len: usize, term: impl Fn(usize, f32) -> f32) -> Vec<f64> {
+        let mut out = std::vec![0.0_f64; c];
+        for (i, v) in x.iter().enumerate() {
+            let ch = (i / len) % c;
+            out[ch] += f64::from(term(ch, *v).abs());
+        }
+        out
+    }
+
+    /// The lane sums over positions are within `sum_error_bound(N·T, Σ|term|)` of the
+    /// scalar order's, channel by channel: the mean, the squared deviations and the
+    /// backward's `Σg`, `Σg·x̂`. Row lengths around the lanes' blocks of 8 and 32
+    /// (2, 7, 8, 19, 26, 32, 33, 61, 121) and channel counts not a multiple of the
+    /// scalar path's 4. A lane sum that dropped or repeated a position, or a channel's
+    /// row cut at the wrong place, is off by far more than the bound.
+    #[test]
+    fn lane_sums_are_within_the_bound_of_the_scalar_order() {
+        for (n, c, len) in [
+            (3, 5, 2),
+            (4, 3, 7),
+            (2, 6, 8),
+            (9, 4, 19),
+            (5, 7, 26),
+            (3, 2, 32),
+            (4, 3, 33),
+            (2, 5, 61),
+            (3, 3, 121),
+        ] {
+            let x = values(n * c * len, 1);
+            let g = values(n * c * len, 2);
+            let k: Vec<f32> = values(c, 3);
+            let square = |m: f32, v: f32| (v - m) * (v - m);
+            let terms = n * len;
+            let check = |got: &[f32], want: &[f32], abs: &[f64], what: &str| {
+                for ((a, b), s) in got.iter().zip(want).zip(abs) {
+                    let diff = f64::from((a - b).abs());
+                    let bound = sum_error_bound(terms, *s);
+                    assert!(
+                        diff <= bound,
+                        "{what}, n {n}, C {c}, T {len}: {a} vs {b}, bound {bound}"
+                    );
+                }
+            };
+            for per_channel in [None, Some(&k[..])] {
+                let mut plain = std::vec![0.0; c];
+                let mut lanes = std::vec![0.0; c];
+                channel_sums(&x, len, &mut plain, per_channel, square);
+                lane_channel_sums(&x, len, &mut lanes, per_channel, square);
+                let kc = |ch: usize| per_channel.map_or(0.0, |k| k[ch]);
+                check(
+                    &lanes,
+                    &plain,
+                    &abs_sums(&x, c, len, |ch, v| square(kc(ch), v)),
+                    "squares",
+                );
+            }
+            let mut plain = std::vec![0.0; c];
+            let mut lanes = std::vec![0.0; c];
+            channel_sums(&x, len, &mut plain, None, |_, v| v);
+            lane_channel_sums(&x, len, &mut lanes, None, |_, v| v);
+            check(&lanes, &plain, &abs_sums(&x, c, len, |_, v| v), "sum");
+            let (mut pg, mut pgx) = (std::vec![0.0; c], std::vec![0.0; c]);
+            let (mut lg, mut lgx) = (std::vec![0.0; c], std::vec![0.0; c]);
+            gradient_sums(&g, &x, len, &mut pg, &mut pgx);
+            lane_gradient_sums(&g, &x, len, &mut lg, &mut lgx);
+            let gx: Vec<f32> = g.iter().zip(&x).map(|(a, b)| a * b).collect();
+            check(&lg, &pg, &abs_sums(&g, c, len, |_, v| v), "Σg");
+            check(&lgx, &pgx, &abs_sums(&gx, c, len, |_, v| v), "Σg·x̂");
+        }
     }
 }
