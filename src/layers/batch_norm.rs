@@ -27,6 +27,7 @@
 use super::{OVERFLOW, ParamTensors, Shape, check_batch, check_len, nonzero};
 use crate::error::{SslError, SslResult};
 use crate::kernels::{Kernels, Scalar, lane_sums, pieces, pieces_mut};
+use wide::f32x8;
 
 /// PyTorch's default `eps`.
 pub const DEFAULT_EPS: f32 = 1e-5;
@@ -293,9 +294,9 @@ impl BatchNorm1d {
         s.mean.fill(0.0);
         s.var_sum.fill(0.0);
         if lane_sums::<K>() {
-            lane_channel_sums(y, len, s.mean, None, |_, x| x);
+            lane_channel_sums(y, len, s.mean, None);
             s.mean.iter_mut().for_each(|m| *m /= count);
-            lane_channel_sums(y, len, s.var_sum, Some(&*s.mean), square);
+            lane_channel_sums(y, len, s.var_sum, Some(&*s.mean));
         } else {
             channel_sums(y, len, s.mean, None, |_, x| x);
             s.mean.iter_mut().for_each(|m| *m /= count);
@@ -614,117 +615,141 @@ fn gradient_sums(
 
 /// Running sums per channel of the SIMD twin's sums along positions
 /// ([`BatchNorm1d::forward_train_with`]): position `t` of every sample goes to lane
-/// `t mod SEQUENCE_SUM_LANES`, samples ascending. Four vectors of eight lanes: four
-/// independent chains per row of 32 positions (a row of 8–24 gets one to three), the
-/// same bits on every build (the lanes are plain arrays, added in a fixed order at the
-/// end).
+/// `t mod SEQUENCE_SUM_LANES`, samples ascending. Four vectors of eight lanes, four
+/// independent chains: a row's last, partial block is added as a whole block with the
+/// lanes past the row masked to `+0`. The lanes are plain arrays added in a fixed order
+/// at the end, so the sums are the same bits on every build.
 pub const SEQUENCE_SUM_LANES: usize = 32;
 
-/// Adds `term(x)` of every element of `row` into `acc`, position `t` into lane
-/// `t mod SEQUENCE_SUM_LANES`.
+/// A block of [`SEQUENCE_SUM_LANES`] floats.
+type LaneBlock = [f32; SEQUENCE_SUM_LANES];
+
+/// A lane sum's running sums: lane `l` is `acc[l / 8]`'s lane `l mod 8`.
+type LaneSums = [f32x8; SEQUENCE_SUM_LANES / 8];
+
+/// A block as lane vectors.
 #[inline(always)]
-fn add_row(acc: &mut [f32; SEQUENCE_SUM_LANES], row: &[f32], term: impl Fn(f32) -> f32) {
-    let (blocks, rest) = row.as_chunks::<SEQUENCE_SUM_LANES>();
-    for block in blocks {
-        for (a, v) in acc.iter_mut().zip(block) {
-            *a += term(*v);
-        }
-    }
-    let (eights, tail) = rest.as_chunks::<8>();
-    let (lanes, _) = acc.as_chunks_mut::<8>();
-    for (a, e) in lanes.iter_mut().zip(eights) {
-        for (a, v) in a.iter_mut().zip(e) {
-            *a += term(*v);
-        }
-    }
-    if let Some(a) = lanes.get_mut(eights.len()) {
-        for (a, v) in a.iter_mut().zip(tail) {
-            *a += term(*v);
-        }
-    }
+fn lanes(block: &LaneBlock) -> LaneSums {
+    let (parts, _) = block.as_chunks::<8>();
+    core::array::from_fn(|i| f32x8::new(parts.get(i).copied().unwrap_or_default()))
 }
 
-/// [`add_row`] for the backward's two sums: `g` into `acc_g`, `g·x̂` into `acc_gx`.
+/// `acc[l] += term(block[l])` where `keep[l]` has all bits set, `+0` where it is 0 (the
+/// bits masked, so whatever a dropped lane read, even a NaN, adds nothing). Explicit
+/// lane vectors: with plain arrays LLVM turned the mask into scalar integer `and`s.
 #[inline(always)]
-fn add_row2(
-    acc_g: &mut [f32; SEQUENCE_SUM_LANES],
-    acc_gx: &mut [f32; SEQUENCE_SUM_LANES],
-    g_row: &[f32],
-    x_row: &[f32],
+fn add_block(
+    acc: &mut LaneSums,
+    block: &LaneBlock,
+    keep: &LaneSums,
+    term: impl Fn(f32x8) -> f32x8,
 ) {
-    let (g_blocks, g_rest) = g_row.as_chunks::<SEQUENCE_SUM_LANES>();
-    let (x_blocks, x_rest) = x_row.as_chunks::<SEQUENCE_SUM_LANES>();
-    for (g_block, x_block) in g_blocks.iter().zip(x_blocks) {
-        let sums = acc_g.iter_mut().zip(acc_gx.iter_mut());
-        for ((a, b), (g, x)) in sums.zip(g_block.iter().zip(x_block)) {
-            *a += *g;
-            *b += *g * *x;
-        }
-    }
-    let (g_eights, g_tail) = g_rest.as_chunks::<8>();
-    let (x_eights, x_tail) = x_rest.as_chunks::<8>();
-    let (lanes_g, _) = acc_g.as_chunks_mut::<8>();
-    let (lanes_gx, _) = acc_gx.as_chunks_mut::<8>();
-    let eights = lanes_g.iter_mut().zip(lanes_gx.iter_mut());
-    for ((a, b), (g8, x8)) in eights.zip(g_eights.iter().zip(x_eights)) {
-        for ((a, b), (g, x)) in a.iter_mut().zip(b.iter_mut()).zip(g8.iter().zip(x8)) {
-            *a += *g;
-            *b += *g * *x;
-        }
-    }
-    let last = (
-        lanes_g.get_mut(g_eights.len()),
-        lanes_gx.get_mut(g_eights.len()),
-    );
-    if let (Some(a), Some(b)) = last {
-        for ((a, b), (g, x)) in a
-            .iter_mut()
-            .zip(b.iter_mut())
-            .zip(g_tail.iter().zip(x_tail))
-        {
-            *a += *g;
-            *b += *g * *x;
-        }
+    for ((a, v), k) in acc.iter_mut().zip(lanes(block)).zip(keep) {
+        *a += term(v) & *k;
     }
 }
 
-/// The lanes of [`add_row`] added in a fixed order: the four vectors of eight lanes
+/// Lane masks for rows of `len` positions: all lanes, and the first `len mod`
+/// [`SEQUENCE_SUM_LANES`] (the last, partial block of a row).
+fn lane_masks(len: usize) -> (LaneSums, LaneSums) {
+    let rest = len % SEQUENCE_SUM_LANES;
+    let mut last = [0.0_f32; SEQUENCE_SUM_LANES];
+    let ones = f32::from_bits(u32::MAX);
+    last.iter_mut().take(rest).for_each(|k| *k = ones);
+    (lanes(&[ones; SEQUENCE_SUM_LANES]), lanes(&last))
+}
+
+/// The row of `len` positions at the start of `from` (the rest of the batch) as whole
+/// blocks: its full blocks, then, when `len` is not a multiple of the lanes, the block
+/// holding its last positions, read past the row's end (the next row's values, masked
+/// off by the caller) or, at the end of the batch, copied into `padded` and
+/// zero-padded.
+#[inline(always)]
+fn row_blocks<'a>(
+    from: &'a [f32],
+    len: usize,
+    padded: &'a mut LaneBlock,
+) -> (&'a [LaneBlock], Option<&'a LaneBlock>) {
+    let full = len / SEQUENCE_SUM_LANES;
+    let (blocks, _) = from.as_chunks::<SEQUENCE_SUM_LANES>();
+    let head = blocks.get(..full).unwrap_or(blocks);
+    if len.is_multiple_of(SEQUENCE_SUM_LANES) {
+        return (head, None);
+    }
+    if let Some(last) = blocks.get(full) {
+        return (head, Some(last));
+    }
+    let start = full.saturating_mul(SEQUENCE_SUM_LANES);
+    let part = from.get(start..len).unwrap_or_default();
+    padded.fill(0.0);
+    padded.iter_mut().zip(part).for_each(|(p, v)| *p = *v);
+    (head, Some(padded))
+}
+
+/// The lanes of [`add_block`] added in a fixed order: the four vectors of eight lanes
 /// pairwise, `(v0 + v1) + (v2 + v3)`, then the eight lanes left to right.
 #[inline(always)]
-fn reduce_lanes(acc: &[f32; SEQUENCE_SUM_LANES]) -> f32 {
-    let mut lanes = [0.0_f32; 8];
-    if let ([v0, v1, v2, v3], _) = acc.as_chunks::<8>() {
-        let vectors = v0.iter().zip(v1).zip(v2.iter().zip(v3));
-        for (l, ((a, b), (c, d))) in lanes.iter_mut().zip(vectors) {
-            *l = (*a + *b) + (*c + *d);
-        }
-    }
-    lanes.iter().fold(0.0, |sum, l| sum + *l)
+fn reduce_lanes(acc: &LaneSums) -> f32 {
+    let [v0, v1, v2, v3] = *acc;
+    let pairs = ((v0 + v1) + (v2 + v3)).to_array();
+    pairs.iter().fold(0.0, |sum, l| sum + *l)
 }
 
-/// [`channel_sums`] in lanes along positions (the SIMD twin's order: [`add_row`] over
-/// samples ascending, then [`reduce_lanes`]): `sums[c] += Σ term(k_c, x[s, c, t])`.
-fn lane_channel_sums(
-    x: &[f32],
-    len: usize,
-    sums: &mut [f32],
-    per_channel: Option<&[f32]>,
-    term: impl Fn(f32, f32) -> f32,
-) {
-    let sample_len = sums.len().saturating_mul(len);
-    for (c, sum) in sums.iter_mut().enumerate() {
-        let k = per_channel.and_then(|v| v.get(c)).copied().unwrap_or(0.0);
-        let start = c.saturating_mul(len);
-        let mut acc = [0.0_f32; SEQUENCE_SUM_LANES];
-        for sample in pieces(x, sample_len) {
-            let row = sample.get(start..).unwrap_or_default();
-            add_row(&mut acc, row.get(..len).unwrap_or(row), |v| term(k, v));
+/// Channels whose lane sums ([`lane_channel_sums`], [`lane_gradient_sums`]) run
+/// together, sample after sample: the batch is read in its memory order (a block's rows
+/// of one sample are contiguous) instead of one channel's rows `C·T` floats apart, with
+/// the running sums on the stack (`32 × 32` floats, 4 KiB, per sum).
+const LANE_SUM_CHANNELS: usize = 32;
+
+/// [`channel_sums`] in lanes along positions (the SIMD twin's order: lane
+/// `t mod SEQUENCE_SUM_LANES` takes position `t`, samples ascending, then
+/// [`reduce_lanes`]): `sums[c] += Σ term(k_c, x[s, c, t])`. Stack: 4 KiB of running sums.
+fn lane_channel_sums(x: &[f32], len: usize, sums: &mut [f32], per_channel: Option<&[f32]>) {
+    let sample_len = sums.len().saturating_mul(len).max(1);
+    let (all, last_mask) = lane_masks(len);
+    let mut c0 = 0_usize;
+    for block in pieces_mut(sums, LANE_SUM_CHANNELS) {
+        let mut k = [0.0_f32; LANE_SUM_CHANNELS];
+        if let Some(values) = per_channel.and_then(|v| v.get(c0..)) {
+            k.iter_mut().zip(values).for_each(|(k, v)| *k = *v);
         }
-        *sum += reduce_lanes(&acc);
+        let mut acc = [[f32x8::ZERO; SEQUENCE_SUM_LANES / 8]; LANE_SUM_CHANNELS];
+        let mut padded = [0.0_f32; SEQUENCE_SUM_LANES];
+        let mut at = c0.saturating_mul(len);
+        while at < x.len() {
+            let mut row_at = at;
+            for (acc, k) in acc.iter_mut().zip(k).take(block.len()) {
+                let from = x.get(row_at..).unwrap_or_default();
+                let (blocks, last) = row_blocks(from, len, &mut padded);
+                let k = f32x8::splat(k);
+                let squares = per_channel.is_some();
+                let term = |v: f32x8| {
+                    if squares {
+                        let deviation = v - k;
+                        deviation * deviation
+                    } else {
+                        v
+                    }
+                };
+                for b in blocks {
+                    add_block(acc, b, &all, term);
+                }
+                if let Some(b) = last {
+                    add_block(acc, b, &last_mask, term);
+                }
+                row_at = row_at.saturating_add(len);
+            }
+            at = at.saturating_add(sample_len);
+        }
+        for (sum, acc) in block.iter_mut().zip(&acc) {
+            *sum += reduce_lanes(acc);
+        }
+        c0 = c0.saturating_add(LANE_SUM_CHANNELS);
     }
 }
 
-/// [`gradient_sums`] in lanes along positions, as [`lane_channel_sums`].
+/// [`gradient_sums`] in lanes along positions, as [`lane_channel_sums`]. Stack: 8 KiB
+/// of running sums.
 fn lane_gradient_sums(
     grad: &[f32],
     normalized: &[f32],
@@ -732,21 +757,58 @@ fn lane_gradient_sums(
     sum_g: &mut [f32],
     sum_gx: &mut [f32],
 ) {
-    let sample_len = sum_g.len().saturating_mul(len);
-    let sums = sum_g.iter_mut().zip(sum_gx.iter_mut());
-    for (c, (sg, sgx)) in sums.enumerate() {
-        let start = c.saturating_mul(len);
-        let mut acc_g = [0.0_f32; SEQUENCE_SUM_LANES];
-        let mut acc_gx = [0.0_f32; SEQUENCE_SUM_LANES];
-        for (g_sample, x_sample) in pieces(grad, sample_len).zip(pieces(normalized, sample_len)) {
-            let g_row = g_sample.get(start..).unwrap_or_default();
-            let x_row = x_sample.get(start..).unwrap_or_default();
-            let g_row = g_row.get(..len).unwrap_or(g_row);
-            let x_row = x_row.get(..len).unwrap_or(x_row);
-            add_row2(&mut acc_g, &mut acc_gx, g_row, x_row);
+    let sample_len = sum_g.len().saturating_mul(len).max(1);
+    let (all, last_mask) = lane_masks(len);
+    let end = grad.len().min(normalized.len());
+    let mut c0 = 0_usize;
+    let blocks = pieces_mut(sum_g, LANE_SUM_CHANNELS).zip(pieces_mut(sum_gx, LANE_SUM_CHANNELS));
+    for (block_g, block_gx) in blocks {
+        let mut acc_g = [[f32x8::ZERO; SEQUENCE_SUM_LANES / 8]; LANE_SUM_CHANNELS];
+        let mut acc_gx = [[f32x8::ZERO; SEQUENCE_SUM_LANES / 8]; LANE_SUM_CHANNELS];
+        let (mut g_padded, mut x_padded) = ([0.0; SEQUENCE_SUM_LANES], [0.0; SEQUENCE_SUM_LANES]);
+        let mut at = c0.saturating_mul(len);
+        while at < end {
+            let mut row_at = at;
+            let accs = acc_g.iter_mut().zip(acc_gx.iter_mut()).take(block_g.len());
+            for (acc_g, acc_gx) in accs {
+                let g_from = grad.get(row_at..).unwrap_or_default();
+                let x_from = normalized.get(row_at..).unwrap_or_default();
+                let (g_blocks, g_last) = row_blocks(g_from, len, &mut g_padded);
+                let (x_blocks, x_last) = row_blocks(x_from, len, &mut x_padded);
+                for (g, x) in g_blocks.iter().zip(x_blocks) {
+                    add_block2(acc_g, acc_gx, (g, x), &all);
+                }
+                if let (Some(g), Some(x)) = (g_last, x_last) {
+                    add_block2(acc_g, acc_gx, (g, x), &last_mask);
+                }
+                row_at = row_at.saturating_add(len);
+            }
+            at = at.saturating_add(sample_len);
         }
-        *sg += reduce_lanes(&acc_g);
-        *sgx += reduce_lanes(&acc_gx);
+        for ((sg, sgx), (acc_g, acc_gx)) in block_g
+            .iter_mut()
+            .zip(block_gx.iter_mut())
+            .zip(acc_g.iter().zip(&acc_gx))
+        {
+            *sg += reduce_lanes(acc_g);
+            *sgx += reduce_lanes(acc_gx);
+        }
+        c0 = c0.saturating_add(LANE_SUM_CHANNELS);
+    }
+}
+
+/// [`add_block`] for the backward's two sums: `g` into `acc_g`, `g·x̂` into `acc_gx`.
+#[inline(always)]
+fn add_block2(
+    acc_g: &mut LaneSums,
+    acc_gx: &mut LaneSums,
+    (g, x): (&LaneBlock, &LaneBlock),
+    keep: &LaneSums,
+) {
+    let sums = acc_g.iter_mut().zip(acc_gx.iter_mut());
+    for ((a, b), ((g, x), k)) in sums.zip(lanes(g).into_iter().zip(lanes(x)).zip(keep)) {
+        *a += g & *k;
+        *b += (g * x) & *k;
     }
 }
 
@@ -952,23 +1014,16 @@ mod tests {
                     );
                 }
             };
-            for per_channel in [None, Some(&k[..])] {
-                let mut plain = std::vec![0.0; c];
-                let mut lanes = std::vec![0.0; c];
-                channel_sums(&x, len, &mut plain, per_channel, square);
-                lane_channel_sums(&x, len, &mut lanes, per_channel, square);
-                let kc = |ch: usize| per_channel.map_or(0.0, |k| k[ch]);
-                check(
-                    &lanes,
-                    &plain,
-                    &abs_sums(&x, c, len, |ch, v| square(kc(ch), v)),
-                    "squares",
-                );
-            }
+            let mut plain = std::vec![0.0; c];
+            let mut lanes = std::vec![0.0; c];
+            channel_sums(&x, len, &mut plain, Some(&k), square);
+            lane_channel_sums(&x, len, &mut lanes, Some(&k));
+            let abs = abs_sums(&x, c, len, |ch, v| square(k[ch], v));
+            check(&lanes, &plain, &abs, "squares");
             let mut plain = std::vec![0.0; c];
             let mut lanes = std::vec![0.0; c];
             channel_sums(&x, len, &mut plain, None, |_, v| v);
-            lane_channel_sums(&x, len, &mut lanes, None, |_, v| v);
+            lane_channel_sums(&x, len, &mut lanes, None);
             check(&lanes, &plain, &abs_sums(&x, c, len, |_, v| v), "sum");
             let (mut pg, mut pgx) = (std::vec![0.0; c], std::vec![0.0; c]);
             let (mut lg, mut lgx) = (std::vec![0.0; c], std::vec![0.0; c]);
