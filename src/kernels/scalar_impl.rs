@@ -118,6 +118,21 @@ impl sealed::Sealed for Scalar {
     fn correlate_weights_add(d: &CorrelationDims, dy: &[f32], x: &[f32], dw: &mut [f32]) {
         correlate::correlate_weights_scalar(d, dy, x, dw);
     }
+
+    fn gemm_tn_set(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        super::zero_block(c, m, n, ldc);
+        Self::gemm_tn_add(m, n, k, a, lda, b, ldb, c, ldc);
+    }
 }
 
 impl Kernels for Scalar {
