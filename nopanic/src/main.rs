@@ -445,6 +445,8 @@ fn layers() {
     observe(batch_norm.forward_eval(bn_params, n, shape, y));
     observe(batch_norm.forward_train(bn_params, n, shape, y, saved));
     observe(batch_norm.backward(bn_params, n, shape, saved, dy, grads));
+    observe(batch_norm.forward_train_with::<Simd>(bn_params, n, shape, y, saved));
+    observe(batch_norm.backward_with::<Simd>(bn_params, n, shape, saved, dy, grads));
     observe(batch_norm.update_running_stats(bn_params, n, shape, saved, &mut tracked));
     black_box(tracked);
     observe(relu::forward(n, shape, y));

@@ -345,6 +345,11 @@ mod sealed {
     /// Keeps [`Kernels`](super::Kernels) implementable only inside this crate, and holds
     /// the crate's own primitives (callable through `K: Kernels`, invisible outside).
     pub trait Sealed {
+        /// Whether sums over the positions of a sequence (BatchNorm's statistics over
+        /// time, `layers::batch_norm`) run in lanes along the positions (the SIMD twin
+        /// on a vector unit) or one chain per channel in the reference's order.
+        const LANE_SUMS: bool;
+
         /// One dense layer (or a block of its rows or columns) for one input: for each
         /// `i`, `y[i] = end(start[i] + W[i, offset ..]·x)`, `W` and the ragged-row rules
         /// as in [`Kernels::matvec_add`](super::Kernels::matvec_add), the start value and
@@ -388,7 +393,63 @@ mod sealed {
             x: &[f32],
             dw: &mut [f32],
         );
+
+        /// [`Kernels::gemm_tn_add`](super::Kernels::gemm_tn_add) onto a `C` of zeros
+        /// without reading `C`: `C[i, j] = Σ_p A[p, i]·B[p, j]` for `i < m`, `j < n`,
+        /// the bits that zeroing that block and calling `gemm_tn_add` give (and, where the
+        /// SIMD twin does not run the product itself, what it does). Elements of `c`
+        /// outside the block are not touched.
+        #[allow(
+            clippy::too_many_arguments,
+            reason = "the BLAS signature: three shapes, three operands, three leading dimensions"
+        )]
+        fn gemm_tn_set(
+            m: usize,
+            n: usize,
+            k: usize,
+            a: &[f32],
+            lda: usize,
+            b: &[f32],
+            ldb: usize,
+            c: &mut [f32],
+            ldc: usize,
+        );
     }
+}
+
+/// Zeroes `C[i, j]` for `i < m`, `j < n` (rows `ldc` apart; whatever of it `c` holds).
+pub(crate) fn zero_block(c: &mut [f32], m: usize, n: usize, ldc: usize) {
+    for row in pieces_mut(c, ldc.max(1)).take(m) {
+        let row_len = row.len();
+        row.get_mut(..n.min(row_len)).unwrap_or_default().fill(0.0);
+    }
+}
+
+/// `C = Aᵀ·B` on the twin `K` ([`sealed::Sealed::gemm_tn_set`]): `gemm_tn_add` onto a
+/// zeroed block, without the zeroing pass.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the BLAS signature: three shapes, three operands, three leading dimensions"
+)]
+#[inline]
+pub(crate) fn gemm_tn_set<K: Kernels>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    K::gemm_tn_set(m, n, k, a, lda, b, ldb, c, ldc);
+}
+
+/// Whether `K` sums a sequence's positions in lanes ([`sealed::Sealed::LANE_SUMS`]).
+#[inline]
+pub(crate) const fn lane_sums<K: Kernels>() -> bool {
+    K::LANE_SUMS
 }
 
 /// Which kernel twin a model runs on.
@@ -1551,5 +1612,44 @@ mod tests {
     #[test]
     fn simd_layer_kernels_equal_separate_steps() {
         layer_kernels_equal_separate_steps::<Simd>();
+    }
+
+    /// `gemm_tn_set` gives the bits of `gemm_tn_add` onto a zeroed block, on both twins,
+    /// whatever `C` held (NaN here), and leaves the elements outside the `m × n` block
+    /// (`ldc > n`) alone: a few rows and columns, more steps than one cache block
+    /// (`k = 300`), and a shape the SIMD twin packs (`24 × 800 × 128`, two packed
+    /// blocks of steps, the second of which must add to the first's sums). A first
+    /// block that still read `C`, or a later block that started from zero, changes
+    /// the bits.
+    #[test]
+    fn gemm_tn_set_equals_add_onto_zeros() {
+        fn check<K: Kernels>(m: usize, n: usize, k: usize) {
+            let (lda, ldb, ldc) = (m + 1, n + 2, n + 3);
+            let a: Vec<f32> = (0..k * lda)
+                .map(|i| ((i * 37 + 11) % 101) as f32 / 7.0 - 7.0)
+                .collect();
+            let b: Vec<f32> = (0..k * ldb)
+                .map(|i| ((i * 53 + 5) % 97) as f32 / 9.0 - 5.0)
+                .collect();
+            let mut want = vec![f32::NAN; m * ldc];
+            super::zero_block(&mut want, m, n, ldc);
+            K::gemm_tn_add(m, n, k, &a, lda, &b, ldb, &mut want, ldc);
+            let mut got = vec![f32::NAN; m * ldc];
+            K::gemm_tn_set(m, n, k, &a, lda, &b, ldb, &mut got, ldc);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let inside = i % ldc < n;
+                assert!(
+                    inside || g.is_nan(),
+                    "{m}×{n}×{k}: outside element {i} written"
+                );
+                if inside {
+                    assert_eq!(g.to_bits(), w.to_bits(), "{m}×{n}×{k}: element {i}");
+                }
+            }
+        }
+        for (m, n, k) in [(5, 7, 3), (13, 40, 300), (24, 800, 128), (1, 1, 1)] {
+            check::<Scalar>(m, n, k);
+            check::<Simd>(m, n, k);
+        }
     }
 }

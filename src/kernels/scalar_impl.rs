@@ -62,6 +62,8 @@ fn dot2_add_rows(
 pub struct Scalar;
 
 impl sealed::Sealed for Scalar {
+    const LANE_SUMS: bool = false;
+
     #[inline]
     fn matvec_layer(
         w: &[f32],
@@ -115,6 +117,21 @@ impl sealed::Sealed for Scalar {
     #[inline]
     fn correlate_weights_add(d: &CorrelationDims, dy: &[f32], x: &[f32], dw: &mut [f32]) {
         correlate::correlate_weights_scalar(d, dy, x, dw);
+    }
+
+    fn gemm_tn_set(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        super::zero_block(c, m, n, ldc);
+        Self::gemm_tn_add(m, n, k, a, lda, b, ldb, c, ldc);
     }
 }
 

@@ -252,21 +252,25 @@ fn strided_groups(
 /// One register block: rows `c` (each from its panel's first column), columns
 /// `j .. j + width` (`width ≤ GEMM_GROUP`), loaded once, summed in registers over the
 /// steps of `a` (`a[p][r] = A[i₀ + r, p₀ + p]`) and `b` with `p` ascending, stored once.
-/// Lanes past `width` are computed on padding and dropped.
+/// Lanes past `width` are computed on padding and dropped. With `zero` the sums start
+/// at `+0` instead of `C`'s values (the bits of a `C` of zeros, which is not read).
 #[inline(always)]
 fn gemm_block<const R: usize>(
     a: &[[f32; R]],
     b: impl Iterator<Item = [Lanes; GEMM_VECS]>,
     c: &mut [&mut [f32]; R],
     (j, width): (usize, usize),
+    zero: bool,
 ) {
     let mut acc = [[Lanes::ZERO; GEMM_VECS]; R];
-    for (sums, row) in acc.iter_mut().zip(c.iter()) {
-        let row = row.get(j..).unwrap_or_default();
-        *sums = match row.first_chunk::<GEMM_GROUP>() {
-            Some(group) if width >= GEMM_GROUP => load_group(group),
-            _ => load_group(&padded_group(row.get(..width).unwrap_or_default())),
-        };
+    if !zero {
+        for (sums, row) in acc.iter_mut().zip(c.iter()) {
+            let row = row.get(j..).unwrap_or_default();
+            *sums = match row.first_chunk::<GEMM_GROUP>() {
+                Some(group) if width >= GEMM_GROUP => load_group(group),
+                _ => load_group(&padded_group(row.get(..width).unwrap_or_default())),
+            };
+        }
     }
     for (a_step, b_lanes) in a.iter().zip(b) {
         gemm_step(&mut acc, a_step, &b_lanes);
@@ -304,6 +308,8 @@ trait PanelB {
 struct InPlace<'a> {
     b: &'a [f32],
     ld: usize,
+    /// Whether the sums start at `+0` ([`gemm_block`]).
+    zero: bool,
 }
 
 impl PanelB for InPlace<'_> {
@@ -315,7 +321,7 @@ impl PanelB for InPlace<'_> {
         (j, width): (usize, usize),
     ) {
         let b = strided_groups(self.b.get(j..).unwrap_or_default(), self.ld, width);
-        gemm_block(a, b, c, (j, width));
+        gemm_block(a, b, c, (j, width), self.zero);
     }
 }
 
@@ -323,6 +329,8 @@ impl PanelB for InPlace<'_> {
 struct Packed<'a> {
     pack: &'a [Group],
     kc: usize,
+    /// Whether the sums start at `+0` ([`gemm_block`]).
+    zero: bool,
 }
 
 impl PanelB for Packed<'_> {
@@ -336,7 +344,7 @@ impl PanelB for Packed<'_> {
         let start = (j / GEMM_GROUP).saturating_mul(self.kc);
         let strip = self.pack.get(start..).unwrap_or_default();
         let strip = strip.get(..a.len()).unwrap_or_default();
-        gemm_block(a, strip.iter().map(load_group), c, (j, width));
+        gemm_block(a, strip.iter().map(load_group), c, (j, width), self.zero);
     }
 }
 
@@ -478,14 +486,16 @@ fn gemm_panel(
 /// Both matrix kernels on validated operands (at least one element, see
 /// [`gemm_call`]), in cache blocks of at most [`GEMM_DEPTH`] steps. Large calls on
 /// application processors ([`APPLICATION_PROCESSOR`]) copy `B` into panels first ([`gemm_packed`]); the others read it in
-/// place, [`GEMM_PANEL`] columns at a time. Both give the same sums, bit for bit.
+/// place, [`GEMM_PANEL`] columns at a time. Both give the same sums, bit for bit. With
+/// `overwrite` the first cache block's sums start at `+0` instead of `C`'s values: `C`
+/// is written, as a `C` of zeros would be added to, without being read.
 #[inline]
-fn gemm(g: &Gemm<'_>, layout: GemmA, c: &mut [f32], ldc: usize) {
+fn gemm(g: &Gemm<'_>, layout: GemmA, c: &mut [f32], ldc: usize, overwrite: bool) {
     let mut a_pack = [0.0; GEMM_ROWS * GEMM_DEPTH];
     let work = g.m.saturating_mul(g.n).saturating_mul(g.k);
     let strided = g.ldb >= GEMM_PACK_LD || g.k.saturating_mul(g.ldb) >= GEMM_PACK_SPAN;
     if GEMM_PACKS && g.m >= 2 * GEMM_ROWS && work >= GEMM_PACK_WORK && strided {
-        gemm_packed(g, layout, c, ldc, &mut a_pack);
+        gemm_packed(g, layout, c, ldc, &mut a_pack, overwrite);
         return;
     }
     let mut p0 = 0;
@@ -499,6 +509,7 @@ fn gemm(g: &Gemm<'_>, layout: GemmA, c: &mut [f32], ldc: usize) {
             let panel = InPlace {
                 b: b_block.get(j0..).unwrap_or_default(),
                 ld: g.ldb,
+                zero: overwrite && p0 == 0,
             };
             gemm_panel(g, layout, (block, &panel), (&mut *c, ldc), &mut a_pack);
             j0 = j0.saturating_add(width);
@@ -518,6 +529,7 @@ fn gemm_packed(
     c: &mut [f32],
     ldc: usize,
     a_pack: &mut [f32; GEMM_ROWS * GEMM_DEPTH],
+    overwrite: bool,
 ) {
     let mut b_pack = [[0.0; GEMM_GROUP]; GEMM_PACK];
     let mut p0 = 0;
@@ -533,7 +545,11 @@ fn gemm_packed(
             let b_panel = b_block.get(j0..).unwrap_or_default();
             pack_b(b_panel, g.ldb, kc, width, &mut b_pack);
             let block = Block { p0, kc, j0, width };
-            let panel = Packed { pack: &b_pack, kc };
+            let panel = Packed {
+                pack: &b_pack,
+                kc,
+                zero: overwrite && p0 == 0,
+            };
             gemm_panel(g, layout, (block, &panel), (&mut *c, ldc), a_pack);
             j0 = j0.saturating_add(width);
         }
@@ -567,7 +583,7 @@ impl PanelB for InPlaceTransposed<'_> {
             }
             load_group(&group)
         });
-        gemm_block(a, steps, c, (j, width));
+        gemm_block(a, steps, c, (j, width), false);
     }
 }
 
@@ -623,7 +639,11 @@ fn gemm_nt(g: &Gemm<'_>, c: &mut [f32], ldc: usize) {
                     pack_b_transposed(b_panel, g.ldb, kc, width, &mut b_pack);
                 }
                 let block = Block { p0, kc, j0, width };
-                let panel = Packed { pack: &b_pack, kc };
+                let panel = Packed {
+                    pack: &b_pack,
+                    kc,
+                    zero: false,
+                };
                 gemm_panel(g, layout, (block, &panel), (&mut *c, ldc), &mut a_pack);
                 j0 = j0.saturating_add(width);
             }
@@ -1013,6 +1033,8 @@ fn dot_add_on<V: RowVector<N>, const N: usize, const S: usize>(
 }
 
 impl sealed::Sealed for Simd {
+    const LANE_SUMS: bool = VECTOR_UNIT;
+
     #[inline]
     fn matvec_layer(
         w: &[f32],
@@ -1075,6 +1097,26 @@ impl sealed::Sealed for Simd {
             return Scalar::correlate_weights_add(d, dy, x, dw);
         }
         correlate_weights_simd(d, dy, x, dw);
+    }
+
+    fn gemm_tn_set(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let layout = GemmA::Transposed;
+        if VECTOR_UNIT && let Some((g, c)) = gemm_call(layout, m, n, k, a, lda, b, ldb, c, ldc) {
+            gemm(&g, layout, c, ldc, true);
+            return;
+        }
+        super::zero_block(c, m, n, ldc);
+        Self::gemm_tn_add(m, n, k, a, lda, b, ldb, c, ldc);
     }
 }
 
@@ -1153,7 +1195,7 @@ impl Kernels for Simd {
         }
         let layout = GemmA::RowMajor;
         if let Some((g, c)) = gemm_call(layout, m, n, k, a, lda, b, ldb, c, ldc) {
-            gemm(&g, layout, c, ldc);
+            gemm(&g, layout, c, ldc, false);
         }
     }
 
@@ -1174,7 +1216,7 @@ impl Kernels for Simd {
         }
         let layout = GemmA::Transposed;
         if let Some((g, c)) = gemm_call(layout, m, n, k, a, lda, b, ldb, c, ldc) {
-            gemm(&g, layout, c, ldc);
+            gemm(&g, layout, c, ldc, false);
         }
     }
 
@@ -1558,7 +1600,11 @@ fn correlate_weights_simd(d: &CorrelationDims, dy: &[f32], x: &[f32], dw: &mut [
         while j0 < d.window {
             let width = d.window.saturating_sub(j0).min(CORR_PANEL);
             pack_window_panel(d, x, (from, kc), (j0, width), &mut row, &mut b_pack);
-            let panel = Packed { pack: &b_pack, kc };
+            let panel = Packed {
+                pack: &b_pack,
+                kc,
+                zero: false,
+            };
             let j1 = j0.saturating_add(width);
             let mut c_rows =
                 pieces_mut(dw, d.window).map(|r| r.get_mut(j0..j1).unwrap_or_default());

@@ -26,7 +26,8 @@
 
 use super::{OVERFLOW, ParamTensors, Shape, check_batch, check_len, nonzero};
 use crate::error::{SslError, SslResult};
-use crate::kernels::{pieces, pieces_mut};
+use crate::kernels::{Kernels, Scalar, lane_sums, pieces, pieces_mut};
+use wide::f32x8;
 
 /// PyTorch's default `eps`.
 pub const DEFAULT_EPS: f32 = 1e-5;
@@ -251,6 +252,30 @@ impl BatchNorm1d {
         y: &mut [f32],
         saved: &mut [f32],
     ) -> SslResult<()> {
+        self.forward_train_with::<Scalar>(params, n, input, y, saved)
+    }
+
+    /// [`forward_train`](Self::forward_train) on the kernel twin `K`: the same, except
+    /// that for `T > 1` the SIMD twin ([`Simd`](crate::kernels::Simd), on a vector unit)
+    /// sums each channel's statistics in lanes along the positions
+    /// ([`SEQUENCE_SUM_LANES`] running sums per channel, lane `t mod`
+    /// [`SEQUENCE_SUM_LANES`] taking position `t` of every sample in turn, then the lanes
+    /// added in a fixed order). Each sum of `N·T` terms then differs from the scalar
+    /// order's by at most [`sum_error_bound`](crate::kernels::sum_error_bound)`(N·T,
+    /// Σ|term|)` (both orders are within `γ(N·T − 1)·Σ|term|` of the exact sum), and the
+    /// result is the same on every build. Over features (`T = 1`) both twins give the
+    /// scalar order's bits.
+    ///
+    /// # Errors
+    /// As [`forward_train`](Self::forward_train).
+    pub fn forward_train_with<K: Kernels>(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        y: &mut [f32],
+        saved: &mut [f32],
+    ) -> SslResult<()> {
         let p = self.check(params, n, input, y.len())?;
         let count = Self::count(n, input)? as f32;
         check_len(self.saved_len(input, n)?, saved.len())?;
@@ -262,14 +287,21 @@ impl BatchNorm1d {
             features_forward(&p, self.eps, count, y, normalized, s);
             return Ok(());
         }
-        s.mean.fill(0.0);
-        channel_sums(y, len, s.mean, None, |_, x| x);
-        s.mean.iter_mut().for_each(|m| *m /= count);
-        s.var_sum.fill(0.0);
-        channel_sums(y, len, s.var_sum, Some(&*s.mean), |m, x| {
+        let square = |m: f32, x: f32| {
             let deviation = x - m;
             deviation * deviation
-        });
+        };
+        s.mean.fill(0.0);
+        s.var_sum.fill(0.0);
+        if lane_sums::<K>() {
+            lane_channel_sums(y, len, s.mean, None);
+            s.mean.iter_mut().for_each(|m| *m /= count);
+            lane_channel_sums(y, len, s.var_sum, Some(&*s.mean));
+        } else {
+            channel_sums(y, len, s.mean, None, |_, x| x);
+            s.mean.iter_mut().for_each(|m| *m /= count);
+            channel_sums(y, len, s.var_sum, Some(&*s.mean), square);
+        }
         for (inv, v) in s.inv_std.iter_mut().zip(s.var_sum.iter()) {
             *inv = 1.0 / libm::sqrtf(*v / count + self.eps);
         }
@@ -309,6 +341,26 @@ impl BatchNorm1d {
         grad: &mut [f32],
         grads: &mut [f32],
     ) -> SslResult<()> {
+        self.backward_with::<Scalar>(params, n, input, saved, grad, grads)
+    }
+
+    /// [`backward`](Self::backward) on the kernel twin `K`: for `T > 1` the SIMD twin
+    /// sums `Σg` and `Σg·x̂` in lanes along the positions, as
+    /// [`forward_train_with`](Self::forward_train_with) sums the statistics (each within
+    /// [`sum_error_bound`](crate::kernels::sum_error_bound)`(N·T, Σ|term|)` of the scalar
+    /// order's; the products `g·x̂` are the same).
+    ///
+    /// # Errors
+    /// As [`backward`](Self::backward).
+    pub fn backward_with<K: Kernels>(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        saved: &mut [f32],
+        grad: &mut [f32],
+        grads: &mut [f32],
+    ) -> SslResult<()> {
         let p = self.check(params, n, input, grad.len())?;
         let count = Self::count(n, input)? as f32;
         check_len(self.saved_len(input, n)?, saved.len())?;
@@ -324,7 +376,11 @@ impl BatchNorm1d {
         }
         s.sum_g.fill(0.0);
         s.sum_gx.fill(0.0);
-        gradient_sums(grad, normalized, len, s.sum_g, s.sum_gx);
+        if lane_sums::<K>() {
+            lane_gradient_sums(grad, normalized, len, s.sum_g, s.sum_gx);
+        } else {
+            gradient_sums(grad, normalized, len, s.sum_g, s.sum_gx);
+        }
         if self.affine {
             let (d_gamma, rest) = grads
                 .split_at_mut_checked(self.channels)
@@ -557,6 +613,205 @@ fn gradient_sums(
     }
 }
 
+/// Running sums per channel of the SIMD twin's sums along positions
+/// ([`BatchNorm1d::forward_train_with`]): position `t` of every sample goes to lane
+/// `t mod SEQUENCE_SUM_LANES`, samples ascending. Four vectors of eight lanes, four
+/// independent chains: a row's last, partial block is added as a whole block with the
+/// lanes past the row masked to `+0`. The lanes are plain arrays added in a fixed order
+/// at the end, so the sums are the same bits on every build.
+pub const SEQUENCE_SUM_LANES: usize = 32;
+
+/// A block of [`SEQUENCE_SUM_LANES`] floats.
+type LaneBlock = [f32; SEQUENCE_SUM_LANES];
+
+/// A lane sum's running sums: lane `l` is `acc[l / 8]`'s lane `l mod 8`.
+type LaneSums = [f32x8; SEQUENCE_SUM_LANES / 8];
+
+/// A block as lane vectors.
+#[inline(always)]
+fn lanes(block: &LaneBlock) -> LaneSums {
+    let (parts, _) = block.as_chunks::<8>();
+    core::array::from_fn(|i| f32x8::new(parts.get(i).copied().unwrap_or_default()))
+}
+
+/// `acc[l] += term(block[l])` where `keep[l]` has all bits set, `+0` where it is 0 (the
+/// bits masked, so whatever a dropped lane read, even a NaN, adds nothing). Explicit
+/// lane vectors: with plain arrays LLVM turned the mask into scalar integer `and`s.
+#[inline(always)]
+fn add_block(
+    acc: &mut LaneSums,
+    block: &LaneBlock,
+    keep: &LaneSums,
+    term: impl Fn(f32x8) -> f32x8,
+) {
+    for ((a, v), k) in acc.iter_mut().zip(lanes(block)).zip(keep) {
+        *a += term(v) & *k;
+    }
+}
+
+/// Lane masks for rows of `len` positions: all lanes, and the first `len mod`
+/// [`SEQUENCE_SUM_LANES`] (the last, partial block of a row).
+fn lane_masks(len: usize) -> (LaneSums, LaneSums) {
+    let rest = len % SEQUENCE_SUM_LANES;
+    let mut last = [0.0_f32; SEQUENCE_SUM_LANES];
+    let ones = f32::from_bits(u32::MAX);
+    last.iter_mut().take(rest).for_each(|k| *k = ones);
+    (lanes(&[ones; SEQUENCE_SUM_LANES]), lanes(&last))
+}
+
+/// The row of `len` positions at the start of `from` (the rest of the batch) as whole
+/// blocks: its full blocks, then, when `len` is not a multiple of the lanes, the block
+/// holding its last positions, read past the row's end (the next row's values, masked
+/// off by the caller) or, at the end of the batch, copied into `padded` and
+/// zero-padded.
+#[inline(always)]
+fn row_blocks<'a>(
+    from: &'a [f32],
+    len: usize,
+    padded: &'a mut LaneBlock,
+) -> (&'a [LaneBlock], Option<&'a LaneBlock>) {
+    let full = len / SEQUENCE_SUM_LANES;
+    let (blocks, _) = from.as_chunks::<SEQUENCE_SUM_LANES>();
+    let head = blocks.get(..full).unwrap_or(blocks);
+    if len.is_multiple_of(SEQUENCE_SUM_LANES) {
+        return (head, None);
+    }
+    if let Some(last) = blocks.get(full) {
+        return (head, Some(last));
+    }
+    let start = full.saturating_mul(SEQUENCE_SUM_LANES);
+    let part = from.get(start..len).unwrap_or_default();
+    padded.fill(0.0);
+    padded.iter_mut().zip(part).for_each(|(p, v)| *p = *v);
+    (head, Some(padded))
+}
+
+/// The lanes of [`add_block`] added in a fixed order: the four vectors of eight lanes
+/// pairwise, `(v0 + v1) + (v2 + v3)`, then the eight lanes left to right.
+#[inline(always)]
+fn reduce_lanes(acc: &LaneSums) -> f32 {
+    let [v0, v1, v2, v3] = *acc;
+    let pairs = ((v0 + v1) + (v2 + v3)).to_array();
+    pairs.iter().fold(0.0, |sum, l| sum + *l)
+}
+
+/// Channels whose lane sums ([`lane_channel_sums`], [`lane_gradient_sums`]) run
+/// together, sample after sample: the batch is read in its memory order (a block's rows
+/// of one sample are contiguous) instead of one channel's rows `C·T` floats apart, with
+/// the running sums on the stack (`32 × 32` floats, 4 KiB, per sum).
+const LANE_SUM_CHANNELS: usize = 32;
+
+/// [`channel_sums`] in lanes along positions (the SIMD twin's order: lane
+/// `t mod SEQUENCE_SUM_LANES` takes position `t`, samples ascending, then
+/// [`reduce_lanes`]): `sums[c] += Σ term(k_c, x[s, c, t])`. Stack: 4 KiB of running sums.
+fn lane_channel_sums(x: &[f32], len: usize, sums: &mut [f32], per_channel: Option<&[f32]>) {
+    let sample_len = sums.len().saturating_mul(len).max(1);
+    let (all, last_mask) = lane_masks(len);
+    let mut c0 = 0_usize;
+    for block in pieces_mut(sums, LANE_SUM_CHANNELS) {
+        let mut k = [0.0_f32; LANE_SUM_CHANNELS];
+        if let Some(values) = per_channel.and_then(|v| v.get(c0..)) {
+            k.iter_mut().zip(values).for_each(|(k, v)| *k = *v);
+        }
+        let mut acc = [[f32x8::ZERO; SEQUENCE_SUM_LANES / 8]; LANE_SUM_CHANNELS];
+        let mut padded = [0.0_f32; SEQUENCE_SUM_LANES];
+        let mut at = c0.saturating_mul(len);
+        while at < x.len() {
+            let mut row_at = at;
+            for (acc, k) in acc.iter_mut().zip(k).take(block.len()) {
+                let from = x.get(row_at..).unwrap_or_default();
+                let (blocks, last) = row_blocks(from, len, &mut padded);
+                let k = f32x8::splat(k);
+                let squares = per_channel.is_some();
+                let term = |v: f32x8| {
+                    if squares {
+                        let deviation = v - k;
+                        deviation * deviation
+                    } else {
+                        v
+                    }
+                };
+                for b in blocks {
+                    add_block(acc, b, &all, term);
+                }
+                if let Some(b) = last {
+                    add_block(acc, b, &last_mask, term);
+                }
+                row_at = row_at.saturating_add(len);
+            }
+            at = at.saturating_add(sample_len);
+        }
+        for (sum, acc) in block.iter_mut().zip(&acc) {
+            *sum += reduce_lanes(acc);
+        }
+        c0 = c0.saturating_add(LANE_SUM_CHANNELS);
+    }
+}
+
+/// [`gradient_sums`] in lanes along positions, as [`lane_channel_sums`]. Stack: 8 KiB
+/// of running sums.
+fn lane_gradient_sums(
+    grad: &[f32],
+    normalized: &[f32],
+    len: usize,
+    sum_g: &mut [f32],
+    sum_gx: &mut [f32],
+) {
+    let sample_len = sum_g.len().saturating_mul(len).max(1);
+    let (all, last_mask) = lane_masks(len);
+    let end = grad.len().min(normalized.len());
+    let mut c0 = 0_usize;
+    let blocks = pieces_mut(sum_g, LANE_SUM_CHANNELS).zip(pieces_mut(sum_gx, LANE_SUM_CHANNELS));
+    for (block_g, block_gx) in blocks {
+        let mut acc_g = [[f32x8::ZERO; SEQUENCE_SUM_LANES / 8]; LANE_SUM_CHANNELS];
+        let mut acc_gx = [[f32x8::ZERO; SEQUENCE_SUM_LANES / 8]; LANE_SUM_CHANNELS];
+        let (mut g_padded, mut x_padded) = ([0.0; SEQUENCE_SUM_LANES], [0.0; SEQUENCE_SUM_LANES]);
+        let mut at = c0.saturating_mul(len);
+        while at < end {
+            let mut row_at = at;
+            let accs = acc_g.iter_mut().zip(acc_gx.iter_mut()).take(block_g.len());
+            for (acc_g, acc_gx) in accs {
+                let g_from = grad.get(row_at..).unwrap_or_default();
+                let x_from = normalized.get(row_at..).unwrap_or_default();
+                let (g_blocks, g_last) = row_blocks(g_from, len, &mut g_padded);
+                let (x_blocks, x_last) = row_blocks(x_from, len, &mut x_padded);
+                for (g, x) in g_blocks.iter().zip(x_blocks) {
+                    add_block2(acc_g, acc_gx, (g, x), &all);
+                }
+                if let (Some(g), Some(x)) = (g_last, x_last) {
+                    add_block2(acc_g, acc_gx, (g, x), &last_mask);
+                }
+                row_at = row_at.saturating_add(len);
+            }
+            at = at.saturating_add(sample_len);
+        }
+        for ((sg, sgx), (acc_g, acc_gx)) in block_g
+            .iter_mut()
+            .zip(block_gx.iter_mut())
+            .zip(acc_g.iter().zip(&acc_gx))
+        {
+            *sg += reduce_lanes(acc_g);
+            *sgx += reduce_lanes(acc_gx);
+        }
+        c0 = c0.saturating_add(LANE_SUM_CHANNELS);
+    }
+}
+
+/// [`add_block`] for the backward's two sums: `g` into `acc_g`, `g·x̂` into `acc_gx`.
+#[inline(always)]
+fn add_block2(
+    acc_g: &mut LaneSums,
+    acc_gx: &mut LaneSums,
+    (g, x): (&LaneBlock, &LaneBlock),
+    keep: &LaneSums,
+) {
+    let sums = acc_g.iter_mut().zip(acc_gx.iter_mut());
+    for ((a, b), ((g, x), k)) in sums.zip(lanes(g).into_iter().zip(lanes(x)).zip(keep)) {
+        *a += g & *k;
+        *b += (g * x) & *k;
+    }
+}
+
 /// Channels per block of the feature paths' per-channel factors (stack arrays).
 const CHANNEL_BLOCK: usize = 64;
 
@@ -693,5 +948,90 @@ fn split_stats(stats: &mut [f32], c: usize) -> Stats<'_> {
         inv_std: next(),
         sum_g: next(),
         sum_gx: next(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::{channel_sums, gradient_sums, lane_channel_sums, lane_gradient_sums};
+    use crate::kernels::sum_error_bound;
+    use std::vec::Vec;
+
+    /// Deterministic values in about `[-1, 1)` with a per-seed offset.
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                let h = (i as u32)
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(seed.wrapping_mul(40_503));
+                (h >> 8) as f32 / (1 << 23) as f32 - 1.0 + 0.25 * seed as f32
+            })
+            .collect()
+    }
+
+    /// `Σ|term|` per channel, in f64.
+    fn abs_sums(x: &[f32], c: usize, len: usize, term: impl Fn(usize, f32) -> f32) -> Vec<f64> {
+        let mut out = std::vec![0.0_f64; c];
+        for (i, v) in x.iter().enumerate() {
+            let ch = (i / len) % c;
+            out[ch] += f64::from(term(ch, *v).abs());
+        }
+        out
+    }
+
+    /// The lane sums over positions are within `sum_error_bound(N·T, Σ|term|)` of the
+    /// scalar order's, channel by channel: the mean, the squared deviations and the
+    /// backward's `Σg`, `Σg·x̂`. Row lengths around the lanes' blocks of 8 and 32
+    /// (2, 7, 8, 19, 26, 32, 33, 61, 121) and channel counts not a multiple of the
+    /// scalar path's 4. A lane sum that dropped or repeated a position, or a channel's
+    /// row cut at the wrong place, is off by far more than the bound.
+    #[test]
+    fn lane_sums_are_within_the_bound_of_the_scalar_order() {
+        for (n, c, len) in [
+            (3, 5, 2),
+            (4, 3, 7),
+            (2, 6, 8),
+            (9, 4, 19),
+            (5, 7, 26),
+            (3, 2, 32),
+            (4, 3, 33),
+            (2, 5, 61),
+            (3, 3, 121),
+        ] {
+            let x = values(n * c * len, 1);
+            let g = values(n * c * len, 2);
+            let k: Vec<f32> = values(c, 3);
+            let square = |m: f32, v: f32| (v - m) * (v - m);
+            let terms = n * len;
+            let check = |got: &[f32], want: &[f32], abs: &[f64], what: &str| {
+                for ((a, b), s) in got.iter().zip(want).zip(abs) {
+                    let diff = f64::from((a - b).abs());
+                    let bound = sum_error_bound(terms, *s);
+                    assert!(
+                        diff <= bound,
+                        "{what}, n {n}, C {c}, T {len}: {a} vs {b}, bound {bound}"
+                    );
+                }
+            };
+            let mut plain = std::vec![0.0; c];
+            let mut lanes = std::vec![0.0; c];
+            channel_sums(&x, len, &mut plain, Some(&k), square);
+            lane_channel_sums(&x, len, &mut lanes, Some(&k));
+            let abs = abs_sums(&x, c, len, |ch, v| square(k[ch], v));
+            check(&lanes, &plain, &abs, "squares");
+            let mut plain = std::vec![0.0; c];
+            let mut lanes = std::vec![0.0; c];
+            channel_sums(&x, len, &mut plain, None, |_, v| v);
+            lane_channel_sums(&x, len, &mut lanes, None);
+            check(&lanes, &plain, &abs_sums(&x, c, len, |_, v| v), "sum");
+            let (mut pg, mut pgx) = (std::vec![0.0; c], std::vec![0.0; c]);
+            let (mut lg, mut lgx) = (std::vec![0.0; c], std::vec![0.0; c]);
+            gradient_sums(&g, &x, len, &mut pg, &mut pgx);
+            lane_gradient_sums(&g, &x, len, &mut lg, &mut lgx);
+            let gx: Vec<f32> = g.iter().zip(&x).map(|(a, b)| a * b).collect();
+            check(&lg, &pg, &abs_sums(&g, c, len, |_, v| v), "Σg");
+            check(&lgx, &pgx, &abs_sums(&gx, c, len, |_, v| v), "Σg·x̂");
+        }
     }
 }

@@ -23,7 +23,7 @@
 //!   transposed one sample after the other (`g·T_out × C_in·k`), then
 //!   `dW += dY·colᵀ` ([`Kernels::gemm_nn_add`]): one running sum per weight over the
 //!   samples and `t` ascending; `db += Σ_t dY` (samples, then `t` ascending);
-//! - input gradient: `dcol = Wᵀ·dY` ([`Kernels::gemm_tn_add`], `C_in·k × g·T_out`), then
+//! - input gradient: `dcol = Wᵀ·dY` ([`Kernels::gemm_tn_add`] onto zeros, written without a zeroing pass; `C_in·k × g·T_out`), then
 //!   added back to the positions it came from ("col2im"), `(c, j)` then `t` ascending.
 //!
 //! Every sum runs in the same order whatever `g`, so the group size never changes a
@@ -41,7 +41,7 @@
 use super::{Bias, OVERFLOW, ParamTensors, Shape, check_batch, check_len, nonzero};
 use crate::error::{SslError, SslResult};
 use crate::kernels::correlate::{Correlation, correlate, correlate_pack_len};
-use crate::kernels::{Kernels, pieces, pieces_mut};
+use crate::kernels::{Kernels, gemm_tn_set, pieces, pieces_mut};
 
 /// Windows of at least this many floats (`C_in·k`) run the forward through
 /// [`correlate`], when the scratch holds its [`correlate_pack_len`]: the window gather
@@ -463,9 +463,9 @@ impl Conv1d {
             let Some(dx_group) = dx_groups.as_mut().and_then(Iterator::next) else {
                 continue;
             };
-            // dcol = Wᵀ·dY: [C_in·k × C_out]·[C_out × g·T_out], W stored C_out × C_in·k.
-            col.fill(0.0);
-            K::gemm_tn_add(
+            // dcol = Wᵀ·dY: [C_in·k × C_out]·[C_out × g·T_out], W stored C_out × C_in·k;
+            // written (the bits of a zeroed `dcol` added to) without a zeroing pass.
+            gemm_tn_set::<K>(
                 dims.window,
                 ld,
                 self.c_out,

@@ -472,7 +472,7 @@ impl Encoder {
                         let (y, saved) =
                             split_two(view, (out_start, out_len), (saved_start, saved_len));
                         check_len(in_len, y.len())?;
-                        bn.forward_train(p, n, shape, y, saved)?;
+                        bn.forward_train_with::<K>(p, n, shape, y, saved)?;
                     }
                     _ => relu::forward(n, shape, range_mut(view, slot.out))?,
                 }
@@ -537,7 +537,7 @@ impl Encoder {
                 match kind {
                     LayerKind::BatchNorm1d(bn) => {
                         let saved = range_mut(view, slot.saved);
-                        bn.backward(p, n, shape, saved, g, g_params)?;
+                        bn.backward_with::<K>(p, n, shape, saved, g, g_params)?;
                     }
                     _ if relu_done => {}
                     _ => relu::backward(n, shape, range(view, slot.out), g)?,
