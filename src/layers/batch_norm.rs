@@ -287,10 +287,6 @@ impl BatchNorm1d {
             features_forward(&p, self.eps, count, y, normalized, s);
             return Ok(());
         }
-        let square = |m: f32, x: f32| {
-            let deviation = x - m;
-            deviation * deviation
-        };
         s.mean.fill(0.0);
         s.var_sum.fill(0.0);
         if lane_sums::<K>() {
@@ -300,7 +296,10 @@ impl BatchNorm1d {
         } else {
             channel_sums(y, len, s.mean, None, |_, x| x);
             s.mean.iter_mut().for_each(|m| *m /= count);
-            channel_sums(y, len, s.var_sum, Some(&*s.mean), square);
+            channel_sums(y, len, s.var_sum, Some(&*s.mean), |m, x| {
+                let deviation = x - m;
+                deviation * deviation
+            });
         }
         for (inv, v) in s.inv_std.iter_mut().zip(s.var_sum.iter()) {
             *inv = 1.0 / libm::sqrtf(*v / count + self.eps);
@@ -617,8 +616,8 @@ fn gradient_sums(
 /// ([`BatchNorm1d::forward_train_with`]): position `t` of every sample goes to lane
 /// `t mod SEQUENCE_SUM_LANES`, samples ascending. Four vectors of eight lanes, four
 /// independent chains: a row's last, partial block is added as a whole block with the
-/// lanes past the row masked to `+0`. The lanes are plain arrays added in a fixed order
-/// at the end, so the sums are the same bits on every build.
+/// lanes past the row masked to `+0`. The lanes are added in a fixed order at the end
+/// (`reduce_lanes`), so the sums are the same bits on every build.
 pub const SEQUENCE_SUM_LANES: usize = 32;
 
 /// A block of [`SEQUENCE_SUM_LANES`] floats.
