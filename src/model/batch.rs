@@ -89,7 +89,7 @@ impl<'w> LaneBlocks<'w> {
     }
 
     /// Whether every block `stage` uses holds at least one row (always, when sized by
-    /// [`lanes_len`] for the head; else the stage takes the pair path).
+    /// [`Architecture::lanes_len`] for the head; else the stage takes the pair path).
     fn fit(&self, stage: &Stage<'_>) -> bool {
         !self.xt.is_empty()
             && !self.yt.is_empty()
