@@ -10,6 +10,7 @@ last epoch, wall and CPU seconds per epoch; as Markdown table rows.
 import glob
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -27,8 +28,12 @@ def main():
     runs = {}
     for path in sorted(glob.glob(os.path.join(here, "*-seed*.json"))):
         name = os.path.basename(path)[:-5]
-        impl, rest = name.split("-", 1)
-        recipe, seed = rest.rsplit("-seed", 1)
+        # `<impl>-<recipe>-seed<S>` only: runs with a batch or step count after the seed
+        # (`rust-hapt-mcu-seed0-b32-k500`) are single runs, not seeds of one recipe.
+        match = re.fullmatch(r"([a-z]+)-(.+)-seed(\d+)", name)
+        if match is None:
+            continue
+        impl, recipe, seed = match.groups()
         with open(path) as f:
             runs.setdefault((recipe, impl), {})[int(seed)] = json.load(f)
     for (recipe, impl), by_seed in sorted(runs.items()):
