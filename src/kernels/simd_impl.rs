@@ -926,14 +926,14 @@ fn dot2_add_rows<V: RowVector<N>, const N: usize, const PREFETCH_AHEAD: bool>(
 
     let mut s1 = [V::ZERO; ROW_BLOCK];
     let mut s2 = [V::ZERO; ROW_BLOCK];
-    let steps = x1_lanes
-        .iter()
-        .zip(x2_lanes)
-        .zip(r0.0)
-        .zip(r1.0)
-        .zip(r2.0)
-        .zip(r3.0);
     if PREFETCH_AHEAD && ahead.iter().all(|row| row.len() >= n) {
+        let steps = x1_lanes
+            .iter()
+            .zip(x2_lanes)
+            .zip(r0.0)
+            .zip(r1.0)
+            .zip(r2.0)
+            .zip(r3.0);
         let [a0, a1, a2, a3] = ahead.map(|row| cut(row).as_chunks::<N>().0);
         let ahead = a0.iter().zip(a1).zip(a2).zip(a3);
         for ((((((p, q), w0), w1), w2), w3), (((f0, f1), f2), f3)) in steps.zip(ahead) {
@@ -943,9 +943,8 @@ fn dot2_add_rows<V: RowVector<N>, const N: usize, const PREFETCH_AHEAD: bool>(
             dot2_step((&mut s1, &mut s2), (p, q), [w0, w1, w2, w3]);
         }
     } else {
-        for (((((p, q), w0), w1), w2), w3) in steps {
-            dot2_step((&mut s1, &mut s2), (p, q), [w0, w1, w2, w3]);
-        }
+        let rows = [r0.0, r1.0, r2.0, r3.0];
+        dot2_steps((&mut s1, &mut s2), [x1_lanes, x2_lanes], rows);
     }
 
     let tails = [r0.1, r1.1, r2.1, r3.1];
@@ -957,6 +956,79 @@ fn dot2_add_rows<V: RowVector<N>, const N: usize, const PREFETCH_AHEAD: bool>(
         *o2 += s2 + tail_dot(tail, x2_tail);
     }
     [out1, out2]
+}
+
+/// Whether [`dot2_steps`] runs rows of 4, 8 or 16 steps through [`dot2_fixed_steps`]:
+/// on 64-bit targets. wasm32 keeps the loop (its engines compile and unroll it
+/// themselves; not measured there), as do the microcontrollers, where [`VECTOR_UNIT`] is
+/// off and the scalar twin runs.
+const FIXED_SHORT_ROWS: bool = cfg!(target_pointer_width = "64");
+
+/// The column steps of [`dot2_add_rows`] without lookahead: `x` the two inputs' steps,
+/// `rows` the four rows' (all as long as `x[0]`). Rows of 4, 8 or 16 steps (the default
+/// head's layers on 8 lanes) go through [`dot2_fixed_steps`], the others through
+/// [`dot2_loop_steps`]; both give the same sums.
+///
+/// Through the loop alone, LLVM's runtime unrolling for `znver4` (four steps per turn
+/// and a remainder loop, against two for `x86-64-v3` or `x86-64-v4`) left those short
+/// rows mostly in the remainder loop (BENCHMARKS.md, "The 5 % left on Zen 4"). On a trip
+/// count known at compile time every tuning unrolls the steps in full.
+#[inline(always)]
+fn dot2_steps<V: RowVector<N>, const N: usize>(
+    (s1, s2): (&mut [V; ROW_BLOCK], &mut [V; ROW_BLOCK]),
+    x: [&[[f32; N]]; 2],
+    rows: [&[[f32; N]]; ROW_BLOCK],
+) {
+    let fixed = match x[0].len() {
+        4 => dot2_fixed_steps::<V, N, 4>((&mut *s1, &mut *s2), x, rows),
+        8 => dot2_fixed_steps::<V, N, 8>((&mut *s1, &mut *s2), x, rows),
+        16 => dot2_fixed_steps::<V, N, 16>((&mut *s1, &mut *s2), x, rows),
+        _ => false,
+    };
+    if !fixed {
+        dot2_loop_steps((s1, s2), x, rows);
+    }
+}
+
+/// [`dot2_step`] over the common length of `x` and `rows`, in column order.
+#[inline(always)]
+fn dot2_loop_steps<V: RowVector<N>, const N: usize>(
+    (s1, s2): (&mut [V; ROW_BLOCK], &mut [V; ROW_BLOCK]),
+    [p, q]: [&[[f32; N]]; 2],
+    [w0, w1, w2, w3]: [&[[f32; N]]; ROW_BLOCK],
+) {
+    let steps = p.iter().zip(q).zip(w0).zip(w1).zip(w2).zip(w3);
+    for (((((p, q), w0), w1), w2), w3) in steps {
+        dot2_step((&mut *s1, &mut *s2), (p, q), [w0, w1, w2, w3]);
+    }
+}
+
+/// [`dot2_loop_steps`] on a trip count known at compile time, `K`: when every slice is
+/// exactly `K` steps long, [`FIXED_SHORT_ROWS`] is set and this build runs rows of
+/// `K·N` floats on `N` lanes ([`row_lanes`]). Returns whether it ran (else nothing is
+/// done). Same steps in the same order, so the same sums.
+#[inline(always)]
+fn dot2_fixed_steps<V: RowVector<N>, const N: usize, const K: usize>(
+    (s1, s2): (&mut [V; ROW_BLOCK], &mut [V; ROW_BLOCK]),
+    x: [&[[f32; N]]; 2],
+    rows: [&[[f32; N]]; ROW_BLOCK],
+) -> bool {
+    if !FIXED_SHORT_ROWS || row_lanes(K * N, LANES) != N {
+        return false;
+    }
+    let [Some(p), Some(q)] = x.map(<&[[f32; N]; K]>::try_from).map(Result::ok) else {
+        return false;
+    };
+    let [Some(w0), Some(w1), Some(w2), Some(w3)] =
+        rows.map(<&[[f32; N]; K]>::try_from).map(Result::ok)
+    else {
+        return false;
+    };
+    let steps = p.iter().zip(q).zip(w0).zip(w1).zip(w2).zip(w3);
+    for (((((p, q), w0), w1), w2), w3) in steps {
+        dot2_step((&mut *s1, &mut *s2), (p, q), [w0, w1, w2, w3]);
+    }
+    true
 }
 
 /// [`Sealed::matvec_layer`](sealed::Sealed::matvec_layer) on lanes `V` (`N` floats,
@@ -1757,6 +1829,43 @@ mod tests {
                 ((i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 7) % 1000) as f32 - 500.0
             })
             .collect()
+    }
+
+    /// Rows of 4, 8 and 16 steps on the narrow lanes: [`dot2_fixed_steps`] runs (on
+    /// 64-bit targets) and gives [`dot2_loop_steps`]'s sums bit for bit, as does
+    /// [`dot2_steps`], which picks between them. The values have fractions, so a step
+    /// taken in another order or twice, or one left out, changes the rounding.
+    #[test]
+    fn fixed_steps_equal_the_loop() {
+        type V = NarrowLanes;
+        const N: usize = NARROW_LANES;
+        type Sums = ([V; ROW_BLOCK], [V; ROW_BLOCK]);
+        let bits = |(s1, s2): &Sums| [s1, s2].map(|s| s.map(|v| v.to_array().map(f32::to_bits)));
+        for k in [4, 8, 16] {
+            let data: Vec<Vec<[f32; N]>> = (0..6)
+                .map(|seed| {
+                    let v: Vec<f32> = values(k * N, seed).iter().map(|v| v / 7.0).collect();
+                    v.as_chunks::<N>().0.to_vec()
+                })
+                .collect();
+            let x = [&data[0][..], &data[1][..]];
+            let rows = [&data[2][..], &data[3][..], &data[4][..], &data[5][..]];
+            let start = || -> Sums { ([V::ZERO; ROW_BLOCK], [V::ZERO; ROW_BLOCK]) };
+            let (mut looped, mut fixed, mut picked) = (start(), start(), start());
+            dot2_loop_steps((&mut looped.0, &mut looped.1), x, rows);
+            let ran = match k {
+                4 => dot2_fixed_steps::<V, N, 4>((&mut fixed.0, &mut fixed.1), x, rows),
+                8 => dot2_fixed_steps::<V, N, 8>((&mut fixed.0, &mut fixed.1), x, rows),
+                _ => dot2_fixed_steps::<V, N, 16>((&mut fixed.0, &mut fixed.1), x, rows),
+            };
+            dot2_steps((&mut picked.0, &mut picked.1), x, rows);
+            assert_eq!(ran, FIXED_SHORT_ROWS, "{k} steps");
+            if ran {
+                assert_eq!(bits(&fixed), bits(&looped), "{k} steps");
+            }
+            assert_eq!(bits(&picked), bits(&looped), "{k} steps");
+            assert_ne!(bits(&looped), bits(&start()), "{k} steps");
+        }
     }
 
     /// The register transposes pack `B` (of `gemm_nt`) exactly as the value-by-value
