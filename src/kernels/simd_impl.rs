@@ -908,8 +908,16 @@ fn dot2_step<V: RowVector<N>, const N: usize>(
 /// for the same columns of those rows. Streaming
 /// the paper head's weights from memory, the kernel alone kept too few cache lines in
 /// flight: with two FMAs per weight vector, the out-of-order window covers fewer loads.
+///
+/// `STEPS` (without lookahead): the rows' length in steps of `N` where the layer's is
+/// known at compile time ([`known_steps`]), else 0.
 #[inline(always)]
-fn dot2_add_rows<V: RowVector<N>, const N: usize, const PREFETCH_AHEAD: bool>(
+fn dot2_add_rows<
+    V: RowVector<N>,
+    const N: usize,
+    const PREFETCH_AHEAD: bool,
+    const STEPS: usize,
+>(
     acc: [[f32; ROW_BLOCK]; 2],
     rows: [&[f32]; ROW_BLOCK],
     x: [&[f32]; 2],
@@ -944,7 +952,10 @@ fn dot2_add_rows<V: RowVector<N>, const N: usize, const PREFETCH_AHEAD: bool>(
         }
     } else {
         let rows = [r0.0, r1.0, r2.0, r3.0];
-        dot2_steps((&mut s1, &mut s2), [x1_lanes, x2_lanes], rows);
+        let (s, x) = ((&mut s1, &mut s2), [x1_lanes, x2_lanes]);
+        if !dot2_fixed_steps::<V, N, STEPS>(s, x, rows) {
+            dot2_loop_steps((&mut s1, &mut s2), x, rows);
+        }
     }
 
     let tails = [r0.1, r1.1, r2.1, r3.1];
@@ -958,37 +969,41 @@ fn dot2_add_rows<V: RowVector<N>, const N: usize, const PREFETCH_AHEAD: bool>(
     [out1, out2]
 }
 
-/// Whether [`dot2_steps`] runs rows of 4, 8 or 16 steps through [`dot2_fixed_steps`]:
+/// Whether [`known_steps`] sends rows of 4, 8 or 16 steps to [`dot2_fixed_steps`]:
 /// on 64-bit targets. wasm32 keeps the loop (its engines compile and unroll it
 /// themselves; not measured there), as do the microcontrollers, where [`VECTOR_UNIT`] is
 /// off and the scalar twin runs.
 const FIXED_SHORT_ROWS: bool = cfg!(target_pointer_width = "64");
 
-/// The column steps of [`dot2_add_rows`] without lookahead: `x` the two inputs' steps,
-/// `rows` the four rows' (all as long as `x[0]`). Rows of 4, 8 or 16 steps (the default
-/// head's layers on 8 lanes) go through [`dot2_fixed_steps`], the others through
-/// [`dot2_loop_steps`]; both give the same sums.
+/// The step count of rows of `steps` steps of `n` lanes that [`matvec2_layer_on`] runs
+/// on a trip count known at compile time ([`dot2_fixed_steps`]): 4, 8 or 16 (the default
+/// head's layers on 8 lanes) where [`FIXED_SHORT_ROWS`] is set and this build runs such
+/// rows on `n` lanes ([`row_lanes`]); else 0, the loop.
 ///
-/// Through the loop alone, LLVM's runtime unrolling for `znver4` (four steps per turn
-/// and a remainder loop, against two for `x86-64-v3` or `x86-64-v4`) left those short
-/// rows mostly in the remainder loop (BENCHMARKS.md, "The 5 % left on Zen 4"). On a trip
-/// count known at compile time every tuning unrolls the steps in full.
-#[inline(always)]
-fn dot2_steps<V: RowVector<N>, const N: usize>(
-    (s1, s2): (&mut [V; ROW_BLOCK], &mut [V; ROW_BLOCK]),
-    x: [&[[f32; N]]; 2],
-    rows: [&[[f32; N]]; ROW_BLOCK],
-) {
-    let fixed = match x[0].len() {
-        4 => dot2_fixed_steps::<V, N, 4>((&mut *s1, &mut *s2), x, rows),
-        8 => dot2_fixed_steps::<V, N, 8>((&mut *s1, &mut *s2), x, rows),
-        16 => dot2_fixed_steps::<V, N, 16>((&mut *s1, &mut *s2), x, rows),
-        _ => false,
-    };
-    if !fixed {
-        dot2_loop_steps((s1, s2), x, rows);
+/// Why: through the loop alone, LLVM's runtime unrolling depends on the tuning (for
+/// `znver4` four steps per turn and a remainder loop, for `x86-64-v3` or `x86-64-v4`
+/// two), and the default head's short rows paid for it where it unrolled more
+/// (BENCHMARKS.md, "The 5 % left on Zen 4"). A count known per layer compiles the same
+/// under every tuning.
+const fn known_steps(steps: usize, n: usize) -> usize {
+    match steps {
+        4 | 8 | 16 if FIXED_SHORT_ROWS && row_lanes(steps * n, LANES) == n => steps,
+        _ => 0,
     }
 }
+
+/// [`blocked_matvec2_add`](super::blocked_matvec2_add) without lookahead, on
+/// [`dot2_add_rows`] for rows of `STEPS` steps (0: any length).
+#[inline(always)]
+fn blocked_short_matvec2<V: RowVector<N>, const N: usize, const STEPS: usize>(
+    (w, row_stride, offset, x, ends_y): (&[f32], usize, usize, [&[f32]; 2], MatvecOut2<'_, '_>),
+) {
+    let kernel = dot2_add_rows::<V, N, false, STEPS>;
+    super::blocked_matvec2_add::<Simd, false>(w, row_stride, offset, x, ends_y, kernel);
+}
+
+/// Where a two-input layer's sums go: how they start and end, and the two outputs.
+type MatvecOut2<'e, 'y> = (SumEnds<'e>, [&'y mut [f32]; 2]);
 
 /// [`dot2_step`] over the common length of `x` and `rows`, in column order.
 #[inline(always)]
@@ -1003,17 +1018,16 @@ fn dot2_loop_steps<V: RowVector<N>, const N: usize>(
     }
 }
 
-/// [`dot2_loop_steps`] on a trip count known at compile time, `K`: when every slice is
-/// exactly `K` steps long, [`FIXED_SHORT_ROWS`] is set and this build runs rows of
-/// `K·N` floats on `N` lanes ([`row_lanes`]). Returns whether it ran (else nothing is
-/// done). Same steps in the same order, so the same sums.
+/// [`dot2_loop_steps`] on a trip count known at compile time, `K`, where
+/// [`known_steps`] gives `K` for it and every slice is exactly `K` steps long. Returns
+/// whether it ran (else nothing is done). Same steps in the same order, so the same sums.
 #[inline(always)]
 fn dot2_fixed_steps<V: RowVector<N>, const N: usize, const K: usize>(
     (s1, s2): (&mut [V; ROW_BLOCK], &mut [V; ROW_BLOCK]),
     x: [&[[f32; N]]; 2],
     rows: [&[[f32; N]]; ROW_BLOCK],
 ) -> bool {
-    if !FIXED_SHORT_ROWS || row_lanes(K * N, LANES) != N {
+    if K == 0 || known_steps(K, N) != K {
         return false;
     }
     let [Some(p), Some(q)] = x.map(<&[[f32; N]; K]>::try_from).map(Result::ok) else {
@@ -1064,11 +1078,17 @@ fn matvec2_layer_on<V: RowVector<N>, const N: usize>(
     // As in `matvec_layer_on`: the lookahead only where rows are long.
     let [x1, x2] = x;
     if PREFETCH && x1.len().min(x2.len()) >= LOOKAHEAD_COLUMNS {
-        let kernel = dot2_add_rows::<V, N, true>;
+        let kernel = dot2_add_rows::<V, N, true, 0>;
         super::blocked_matvec2_add::<Simd, true>(w, row_stride, offset, x, (ends, y), kernel);
     } else {
-        let kernel = dot2_add_rows::<V, N, false>;
-        super::blocked_matvec2_add::<Simd, false>(w, row_stride, offset, x, (ends, y), kernel);
+        // Rows of 4, 8 or 16 steps on a trip count known at compile time.
+        let args = (w, row_stride, offset, x, (ends, y));
+        match known_steps(x1.len().min(x2.len()) / N, N) {
+            4 => blocked_short_matvec2::<V, N, 4>(args),
+            8 => blocked_short_matvec2::<V, N, 8>(args),
+            16 => blocked_short_matvec2::<V, N, 16>(args),
+            _ => blocked_short_matvec2::<V, N, 0>(args),
+        }
     }
 }
 
@@ -1831,15 +1851,18 @@ mod tests {
             .collect()
     }
 
-    /// Rows of 4, 8 and 16 steps on the narrow lanes: [`dot2_fixed_steps`] runs (on
-    /// 64-bit targets) and gives [`dot2_loop_steps`]'s sums bit for bit, as does
-    /// [`dot2_steps`], which picks between them. The values have fractions, so a step
-    /// taken in another order or twice, or one left out, changes the rounding.
+    /// Rows of 4, 8 and 16 steps on the narrow lanes: [`known_steps`] picks them (on
+    /// 64-bit targets), [`dot2_fixed_steps`] runs and gives [`dot2_loop_steps`]'s sums
+    /// bit for bit, and so does [`dot2_add_rows`] with and without the known count. The
+    /// values have fractions, so a step taken in another order or twice, or one left
+    /// out, changes the rounding.
     #[test]
     fn fixed_steps_equal_the_loop() {
         type V = NarrowLanes;
         const N: usize = NARROW_LANES;
         type Sums = ([V; ROW_BLOCK], [V; ROW_BLOCK]);
+        type Rows<'a> = [&'a [f32]; ROW_BLOCK];
+        type Kernel = fn([[f32; ROW_BLOCK]; 2], Rows, [&[f32]; 2], Rows) -> [[f32; ROW_BLOCK]; 2];
         let bits = |(s1, s2): &Sums| [s1, s2].map(|s| s.map(|v| v.to_array().map(f32::to_bits)));
         for k in [4, 8, 16] {
             let data: Vec<Vec<[f32; N]>> = (0..6)
@@ -1851,20 +1874,38 @@ mod tests {
             let x = [&data[0][..], &data[1][..]];
             let rows = [&data[2][..], &data[3][..], &data[4][..], &data[5][..]];
             let start = || -> Sums { ([V::ZERO; ROW_BLOCK], [V::ZERO; ROW_BLOCK]) };
-            let (mut looped, mut fixed, mut picked) = (start(), start(), start());
+            let (mut looped, mut fixed) = (start(), start());
             dot2_loop_steps((&mut looped.0, &mut looped.1), x, rows);
-            let ran = match k {
-                4 => dot2_fixed_steps::<V, N, 4>((&mut fixed.0, &mut fixed.1), x, rows),
-                8 => dot2_fixed_steps::<V, N, 8>((&mut fixed.0, &mut fixed.1), x, rows),
-                _ => dot2_fixed_steps::<V, N, 16>((&mut fixed.0, &mut fixed.1), x, rows),
+            let (ran, whole): (bool, Kernel) = match k {
+                4 => (
+                    dot2_fixed_steps::<V, N, 4>((&mut fixed.0, &mut fixed.1), x, rows),
+                    dot2_add_rows::<V, N, false, 4>,
+                ),
+                8 => (
+                    dot2_fixed_steps::<V, N, 8>((&mut fixed.0, &mut fixed.1), x, rows),
+                    dot2_add_rows::<V, N, false, 8>,
+                ),
+                _ => (
+                    dot2_fixed_steps::<V, N, 16>((&mut fixed.0, &mut fixed.1), x, rows),
+                    dot2_add_rows::<V, N, false, 16>,
+                ),
             };
-            dot2_steps((&mut picked.0, &mut picked.1), x, rows);
+            let want = if FIXED_SHORT_ROWS { k } else { 0 };
+            assert_eq!(known_steps(k, N), want, "{k} steps");
             assert_eq!(ran, FIXED_SHORT_ROWS, "{k} steps");
             if ran {
                 assert_eq!(bits(&fixed), bits(&looped), "{k} steps");
             }
-            assert_eq!(bits(&picked), bits(&looped), "{k} steps");
             assert_ne!(bits(&looped), bits(&start()), "{k} steps");
+            let flat: Vec<&[f32]> = data.iter().map(|d| d.as_flattened()).collect();
+            let (x, rows) = ([flat[0], flat[1]], [flat[2], flat[3], flat[4], flat[5]]);
+            let acc = [[0.5, -1.0, 2.0, 0.25]; 2];
+            let general = dot2_add_rows::<V, N, false, 0>(acc, rows, x, [&[]; ROW_BLOCK]);
+            let got = whole(acc, rows, x, [&[]; ROW_BLOCK]);
+            assert_eq!(
+                got.map(|o| o.map(f32::to_bits)),
+                general.map(|o| o.map(f32::to_bits))
+            );
         }
     }
 
