@@ -908,8 +908,16 @@ fn dot2_step<V: RowVector<N>, const N: usize>(
 /// for the same columns of those rows. Streaming
 /// the paper head's weights from memory, the kernel alone kept too few cache lines in
 /// flight: with two FMAs per weight vector, the out-of-order window covers fewer loads.
+///
+/// `STEPS` (without lookahead): the rows' length in steps of `N` where the layer's is
+/// known at compile time ([`known_steps`]), else 0.
 #[inline(always)]
-fn dot2_add_rows<V: RowVector<N>, const N: usize, const PREFETCH_AHEAD: bool>(
+fn dot2_add_rows<
+    V: RowVector<N>,
+    const N: usize,
+    const PREFETCH_AHEAD: bool,
+    const STEPS: usize,
+>(
     acc: [[f32; ROW_BLOCK]; 2],
     rows: [&[f32]; ROW_BLOCK],
     x: [&[f32]; 2],
@@ -926,14 +934,14 @@ fn dot2_add_rows<V: RowVector<N>, const N: usize, const PREFETCH_AHEAD: bool>(
 
     let mut s1 = [V::ZERO; ROW_BLOCK];
     let mut s2 = [V::ZERO; ROW_BLOCK];
-    let steps = x1_lanes
-        .iter()
-        .zip(x2_lanes)
-        .zip(r0.0)
-        .zip(r1.0)
-        .zip(r2.0)
-        .zip(r3.0);
     if PREFETCH_AHEAD && ahead.iter().all(|row| row.len() >= n) {
+        let steps = x1_lanes
+            .iter()
+            .zip(x2_lanes)
+            .zip(r0.0)
+            .zip(r1.0)
+            .zip(r2.0)
+            .zip(r3.0);
         let [a0, a1, a2, a3] = ahead.map(|row| cut(row).as_chunks::<N>().0);
         let ahead = a0.iter().zip(a1).zip(a2).zip(a3);
         for ((((((p, q), w0), w1), w2), w3), (((f0, f1), f2), f3)) in steps.zip(ahead) {
@@ -943,8 +951,10 @@ fn dot2_add_rows<V: RowVector<N>, const N: usize, const PREFETCH_AHEAD: bool>(
             dot2_step((&mut s1, &mut s2), (p, q), [w0, w1, w2, w3]);
         }
     } else {
-        for (((((p, q), w0), w1), w2), w3) in steps {
-            dot2_step((&mut s1, &mut s2), (p, q), [w0, w1, w2, w3]);
+        let rows = [r0.0, r1.0, r2.0, r3.0];
+        let (s, x) = ((&mut s1, &mut s2), [x1_lanes, x2_lanes]);
+        if !dot2_fixed_steps::<V, N, STEPS>(s, x, rows) {
+            dot2_loop_steps((&mut s1, &mut s2), x, rows);
         }
     }
 
@@ -957,6 +967,82 @@ fn dot2_add_rows<V: RowVector<N>, const N: usize, const PREFETCH_AHEAD: bool>(
         *o2 += s2 + tail_dot(tail, x2_tail);
     }
     [out1, out2]
+}
+
+/// Whether [`known_steps`] sends rows of 4, 8 or 16 steps to [`dot2_fixed_steps`]:
+/// on 64-bit targets. wasm32 keeps the loop (its engines compile and unroll it
+/// themselves; not measured there), as do the microcontrollers, where [`VECTOR_UNIT`] is
+/// off and the scalar twin runs.
+const FIXED_SHORT_ROWS: bool = cfg!(target_pointer_width = "64");
+
+/// The step count of rows of `steps` steps of `n` lanes that [`matvec2_layer_on`] runs
+/// on a trip count known at compile time ([`dot2_fixed_steps`]): 4, 8 or 16 (the default
+/// head's layers on 8 lanes) where [`FIXED_SHORT_ROWS`] is set and this build runs such
+/// rows on `n` lanes ([`row_lanes`]); else 0, the loop.
+///
+/// Why: through the loop alone, LLVM's runtime unrolling depends on the tuning (for
+/// `znver4` four steps per turn and a remainder loop, for `x86-64-v3` or `x86-64-v4`
+/// two), and the default head's short rows paid for it where it unrolled more
+/// (BENCHMARKS.md, "The 5 % left on Zen 4"). A count known per layer compiles the same
+/// under every tuning.
+const fn known_steps(steps: usize, n: usize) -> usize {
+    match steps {
+        4 | 8 | 16 if FIXED_SHORT_ROWS && row_lanes(steps * n, LANES) == n => steps,
+        _ => 0,
+    }
+}
+
+/// [`blocked_matvec2_add`](super::blocked_matvec2_add) without lookahead, on
+/// [`dot2_add_rows`] for rows of `STEPS` steps (0: any length).
+#[inline(always)]
+fn blocked_short_matvec2<V: RowVector<N>, const N: usize, const STEPS: usize>(
+    (w, row_stride, offset, x, ends_y): (&[f32], usize, usize, [&[f32]; 2], MatvecOut2<'_, '_>),
+) {
+    let kernel = dot2_add_rows::<V, N, false, STEPS>;
+    super::blocked_matvec2_add::<Simd, false>(w, row_stride, offset, x, ends_y, kernel);
+}
+
+/// Where a two-input layer's sums go: how they start and end, and the two outputs.
+type MatvecOut2<'e, 'y> = (SumEnds<'e>, [&'y mut [f32]; 2]);
+
+/// [`dot2_step`] over the common length of `x` and `rows`, in column order.
+#[inline(always)]
+fn dot2_loop_steps<V: RowVector<N>, const N: usize>(
+    (s1, s2): (&mut [V; ROW_BLOCK], &mut [V; ROW_BLOCK]),
+    [p, q]: [&[[f32; N]]; 2],
+    [w0, w1, w2, w3]: [&[[f32; N]]; ROW_BLOCK],
+) {
+    let steps = p.iter().zip(q).zip(w0).zip(w1).zip(w2).zip(w3);
+    for (((((p, q), w0), w1), w2), w3) in steps {
+        dot2_step((&mut *s1, &mut *s2), (p, q), [w0, w1, w2, w3]);
+    }
+}
+
+/// [`dot2_loop_steps`] on a trip count known at compile time, `K`, where
+/// [`known_steps`] gives `K` for it and every slice is exactly `K` steps long. Returns
+/// whether it ran (else nothing is done). Same steps in the same order, so the same sums.
+#[inline(always)]
+fn dot2_fixed_steps<V: RowVector<N>, const N: usize, const K: usize>(
+    (s1, s2): (&mut [V; ROW_BLOCK], &mut [V; ROW_BLOCK]),
+    x: [&[[f32; N]]; 2],
+    rows: [&[[f32; N]]; ROW_BLOCK],
+) -> bool {
+    if K == 0 || known_steps(K, N) != K {
+        return false;
+    }
+    let [Some(p), Some(q)] = x.map(<&[[f32; N]; K]>::try_from).map(Result::ok) else {
+        return false;
+    };
+    let [Some(w0), Some(w1), Some(w2), Some(w3)] =
+        rows.map(<&[[f32; N]; K]>::try_from).map(Result::ok)
+    else {
+        return false;
+    };
+    let steps = p.iter().zip(q).zip(w0).zip(w1).zip(w2).zip(w3);
+    for (((((p, q), w0), w1), w2), w3) in steps {
+        dot2_step((&mut *s1, &mut *s2), (p, q), [w0, w1, w2, w3]);
+    }
+    true
 }
 
 /// [`Sealed::matvec_layer`](sealed::Sealed::matvec_layer) on lanes `V` (`N` floats,
@@ -992,11 +1078,17 @@ fn matvec2_layer_on<V: RowVector<N>, const N: usize>(
     // As in `matvec_layer_on`: the lookahead only where rows are long.
     let [x1, x2] = x;
     if PREFETCH && x1.len().min(x2.len()) >= LOOKAHEAD_COLUMNS {
-        let kernel = dot2_add_rows::<V, N, true>;
+        let kernel = dot2_add_rows::<V, N, true, 0>;
         super::blocked_matvec2_add::<Simd, true>(w, row_stride, offset, x, (ends, y), kernel);
     } else {
-        let kernel = dot2_add_rows::<V, N, false>;
-        super::blocked_matvec2_add::<Simd, false>(w, row_stride, offset, x, (ends, y), kernel);
+        // Rows of 4, 8 or 16 steps on a trip count known at compile time.
+        let args = (w, row_stride, offset, x, (ends, y));
+        match known_steps(x1.len().min(x2.len()) / N, N) {
+            4 => blocked_short_matvec2::<V, N, 4>(args),
+            8 => blocked_short_matvec2::<V, N, 8>(args),
+            16 => blocked_short_matvec2::<V, N, 16>(args),
+            _ => blocked_short_matvec2::<V, N, 0>(args),
+        }
     }
 }
 
@@ -1757,6 +1849,64 @@ mod tests {
                 ((i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 7) % 1000) as f32 - 500.0
             })
             .collect()
+    }
+
+    /// Rows of 4, 8 and 16 steps on the narrow lanes: [`known_steps`] picks them (on
+    /// 64-bit targets), [`dot2_fixed_steps`] runs and gives [`dot2_loop_steps`]'s sums
+    /// bit for bit, and so does [`dot2_add_rows`] with and without the known count. The
+    /// values have fractions, so a step taken in another order or twice, or one left
+    /// out, changes the rounding.
+    #[test]
+    fn fixed_steps_equal_the_loop() {
+        type V = NarrowLanes;
+        const N: usize = NARROW_LANES;
+        type Sums = ([V; ROW_BLOCK], [V; ROW_BLOCK]);
+        type Rows<'a> = [&'a [f32]; ROW_BLOCK];
+        type Kernel = fn([[f32; ROW_BLOCK]; 2], Rows, [&[f32]; 2], Rows) -> [[f32; ROW_BLOCK]; 2];
+        let bits = |(s1, s2): &Sums| [s1, s2].map(|s| s.map(|v| v.to_array().map(f32::to_bits)));
+        for k in [4, 8, 16] {
+            let data: Vec<Vec<[f32; N]>> = (0..6)
+                .map(|seed| {
+                    let v: Vec<f32> = values(k * N, seed).iter().map(|v| v / 7.0).collect();
+                    v.as_chunks::<N>().0.to_vec()
+                })
+                .collect();
+            let x = [&data[0][..], &data[1][..]];
+            let rows = [&data[2][..], &data[3][..], &data[4][..], &data[5][..]];
+            let start = || -> Sums { ([V::ZERO; ROW_BLOCK], [V::ZERO; ROW_BLOCK]) };
+            let (mut looped, mut fixed) = (start(), start());
+            dot2_loop_steps((&mut looped.0, &mut looped.1), x, rows);
+            let (ran, whole): (bool, Kernel) = match k {
+                4 => (
+                    dot2_fixed_steps::<V, N, 4>((&mut fixed.0, &mut fixed.1), x, rows),
+                    dot2_add_rows::<V, N, false, 4>,
+                ),
+                8 => (
+                    dot2_fixed_steps::<V, N, 8>((&mut fixed.0, &mut fixed.1), x, rows),
+                    dot2_add_rows::<V, N, false, 8>,
+                ),
+                _ => (
+                    dot2_fixed_steps::<V, N, 16>((&mut fixed.0, &mut fixed.1), x, rows),
+                    dot2_add_rows::<V, N, false, 16>,
+                ),
+            };
+            let want = if FIXED_SHORT_ROWS { k } else { 0 };
+            assert_eq!(known_steps(k, N), want, "{k} steps");
+            assert_eq!(ran, FIXED_SHORT_ROWS, "{k} steps");
+            if ran {
+                assert_eq!(bits(&fixed), bits(&looped), "{k} steps");
+            }
+            assert_ne!(bits(&looped), bits(&start()), "{k} steps");
+            let flat: Vec<&[f32]> = data.iter().map(|d| d.as_flattened()).collect();
+            let (x, rows) = ([flat[0], flat[1]], [flat[2], flat[3], flat[4], flat[5]]);
+            let acc = [[0.5, -1.0, 2.0, 0.25]; 2];
+            let general = dot2_add_rows::<V, N, false, 0>(acc, rows, x, [&[]; ROW_BLOCK]);
+            let got = whole(acc, rows, x, [&[]; ROW_BLOCK]);
+            assert_eq!(
+                got.map(|o| o.map(f32::to_bits)),
+                general.map(|o| o.map(f32::to_bits))
+            );
+        }
     }
 
     /// The register transposes pack `B` (of `gemm_nt`) exactly as the value-by-value
