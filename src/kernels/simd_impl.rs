@@ -41,7 +41,7 @@ type Lanes = wide::f32x8;
 /// reason), else 8 (`wide`'s `f32x8`: two NEON registers on aarch64, or nothing: see
 /// [`VECTOR_UNIT`]). The widest lanes the build has: with 16, the matrix–vector kernels
 /// run rows shorter than [`WIDE_ROW_COLUMNS`](super::WIDE_ROW_COLUMNS) on 8
-/// ([`row_lanes`](super::row_lanes)).
+/// ([`super::row_lanes`]).
 pub const LANES: usize = size_of::<Lanes>() / size_of::<f32>();
 
 /// Independent accumulators in a one-row dot product.
