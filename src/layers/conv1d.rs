@@ -518,11 +518,14 @@ impl Conv1d {
                 .filter(|from| from.saturating_add(self.kernel) <= dims.len);
             match inside {
                 Some(from) if self.kernel == RUN => {
-                    let parts = row.as_chunks_mut::<RUN>().0.iter_mut();
-                    for (x_row, part) in pieces(x, dims.len).zip(parts) {
-                        if let Some(run) = x_row.get(from..).and_then(|r| r.first_chunk::<RUN>()) {
+                    // Channel `c`'s run starts at `c·T + from` (inside its row: `from + k
+                    // ≤ T`), one index step per run instead of a row iterator's.
+                    let mut at = from;
+                    for part in row.as_chunks_mut::<RUN>().0 {
+                        if let Some(run) = x.get(at..).and_then(|r| r.first_chunk::<RUN>()) {
                             *part = *run;
                         }
+                        at = at.wrapping_add(dims.len);
                     }
                 }
                 Some(from) => {
