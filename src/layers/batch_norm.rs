@@ -276,6 +276,38 @@ impl BatchNorm1d {
         y: &mut [f32],
         saved: &mut [f32],
     ) -> SslResult<()> {
+        self.forward_train_kind::<K, false>(params, n, input, y, saved)
+    }
+
+    /// [`forward_train_with`](Self::forward_train_with) followed by the ReLU after it
+    /// ([`relu::forward`](super::relu::forward)) on `y`, the ReLU in the normalisation's
+    /// pass over a sequence (one write of `y` instead of a write and a read and write):
+    /// the same values bit for bit (the ReLU of each value as
+    /// [`relu_keeping_non_finite`](crate::kernels::relu_keeping_non_finite), the rule of
+    /// every ReLU of the crate). `saved` holds the BatchNorm's `x̂` as without the ReLU.
+    ///
+    /// # Errors
+    /// As [`forward_train_with`](Self::forward_train_with).
+    pub(crate) fn forward_train_relu_with<K: Kernels>(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        y: &mut [f32],
+        saved: &mut [f32],
+    ) -> SslResult<()> {
+        self.forward_train_kind::<K, true>(params, n, input, y, saved)
+    }
+
+    /// [`forward_train_with`](Self::forward_train_with), with `RELU` the ReLU after it.
+    fn forward_train_kind<K: Kernels, const RELU: bool>(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        y: &mut [f32],
+        saved: &mut [f32],
+    ) -> SslResult<()> {
         let p = self.check(params, n, input, y.len())?;
         let count = Self::count(n, input)? as f32;
         check_len(self.saved_len(input, n)?, saved.len())?;
@@ -285,6 +317,9 @@ impl BatchNorm1d {
         let sample_len = input.size()?;
         if len == 1 {
             features_forward(&p, self.eps, count, y, normalized, s);
+            if RELU {
+                crate::kernels::relu_in_place(y);
+            }
             return Ok(());
         }
         s.mean.fill(0.0);
@@ -316,7 +351,12 @@ impl BatchNorm1d {
                 let (gamma, beta) = (at(p.gamma, c, 1.0), at(p.beta, c, 0.0));
                 for (v, xhat) in row.iter_mut().zip(xhat_row.iter_mut()) {
                     *xhat = (*v - *m) * *inv;
-                    *v = *xhat * gamma + beta;
+                    let out = *xhat * gamma + beta;
+                    *v = if RELU {
+                        crate::kernels::relu_keeping_non_finite(out)
+                    } else {
+                        out
+                    };
                 }
             }
         }
