@@ -349,15 +349,7 @@ impl BatchNorm1d {
             let channels = s.mean.iter().zip(s.inv_std.iter()).zip(0..self.channels);
             for ((row, xhat_row), ((m, inv), c)) in rows.zip(channels) {
                 let (gamma, beta) = (at(p.gamma, c, 1.0), at(p.beta, c, 0.0));
-                for (v, xhat) in row.iter_mut().zip(xhat_row.iter_mut()) {
-                    *xhat = (*v - *m) * *inv;
-                    let out = *xhat * gamma + beta;
-                    *v = if RELU {
-                        crate::kernels::relu_keeping_non_finite(out)
-                    } else {
-                        out
-                    };
-                }
+                normalize_row::<RELU>(row, xhat_row, (*m, *inv), (gamma, beta));
             }
         }
         Ok(())
@@ -528,6 +520,75 @@ impl BatchNorm1d {
         }
         *batches_tracked = batches_tracked.saturating_add(1);
         Ok(())
+    }
+}
+
+/// One row of the training forward's normalisation: `x̂ = (v − mean)·(1/σ)` into
+/// `xhat_row`, `v ← x̂·γ + β` (with `RELU`, then the ReLU,
+/// [`relu_keeping_non_finite`](crate::kernels::relu_keeping_non_finite)), eight values
+/// at a time in `f32x8` (a subtraction, then products and a sum, each rounded as the
+/// scalar expression's: no fused multiply-add), the row's last values as one more
+/// block. The ReLU in lanes: a value below 0 and finite becomes `+0` (its
+/// bits masked), what the scalar rule does.
+#[inline(always)]
+fn normalize_row<const RELU: bool>(
+    row: &mut [f32],
+    xhat_row: &mut [f32],
+    (mean, inv_std): (f32, f32),
+    (gamma, beta): (f32, f32),
+) {
+    let (m, inv, g, b) = (
+        f32x8::splat(mean),
+        f32x8::splat(inv_std),
+        f32x8::splat(gamma),
+        f32x8::splat(beta),
+    );
+    let block = |v: [f32; 8]| {
+        let normalized = (f32x8::new(v) - m) * inv;
+        let mut out = normalized * g + b;
+        if RELU {
+            let zeroed = out.simd_lt(f32x8::ZERO) & out.is_finite();
+            out = out & !zeroed;
+        }
+        (normalized.to_array(), out.to_array())
+    };
+    // The last values (after the whole blocks) as one block, no branch per value on
+    // its sign: the row's last eight, read before any is written (the lanes before
+    // the last values are dropped), or for a row shorter than eight a zero-padded copy.
+    let tail_len = row.len() % 8;
+    let last = row
+        .len()
+        .checked_sub(8)
+        .and_then(|at| row.get(at..))
+        .and_then(|v| v.first_chunk::<8>());
+    let tail = match last {
+        _ if tail_len == 0 => None,
+        Some(last) => Some(block(*last)),
+        None => {
+            let mut padded = [0.0; 8];
+            padded.iter_mut().zip(row.iter()).for_each(|(p, v)| *p = *v);
+            let (normalized, out) = block(padded);
+            // As the row's last eight would have them: the values at the end.
+            let shift = |v: [f32; 8]| {
+                core::array::from_fn(|i| {
+                    let from = (i + tail_len) % 8;
+                    v.get(from).copied().unwrap_or(0.0)
+                })
+            };
+            Some((shift(normalized), shift(out)))
+        }
+    };
+    let (blocks, rest) = row.as_chunks_mut::<8>();
+    let (x_blocks, x_rest) = xhat_row.as_chunks_mut::<8>();
+    for (v, xhat) in blocks.iter_mut().zip(x_blocks.iter_mut()) {
+        (*xhat, *v) = block(*v);
+    }
+    if let Some((normalized, out)) = tail {
+        let from = 8 - tail_len;
+        let values = normalized.iter().zip(&out).skip(from);
+        for ((d, x), (n, o)) in rest.iter_mut().zip(x_rest.iter_mut()).zip(values) {
+            (*x, *d) = (*n, *o);
+        }
     }
 }
 
@@ -993,7 +1054,9 @@ fn split_stats(stats: &mut [f32], c: usize) -> Stats<'_> {
 #[cfg(test)]
 mod tests {
     extern crate std;
-    use super::{channel_sums, gradient_sums, lane_channel_sums, lane_gradient_sums};
+    use super::{
+        channel_sums, gradient_sums, lane_channel_sums, lane_gradient_sums, normalize_row,
+    };
     use crate::kernels::sum_error_bound;
     use std::vec::Vec;
 
@@ -1071,6 +1134,68 @@ mod tests {
             let gx: Vec<f32> = g.iter().zip(&x).map(|(a, b)| a * b).collect();
             check(&lg, &pg, &abs_sums(&g, c, len, |_, v| v), "Σg");
             check(&lgx, &pgx, &abs_sums(&gx, c, len, |_, v| v), "Σg·x̂");
+        }
+    }
+
+    /// A row's normalisation in lanes equals the scalar expressions, bit for bit, with
+    /// and without the ReLU: rows of 1 to 26 values (whole blocks, a last partial one
+    /// read as the row's last eight, rows shorter than a block), values that the ReLU
+    /// zeroes, keeps (`−0`, `−∞`, NaN) and passes.
+    #[test]
+    fn normalize_row_equals_the_scalar_expressions() {
+        let specials = [
+            -0.0,
+            f32::NEG_INFINITY,
+            f32::INFINITY,
+            f32::NAN,
+            -1e-30,
+            0.0,
+        ];
+        for len in 1..=26 {
+            let mut row = values(len, len as u32);
+            for (v, s) in row
+                .iter_mut()
+                .step_by(3)
+                .zip(specials.iter().cycle().skip(len))
+            {
+                *v = *s;
+            }
+            let (mean, inv, gamma, beta) = (0.125, 1.75, -0.5, 0.03125);
+            let scalar = |v: f32, relu: bool| {
+                let xhat = (v - mean) * inv;
+                let out = xhat * gamma + beta;
+                (
+                    xhat,
+                    if relu {
+                        crate::kernels::relu_keeping_non_finite(out)
+                    } else {
+                        out
+                    },
+                )
+            };
+            for relu in [false, true] {
+                let mut got = row.clone();
+                let mut xhat = std::vec![f32::NAN; len];
+                if relu {
+                    normalize_row::<true>(&mut got, &mut xhat, (mean, inv), (gamma, beta));
+                } else {
+                    normalize_row::<false>(&mut got, &mut xhat, (mean, inv), (gamma, beta));
+                }
+                let want: Vec<(f32, f32)> = row.iter().map(|v| scalar(*v, relu)).collect();
+                let bits = |v: f32| if v.is_nan() { u32::MAX } else { v.to_bits() };
+                for (i, ((x, y), (wx, wy))) in xhat.iter().zip(&got).zip(&want).enumerate() {
+                    assert_eq!(
+                        (bits(*x), bits(*y)),
+                        (bits(*wx), bits(*wy)),
+                        "len {len}, {i}, relu {relu}"
+                    );
+                }
+                let both = got.iter().any(|v| v.to_bits() == 0) && got.iter().any(|v| *v > 0.0);
+                assert!(
+                    !relu || len < 8 || both,
+                    "len {len}: the ReLU zeroed nothing or all"
+                );
+            }
         }
     }
 }
