@@ -548,7 +548,7 @@ fn normalize_row<const RELU: bool>(
         let mut out = normalized * g + b;
         if RELU {
             let zeroed = out.simd_lt(f32x8::ZERO) & out.is_finite();
-            out = out & !zeroed;
+            out &= !zeroed;
         }
         (normalized.to_array(), out.to_array())
     };
@@ -571,7 +571,7 @@ fn normalize_row<const RELU: bool>(
             // As the row's last eight would have them: the values at the end.
             let shift = |v: [f32; 8]| {
                 core::array::from_fn(|i| {
-                    let from = (i + tail_len) % 8;
+                    let from = i.wrapping_add(tail_len) % 8;
                     v.get(from).copied().unwrap_or(0.0)
                 })
             };
@@ -584,7 +584,7 @@ fn normalize_row<const RELU: bool>(
         (*xhat, *v) = block(*v);
     }
     if let Some((normalized, out)) = tail {
-        let from = 8 - tail_len;
+        let from = 8_usize.saturating_sub(tail_len);
         let values = normalized.iter().zip(&out).skip(from);
         for ((d, x), (n, o)) in rest.iter_mut().zip(x_rest.iter_mut()).zip(values) {
             (*x, *d) = (*n, *o);

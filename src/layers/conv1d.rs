@@ -670,9 +670,10 @@ fn sum_windows_back(dims: &Dims, kernel: usize, col: &[f32], ld: usize, dx: &mut
     let channels = dims.in_size.checked_div(dims.len).unwrap_or(0);
     let quads = channels / BACK_CHANNELS;
     for c in 0..quads {
-        sum_channels_back::<BACK_CHANNELS>(dims, kernel, col, ld, dx, c * BACK_CHANNELS);
+        let c0 = c.saturating_mul(BACK_CHANNELS);
+        sum_channels_back::<BACK_CHANNELS>(dims, kernel, col, ld, dx, c0);
     }
-    for c in quads * BACK_CHANNELS..channels {
+    for c in quads.saturating_mul(BACK_CHANNELS)..channels {
         sum_channels_back::<1>(dims, kernel, col, ld, dx, c);
     }
 }

@@ -257,7 +257,7 @@ fn pairs_back<const RELU: bool>(x_row: &[f32], dy_row: &[f32], dx_row: &mut [f32
         let own_wins = v.simd_gt(partner) | v.is_nan();
         let mut take = (firsts & !partner_wins) | (!firsts & own_wins);
         if RELU {
-            take = take & v.simd_gt(f32x8::ZERO);
+            take &= v.simd_gt(f32x8::ZERO);
         }
         *d = (grads & take).to_array();
     }

@@ -808,57 +808,60 @@ mod tests {
     }
 
     fn encoders() -> Vec<(Encoder, usize)> {
-        let mut encoders = std::vec![(
-            Encoder::new(
-                Shape::vector(12),
-                &[
-                    LayerKind::Linear(Linear {
-                        d_in: 12,
-                        d_out: 16,
-                        bias: Bias::None
-                    }),
-                    LayerKind::BatchNorm1d(BatchNorm1d::new(16)),
-                    LayerKind::Relu,
-                    LayerKind::Linear(Linear {
-                        d_in: 16,
-                        d_out: 8,
-                        bias: Bias::Trainable
-                    }),
-                ],
-            )
-            .unwrap(),
-            5,
-        )];
-        #[cfg(feature = "conv")]
-        {
-            use crate::layers::{Conv1d, MaxPool1d, Padding};
-            let conv = |c_in, c_out| {
-                LayerKind::Conv1d(Conv1d {
-                    c_in,
-                    c_out,
-                    kernel: 5,
-                    stride: 1,
-                    padding: Padding::Zeros(0),
+        let dense = Encoder::new(
+            Shape::vector(12),
+            &[
+                LayerKind::Linear(Linear {
+                    d_in: 12,
+                    d_out: 16,
                     bias: Bias::None,
-                })
-            };
-            let encoder = Encoder::new(
-                Shape::sequence(3, 41),
-                &[
-                    conv(3, 8),
-                    LayerKind::BatchNorm1d(BatchNorm1d::new(8)),
-                    LayerKind::Relu,
-                    LayerKind::MaxPool1d(MaxPool1d { kernel: 2 }),
-                    conv(8, 12),
-                    LayerKind::BatchNorm1d(BatchNorm1d::new(12)),
-                    LayerKind::Relu,
-                    LayerKind::GlobalMaxPool1d,
-                ],
-            )
-            .unwrap();
-            encoders.push((encoder, 6));
-        }
-        encoders
+                }),
+                LayerKind::BatchNorm1d(BatchNorm1d::new(16)),
+                LayerKind::Relu,
+                LayerKind::Linear(Linear {
+                    d_in: 16,
+                    d_out: 8,
+                    bias: Bias::Trainable,
+                }),
+            ],
+        )
+        .unwrap();
+        core::iter::once((dense, 5)).chain(conv_encoder()).collect()
+    }
+
+    #[cfg(not(feature = "conv"))]
+    fn conv_encoder() -> Option<(Encoder, usize)> {
+        None
+    }
+
+    #[cfg(feature = "conv")]
+    fn conv_encoder() -> Option<(Encoder, usize)> {
+        use crate::layers::{Conv1d, MaxPool1d, Padding};
+        let conv = |c_in, c_out| {
+            LayerKind::Conv1d(Conv1d {
+                c_in,
+                c_out,
+                kernel: 5,
+                stride: 1,
+                padding: Padding::Zeros(0),
+                bias: Bias::None,
+            })
+        };
+        let encoder = Encoder::new(
+            Shape::sequence(3, 41),
+            &[
+                conv(3, 8),
+                LayerKind::BatchNorm1d(BatchNorm1d::new(8)),
+                LayerKind::Relu,
+                LayerKind::MaxPool1d(MaxPool1d { kernel: 2 }),
+                conv(8, 12),
+                LayerKind::BatchNorm1d(BatchNorm1d::new(12)),
+                LayerKind::Relu,
+                LayerKind::GlobalMaxPool1d,
+            ],
+        )
+        .unwrap();
+        Some((encoder, 6))
     }
 
     #[test]
