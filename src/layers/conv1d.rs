@@ -633,10 +633,12 @@ fn lanes_at(v: &[f32], at: isize) -> f32x8 {
         return f32x8::new(*run);
     }
     let mut lanes = [0.0; BACK_LANES];
-    for (lane, i) in lanes.iter_mut().zip(at..) {
+    let mut i = at;
+    for lane in &mut lanes {
         if let Some(x) = usize::try_from(i).ok().and_then(|i| v.get(i)) {
             *lane = *x;
         }
+        i = i.wrapping_add(1);
     }
     f32x8::new(lanes)
 }
@@ -712,15 +714,18 @@ fn sum_channels_back<const CH: usize>(
             let mut start = p0.wrapping_add(left);
             let mut from = column.wrapping_add(start);
             for _ in 0..kernel_i {
-                let at = |ch: usize| from.wrapping_add(signed(ch).wrapping_mul(channel_rows));
+                // Channel `c₀ + ch`'s row `j` is `ch·k·ld` further.
+                let at: [isize; CH] = core::array::from_fn(|ch| {
+                    from.wrapping_add(signed(ch).wrapping_mul(channel_rows))
+                });
                 if start >= 0 && start.wrapping_add(8) <= out_len {
-                    for (ch, a) in acc.iter_mut().enumerate() {
-                        *a += lanes_at(col, at(ch));
+                    for (a, at) in acc.iter_mut().zip(at) {
+                        *a += lanes_at(col, at);
                     }
                 } else if start < out_len && start.wrapping_add(8) > 0 {
                     let keep = lanes_inside(start, out_len);
-                    for (ch, a) in acc.iter_mut().enumerate() {
-                        *a += lanes_at(col, at(ch)) & keep;
+                    for (a, at) in acc.iter_mut().zip(at) {
+                        *a += lanes_at(col, at) & keep;
                     }
                 }
                 // Row `j + 1` is `ld` further, its position one earlier.

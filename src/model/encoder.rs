@@ -453,7 +453,12 @@ impl Encoder {
         let mut input: Option<(usize, usize)> = None;
         // Whether the last BatchNorm also did the ReLU after it (in its buffer).
         let mut relu_done = false;
-        for (index, ((kind, _, _), slot)) in self.walk().zip(&plan.slots).enumerate() {
+        // The layer's index, counted by hand: `enumerate` over the walk keeps an
+        // overflow check (a panic path) in builds with overflow checks.
+        let mut next_index = 0_usize;
+        for ((kind, _, _), slot) in self.walk().zip(&plan.slots) {
+            let index = next_index;
+            next_index = next_index.wrapping_add(1);
             let p = range(params, slot.params);
             let shape = slot.input;
             let in_len = shape.batch_len(n)?;
