@@ -629,9 +629,17 @@ fn lanes_at(v: &[f32], at: isize) -> f32x8 {
         .ok()
         .and_then(|at| v.get(at..))
         .and_then(|rest| rest.first_chunk::<BACK_LANES>());
-    if let Some(run) = run {
-        return f32x8::new(*run);
+    match run {
+        Some(run) => f32x8::new(*run),
+        None => lanes_at_edge(v, at),
     }
+}
+
+/// [`lanes_at`] where the eight floats are not all inside `v` (at the ends of a group's
+/// rows): lane by lane.
+#[cold]
+#[inline(never)]
+fn lanes_at_edge(v: &[f32], at: isize) -> f32x8 {
     let mut lanes = [0.0; BACK_LANES];
     let mut i = at;
     for lane in &mut lanes {
@@ -684,6 +692,55 @@ fn sum_windows_back(dims: &Dims, kernel: usize, col: &[f32], ld: usize, dx: &mut
 /// masks (which depend only on the position and `j`) shared.
 const BACK_CHANNELS: usize = 4;
 
+/// The sizes [`sum_block`] walks `col` by (as `isize`, far from overflow).
+struct BackGeometry {
+    /// Zeros before the input.
+    left: isize,
+    /// `T_out`.
+    out_len: isize,
+    /// `k`.
+    kernel: isize,
+    /// The distance of two rows of `col`.
+    ld: isize,
+    /// `k·ld`: the distance of two channels' first rows.
+    channel_rows: isize,
+}
+
+/// The sums of one block of eight positions from `p0` of `CH` channels' `dx`, over
+/// `j` ascending from `+0` (see [`sum_windows_back`]); the sample's columns start at
+/// `column` of the first channel's row `j = 0`. Inlined: the running sums stay in
+/// registers.
+#[inline(always)]
+fn sum_block<const CH: usize>(
+    col: &[f32],
+    g: &BackGeometry,
+    column: isize,
+    p0: isize,
+) -> [f32x8; CH] {
+    let mut acc = [f32x8::ZERO; CH];
+    let mut start = p0.wrapping_add(g.left);
+    let mut from = column.wrapping_add(start);
+    let signed = |v: usize| isize::try_from(v).unwrap_or(isize::MAX);
+    for _ in 0..g.kernel {
+        // Channel `c₀ + ch`'s row `j` is `ch·k·ld` further.
+        let at = |ch: usize| from.wrapping_add(signed(ch).wrapping_mul(g.channel_rows));
+        if start >= 0 && start.wrapping_add(8) <= g.out_len {
+            for (a, ch) in acc.iter_mut().zip(0..CH) {
+                *a += lanes_at(col, at(ch));
+            }
+        } else if start < g.out_len && start.wrapping_add(8) > 0 {
+            let keep = lanes_inside(start, g.out_len);
+            for (a, ch) in acc.iter_mut().zip(0..CH) {
+                *a += lanes_at(col, at(ch)) & keep;
+            }
+        }
+        // Row `j + 1` is `ld` further, its position one earlier.
+        start = start.wrapping_sub(1);
+        from = from.wrapping_add(g.ld).wrapping_sub(1);
+    }
+    acc
+}
+
 /// [`sum_windows_back`] for the `CH` channels from `c0`, every sample of the group.
 #[inline(always)]
 fn sum_channels_back<const CH: usize>(
@@ -709,31 +766,14 @@ fn sum_channels_back<const CH: usize>(
         let mut rows = pieces_mut(rows, dims.len);
         let mut dx_rows: [&mut [f32]; CH] =
             core::array::from_fn(|_| rows.next().unwrap_or_default());
-        let sum_block = |p0: isize| {
-            let mut acc = [f32x8::ZERO; CH];
-            let mut start = p0.wrapping_add(left);
-            let mut from = column.wrapping_add(start);
-            for _ in 0..kernel_i {
-                // Channel `c₀ + ch`'s row `j` is `ch·k·ld` further.
-                let at: [isize; CH] = core::array::from_fn(|ch| {
-                    from.wrapping_add(signed(ch).wrapping_mul(channel_rows))
-                });
-                if start >= 0 && start.wrapping_add(8) <= out_len {
-                    for (a, at) in acc.iter_mut().zip(at) {
-                        *a += lanes_at(col, at);
-                    }
-                } else if start < out_len && start.wrapping_add(8) > 0 {
-                    let keep = lanes_inside(start, out_len);
-                    for (a, at) in acc.iter_mut().zip(at) {
-                        *a += lanes_at(col, at) & keep;
-                    }
-                }
-                // Row `j + 1` is `ld` further, its position one earlier.
-                start = start.wrapping_sub(1);
-                from = from.wrapping_add(ld_i).wrapping_sub(1);
-            }
-            acc
+        let geometry = BackGeometry {
+            left,
+            out_len,
+            kernel: kernel_i,
+            ld: ld_i,
+            channel_rows,
         };
+        let sum_block = |p0: isize| sum_block::<CH>(col, &geometry, column, p0);
         let blocks = dims.len / BACK_LANES;
         let mut p0 = 0_isize;
         for b in 0..blocks {
