@@ -24,7 +24,9 @@
 //!   `dW += dY·colᵀ` ([`Kernels::gemm_nn_add`]): one running sum per weight over the
 //!   samples and `t` ascending; `db += Σ_t dY` (samples, then `t` ascending);
 //! - input gradient: `dcol = Wᵀ·dY` ([`Kernels::gemm_tn_add`] onto zeros, written without a zeroing pass; `C_in·k × g·T_out`), then
-//!   added back to the positions it came from ("col2im"), `(c, j)` then `t` ascending.
+//!   added back to the positions it came from ("col2im"), `(c, j)` then `t` ascending
+//!   (with stride 1 each element of `dx` summed in registers over `j` ascending and stored
+//!   once: the same order, so the same bits).
 //!
 //! Every sum runs in the same order whatever `g`, so the group size never changes a
 //! bit of the results. The twins differ only in FMA rounding: an output within
