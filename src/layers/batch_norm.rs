@@ -276,6 +276,38 @@ impl BatchNorm1d {
         y: &mut [f32],
         saved: &mut [f32],
     ) -> SslResult<()> {
+        self.forward_train_kind::<K, false>(params, n, input, y, saved)
+    }
+
+    /// [`forward_train_with`](Self::forward_train_with) followed by the ReLU after it
+    /// ([`relu::forward`](super::relu::forward)) on `y`, the ReLU in the normalisation's
+    /// pass over a sequence (one write of `y` instead of a write and a read and write):
+    /// the same values bit for bit (the ReLU of each value as
+    /// [`relu_keeping_non_finite`](crate::kernels::relu_keeping_non_finite), the rule of
+    /// every ReLU of the crate). `saved` holds the BatchNorm's `x̂` as without the ReLU.
+    ///
+    /// # Errors
+    /// As [`forward_train_with`](Self::forward_train_with).
+    pub(crate) fn forward_train_relu_with<K: Kernels>(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        y: &mut [f32],
+        saved: &mut [f32],
+    ) -> SslResult<()> {
+        self.forward_train_kind::<K, true>(params, n, input, y, saved)
+    }
+
+    /// [`forward_train_with`](Self::forward_train_with), with `RELU` the ReLU after it.
+    fn forward_train_kind<K: Kernels, const RELU: bool>(
+        &self,
+        params: &[f32],
+        n: usize,
+        input: Shape,
+        y: &mut [f32],
+        saved: &mut [f32],
+    ) -> SslResult<()> {
         let p = self.check(params, n, input, y.len())?;
         let count = Self::count(n, input)? as f32;
         check_len(self.saved_len(input, n)?, saved.len())?;
@@ -285,6 +317,9 @@ impl BatchNorm1d {
         let sample_len = input.size()?;
         if len == 1 {
             features_forward(&p, self.eps, count, y, normalized, s);
+            if RELU {
+                crate::kernels::relu_in_place(y);
+            }
             return Ok(());
         }
         s.mean.fill(0.0);
@@ -314,10 +349,7 @@ impl BatchNorm1d {
             let channels = s.mean.iter().zip(s.inv_std.iter()).zip(0..self.channels);
             for ((row, xhat_row), ((m, inv), c)) in rows.zip(channels) {
                 let (gamma, beta) = (at(p.gamma, c, 1.0), at(p.beta, c, 0.0));
-                for (v, xhat) in row.iter_mut().zip(xhat_row.iter_mut()) {
-                    *xhat = (*v - *m) * *inv;
-                    *v = *xhat * gamma + beta;
-                }
+                normalize_row::<RELU>(row, xhat_row, (*m, *inv), (gamma, beta));
             }
         }
         Ok(())
@@ -404,9 +436,8 @@ impl BatchNorm1d {
                 rows.zip(per_channel).zip(0..self.channels)
             {
                 let gamma = p.gamma.and_then(|v| v.get(c)).copied().unwrap_or(1.0);
-                for (g, xhat) in g_row.iter_mut().zip(xhat_row) {
-                    *g = (*g - *sg / count - *xhat * (*sgx / count)) * (*inv * gamma);
-                }
+                let factors = (*sg / count, *sgx / count, *inv * gamma);
+                gradient_row(g_row, xhat_row, factors);
             }
         }
         Ok(())
@@ -488,6 +519,119 @@ impl BatchNorm1d {
         }
         *batches_tracked = batches_tracked.saturating_add(1);
         Ok(())
+    }
+}
+
+/// One row of the training forward's normalisation: `x̂ = (v − mean)·(1/σ)` into
+/// `xhat_row`, `v ← x̂·γ + β` (with `RELU`, then the ReLU,
+/// [`relu_keeping_non_finite`](crate::kernels::relu_keeping_non_finite)), eight values
+/// at a time in `f32x8` (a subtraction, then products and a sum, each rounded as the
+/// scalar expression's: no fused multiply-add), the row's last values as one more
+/// block. The ReLU in lanes: a value below 0 and finite becomes `+0` (its
+/// bits masked), what the scalar rule does.
+#[inline(always)]
+fn normalize_row<const RELU: bool>(
+    row: &mut [f32],
+    xhat_row: &mut [f32],
+    (mean, inv_std): (f32, f32),
+    (gamma, beta): (f32, f32),
+) {
+    let (m, inv, g, b) = (
+        f32x8::splat(mean),
+        f32x8::splat(inv_std),
+        f32x8::splat(gamma),
+        f32x8::splat(beta),
+    );
+    let block = |v: [f32; 8]| {
+        let normalized = (f32x8::new(v) - m) * inv;
+        let mut out = normalized * g + b;
+        if RELU {
+            let zeroed = out.simd_lt(f32x8::ZERO) & out.is_finite();
+            out &= !zeroed;
+        }
+        (normalized.to_array(), out.to_array())
+    };
+    // The last values (after the whole blocks) as one block, no branch per value on
+    // its sign: the row's last eight, read before any is written (the lanes before
+    // the last values are dropped), or for a row shorter than eight a zero-padded copy.
+    let tail_len = row.len() % 8;
+    let last = row
+        .len()
+        .checked_sub(8)
+        .and_then(|at| row.get(at..))
+        .and_then(|v| v.first_chunk::<8>());
+    let tail = match last {
+        _ if tail_len == 0 => None,
+        Some(last) => Some(block(*last)),
+        None => {
+            let mut padded = [0.0; 8];
+            padded.iter_mut().zip(row.iter()).for_each(|(p, v)| *p = *v);
+            let (normalized, out) = block(padded);
+            // As the row's last eight would have them: the values at the end.
+            let shift = |v: [f32; 8]| {
+                core::array::from_fn(|i| {
+                    let from = i.wrapping_add(tail_len) % 8;
+                    v.get(from).copied().unwrap_or(0.0)
+                })
+            };
+            Some((shift(normalized), shift(out)))
+        }
+    };
+    let (blocks, rest) = row.as_chunks_mut::<8>();
+    let (x_blocks, x_rest) = xhat_row.as_chunks_mut::<8>();
+    for (v, xhat) in blocks.iter_mut().zip(x_blocks.iter_mut()) {
+        (*xhat, *v) = block(*v);
+    }
+    if let Some((normalized, out)) = tail {
+        let from = 8_usize.saturating_sub(tail_len);
+        let values = normalized.iter().zip(&out).skip(from);
+        for ((d, x), (n, o)) in rest.iter_mut().zip(x_rest.iter_mut()).zip(values) {
+            (*x, *d) = (*n, *o);
+        }
+    }
+}
+
+/// One row of the backward's `dL/dx = ((g − mean_g) − x̂·mean_gx)·scale` in place on
+/// `g_row`, eight values at a time in `f32x8` (each operation rounded as the scalar
+/// expression's), the row's last values as one more block read as the row's last
+/// eight before any is written (a zero-padded copy for a row shorter than eight), as
+/// [`normalize_row`].
+#[inline(always)]
+fn gradient_row(g_row: &mut [f32], xhat_row: &[f32], (mean_g, mean_gx, scale): (f32, f32, f32)) {
+    let (a, b, k) = (
+        f32x8::splat(mean_g),
+        f32x8::splat(mean_gx),
+        f32x8::splat(scale),
+    );
+    let block = |g: [f32; 8], x: [f32; 8]| ((f32x8::new(g) - a - f32x8::new(x) * b) * k).to_array();
+    let last = |v: &[f32]| {
+        let at = v.len().checked_sub(8)?;
+        v.get(at..)?.first_chunk::<8>().copied()
+    };
+    let tail_len = g_row.len() % 8;
+    let tail = match (last(g_row), last(xhat_row)) {
+        _ if tail_len == 0 => None,
+        (Some(g), Some(x)) => Some(block(g, x)),
+        _ => {
+            let (mut g, mut x) = ([0.0; 8], [0.0; 8]);
+            let from = 8_usize.saturating_sub(tail_len);
+            let g_lanes = g.get_mut(from..).unwrap_or_default().iter_mut();
+            g_lanes.zip(g_row.iter()).for_each(|(p, v)| *p = *v);
+            let x_lanes = x.get_mut(from..).unwrap_or_default().iter_mut();
+            x_lanes.zip(xhat_row.iter()).for_each(|(p, v)| *p = *v);
+            Some(block(g, x))
+        }
+    };
+    let (blocks, rest) = g_row.as_chunks_mut::<8>();
+    let x_blocks = xhat_row.as_chunks::<8>().0;
+    for (g, x) in blocks.iter_mut().zip(x_blocks) {
+        *g = block(*g, *x);
+    }
+    if let Some(out) = tail {
+        let from = 8_usize.saturating_sub(tail_len);
+        rest.iter_mut()
+            .zip(out.iter().skip(from))
+            .for_each(|(d, v)| *d = *v);
     }
 }
 
@@ -953,7 +1097,9 @@ fn split_stats(stats: &mut [f32], c: usize) -> Stats<'_> {
 #[cfg(test)]
 mod tests {
     extern crate std;
-    use super::{channel_sums, gradient_sums, lane_channel_sums, lane_gradient_sums};
+    use super::{
+        channel_sums, gradient_sums, lane_channel_sums, lane_gradient_sums, normalize_row,
+    };
     use crate::kernels::sum_error_bound;
     use std::vec::Vec;
 
@@ -1031,6 +1177,107 @@ mod tests {
             let gx: Vec<f32> = g.iter().zip(&x).map(|(a, b)| a * b).collect();
             check(&lg, &pg, &abs_sums(&g, c, len, |_, v| v), "Σg");
             check(&lgx, &pgx, &abs_sums(&gx, c, len, |_, v| v), "Σg·x̂");
+        }
+    }
+
+    /// A row of the backward's `dL/dx` in lanes equals the scalar expression, bit for
+    /// bit: rows of 1 to 26 values, special values among them.
+    #[test]
+    fn gradient_row_equals_the_scalar_expression() {
+        let specials = [
+            -0.0,
+            f32::NEG_INFINITY,
+            f32::INFINITY,
+            f32::NAN,
+            -1e-30,
+            0.0,
+        ];
+        for len in 1..=26 {
+            let mut g = values(len, 3 * len as u32);
+            for (v, s) in g
+                .iter_mut()
+                .step_by(4)
+                .zip(specials.iter().cycle().skip(len))
+            {
+                *v = *s;
+            }
+            let xhat = values(len, 5 * len as u32 + 1);
+            let (sg, sgx, count, inv, gamma) = (0.75_f32, -1.25_f32, 7.0_f32, 1.5_f32, 0.625_f32);
+            let want: Vec<f32> = g
+                .iter()
+                .zip(&xhat)
+                .map(|(g, x)| (*g - sg / count - *x * (sgx / count)) * (inv * gamma))
+                .collect();
+            let mut got = g.clone();
+            super::gradient_row(&mut got, &xhat, (sg / count, sgx / count, inv * gamma));
+            let bits = |v: &[f32]| {
+                v.iter()
+                    .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&got), bits(&want), "len {len}");
+        }
+    }
+
+    /// A row's normalisation in lanes equals the scalar expressions, bit for bit, with
+    /// and without the ReLU: rows of 1 to 26 values (whole blocks, a last partial one
+    /// read as the row's last eight, rows shorter than a block), values that the ReLU
+    /// zeroes, keeps (`−0`, `−∞`, NaN) and passes.
+    #[test]
+    fn normalize_row_equals_the_scalar_expressions() {
+        let specials = [
+            -0.0,
+            f32::NEG_INFINITY,
+            f32::INFINITY,
+            f32::NAN,
+            -1e-30,
+            0.0,
+        ];
+        for len in 1..=26 {
+            let mut row = values(len, len as u32);
+            for (v, s) in row
+                .iter_mut()
+                .step_by(3)
+                .zip(specials.iter().cycle().skip(len))
+            {
+                *v = *s;
+            }
+            let (mean, inv, gamma, beta) = (0.125, 1.75, -0.5, 0.03125);
+            let scalar = |v: f32, relu: bool| {
+                let xhat = (v - mean) * inv;
+                let out = xhat * gamma + beta;
+                (
+                    xhat,
+                    if relu {
+                        crate::kernels::relu_keeping_non_finite(out)
+                    } else {
+                        out
+                    },
+                )
+            };
+            for relu in [false, true] {
+                let mut got = row.clone();
+                let mut xhat = std::vec![f32::NAN; len];
+                if relu {
+                    normalize_row::<true>(&mut got, &mut xhat, (mean, inv), (gamma, beta));
+                } else {
+                    normalize_row::<false>(&mut got, &mut xhat, (mean, inv), (gamma, beta));
+                }
+                let want: Vec<(f32, f32)> = row.iter().map(|v| scalar(*v, relu)).collect();
+                let bits = |v: f32| if v.is_nan() { u32::MAX } else { v.to_bits() };
+                for (i, ((x, y), (wx, wy))) in xhat.iter().zip(&got).zip(&want).enumerate() {
+                    assert_eq!(
+                        (bits(*x), bits(*y)),
+                        (bits(*wx), bits(*wy)),
+                        "len {len}, {i}, relu {relu}"
+                    );
+                }
+                let both = got.iter().any(|v| v.to_bits() == 0) && got.iter().any(|v| *v > 0.0);
+                assert!(
+                    !relu || len < 8 || both,
+                    "len {len}: the ReLU zeroed nothing or all"
+                );
+            }
         }
     }
 }

@@ -24,7 +24,9 @@
 //!   `dW += dY·colᵀ` ([`Kernels::gemm_nn_add`]): one running sum per weight over the
 //!   samples and `t` ascending; `db += Σ_t dY` (samples, then `t` ascending);
 //! - input gradient: `dcol = Wᵀ·dY` ([`Kernels::gemm_tn_add`] onto zeros, written without a zeroing pass; `C_in·k × g·T_out`), then
-//!   added back to the positions it came from ("col2im"), `(c, j)` then `t` ascending.
+//!   added back to the positions it came from ("col2im"), `(c, j)` then `t` ascending
+//!   (with stride 1 each element of `dx` summed in registers over `j` ascending and stored
+//!   once: the same order, so the same bits).
 //!
 //! Every sum runs in the same order whatever `g`, so the group size never changes a
 //! bit of the results. The twins differ only in FMA rounding: an output within
@@ -42,6 +44,7 @@ use super::{Bias, OVERFLOW, ParamTensors, Shape, check_batch, check_len, nonzero
 use crate::error::{SslError, SslResult};
 use crate::kernels::correlate::{Correlation, correlate, correlate_pack_len};
 use crate::kernels::{Kernels, gemm_tn_set, pieces, pieces_mut};
+use wide::f32x8;
 
 /// Windows of at least this many floats (`C_in·k`) run the forward through
 /// [`correlate`], when the scratch holds its [`correlate_pack_len`]: the window gather
@@ -476,11 +479,7 @@ impl Conv1d {
                 col,
                 ld,
             );
-            let mut column = 0_usize;
-            for dx_sample in pieces_mut(dx_group, dims.in_size) {
-                self.add_windows_back(&dims, col.get(column..).unwrap_or_default(), ld, dx_sample);
-                column = column.saturating_add(dims.out_len);
-            }
+            self.add_windows_back(&dims, col, ld, dx_group);
         }
         Ok(())
     }
@@ -521,11 +520,14 @@ impl Conv1d {
                 .filter(|from| from.saturating_add(self.kernel) <= dims.len);
             match inside {
                 Some(from) if self.kernel == RUN => {
-                    let parts = row.as_chunks_mut::<RUN>().0.iter_mut();
-                    for (x_row, part) in pieces(x, dims.len).zip(parts) {
-                        if let Some(run) = x_row.get(from..).and_then(|r| r.first_chunk::<RUN>()) {
+                    // Channel `c`'s run starts at `c·T + from` (inside its row: `from + k
+                    // ≤ T`), one index step per run instead of a row iterator's.
+                    let mut at = from;
+                    for part in row.as_chunks_mut::<RUN>().0 {
+                        if let Some(run) = x.get(at..).and_then(|r| r.first_chunk::<RUN>()) {
                             *part = *run;
                         }
+                        at = at.wrapping_add(dims.len);
                     }
                 }
                 Some(from) => {
@@ -544,9 +546,28 @@ impl Conv1d {
         }
     }
 
+    /// For each sample of a group (`dx` holds the group's samples, `dcol` their
+    /// columns side by side in rows `ld` apart, sample `s` from column `s·T_out`):
     /// `dx = 0`, then `dx[c, t·s + j − left] += dcol[c·k + j, t]` for every window
-    /// element inside `x` (`(c, j)`, then `t` ascending), the rows of `dcol` `ld` apart.
-    fn add_windows_back(&self, dims: &Dims, dcol: &[f32], ld: usize, dx: &mut [f32]) {
+    /// element inside `x` (`(c, j)`, then `t` ascending). With stride 1 by
+    /// [`sum_windows_back`]: each element of `dx` summed in registers over `j` ascending
+    /// and stored once, the same sums in the same order (so the same bits).
+    fn add_windows_back(&self, dims: &Dims, col: &[f32], ld: usize, dx: &mut [f32]) {
+        if self.stride == 1 {
+            sum_windows_back(dims, self.kernel, col, ld, dx);
+            return;
+        }
+        let mut column = 0_usize;
+        for dx_sample in pieces_mut(dx, dims.in_size) {
+            let dcol = col.get(column..).unwrap_or_default();
+            self.add_windows_back_runs(dims, dcol, ld, dx_sample);
+            column = column.saturating_add(dims.out_len);
+        }
+    }
+
+    /// [`add_windows_back`](Self::add_windows_back) row of `dcol` by row of `dcol` (`dcol`
+    /// starts at the sample's first column): the order that defines the sums.
+    fn add_windows_back_runs(&self, dims: &Dims, dcol: &[f32], ld: usize, dx: &mut [f32]) {
         dx.fill(0.0);
         let mut rows = pieces(dcol, ld);
         for dx_row in pieces_mut(dx, dims.len) {
@@ -574,6 +595,211 @@ impl Conv1d {
     }
 }
 
+/// Lanes of the [`sum_windows_back`] blocks: positions of `dx` summed at once.
+const BACK_LANES: usize = 8;
+
+/// All bits set: a lane kept by a mask.
+const KEEP: f32 = f32::from_bits(u32::MAX);
+
+/// Eight dropped lanes, then eight kept: `[8 − n..][..8]` drops the first `n` lanes.
+const DROP_FIRST: [f32; 2 * BACK_LANES] = {
+    let mut m = [KEEP; 2 * BACK_LANES];
+    let mut i = 0;
+    while i < BACK_LANES {
+        m[i] = 0.0;
+        i += 1;
+    }
+    m
+};
+
+/// Eight kept lanes, then eight dropped: `[8 − n..][..8]` keeps the first `n` lanes.
+const KEEP_FIRST: [f32; 2 * BACK_LANES] = {
+    let mut m = [0.0; 2 * BACK_LANES];
+    let mut i = 0;
+    while i < BACK_LANES {
+        m[i] = KEEP;
+        i += 1;
+    }
+    m
+};
+
+/// Eight floats of `v` from `at` (a lane is 0 where its index falls outside `v`; only
+/// lanes a mask drops fall outside, so their value does not matter).
+#[inline(always)]
+fn lanes_at(v: &[f32], at: isize) -> f32x8 {
+    let run = usize::try_from(at)
+        .ok()
+        .and_then(|at| v.get(at..))
+        .and_then(|rest| rest.first_chunk::<BACK_LANES>());
+    match run {
+        Some(run) => f32x8::new(*run),
+        None => lanes_at_edge(v, at),
+    }
+}
+
+/// [`lanes_at`] where the eight floats are not all inside `v` (at the ends of a group's
+/// rows): lane by lane.
+#[cold]
+#[inline(never)]
+fn lanes_at_edge(v: &[f32], at: isize) -> f32x8 {
+    let mut lanes = [0.0; BACK_LANES];
+    let mut i = at;
+    for lane in &mut lanes {
+        if let Some(x) = usize::try_from(i).ok().and_then(|i| v.get(i)) {
+            *lane = *x;
+        }
+        i = i.wrapping_add(1);
+    }
+    f32x8::new(lanes)
+}
+
+/// The mask of the lanes `l` with `0 ≤ start + l < end`.
+#[inline(always)]
+fn lanes_inside(start: isize, end: isize) -> f32x8 {
+    let dropped = start.saturating_neg().clamp(0, 8).unsigned_abs();
+    let kept = end.saturating_sub(start).clamp(0, 8).unsigned_abs();
+    let mask = |table: &[f32; 2 * BACK_LANES], n: usize| {
+        table
+            .get(BACK_LANES - n..)
+            .and_then(|m| m.first_chunk::<BACK_LANES>())
+            .map_or(f32x8::ZERO, |m| f32x8::new(*m))
+    };
+    mask(&DROP_FIRST, dropped) & mask(&KEEP_FIRST, kept)
+}
+
+/// Col2im with stride 1 for a group of samples side by side in `col` (rows `ld`
+/// apart, sample `s` from column `s·T_out`; `dx` holds the group's samples):
+/// `dx[c, p] = Σ_j dcol[c·k + j, p + left − j]` over `j` ascending where that position
+/// `t` is in `[0, T_out)`, from `+0`: the order of [`Conv1d::add_windows_back_runs`],
+/// whose running sum starts at the `+0` of its fill. Eight positions of `dx` at a time
+/// sum in one vector over `j` and are stored once (no fill; the runs' overlapping adds
+/// to one row waited on the previous store). A lane whose `t` is outside the sample
+/// adds `+0` (its bits masked, whatever the neighbouring column holds), which changes
+/// no sum: a sum from `+0` is never `−0`, and `x + 0 = x` for every other `x`, NaN
+/// included. Channel by channel, each channel's `k` rows read left to right across the
+/// group's samples.
+fn sum_windows_back(dims: &Dims, kernel: usize, col: &[f32], ld: usize, dx: &mut [f32]) {
+    let channels = dims.in_size.checked_div(dims.len).unwrap_or(0);
+    let quads = channels / BACK_CHANNELS;
+    for c in 0..quads {
+        let c0 = c.saturating_mul(BACK_CHANNELS);
+        sum_channels_back::<BACK_CHANNELS>(dims, kernel, col, ld, dx, c0);
+    }
+    for c in quads.saturating_mul(BACK_CHANNELS)..channels {
+        sum_channels_back::<1>(dims, kernel, col, ld, dx, c);
+    }
+}
+
+/// Channels [`sum_windows_back`] sums at once: independent chains of adds, and the
+/// masks (which depend only on the position and `j`) shared.
+const BACK_CHANNELS: usize = 4;
+
+/// The sizes [`sum_block`] walks `col` by (as `isize`, far from overflow).
+struct BackGeometry {
+    /// Zeros before the input.
+    left: isize,
+    /// `T_out`.
+    out_len: isize,
+    /// `k`.
+    kernel: isize,
+    /// The distance of two rows of `col`.
+    ld: isize,
+    /// `k·ld`: the distance of two channels' first rows.
+    channel_rows: isize,
+}
+
+/// The sums of one block of eight positions from `p0` of `CH` channels' `dx`, over
+/// `j` ascending from `+0` (see [`sum_windows_back`]); the sample's columns start at
+/// `column` of the first channel's row `j = 0`. Inlined: the running sums stay in
+/// registers.
+#[inline(always)]
+fn sum_block<const CH: usize>(
+    col: &[f32],
+    g: &BackGeometry,
+    column: isize,
+    p0: isize,
+) -> [f32x8; CH] {
+    let mut acc = [f32x8::ZERO; CH];
+    let mut start = p0.wrapping_add(g.left);
+    let mut from = column.wrapping_add(start);
+    let signed = |v: usize| isize::try_from(v).unwrap_or(isize::MAX);
+    for _ in 0..g.kernel {
+        // Channel `c₀ + ch`'s row `j` is `ch·k·ld` further.
+        let at = |ch: usize| from.wrapping_add(signed(ch).wrapping_mul(g.channel_rows));
+        if start >= 0 && start.wrapping_add(8) <= g.out_len {
+            for (a, ch) in acc.iter_mut().zip(0..CH) {
+                *a += lanes_at(col, at(ch));
+            }
+        } else if start < g.out_len && start.wrapping_add(8) > 0 {
+            let keep = lanes_inside(start, g.out_len);
+            for (a, ch) in acc.iter_mut().zip(0..CH) {
+                *a += lanes_at(col, at(ch)) & keep;
+            }
+        }
+        // Row `j + 1` is `ld` further, its position one earlier.
+        start = start.wrapping_sub(1);
+        from = from.wrapping_add(g.ld).wrapping_sub(1);
+    }
+    acc
+}
+
+/// [`sum_windows_back`] for the `CH` channels from `c0`, every sample of the group.
+#[inline(always)]
+fn sum_channels_back<const CH: usize>(
+    dims: &Dims,
+    kernel: usize,
+    col: &[f32],
+    ld: usize,
+    dx: &mut [f32],
+    c0: usize,
+) {
+    // Sizes of checked buffers, far below `isize::MAX`: the wrapping arithmetic below
+    // never wraps.
+    let signed = |v: usize| isize::try_from(v).unwrap_or(isize::MAX);
+    let (left, out_len, kernel_i) = (signed(dims.left), signed(dims.out_len), signed(kernel));
+    let ld_i = signed(ld);
+    // Channel `c`'s first row, `j = 0`.
+    let channel_rows = kernel_i.wrapping_mul(ld_i);
+    let mut column = signed(c0).wrapping_mul(channel_rows);
+    for dx_sample in pieces_mut(dx, dims.in_size) {
+        let rows = dx_sample
+            .get_mut(c0.saturating_mul(dims.len)..)
+            .unwrap_or_default();
+        let mut rows = pieces_mut(rows, dims.len);
+        let mut dx_rows: [&mut [f32]; CH] =
+            core::array::from_fn(|_| rows.next().unwrap_or_default());
+        let geometry = BackGeometry {
+            left,
+            out_len,
+            kernel: kernel_i,
+            ld: ld_i,
+            channel_rows,
+        };
+        let sum_block = |p0: isize| sum_block::<CH>(col, &geometry, column, p0);
+        let blocks = dims.len / BACK_LANES;
+        let mut p0 = 0_isize;
+        for b in 0..blocks {
+            let sums = sum_block(p0);
+            for (row, sum) in dx_rows.iter_mut().zip(sums) {
+                if let Some(block) = row.as_chunks_mut::<BACK_LANES>().0.get_mut(b) {
+                    *block = sum.to_array();
+                }
+            }
+            p0 = p0.wrapping_add(8);
+        }
+        if !dims.len.is_multiple_of(BACK_LANES) {
+            let sums = sum_block(p0);
+            for (row, sum) in dx_rows.iter_mut().zip(sums) {
+                let tail = row.as_chunks_mut::<BACK_LANES>().1;
+                tail.iter_mut()
+                    .zip(sum.to_array())
+                    .for_each(|(d, v)| *d = v);
+            }
+        }
+        column = column.wrapping_add(out_len);
+    }
+}
+
 /// `dst[i] = src[offset + i − left]`, and 0 where that index falls outside `src`: a
 /// contiguous copy between two runs of zeros.
 fn shifted_copy(dst: &mut [f32], src: &[f32], offset: usize, left: usize) {
@@ -595,4 +821,91 @@ fn samples_per_group(dims: &Dims, n: usize, scratch_len: usize) -> usize {
         .checked_div(dims.scratch_len)
         .unwrap_or(1)
         .clamp(1, n.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::{Conv1d, Padding};
+    use crate::LcgRng;
+    use crate::layers::{Bias, Shape};
+    use std::vec::Vec;
+
+    /// Col2im with stride 1 summed in registers (`sum_windows_back`) equals the row by
+    /// row adds (`add_windows_back_runs`) bit for bit: kernels 1 to 9, channels in
+    /// fours and one by one, padding none,
+    /// `Zeros` and `Same`, rows shorter than a block and not a multiple of it, and
+    /// values that test the
+    /// `+0` of masked lanes (`−0`, cancelling pairs, `±∞`, NaN: any NaN counts as one).
+    /// A group of three samples side by side, the rows' two last columns NaN: a lane of
+    /// a neighbour or of the padding that leaked into a sum would show.
+    #[test]
+    fn windows_back_in_registers_equal_the_runs_bit_for_bit() {
+        let mut rng = LcgRng::new(7);
+        let specials = [
+            -0.0,
+            0.0,
+            1.0,
+            -1.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        let cases = [
+            (9, 8, Padding::Zeros(0), 26),
+            (5, 8, Padding::Zeros(0), 60),
+            (4, 3, Padding::Same, 12),
+            (1, 8, Padding::Zeros(0), 8),
+            (2, 3, Padding::Zeros(1), 5),
+            (2, 8, Padding::Same, 10),
+            (2, 9, Padding::Zeros(4), 19),
+            (3, 1, Padding::Zeros(0), 13),
+            (1, 5, Padding::Zeros(3), 3),
+            (2, 4, Padding::Same, 33),
+        ];
+        for (c_in, kernel, padding, len) in cases {
+            let conv = Conv1d {
+                c_in,
+                c_out: 2,
+                kernel,
+                stride: 1,
+                padding,
+                bias: Bias::None,
+            };
+            let dims = conv.dims(Shape::sequence(c_in, len)).unwrap();
+            let count = 3;
+            let ld = dims.out_len * count + 2;
+            let mut col = std::vec![f32::NAN; dims.window * ld];
+            for (i, v) in col.iter_mut().enumerate() {
+                if i % ld < dims.out_len * count {
+                    *v = if i % 5 == 0 {
+                        specials[(i / 5) % specials.len()]
+                    } else {
+                        rng.next_f32() * 2.0 - 1.0
+                    };
+                }
+            }
+            // A pair that cancels in one sum: `x` then `−x` at the same `dx`.
+            if dims.out_len > 1 && kernel > 1 {
+                col[ld] = -col[1];
+            }
+            let mut want = std::vec![f32::NAN; count * dims.in_size];
+            for (sample, dx) in want.chunks_exact_mut(dims.in_size).enumerate() {
+                let dcol = &col[sample * dims.out_len..];
+                conv.add_windows_back_runs(&dims, dcol, ld, dx);
+            }
+            let mut got = std::vec![f32::NAN; want.len()];
+            conv.add_windows_back(&dims, &col, ld, &mut got);
+            // Every NaN as one: Rust leaves a NaN's sign and payload unspecified
+            // (`∞ − ∞` gives x86's negative "indefinite" NaN, and which NaN operand
+            // an add passes on is the hardware's choice).
+            let bits = |v: &[f32]| {
+                v.iter()
+                    .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&got), bits(&want), "k {kernel}, {padding:?}, T {len}");
+            assert!(want.iter().any(|v| v.is_finite() && *v != 0.0));
+        }
+    }
 }

@@ -13,6 +13,7 @@
 use super::{Shape, check_batch, nonzero};
 use crate::error::{SslError, SslResult};
 use crate::kernels::{pieces, pieces_mut};
+use wide::f32x8;
 
 /// A max pool over windows of `kernel` positions, stride `kernel`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -198,20 +199,11 @@ impl MaxPool1d {
         let rows = pieces(x, input.len).zip(pieces_mut(dx, input.len));
         for ((x_row, dx_row), dy_row) in rows.zip(pieces(dy, out.len)) {
             if self.kernel == 2 {
-                let pairs = x_row.as_chunks::<2>().0.iter();
-                let (d_pairs, d_tail) = dx_row.as_chunks_mut::<2>();
-                // Both positions written, by selects rather than a branch on the data
-                // (which a branch predictor misses half the time); the odd last position
-                // gets 0.
-                for ((pair, d_pair), g) in pairs.zip(d_pairs.iter_mut()).zip(dy_row) {
-                    let second = picks_second(*pair);
-                    let [a, b] = *pair;
-                    *d_pair = [
-                        if !second && keep(a) { *g } else { 0.0 },
-                        if second && keep(b) { *g } else { 0.0 },
-                    ];
+                if relu {
+                    pairs_back::<true>(x_row, dy_row, dx_row);
+                } else {
+                    pairs_back::<false>(x_row, dy_row, dx_row);
                 }
-                d_tail.fill(0.0);
                 continue;
             }
             dx_row.fill(0.0);
@@ -229,10 +221,64 @@ impl MaxPool1d {
     }
 }
 
+/// Pairs [`pairs_back`] handles at once: one vector of eight `dx`.
+const PAIRS: usize = 4;
+
+/// All bits set: a kept lane.
+const ONES: f32 = f32::from_bits(u32::MAX);
+
+/// The lanes of a block that hold a pair's first position.
+const FIRSTS: [f32; 2 * PAIRS] = [ONES, 0.0, ONES, 0.0, ONES, 0.0, ONES, 0.0];
+
+/// The pool of two's backward on one row (`dx_row` as long as `x_row`, `dy_row` one
+/// per pair), with `RELU` the ReLU's mask: each pair's gradient to the position
+/// [`picks_second`] names, 0 to the other and to an odd last position; each `dx`
+/// written once, by masks rather than a branch on the data (which a branch predictor
+/// misses half the time). [`PAIRS`] pairs as one vector of eight lanes: a lane of a
+/// pair's first position `a` (partner `b`) takes the gradient when `b > a || b` NaN is
+/// false, a second position `b` (partner `a`) when it is true (the same comparison,
+/// read from the other lane), and with the ReLU only where its own value is `> 0`;
+/// the gradient's bits kept by the mask or `+0`. Then the row's last pairs one by one.
+#[inline(always)]
+fn pairs_back<const RELU: bool>(x_row: &[f32], dy_row: &[f32], dx_row: &mut [f32]) {
+    let firsts = f32x8::new(FIRSTS);
+    let (x_blocks, x_rest) = x_row.as_chunks::<{ 2 * PAIRS }>();
+    let (d_blocks, d_rest) = dx_row.as_chunks_mut::<{ 2 * PAIRS }>();
+    let (g_blocks, g_rest) = dy_row.as_chunks::<PAIRS>();
+    let blocks = x_blocks.iter().zip(d_blocks.iter_mut()).zip(g_blocks);
+    for ((x, d), g) in blocks {
+        let [x0, x1, x2, x3, x4, x5, x6, x7] = *x;
+        let [g0, g1, g2, g3] = *g;
+        let v = f32x8::new(*x);
+        let partner = f32x8::new([x1, x0, x3, x2, x5, x4, x7, x6]);
+        let grads = f32x8::new([g0, g0, g1, g1, g2, g2, g3, g3]);
+        // First lanes: `picks_second([v, partner])`; second lanes: `picks_second([partner, v])`.
+        let partner_wins = partner.simd_gt(v) | partner.is_nan();
+        let own_wins = v.simd_gt(partner) | v.is_nan();
+        let mut take = (firsts & !partner_wins) | (!firsts & own_wins);
+        if RELU {
+            take &= v.simd_gt(f32x8::ZERO);
+        }
+        *d = (grads & take).to_array();
+    }
+    let keep = |v: f32| !RELU || v > 0.0;
+    let pairs = x_rest.as_chunks::<2>().0.iter();
+    let (d_pairs, d_tail) = d_rest.as_chunks_mut::<2>();
+    for ((pair, d), g) in pairs.zip(d_pairs.iter_mut()).zip(g_rest) {
+        let second = picks_second(*pair);
+        let [a, b] = *pair;
+        *d = [
+            if !second && keep(a) { *g } else { 0.0 },
+            if second && keep(b) { *g } else { 0.0 },
+        ];
+    }
+    d_tail.fill(0.0);
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
-    use super::MaxPool1d;
+    use super::{MaxPool1d, argmax};
     use crate::layers::{Shape, global_max_pool1d, relu};
     use std::vec::Vec;
 
@@ -261,9 +307,52 @@ mod tests {
     /// The pools' backward through the ReLU before them equals the pool's backward then
     /// the ReLU's, bit for bit: pools of 2 (odd rows too) and 3, the global pool in fours
     /// and in a short last group.
+    /// The pool of two's backward (lanes of four pairs, then pairs one by one) gives
+    /// each window's gradient to the position `argmax` picks, bit for bit, with and
+    /// without the ReLU's mask: ties, zeros, `−∞` and NaN, rows of whole blocks, with
+    /// pairs after them and odd.
+    #[test]
+    fn pairs_backward_equals_argmax_per_window() {
+        for t in [2, 3, 7, 8, 9, 16, 21, 53, 121] {
+            let x = relu_outputs(3 * t);
+            let mut x2 = x.clone();
+            x2.iter_mut().step_by(4).for_each(|v| *v = f32::NAN);
+            for x in [x, x2] {
+                let shape = Shape::sequence(3, t);
+                let pairs = t / 2;
+                let dy: Vec<f32> = (0..3 * pairs).map(|i| i as f32 + 1.0).collect();
+                for relu in [false, true] {
+                    let mut want = std::vec![0.0_f32; x.len()];
+                    for (r, row) in x.chunks_exact(t).enumerate() {
+                        for (i, window) in row.chunks_exact(2).enumerate() {
+                            let (at, value) = argmax(window).unwrap();
+                            if !relu || value > 0.0 {
+                                want[r * t + 2 * i + at] = dy[r * pairs + i];
+                            }
+                        }
+                    }
+                    let mut got = std::vec![f32::NAN; x.len()];
+                    let pool = MaxPool1d { kernel: 2 };
+                    pool.backward_masked(1, shape, &x, &dy, &mut got, relu)
+                        .unwrap();
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "T {t}, relu {relu}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn backward_through_relu_equals_the_two_steps() {
-        for (kernel, n, c, t) in [(2, 2, 3, 9), (2, 1, 2, 8), (3, 2, 2, 10), (5, 3, 3, 5)] {
+        let cases = [
+            (2, 2, 3, 9),
+            (2, 1, 2, 8),
+            (2, 2, 2, 21),
+            (2, 1, 3, 53),
+            (3, 2, 2, 10),
+            (5, 3, 3, 5),
+        ];
+        for (kernel, n, c, t) in cases {
             let shape = Shape::sequence(c, t);
             let x = relu_outputs(n * c * t);
             let pool = MaxPool1d { kernel };

@@ -451,10 +451,23 @@ impl Encoder {
         scratch: &mut [f32],
     ) -> SslResult<()> {
         let mut input: Option<(usize, usize)> = None;
+        // Whether the last BatchNorm also did the ReLU after it (in its buffer).
+        let mut relu_done = false;
+        // The layer's index, counted by hand: `enumerate` over the walk keeps an
+        // overflow check (a panic path) in builds with overflow checks.
+        let mut next_index = 0_usize;
         for ((kind, _, _), slot) in self.walk().zip(&plan.slots) {
+            let index = next_index;
+            next_index = next_index.wrapping_add(1);
             let p = range(params, slot.params);
             let shape = slot.input;
             let in_len = shape.batch_len(n)?;
+            if relu_done {
+                // The ReLU shares the BatchNorm's buffer, already its output.
+                relu_done = false;
+                input = Some(slot.out);
+                continue;
+            }
             if kind.in_place() {
                 if slot.fresh {
                     // A copy of the input, so that what it overwrites stays for the
@@ -472,7 +485,17 @@ impl Encoder {
                         let (y, saved) =
                             split_two(view, (out_start, out_len), (saved_start, saved_len));
                         check_len(in_len, y.len())?;
-                        bn.forward_train_with::<K>(p, n, shape, y, saved)?;
+                        // A ReLU next in the same buffer runs in the normalisation's
+                        // pass (the same bits as the two kinds one after the other).
+                        let next = self.layers().get(index.saturating_add(1));
+                        let next_slot = plan.slots.get(index.saturating_add(1));
+                        relu_done = matches!(next, Some(LayerKind::Relu))
+                            && next_slot.is_some_and(|next| !next.fresh && next.out == slot.out);
+                        if relu_done {
+                            bn.forward_train_relu_with::<K>(p, n, shape, y, saved)?;
+                        } else {
+                            bn.forward_train_with::<K>(p, n, shape, y, saved)?;
+                        }
                     }
                     _ => relu::forward(n, shape, range_mut(view, slot.out))?,
                 }
@@ -720,4 +743,143 @@ pub(crate) struct TrainBuffers<'a> {
     pub(crate) scratch: &'a mut [f32],
     /// A copy of one BatchNorm's parameters, for the running-statistics check.
     pub(crate) batch_norm: &'a mut [f32],
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::Encoder;
+    use crate::LcgRng;
+    use crate::kernels::{Kernels, Scalar, Simd};
+    use crate::layers::{BatchNorm1d, Bias, LayerKind, Linear, Shape, relu};
+    use std::vec::Vec;
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The training forward (a BatchNorm's ReLU in its normalisation pass) equals the
+    /// kinds run one after the other, bit for bit: every layer's output and every
+    /// BatchNorm's saved buffer.
+    fn training_forward_equals_the_kinds_one_by_one<K: Kernels>(encoder: &Encoder, n: usize) {
+        let mut rng = LcgRng::new(3);
+        let mut params = std::vec![0.0; encoder.param_count().unwrap()];
+        rng.fill_normal(&mut params);
+        let mut x = std::vec![0.0; n * encoder.d_input()];
+        rng.fill_normal(&mut x);
+        let plan = encoder.plan(n).unwrap();
+        let mut view = std::vec![f32::NAN; plan.view_len];
+        let mut scratch = std::vec![f32::NAN; encoder.scratch_len(n).unwrap()];
+        encoder
+            .forward_train::<K>(&plan, &params, n, &x, &mut view, &mut scratch)
+            .unwrap();
+        let mut current = x.clone();
+        let layers = encoder.walk().zip(&plan.slots).enumerate();
+        let mut relus = 0;
+        for (index, ((kind, shape, at), slot)) in layers {
+            let p = &params[at..at + kind.param_count().unwrap()];
+            match kind {
+                LayerKind::BatchNorm1d(bn) => {
+                    let mut saved = std::vec![f32::NAN; bn.saved_len(shape, n).unwrap()];
+                    bn.forward_train_with::<K>(p, n, shape, &mut current, &mut saved)
+                        .unwrap();
+                    let got = &view[slot.saved.0..slot.saved.0 + slot.saved.1];
+                    assert_eq!(bits(got), bits(&saved), "saved buffer");
+                }
+                LayerKind::Relu => {
+                    relu::forward(n, shape, &mut current).unwrap();
+                    relus += 1;
+                }
+                _ => {
+                    let out = kind.output_shape(shape).unwrap().batch_len(n).unwrap();
+                    let mut y = std::vec![f32::NAN; out];
+                    let mut scratch = std::vec![f32::NAN; encoder.scratch_len(n).unwrap()];
+                    super::forward_kind::<K>(kind, p, n, shape, &current, &mut y, &mut scratch)
+                        .unwrap();
+                    current = y;
+                }
+            }
+            // A buffer holds the output of the last layer that works in it.
+            let shared = plan.slots[..encoder.layers().len()]
+                .get(index + 1)
+                .is_some_and(|next| !next.fresh);
+            if !shared {
+                let got = &view[slot.out.0..slot.out.0 + slot.out.1];
+                assert_eq!(bits(got), bits(&current), "output of {kind:?}");
+            }
+            assert!(current.iter().any(|v| *v > 0.0) && current.iter().all(|v| !v.is_nan()));
+        }
+        assert!(relus > 0);
+    }
+
+    fn encoders() -> Vec<(Encoder, usize)> {
+        let dense = Encoder::new(
+            Shape::vector(12),
+            &[
+                LayerKind::Linear(Linear {
+                    d_in: 12,
+                    d_out: 16,
+                    bias: Bias::None,
+                }),
+                LayerKind::BatchNorm1d(BatchNorm1d::new(16)),
+                LayerKind::Relu,
+                LayerKind::Linear(Linear {
+                    d_in: 16,
+                    d_out: 8,
+                    bias: Bias::Trainable,
+                }),
+            ],
+        )
+        .unwrap();
+        core::iter::once((dense, 5)).chain(conv_encoder()).collect()
+    }
+
+    #[cfg(not(feature = "conv"))]
+    fn conv_encoder() -> Option<(Encoder, usize)> {
+        None
+    }
+
+    #[cfg(feature = "conv")]
+    fn conv_encoder() -> Option<(Encoder, usize)> {
+        use crate::layers::{Conv1d, MaxPool1d, Padding};
+        let conv = |c_in, c_out| {
+            LayerKind::Conv1d(Conv1d {
+                c_in,
+                c_out,
+                kernel: 5,
+                stride: 1,
+                padding: Padding::Zeros(0),
+                bias: Bias::None,
+            })
+        };
+        let encoder = Encoder::new(
+            Shape::sequence(3, 41),
+            &[
+                conv(3, 8),
+                LayerKind::BatchNorm1d(BatchNorm1d::new(8)),
+                LayerKind::Relu,
+                LayerKind::MaxPool1d(MaxPool1d { kernel: 2 }),
+                conv(8, 12),
+                LayerKind::BatchNorm1d(BatchNorm1d::new(12)),
+                LayerKind::Relu,
+                LayerKind::GlobalMaxPool1d,
+            ],
+        )
+        .unwrap();
+        Some((encoder, 6))
+    }
+
+    #[test]
+    fn training_forward_equals_the_kinds_one_by_one_simd() {
+        for (encoder, n) in encoders() {
+            training_forward_equals_the_kinds_one_by_one::<Simd>(&encoder, n);
+        }
+    }
+
+    #[test]
+    fn training_forward_equals_the_kinds_one_by_one_scalar() {
+        for (encoder, n) in encoders() {
+            training_forward_equals_the_kinds_one_by_one::<Scalar>(&encoder, n);
+        }
+    }
 }
