@@ -487,6 +487,9 @@ pub fn sum_error_bound(terms: usize, sum_abs: f64) -> f64 {
     2.0 * k_u / (1.0 - k_u) * sum_abs
 }
 
+/// All bits set: as an `f32x8` lane mask, a lane kept by `&` (`0.0` drops it).
+pub(crate) const KEEP: f32 = f32::from_bits(u32::MAX);
+
 /// Consecutive pieces of `len` elements (the last may be shorter; `len` 0 counts as 1).
 ///
 /// `slice::chunks` without its division: `Chunks::size_hint` (which `zip` calls) divides

@@ -26,7 +26,7 @@
 
 use super::{OVERFLOW, ParamTensors, Shape, check_batch, check_len, nonzero};
 use crate::error::{SslError, SslResult};
-use crate::kernels::{Kernels, Scalar, lane_sums, pieces, pieces_mut};
+use crate::kernels::{KEEP, Kernels, Scalar, lane_sums, pieces, pieces_mut};
 use wide::f32x8;
 
 /// PyTorch's default `eps`.
@@ -553,30 +553,9 @@ fn normalize_row<const RELU: bool>(
     };
     // The last values (after the whole blocks) as one block, no branch per value on
     // its sign: the row's last eight, read before any is written (the lanes before
-    // the last values are dropped), or for a row shorter than eight a zero-padded copy.
+    // the last values are dropped).
     let tail_len = row.len() % 8;
-    let last = row
-        .len()
-        .checked_sub(8)
-        .and_then(|at| row.get(at..))
-        .and_then(|v| v.first_chunk::<8>());
-    let tail = match last {
-        _ if tail_len == 0 => None,
-        Some(last) => Some(block(*last)),
-        None => {
-            let mut padded = [0.0; 8];
-            padded.iter_mut().zip(row.iter()).for_each(|(p, v)| *p = *v);
-            let (normalized, out) = block(padded);
-            // As the row's last eight would have them: the values at the end.
-            let shift = |v: [f32; 8]| {
-                core::array::from_fn(|i| {
-                    let from = i.wrapping_add(tail_len) % 8;
-                    v.get(from).copied().unwrap_or(0.0)
-                })
-            };
-            Some((shift(normalized), shift(out)))
-        }
-    };
+    let tail = (tail_len != 0).then(|| block(last_eight(row)));
     let (blocks, rest) = row.as_chunks_mut::<8>();
     let (x_blocks, x_rest) = xhat_row.as_chunks_mut::<8>();
     for (v, xhat) in blocks.iter_mut().zip(x_blocks.iter_mut()) {
@@ -593,9 +572,8 @@ fn normalize_row<const RELU: bool>(
 
 /// One row of the backward's `dL/dx = ((g − mean_g) − x̂·mean_gx)·scale` in place on
 /// `g_row`, eight values at a time in `f32x8` (each operation rounded as the scalar
-/// expression's), the row's last values as one more block read as the row's last
-/// eight before any is written (a zero-padded copy for a row shorter than eight), as
-/// [`normalize_row`].
+/// expression's), the row's last values as one more block ([`last_eight`]) read before
+/// any is written, as [`normalize_row`].
 #[inline(always)]
 fn gradient_row(g_row: &mut [f32], xhat_row: &[f32], (mean_g, mean_gx, scale): (f32, f32, f32)) {
     let (a, b, k) = (
@@ -604,24 +582,8 @@ fn gradient_row(g_row: &mut [f32], xhat_row: &[f32], (mean_g, mean_gx, scale): (
         f32x8::splat(scale),
     );
     let block = |g: [f32; 8], x: [f32; 8]| ((f32x8::new(g) - a - f32x8::new(x) * b) * k).to_array();
-    let last = |v: &[f32]| {
-        let at = v.len().checked_sub(8)?;
-        v.get(at..)?.first_chunk::<8>().copied()
-    };
     let tail_len = g_row.len() % 8;
-    let tail = match (last(g_row), last(xhat_row)) {
-        _ if tail_len == 0 => None,
-        (Some(g), Some(x)) => Some(block(g, x)),
-        _ => {
-            let (mut g, mut x) = ([0.0; 8], [0.0; 8]);
-            let from = 8_usize.saturating_sub(tail_len);
-            let g_lanes = g.get_mut(from..).unwrap_or_default().iter_mut();
-            g_lanes.zip(g_row.iter()).for_each(|(p, v)| *p = *v);
-            let x_lanes = x.get_mut(from..).unwrap_or_default().iter_mut();
-            x_lanes.zip(xhat_row.iter()).for_each(|(p, v)| *p = *v);
-            Some(block(g, x))
-        }
-    };
+    let tail = (tail_len != 0).then(|| block(last_eight(g_row), last_eight(xhat_row)));
     let (blocks, rest) = g_row.as_chunks_mut::<8>();
     let x_blocks = xhat_row.as_chunks::<8>().0;
     for (g, x) in blocks.iter_mut().zip(x_blocks) {
@@ -633,6 +595,21 @@ fn gradient_row(g_row: &mut [f32], xhat_row: &[f32], (mean_g, mean_gx, scale): (
             .zip(out.iter().skip(from))
             .for_each(|(d, v)| *d = *v);
     }
+}
+
+/// The last eight floats of `row`; a row shorter than eight zero-padded in front, so
+/// that its values are the last lanes either way (the lanes a row's tail is read from).
+#[inline(always)]
+fn last_eight(row: &[f32]) -> [f32; 8] {
+    let start = row.len().saturating_sub(8);
+    if let Some(last) = row.get(start..).and_then(<[f32]>::first_chunk::<8>) {
+        return *last;
+    }
+    let mut lanes = [0.0; 8];
+    let from = 8_usize.saturating_sub(row.len());
+    let slots = lanes.get_mut(from..).unwrap_or_default();
+    slots.iter_mut().zip(row).for_each(|(d, v)| *d = *v);
+    lanes
 }
 
 /// Channels whose sums over positions run interleaved in [`channel_sums`] and
@@ -797,9 +774,8 @@ fn add_block(
 fn lane_masks(len: usize) -> (LaneSums, LaneSums) {
     let rest = len % SEQUENCE_SUM_LANES;
     let mut last = [0.0_f32; SEQUENCE_SUM_LANES];
-    let ones = f32::from_bits(u32::MAX);
-    last.iter_mut().take(rest).for_each(|k| *k = ones);
-    (lanes(&[ones; SEQUENCE_SUM_LANES]), lanes(&last))
+    last.iter_mut().take(rest).for_each(|k| *k = KEEP);
+    (lanes(&[KEEP; SEQUENCE_SUM_LANES]), lanes(&last))
 }
 
 /// The row of `len` positions at the start of `from` (the rest of the batch) as whole

@@ -43,7 +43,7 @@
 use super::{Bias, OVERFLOW, ParamTensors, Shape, check_batch, check_len, nonzero};
 use crate::error::{SslError, SslResult};
 use crate::kernels::correlate::{Correlation, correlate, correlate_pack_len};
-use crate::kernels::{Kernels, gemm_tn_set, pieces, pieces_mut};
+use crate::kernels::{KEEP, Kernels, gemm_tn_set, pieces, pieces_mut};
 use wide::f32x8;
 
 /// Windows of at least this many floats (`C_in·k`) run the forward through
@@ -597,9 +597,6 @@ impl Conv1d {
 
 /// Lanes of the [`sum_windows_back`] blocks: positions of `dx` summed at once.
 const BACK_LANES: usize = 8;
-
-/// All bits set: a lane kept by a mask.
-const KEEP: f32 = f32::from_bits(u32::MAX);
 
 /// Eight dropped lanes, then eight kept: `[8 − n..][..8]` drops the first `n` lanes.
 const DROP_FIRST: [f32; 2 * BACK_LANES] = {

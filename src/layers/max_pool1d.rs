@@ -12,7 +12,7 @@
 
 use super::{Shape, check_batch, nonzero};
 use crate::error::{SslError, SslResult};
-use crate::kernels::{pieces, pieces_mut};
+use crate::kernels::{KEEP, pieces, pieces_mut};
 use wide::f32x8;
 
 /// A max pool over windows of `kernel` positions, stride `kernel`.
@@ -224,11 +224,8 @@ impl MaxPool1d {
 /// Pairs [`pairs_back`] handles at once: one vector of eight `dx`.
 const PAIRS: usize = 4;
 
-/// All bits set: a kept lane.
-const ONES: f32 = f32::from_bits(u32::MAX);
-
 /// The lanes of a block that hold a pair's first position.
-const FIRSTS: [f32; 2 * PAIRS] = [ONES, 0.0, ONES, 0.0, ONES, 0.0, ONES, 0.0];
+const FIRSTS: [f32; 2 * PAIRS] = [KEEP, 0.0, KEEP, 0.0, KEEP, 0.0, KEEP, 0.0];
 
 /// The pool of two's backward on one row (`dx_row` as long as `x_row`, `dy_row` one
 /// per pair), with `RELU` the ReLU's mask: each pair's gradient to the position
@@ -304,9 +301,6 @@ mod tests {
         v
     }
 
-    /// The pools' backward through the ReLU before them equals the pool's backward then
-    /// the ReLU's, bit for bit: pools of 2 (odd rows too) and 3, the global pool in fours
-    /// and in a short last group.
     /// The pool of two's backward (lanes of four pairs, then pairs one by one) gives
     /// each window's gradient to the position `argmax` picks, bit for bit, with and
     /// without the ReLU's mask: ties, zeros, `−∞` and NaN, rows of whole blocks, with
@@ -342,6 +336,9 @@ mod tests {
         }
     }
 
+    /// The pools' backward through the ReLU before them equals the pool's backward then
+    /// the ReLU's, bit for bit: pools of 2 (odd rows too) and 3, the global pool in fours
+    /// and in a short last group.
     #[test]
     fn backward_through_relu_equals_the_two_steps() {
         let cases = [
