@@ -1698,11 +1698,17 @@ const DIRECT_RUN: usize = 8;
 /// multiple of eight columns).
 const DIRECT_CHANNELS: usize = GEMM_GROUP / DIRECT_RUN;
 const _: () = assert!(GEMM_GROUP.is_multiple_of(DIRECT_RUN) && DIRECT_CHANNELS >= 1);
+/// Whether [`correlate_weights_direct`] runs on this build's lanes: at most eight, so
+/// that each lane vector loads from one window run. `f32x16` (AVX-512) would join two
+/// runs per vector, and that measured slower than the window matrix
+/// (BENCHMARKS.md, "The `har-conv` step, fifth pass").
+const DIRECT_LANES: bool = LANES <= DIRECT_RUN;
 
 /// Whether [`correlate_weights_direct`] takes `d`: stride 1, a kernel of
 /// [`DIRECT_RUN`], and every window inside the input (no padding read).
 pub(crate) fn weights_in_place(d: &CorrelationDims) -> bool {
-    d.stride == 1
+    DIRECT_LANES
+        && d.stride == 1
         && d.kernel == DIRECT_RUN
         && d.left == 0
         && d.out_len.saturating_add(DIRECT_RUN - 1) <= d.len
@@ -2035,7 +2041,8 @@ mod tests {
     /// short of channels (odd `C_in`, on every width), and output channels that reach
     /// the register blocks of 6, 4, 2 and 1 rows. The values have fractions and a start
     /// that is not zero, so a step summed in another order, twice or not at all changes
-    /// the bits; a NaN after each row's windows would show a read past them.
+    /// the bits; a NaN after each row's windows would show a read past them. The kernel
+    /// is checked on every width; [`weights_in_place`] picks it on lanes of at most 8.
     #[test]
     fn weights_in_place_equal_the_packed_panels_bit_for_bit() {
         use super::super::correlate::Correlation;
@@ -2059,7 +2066,7 @@ mod tests {
                 out_len,
             };
             let d = shape.dims().unwrap();
-            assert!(weights_in_place(&d), "{shape:?}");
+            assert_eq!(weights_in_place(&d), DIRECT_LANES, "{shape:?}");
             let mut x: Vec<f32> = values(n * c_in * len, 1).iter().map(|v| v / 7.0).collect();
             // Past the windows of each row (`T_out + 7 ≤ T`): never read.
             for row in x.chunks_mut(len) {
@@ -2093,7 +2100,7 @@ mod tests {
             left: 0,
             out_len: 13,
         };
-        assert!(weights_in_place(&base.dims().unwrap()));
+        assert_eq!(weights_in_place(&base.dims().unwrap()), DIRECT_LANES);
         for other in [
             Correlation { kernel: 7, ..base },
             Correlation {

@@ -437,6 +437,8 @@ impl Conv1d {
             .unwrap_or_default();
         let group_in = dims.in_size.saturating_mul(group);
         let group_out = dims.out_size.saturating_mul(group);
+        // The products below read `dY` side by side, unless `dW` is done and no `dx` wanted.
+        let side_by_side = !weights_in_place || dx.is_some();
         let mut dx_groups = dx.map(|dx| pieces_mut(dx, group_in));
         for (x_group, dy_group) in pieces(x, group_in).zip(pieces(dy, group_out)) {
             let count = x_group.len().checked_div(dims.in_size).unwrap_or(0);
@@ -450,7 +452,8 @@ impl Conv1d {
             // The group's output gradients side by side: `g[o, s·T_out + t]`.
             let mut column = 0_usize;
             for dy_sample in pieces(dy_group, dims.out_size) {
-                for (row, d_row) in pieces_mut(g, ld).zip(pieces(dy_sample, dims.out_len)) {
+                let rows = pieces_mut(g, ld).zip(pieces(dy_sample, dims.out_len));
+                for (row, d_row) in rows.take_while(|_| side_by_side) {
                     let dst = row.get_mut(column..).unwrap_or_default();
                     dst.iter_mut().zip(d_row).for_each(|(d, v)| *d = *v);
                 }
