@@ -24,7 +24,9 @@
 //! [`correlate`] takes a caller buffer of [`correlate_pack_len`] floats, whatever the batch
 //! (the SIMD twin packs `Wᵀ` there by groups of output channels, and one register block's
 //! windows; the scalar twin does not use it). [`correlate_weights_add`] needs none; its
-//! SIMD twin copies panels of windows to the stack as
+//! SIMD twin packs `dy` for one register block on the stack (at most `6 × 256` floats)
+//! and, with a kernel of 8, stride 1 and no window over the padding, reads the windows
+//! straight from `x`; otherwise it copies panels of windows to the stack as
 //! [`Kernels::gemm_nn_add`] does (64 KiB on 64-bit targets).
 
 use super::{Kernels, pieces, pieces_mut};
@@ -257,6 +259,13 @@ pub fn correlate_weights_add<K: Kernels>(
     let d = weights_operands(shape, dy, x, dw)?;
     K::correlate_weights_add(&d, dy, x, dw);
     Ok(())
+}
+
+/// Whether twin `K` runs [`correlate_weights_add`] on `shape` with its windows read
+/// straight from `x` ([`Sealed::weights_in_place`](super::sealed::Sealed::weights_in_place)).
+#[cfg(feature = "conv")]
+pub(crate) fn weights_in_place<K: Kernels>(shape: &Correlation) -> bool {
+    shape.dims().is_ok_and(|d| K::weights_in_place(&d))
 }
 
 /// `x̃[c, i − left]` of one sample's `x_sample` (`C_in × T`): 0 outside `[0, T)`.

@@ -385,6 +385,13 @@ mod sealed {
             pack: &mut [f32],
         );
 
+        /// Whether [`correlate_weights_add`](super::correlate::correlate_weights_add)
+        /// on `d` reads its windows straight from `x` (no window matrix), so that a
+        /// convolution's backward should call it for its weight gradient rather than
+        /// build the window matrix for [`Kernels::gemm_nn_add`](super::Kernels::gemm_nn_add)
+        /// (the same bits either way).
+        fn weights_in_place(d: &super::correlate::CorrelationDims) -> bool;
+
         /// [`correlate_weights_add`](super::correlate::correlate_weights_add) on checked
         /// operands.
         fn correlate_weights_add(

@@ -115,6 +115,11 @@ impl sealed::Sealed for Scalar {
     }
 
     #[inline]
+    fn weights_in_place(_: &CorrelationDims) -> bool {
+        false
+    }
+
+    #[inline]
     fn correlate_weights_add(d: &CorrelationDims, dy: &[f32], x: &[f32], dw: &mut [f32]) {
         correlate::correlate_weights_scalar(d, dy, x, dw);
     }

@@ -1184,11 +1184,20 @@ impl sealed::Sealed for Simd {
     }
 
     #[inline]
+    fn weights_in_place(d: &CorrelationDims) -> bool {
+        VECTOR_UNIT && weights_in_place(d)
+    }
+
+    #[inline]
     fn correlate_weights_add(d: &CorrelationDims, dy: &[f32], x: &[f32], dw: &mut [f32]) {
         if !VECTOR_UNIT {
             return Scalar::correlate_weights_add(d, dy, x, dw);
         }
-        correlate_weights_simd(d, dy, x, dw);
+        if weights_in_place(d) {
+            correlate_weights_direct(d, dy, x, dw);
+        } else {
+            correlate_weights_simd(d, dy, x, dw);
+        }
     }
 
     fn gemm_tn_set(
@@ -1646,27 +1655,192 @@ fn weight_rows<'c, const R: usize>(
     let a = a.get_mut(..kc).unwrap_or_default();
     while d.c_out.saturating_sub(*o0) >= R {
         let mut c_block = next_rows_mut::<R>(c_rows);
-        for r in 0..R {
-            let channel = o0.saturating_add(r).saturating_mul(d.out_len);
-            // The block's steps run by samples: one contiguous piece of this channel each.
-            let (mut s, mut t) = from;
-            let mut entries = a.iter_mut();
-            while entries.len() > 0 {
-                let count = d.out_len.saturating_sub(t).max(1);
-                let start = s
-                    .saturating_mul(d.out_size)
-                    .saturating_add(channel)
-                    .saturating_add(t);
-                let run = dy.get(start..).unwrap_or_default();
-                let run = run.get(..count).unwrap_or(run);
-                for (entry, v) in entries.by_ref().take(count).zip(run) {
-                    entry[r] = *v;
-                }
-                (s, t) = (s.saturating_add(1), 0);
-            }
-        }
+        pack_dy(d, dy, from, *o0, a);
         gemm_columns(a, panel, &mut c_block, width);
         *o0 = o0.saturating_add(R);
+    }
+}
+
+/// `a[p][r] = dy[s, o₀ + r, t]` for the steps `(s, t)` from `from` on, one per entry.
+#[inline(always)]
+fn pack_dy<const R: usize>(
+    d: &CorrelationDims,
+    dy: &[f32],
+    from: (usize, usize),
+    o0: usize,
+    a: &mut [[f32; R]],
+) {
+    for r in 0..R {
+        let channel = o0.saturating_add(r).saturating_mul(d.out_len);
+        // The block's steps run by samples: one contiguous piece of this channel each.
+        let (mut s, mut t) = from;
+        let mut entries = a.iter_mut();
+        while entries.len() > 0 {
+            let count = d.out_len.saturating_sub(t).max(1);
+            let start = s
+                .saturating_mul(d.out_size)
+                .saturating_add(channel)
+                .saturating_add(t);
+            let run = dy.get(start..).unwrap_or_default();
+            let run = run.get(..count).unwrap_or(run);
+            for (entry, v) in entries.by_ref().take(count).zip(run) {
+                entry[r] = *v;
+            }
+            (s, t) = (s.saturating_add(1), 0);
+        }
+    }
+}
+
+/// The kernel length of [`correlate_weights_direct`]: a channel's window is one run of
+/// eight floats of its row.
+const DIRECT_RUN: usize = 8;
+/// Channels per column group of [`correlate_weights_direct`] (every build's group is a
+/// multiple of eight columns).
+const DIRECT_CHANNELS: usize = GEMM_GROUP / DIRECT_RUN;
+const _: () = assert!(GEMM_GROUP.is_multiple_of(DIRECT_RUN) && DIRECT_CHANNELS >= 1);
+/// Whether [`correlate_weights_direct`] runs on this build's lanes: at most eight, so
+/// that each lane vector loads from one window run. `f32x16` (AVX-512) would join two
+/// runs per vector, and that measured slower than the window matrix
+/// (BENCHMARKS.md, "The `har-conv` step, fifth pass").
+const DIRECT_LANES: bool = LANES <= DIRECT_RUN;
+
+/// Whether [`correlate_weights_direct`] takes `d`: stride 1, a kernel of
+/// [`DIRECT_RUN`], and every window inside the input (no padding read).
+pub(crate) fn weights_in_place(d: &CorrelationDims) -> bool {
+    DIRECT_LANES
+        && d.stride == 1
+        && d.kernel == DIRECT_RUN
+        && d.left == 0
+        && d.out_len.saturating_add(DIRECT_RUN - 1) <= d.len
+}
+
+/// One register block of [`correlate_weights_direct`]: rows `c` of `dW` (from their
+/// first column) over the column group of window channels `c₀ ..` (eight columns each,
+/// `j .. j + width`), summed over the `a.len()` steps from `(s, t)`; step `(s, t)` reads
+/// `x[s, c, t .. t + 8]` straight from the sample's rows. A channel past `C_in` reads the
+/// last channel's row: its lanes are past `width` and dropped.
+#[inline(always)]
+fn direct_block<const R: usize>(
+    d: &CorrelationDims,
+    x: &[f32],
+    (mut s, mut t): (usize, usize),
+    c0: usize,
+    a: &[[f32; R]],
+    c: &mut [&mut [f32]; R],
+    (j, width): (usize, usize),
+) {
+    let mut acc = [[Lanes::ZERO; GEMM_VECS]; R];
+    for (sums, row) in acc.iter_mut().zip(c.iter()) {
+        let row = row.get(j..).unwrap_or_default();
+        *sums = match row.first_chunk::<GEMM_GROUP>() {
+            Some(group) if width >= GEMM_GROUP => load_group(group),
+            _ => load_group(&padded_group(row.get(..width).unwrap_or_default())),
+        };
+    }
+    let last = d.c_in.saturating_sub(1);
+    let mut steps = a.iter();
+    while steps.len() > 0 && s < d.n {
+        // The block's steps in sample `s`: positions `t .. t + count`, windows
+        // `x[s, c, t .. t + count + 7]`.
+        let count = d.out_len.saturating_sub(t).min(steps.len());
+        let x_sample = sample(d, x, s);
+        let runs: [&[f32]; DIRECT_CHANNELS] = core::array::from_fn(|q| {
+            let start = c0
+                .saturating_add(q)
+                .min(last)
+                .saturating_mul(d.len)
+                .saturating_add(t);
+            x_sample
+                .get(start..)
+                .and_then(|run| run.get(..count.saturating_add(DIRECT_RUN - 1)))
+                .unwrap_or_default()
+        });
+        let mut windows = runs.map(|run| run.windows(DIRECT_RUN));
+        for a_step in steps.by_ref().take(count) {
+            let mut group = [0.0; GEMM_GROUP];
+            let parts = group.as_chunks_mut::<DIRECT_RUN>().0.iter_mut();
+            for (part, window) in parts.zip(windows.iter_mut()) {
+                if let Some(values) = window.next().and_then(|w| w.first_chunk::<DIRECT_RUN>()) {
+                    *part = *values;
+                }
+            }
+            gemm_step(&mut acc, a_step, &load_group(&group));
+        }
+        (s, t) = (s.saturating_add(1), 0);
+    }
+    for (sums, row) in acc.iter().zip(c.iter_mut()) {
+        let row = row.get_mut(j..).unwrap_or_default();
+        let mut values = [0.0; GEMM_GROUP];
+        for (v, lanes) in values.as_chunks_mut::<LANES>().0.iter_mut().zip(sums) {
+            *v = lanes.to_array();
+        }
+        match row.first_chunk_mut::<GEMM_GROUP>() {
+            Some(group) if width >= GEMM_GROUP => *group = values,
+            _ => row
+                .iter_mut()
+                .take(width)
+                .zip(values)
+                .for_each(|(c, v)| *c = v),
+        }
+    }
+}
+
+/// Every block of `R` rows of `dW` from `*o0` on while `R` are left, for the cache
+/// block of `a.len()` steps from `from`: `dy` packed, then each column group summed over
+/// the steps with its windows read in place ([`direct_block`]).
+#[inline(always)]
+fn direct_rows<'c, const R: usize>(
+    d: &CorrelationDims,
+    (dy, x): (&[f32], &[f32]),
+    (from, kc): ((usize, usize), usize),
+    c_rows: &mut impl Iterator<Item = &'c mut [f32]>,
+    o0: &mut usize,
+    a_pack: &mut [f32; GEMM_ROWS * GEMM_DEPTH],
+) {
+    let (a, _) = a_pack.as_chunks_mut::<R>();
+    let a = a.get_mut(..kc).unwrap_or_default();
+    while d.c_out.saturating_sub(*o0) >= R {
+        let mut c_block = next_rows_mut::<R>(c_rows);
+        pack_dy(d, dy, from, *o0, a);
+        let (mut j, mut c0) = (0_usize, 0_usize);
+        while j < d.window {
+            let width = d.window.saturating_sub(j).min(GEMM_GROUP);
+            direct_block(d, x, from, c0, a, &mut c_block, (j, width));
+            j = j.saturating_add(GEMM_GROUP);
+            c0 = c0.saturating_add(DIRECT_CHANNELS);
+        }
+        *o0 = o0.saturating_add(R);
+    }
+}
+
+/// [`correlate_weights_add`](super::correlate::correlate_weights_add) on checked
+/// operands of [`weights_in_place`], SIMD twin: the register blocks of the matrix
+/// kernels with each step's `B` (a window, eight floats per channel) read straight from
+/// the rows of `x`: no window matrix, and the rows of a few samples stay in L1 where a
+/// window matrix (`n·T_out × C_in·k`) would stream from L2. Cache blocks of
+/// [`GEMM_DEPTH`] steps; every weight one running sum over `(s, t)` ascending, stored and
+/// reloaded exactly between blocks, so the bits of [`correlate_weights_simd`] and of the
+/// window matrix with [`Kernels::gemm_nn_add`].
+fn correlate_weights_direct(d: &CorrelationDims, dy: &[f32], x: &[f32], dw: &mut [f32]) {
+    let mut a_pack = [0.0_f32; GEMM_ROWS * GEMM_DEPTH];
+    let steps = d.n.saturating_mul(d.out_len);
+    let mut p0 = 0_usize;
+    while p0 < steps {
+        let kc = steps.saturating_sub(p0).min(GEMM_DEPTH);
+        let from = (
+            p0.checked_div(d.out_len).unwrap_or(0),
+            p0.checked_rem(d.out_len).unwrap_or(0),
+        );
+        let mut c_rows = pieces_mut(dw, d.window);
+        let mut o0 = 0_usize;
+        let (block, a) = ((from, kc), &mut a_pack);
+        direct_rows::<GEMM_ROWS>(d, (dy, x), block, &mut c_rows, &mut o0, a);
+        if GEMM_ROWS > 4 {
+            direct_rows::<4>(d, (dy, x), block, &mut c_rows, &mut o0, a);
+        }
+        direct_rows::<2>(d, (dy, x), block, &mut c_rows, &mut o0, a);
+        direct_rows::<1>(d, (dy, x), block, &mut c_rows, &mut o0, a);
+        p0 = p0.saturating_add(kc);
     }
 }
 
@@ -1858,6 +2032,95 @@ mod tests {
                 ((i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 7) % 1000) as f32 - 500.0
             })
             .collect()
+    }
+
+    /// The weight gradient with its windows read in place ([`correlate_weights_direct`])
+    /// gives [`correlate_weights_simd`]'s sums (windows packed per panel) bit for bit:
+    /// several cache blocks of steps and blocks that cross samples (`n·T_out` above
+    /// [`GEMM_DEPTH`]), outputs shorter than the input allows, a last column group
+    /// short of channels (odd `C_in`, on every width), and output channels that reach
+    /// the register blocks of 6, 4, 2 and 1 rows. The values have fractions and a start
+    /// that is not zero, so a step summed in another order, twice or not at all changes
+    /// the bits; a NaN after each row's windows would show a read past them. The kernel
+    /// is checked on every width; [`weights_in_place`] picks it on lanes of at most 8.
+    #[test]
+    fn weights_in_place_equal_the_packed_panels_bit_for_bit() {
+        use super::super::correlate::Correlation;
+        // (n, C_in, T, C_out, T_out); under miri (minutes per million steps) the small
+        // ones.
+        let shapes: &[(usize, usize, usize, usize, usize)] = if cfg!(miri) {
+            &[(3, 3, 30, 7, 23), (1, 1, 8, 3, 1)]
+        } else {
+            &[
+                (20, 16, 26, 13, 19),
+                (3, 3, 30, 7, 23),
+                (5, 5, 40, 11, 12),
+                (1, 1, 8, 3, 1),
+                (9, 32, 60, 64, 53),
+            ]
+        };
+        for &(n, c_in, len, c_out, out_len) in shapes {
+            let shape = Correlation {
+                n,
+                c_in,
+                len,
+                c_out,
+                kernel: DIRECT_RUN,
+                stride: 1,
+                left: 0,
+                out_len,
+            };
+            let d = shape.dims().unwrap();
+            assert_eq!(weights_in_place(&d), DIRECT_LANES, "{shape:?}");
+            let mut x: Vec<f32> = values(n * c_in * len, 1).iter().map(|v| v / 7.0).collect();
+            // Past the windows of each row (`T_out + 7 ≤ T`): never read.
+            for row in x.chunks_mut(len) {
+                row[out_len + DIRECT_RUN - 1..].fill(f32::NAN);
+            }
+            let dy: Vec<f32> = values(n * c_out * out_len, 2)
+                .iter()
+                .map(|v| v / 3.0)
+                .collect();
+            let start: Vec<f32> = values(c_out * c_in * DIRECT_RUN, 3)
+                .iter()
+                .map(|v| v / 9.0)
+                .collect();
+            let (mut direct, mut packed) = (start.clone(), start.clone());
+            correlate_weights_direct(&d, &dy, &x, &mut direct);
+            correlate_weights_simd(&d, &dy, &x, &mut packed);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&direct), bits(&packed), "{shape:?}");
+            assert!(direct.iter().all(|v| v.is_finite()), "{shape:?}");
+            assert_ne!(bits(&direct), bits(&start), "{shape:?}");
+        }
+        // Outside the in-place path: another kernel, a stride, padding, a window past
+        // the input.
+        let base = Correlation {
+            n: 2,
+            c_in: 2,
+            len: 20,
+            c_out: 3,
+            kernel: 8,
+            stride: 1,
+            left: 0,
+            out_len: 13,
+        };
+        assert_eq!(weights_in_place(&base.dims().unwrap()), DIRECT_LANES);
+        for other in [
+            Correlation { kernel: 7, ..base },
+            Correlation {
+                stride: 2,
+                out_len: 7,
+                ..base
+            },
+            Correlation { left: 1, ..base },
+            Correlation {
+                out_len: 14,
+                ..base
+            },
+        ] {
+            assert!(!weights_in_place(&other.dims().unwrap()), "{other:?}");
+        }
     }
 
     /// Rows of 4, 8 and 16 steps on the narrow lanes: [`known_steps`] picks them (on

@@ -19,10 +19,13 @@
 //!   then `Y = b + W·col` ([`Kernels::gemm_nn_add`], `W` as `C_out × C_in·k`) into the
 //!   scratch, copied to each sample's `[C_out, T_out]`: each output sums from its bias
 //!   over `(c, j)` ascending;
-//! - weight gradient: the group's `dY` side by side (`C_out × g·T_out`) and its windows
-//!   transposed one sample after the other (`g·T_out × C_in·k`), then
-//!   `dW += dY·colᵀ` ([`Kernels::gemm_nn_add`]): one running sum per weight over the
-//!   samples and `t` ascending; `db += Σ_t dY` (samples, then `t` ascending);
+//! - weight gradient: where the twin reads windows in place (the SIMD twin with a kernel
+//!   of 8, stride 1 and no window over the padding: every `har-conv` convolution),
+//!   [`correlate_weights_add`] over the whole batch, no window matrix; else the group's
+//!   `dY` side by side (`C_out × g·T_out`) and its windows transposed one sample after
+//!   the other (`g·T_out × C_in·k`), then `dW += dY·colᵀ` ([`Kernels::gemm_nn_add`]).
+//!   Either way one running sum per weight over the samples and `t` ascending, so the
+//!   same bits; `db += Σ_t dY` (samples, then `t` ascending);
 //! - input gradient: `dcol = Wᵀ·dY` ([`Kernels::gemm_tn_add`] onto zeros, written without a zeroing pass; `C_in·k × g·T_out`), then
 //!   added back to the positions it came from ("col2im"), `(c, j)` then `t` ascending
 //!   (with stride 1 each element of `dx` summed in registers over `j` ascending and stored
@@ -42,7 +45,9 @@
 
 use super::{Bias, OVERFLOW, ParamTensors, Shape, check_batch, check_len, nonzero};
 use crate::error::{SslError, SslResult};
-use crate::kernels::correlate::{Correlation, correlate, correlate_pack_len};
+use crate::kernels::correlate::{
+    Correlation, correlate, correlate_pack_len, correlate_weights_add, weights_in_place,
+};
 use crate::kernels::{KEEP, Kernels, gemm_tn_set, pieces, pieces_mut};
 use wide::f32x8;
 
@@ -276,16 +281,7 @@ impl Conv1d {
     ) -> SslResult<()> {
         let (dims, weight, bias) = self.check(params, n, input, x.len(), scratch.len())?;
         check_batch(Shape::sequence(self.c_out, dims.out_len), n, y.len())?;
-        let shape = Correlation {
-            n,
-            c_in: self.c_in,
-            len: dims.len,
-            c_out: self.c_out,
-            kernel: self.kernel,
-            stride: self.stride,
-            left: dims.left,
-            out_len: dims.out_len,
-        };
+        let shape = self.correlation(&dims, n);
         if dims.window >= CORRELATE_WINDOW
             && correlate_pack_len(&shape).is_ok_and(|len| len <= scratch.len())
         {
@@ -344,6 +340,20 @@ impl Conv1d {
             }
         }
         Ok(())
+    }
+
+    /// The batch of correlations this layer runs on `n` samples.
+    fn correlation(&self, dims: &Dims, n: usize) -> Correlation {
+        Correlation {
+            n,
+            c_in: self.c_in,
+            len: dims.len,
+            c_out: self.c_out,
+            kernel: self.kernel,
+            stride: self.stride,
+            left: dims.left,
+            out_len: dims.out_len,
+        }
     }
 
     /// The training forward: the same as [`forward_eval`](Self::forward_eval) (nothing
@@ -414,6 +424,12 @@ impl Conv1d {
         let (d_weight, d_bias) = grads
             .split_at_mut_checked(dims.weight_len)
             .unwrap_or_default();
+        let shape = self.correlation(&dims, n);
+        // dW += Σ dY·windows read straight from `x`, where the twin does that.
+        let weights_in_place = weights_in_place::<K>(&shape);
+        if weights_in_place {
+            correlate_weights_add::<K>(&shape, dy, x, d_weight)?;
+        }
         let group = samples_per_group(&dims, n, scratch.len());
         let group_len = dims.out_len.saturating_mul(group);
         let (col, grads_t) = scratch
@@ -421,6 +437,8 @@ impl Conv1d {
             .unwrap_or_default();
         let group_in = dims.in_size.saturating_mul(group);
         let group_out = dims.out_size.saturating_mul(group);
+        // The products below read `dY` side by side, unless `dW` is done and no `dx` wanted.
+        let side_by_side = !weights_in_place || dx.is_some();
         let mut dx_groups = dx.map(|dx| pieces_mut(dx, group_in));
         for (x_group, dy_group) in pieces(x, group_in).zip(pieces(dy, group_out)) {
             let count = x_group.len().checked_div(dims.in_size).unwrap_or(0);
@@ -434,7 +452,8 @@ impl Conv1d {
             // The group's output gradients side by side: `g[o, s·T_out + t]`.
             let mut column = 0_usize;
             for dy_sample in pieces(dy_group, dims.out_size) {
-                for (row, d_row) in pieces_mut(g, ld).zip(pieces(dy_sample, dims.out_len)) {
+                let rows = pieces_mut(g, ld).zip(pieces(dy_sample, dims.out_len));
+                for (row, d_row) in rows.take_while(|_| side_by_side) {
                     let dst = row.get_mut(column..).unwrap_or_default();
                     dst.iter_mut().zip(d_row).for_each(|(d, v)| *d = *v);
                 }
@@ -445,24 +464,26 @@ impl Conv1d {
                 }
                 column = column.saturating_add(dims.out_len);
             }
-            // dW += dY·colᵀ: [C_out × g·T_out]·[g·T_out × C_in·k], the samples' windows
-            // transposed one after the other.
-            for (x_sample, col_t) in pieces(x_group, dims.in_size)
-                .zip(pieces_mut(col, dims.window.saturating_mul(dims.out_len)))
-            {
-                self.windows_transposed(&dims, x_sample, col_t);
+            if !weights_in_place {
+                // dW += dY·colᵀ: [C_out × g·T_out]·[g·T_out × C_in·k], the samples'
+                // windows transposed one after the other.
+                for (x_sample, col_t) in pieces(x_group, dims.in_size)
+                    .zip(pieces_mut(col, dims.window.saturating_mul(dims.out_len)))
+                {
+                    self.windows_transposed(&dims, x_sample, col_t);
+                }
+                K::gemm_nn_add(
+                    self.c_out,
+                    dims.window,
+                    ld,
+                    g,
+                    ld,
+                    col,
+                    dims.window,
+                    d_weight,
+                    dims.window,
+                );
             }
-            K::gemm_nn_add(
-                self.c_out,
-                dims.window,
-                ld,
-                g,
-                ld,
-                col,
-                dims.window,
-                d_weight,
-                dims.window,
-            );
             let Some(dx_group) = dx_groups.as_mut().and_then(Iterator::next) else {
                 continue;
             };
@@ -904,5 +925,77 @@ mod tests {
             assert_eq!(bits(&got), bits(&want), "k {kernel}, {padding:?}, T {len}");
             assert!(want.iter().any(|v| v.is_finite() && *v != 0.0));
         }
+    }
+
+    /// The backward's weight gradient is the same whether the twin reads the windows in
+    /// place (`correlate_weights_add` where `Kernels::weights_in_place`: `har-conv`'s
+    /// kernel of 8, stride 1, no padding) or builds the transposed window matrix for
+    /// `gemm_nn_add`: bit for bit, on both twins, with groups of one and of several
+    /// samples (any scratch), on a gradient that already holds values.
+    #[test]
+    fn weight_gradient_in_place_equals_the_window_matrix_bit_for_bit() {
+        use crate::kernels::{Kernels, Scalar, Simd};
+        fn check<K: Kernels>() {
+            let mut rng = LcgRng::new(11);
+            // Under miri (seconds per thousand steps) a smaller batch and layer.
+            let (n, c_in, len, c_out) = if cfg!(miri) {
+                (2, 3, 12, 7)
+            } else {
+                (7, 5, 30, 13)
+            };
+            let conv = Conv1d {
+                c_in,
+                c_out,
+                kernel: 8,
+                stride: 1,
+                padding: Padding::Zeros(0),
+                bias: Bias::None,
+            };
+            let input = Shape::sequence(c_in, len);
+            let dims = conv.dims(input).unwrap();
+            let mut normal = |len: usize| {
+                let mut v = std::vec![0.0; len];
+                rng.fill_normal(&mut v);
+                v
+            };
+            let (params, x) = (normal(dims.weight_len), normal(n * dims.in_size));
+            let (dy, start) = (normal(n * dims.out_size), normal(dims.weight_len));
+            // The window matrix route: `colᵀ` of the whole batch, `dY` side by side.
+            let ld = n * dims.out_len;
+            let mut col_t = std::vec![0.0; ld * dims.window];
+            let mut g = std::vec![0.0; conv.c_out * ld];
+            for s in 0..n {
+                let x_sample = &x[s * dims.in_size..][..dims.in_size];
+                let rows = &mut col_t[s * dims.out_len * dims.window..];
+                conv.windows_transposed(&dims, x_sample, &mut rows[..dims.out_len * dims.window]);
+                for o in 0..conv.c_out {
+                    let from = &dy[s * dims.out_size + o * dims.out_len..][..dims.out_len];
+                    g[o * ld + s * dims.out_len..][..dims.out_len].copy_from_slice(from);
+                }
+            }
+            let mut want = start.clone();
+            K::gemm_nn_add(
+                conv.c_out,
+                dims.window,
+                ld,
+                &g,
+                ld,
+                &col_t,
+                dims.window,
+                &mut want,
+                dims.window,
+            );
+            for samples in [1, 2, n] {
+                let mut scratch = std::vec![0.0; samples * dims.scratch_len];
+                let mut got = start.clone();
+                conv.backward::<K>(&params, n, input, &x, &dy, None, &mut got, &mut scratch)
+                    .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{samples} samples per group");
+            }
+            assert_ne!(want, start);
+        }
+        check::<Simd>();
+        check::<Scalar>();
     }
 }
