@@ -262,19 +262,43 @@ fn gemm_block<const R: usize>(
     (j, width): (usize, usize),
     zero: bool,
 ) {
-    let mut acc = [[Lanes::ZERO; GEMM_VECS]; R];
-    if !zero {
-        for (sums, row) in acc.iter_mut().zip(c.iter()) {
-            let row = row.get(j..).unwrap_or_default();
-            *sums = match row.first_chunk::<GEMM_GROUP>() {
-                Some(group) if width >= GEMM_GROUP => load_group(group),
-                _ => load_group(&padded_group(row.get(..width).unwrap_or_default())),
-            };
-        }
-    }
+    let mut acc = if zero {
+        [[Lanes::ZERO; GEMM_VECS]; R]
+    } else {
+        load_block(c, (j, width))
+    };
     for (a_step, b_lanes) in a.iter().zip(b) {
         gemm_step(&mut acc, a_step, &b_lanes);
     }
+    store_block(&acc, c, (j, width));
+}
+
+/// A register block's running sums from `C`: rows `c` at columns `j .. j + width`
+/// (`width ≤ GEMM_GROUP`), the lanes past `width` zero.
+#[inline(always)]
+fn load_block<const R: usize>(
+    c: &[&mut [f32]; R],
+    (j, width): (usize, usize),
+) -> [[Lanes; GEMM_VECS]; R] {
+    let mut acc = [[Lanes::ZERO; GEMM_VECS]; R];
+    for (sums, row) in acc.iter_mut().zip(c.iter()) {
+        let row = row.get(j..).unwrap_or_default();
+        *sums = match row.first_chunk::<GEMM_GROUP>() {
+            Some(group) if width >= GEMM_GROUP => load_group(group),
+            _ => load_group(&padded_group(row.get(..width).unwrap_or_default())),
+        };
+    }
+    acc
+}
+
+/// A register block's sums stored to rows `c` at columns `j .. j + width`; the lanes past
+/// `width` are dropped.
+#[inline(always)]
+fn store_block<const R: usize>(
+    acc: &[[Lanes; GEMM_VECS]; R],
+    c: &mut [&mut [f32]; R],
+    (j, width): (usize, usize),
+) {
     for (sums, row) in acc.iter().zip(c.iter_mut()) {
         let row = row.get_mut(j..).unwrap_or_default();
         let mut values = [0.0; GEMM_GROUP];
@@ -1699,8 +1723,8 @@ const DIRECT_RUN: usize = 8;
 const DIRECT_CHANNELS: usize = GEMM_GROUP / DIRECT_RUN;
 const _: () = assert!(GEMM_GROUP.is_multiple_of(DIRECT_RUN) && DIRECT_CHANNELS >= 1);
 /// Whether [`correlate_weights_direct`] runs on this build's lanes: at most eight, so
-/// that each lane vector loads from one window run. `f32x16` (AVX-512) would join two
-/// runs per vector, and that measured slower than the window matrix
+/// that no lane vector spans two window runs. `f32x16` (AVX-512) would join two runs
+/// per vector, and that measured slower than the window matrix
 /// (BENCHMARKS.md, "The `har-conv` step, fifth pass").
 const DIRECT_LANES: bool = LANES <= DIRECT_RUN;
 
@@ -1729,14 +1753,7 @@ fn direct_block<const R: usize>(
     c: &mut [&mut [f32]; R],
     (j, width): (usize, usize),
 ) {
-    let mut acc = [[Lanes::ZERO; GEMM_VECS]; R];
-    for (sums, row) in acc.iter_mut().zip(c.iter()) {
-        let row = row.get(j..).unwrap_or_default();
-        *sums = match row.first_chunk::<GEMM_GROUP>() {
-            Some(group) if width >= GEMM_GROUP => load_group(group),
-            _ => load_group(&padded_group(row.get(..width).unwrap_or_default())),
-        };
-    }
+    let mut acc = load_block(c, (j, width));
     let last = d.c_in.saturating_sub(1);
     let mut steps = a.iter();
     while steps.len() > 0 && s < d.n {
@@ -1768,21 +1785,7 @@ fn direct_block<const R: usize>(
         }
         (s, t) = (s.saturating_add(1), 0);
     }
-    for (sums, row) in acc.iter().zip(c.iter_mut()) {
-        let row = row.get_mut(j..).unwrap_or_default();
-        let mut values = [0.0; GEMM_GROUP];
-        for (v, lanes) in values.as_chunks_mut::<LANES>().0.iter_mut().zip(sums) {
-            *v = lanes.to_array();
-        }
-        match row.first_chunk_mut::<GEMM_GROUP>() {
-            Some(group) if width >= GEMM_GROUP => *group = values,
-            _ => row
-                .iter_mut()
-                .take(width)
-                .zip(values)
-                .for_each(|(c, v)| *c = v),
-        }
-    }
+    store_block(&acc, c, (j, width));
 }
 
 /// Every block of `R` rows of `dW` from `*o0` on while `R` are left, for the cache

@@ -452,10 +452,12 @@ impl Conv1d {
             // The group's output gradients side by side: `g[o, s·T_out + t]`.
             let mut column = 0_usize;
             for dy_sample in pieces(dy_group, dims.out_size) {
-                let rows = pieces_mut(g, ld).zip(pieces(dy_sample, dims.out_len));
-                for (row, d_row) in rows.take_while(|_| side_by_side) {
-                    let dst = row.get_mut(column..).unwrap_or_default();
-                    dst.iter_mut().zip(d_row).for_each(|(d, v)| *d = *v);
+                if side_by_side {
+                    let rows = pieces_mut(g, ld).zip(pieces(dy_sample, dims.out_len));
+                    for (row, d_row) in rows {
+                        let dst = row.get_mut(column..).unwrap_or_default();
+                        dst.iter_mut().zip(d_row).for_each(|(d, v)| *d = *v);
+                    }
                 }
                 if self.bias == Bias::Trainable {
                     for (d, row) in d_bias.iter_mut().zip(pieces(dy_sample, dims.out_len)) {
